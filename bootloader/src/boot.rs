@@ -1,0 +1,307 @@
+//! The boot flow: verify, swap, trial-boot, revert, on embassy-boot's blocking API.
+//!
+//! embassy-boot provides the power-fail-safe page swap and its state partition.
+//! It does not verify anything itself (its `ed25519-dalek` feature verifies in
+//! the application and hides `mark_updated`), so [`Bootloader::boot`] adds the
+//! checks around it:
+//!
+//! 1. A **fresh** swap request (state SWAP, no page swapped yet) is honoured only
+//!    if the DFU envelope verifies: signatures by a threshold of trust anchors,
+//!    this board's hardware model, security counter ≥ the stored minimum. The
+//!    approved image is recorded as *pending* in the boot records **before**
+//!    the first page moves. An invalid request is cleared (state back to BOOT)
+//!    and the current image boots.
+//! 2. `prepare_boot` swaps (or resumes an interrupted swap, or reverts a trial
+//!    that was never confirmed).
+//! 3. ACTIVE is verified before it is booted. If a trial image failed to
+//!    verify, the bootloader reverts at once.
+//! 4. When the state is no longer SWAP (the trial confirmed with `mark_booted`,
+//!    or was reverted), the pending record is settled: if ACTIVE is the
+//!    approved image, the anti-rollback minimum rises to its counter. The
+//!    minimum never rises on approval or on swap alone (MCUboot #2549).
+//!
+//! Every step is idempotent, so a power cut anywhere is survived by running
+//! `boot` again; `tests/power_cut.rs` proves it at every flash operation.
+
+use core::cell::RefCell;
+
+use embassy_boot::{BlockingFirmwareState, BootLoader, BootLoaderConfig, State};
+use embassy_embedded_hal::flash::partition::BlockingPartition;
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
+
+use crate::anchors::TrustAnchors;
+use crate::envelope::{
+    EnvelopeError, HardwareModel, PREFIX_LEN, Policy, VerifiedImage, verify_in_flash,
+};
+use crate::layout::{Layout, Partition};
+use crate::records::{BootRecords, BootState, Pending};
+
+/// The whole flash, shared by partitions.
+pub type SharedFlash<F> = Mutex<NoopRawMutex, RefCell<F>>;
+/// One partition of the shared flash.
+pub type Part<'a, F> = BlockingPartition<'a, NoopRawMutex, F>;
+
+#[cfg(not(feature = "flash-erase-zero"))]
+pub(crate) const STATE_ERASED: u8 = 0xFF;
+#[cfg(feature = "flash-erase-zero")]
+pub(crate) const STATE_ERASED: u8 = 0x00;
+
+/// What the bootloader is built with.
+#[derive(Debug, Clone, Copy)]
+pub struct BootConfig {
+    /// The board's hardware model; images for others are refused.
+    pub model: HardwareModel,
+    /// Anchors used until a rotation is stored.
+    pub genesis: TrustAnchors,
+    /// Partition layout.
+    pub layout: Layout,
+}
+
+/// Errors that stop the boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BootError {
+    /// Flash access failed.
+    Flash(NorFlashErrorKind),
+    /// The layout does not match the flash geometry.
+    Geometry,
+    /// The work buffer must divide the sector size, hold 1024 bytes and be write-aligned.
+    BufferSize,
+    /// Neither a verified image in ACTIVE nor a way back to one.
+    NoBootableImage(EnvelopeError),
+    /// embassy-boot reported a bad magic.
+    BadMagic,
+}
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Flash(k) => write!(f, "flash error: {k:?}"),
+            Self::Geometry => write!(f, "layout does not match the flash geometry"),
+            Self::BufferSize => write!(f, "work buffer size unusable for this flash"),
+            Self::NoBootableImage(e) => write!(f, "no bootable image: {e}"),
+            Self::BadMagic => write!(f, "bad embassy-boot magic"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for BootError {}
+
+impl From<NorFlashErrorKind> for BootError {
+    fn from(k: NorFlashErrorKind) -> Self {
+        Self::Flash(k)
+    }
+}
+
+impl From<embassy_boot::BootError> for BootError {
+    fn from(e: embassy_boot::BootError) -> Self {
+        match e {
+            embassy_boot::BootError::Flash(k) => Self::Flash(k),
+            embassy_boot::BootError::BadMagic => Self::BadMagic,
+        }
+    }
+}
+
+/// What happened during a boot, and what is about to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootReport {
+    /// The verified image in ACTIVE that will be started.
+    pub image: VerifiedImage,
+    /// Booting a new image on trial: it must confirm before the next reset.
+    pub trial: bool,
+    /// This boot reverted a trial image that never confirmed.
+    pub reverted: bool,
+    /// A swap request was refused, and why.
+    pub rejected_update: Option<EnvelopeError>,
+    /// Anti-rollback minimum after this boot.
+    pub min_security_counter: u32,
+    /// Version of the trust anchor set in force.
+    pub anchors_version: u32,
+}
+
+/// Where embassy-boot's swap stands, read from its state partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// No page moved yet.
+    Fresh,
+    /// Swap or revert under way, or progress invalidated by a confirm.
+    Started,
+}
+
+/// Read embassy-boot 0.7's progress words (format documented in its
+/// `boot_loader.rs`: word 1 is the validity marker, words 2.. the progress).
+pub(crate) fn swap_progress<F: NorFlash>(
+    state: &mut F,
+    buf: &mut [u8],
+) -> Result<Progress, NorFlashErrorKind> {
+    let w = F::WRITE_SIZE;
+    let word = buf.get_mut(..w).ok_or(NorFlashErrorKind::Other)?;
+    state.read(w as u32, word).map_err(|e| e.kind())?;
+    if word.iter().any(|&b| b != STATE_ERASED) {
+        return Ok(Progress::Started);
+    }
+    state.read(2 * w as u32, word).map_err(|e| e.kind())?;
+    Ok(if word.iter().any(|&b| b == STATE_ERASED) {
+        Progress::Fresh
+    } else {
+        Progress::Started
+    })
+}
+
+/// Partition handle on a shared flash.
+pub(crate) fn part<F: NorFlash>(flash: &SharedFlash<F>, p: Partition) -> Part<'_, F> {
+    BlockingPartition::new(flash, p.offset, p.size)
+}
+
+/// Check that a layout fits the flash type and size.
+pub(crate) fn check_geometry<F: NorFlash>(
+    flash: &SharedFlash<F>,
+    layout: &Layout,
+) -> Result<(), BootError> {
+    let capacity = flash.lock(|f| f.borrow().capacity());
+    if layout.sector as usize != F::ERASE_SIZE
+        || layout.write_size as usize != F::WRITE_SIZE
+        || F::READ_SIZE > F::WRITE_SIZE
+        || F::WRITE_SIZE > 32
+        || (layout.flash_size as usize) > capacity
+        || layout.check().is_err()
+    {
+        return Err(BootError::Geometry);
+    }
+    Ok(())
+}
+
+/// Policy for images in a bank of this layout, given the stored state.
+pub(crate) fn policy<'a>(config: &'a BootConfig, st: &'a BootState) -> Policy<'a> {
+    Policy {
+        anchors: &st.anchors,
+        model: Some(&config.model),
+        min_security_counter: st.min_security_counter,
+        max_payload_len: config.layout.active.size - PREFIX_LEN as u32,
+    }
+}
+
+/// The bootloader.
+#[derive(Debug)]
+pub struct Bootloader<'a, F: NorFlash> {
+    flash: &'a SharedFlash<F>,
+    config: BootConfig,
+}
+
+impl<'a, F: NorFlash> Bootloader<'a, F> {
+    /// A bootloader on `flash` laid out as `config.layout`.
+    pub fn new(flash: &'a SharedFlash<F>, config: BootConfig) -> Result<Self, BootError> {
+        check_geometry(flash, &config.layout)?;
+        Ok(Self { flash, config })
+    }
+
+    fn records(&self) -> BootRecords<Part<'a, F>> {
+        BootRecords::new(part(self.flash, self.config.layout.boot_records))
+    }
+
+    fn verify(
+        &self,
+        bank: Partition,
+        st: &BootState,
+        buf: &mut [u8],
+    ) -> Result<VerifiedImage, EnvelopeError> {
+        verify_in_flash(&mut part(self.flash, bank), buf, &policy(&self.config, st))
+    }
+
+    /// Settle a pending install once the state is no longer SWAP: raise the
+    /// minimum if ACTIVE is the approved image, and forget the approval.
+    fn settle(&self, st: &mut BootState, active: &VerifiedImage) -> Result<(), BootError> {
+        let Some(p) = st.pending else { return Ok(()) };
+        let h = active.header();
+        if h.payload_sha256 == p.payload_sha256 && h.security_counter == p.security_counter {
+            st.min_security_counter = st.min_security_counter.max(p.security_counter);
+        }
+        st.pending = None;
+        *st = self.records().store(st)?;
+        Ok(())
+    }
+
+    /// Run the boot flow. `buf` is the work buffer: it must divide the sector
+    /// size, be a multiple of the write size and hold at least 1024 bytes
+    /// (a whole sector is fastest). Returns what to start, or an error if
+    /// nothing verified can be started.
+    pub fn boot(&mut self, buf: &mut [u8]) -> Result<BootReport, BootError> {
+        let sector = self.config.layout.sector as usize;
+        if buf.len() < PREFIX_LEN || sector % buf.len() != 0 || buf.len() % F::WRITE_SIZE != 0 {
+            return Err(BootError::BufferSize);
+        }
+        let layout = self.config.layout;
+        let mut st = self.records().load(&self.config.genesis)?;
+        let mut rejected_update = None;
+
+        let mut loader = BootLoader::new(BootLoaderConfig {
+            active: part(self.flash, layout.active),
+            dfu: part(self.flash, layout.dfu),
+            state: part(self.flash, layout.state),
+        });
+        let before = loader.read_state(buf)?;
+        let fresh = before == State::Swap
+            && swap_progress(&mut part(self.flash, layout.state), buf)? == Progress::Fresh;
+        if fresh {
+            // A previous install may have confirmed without a reset since:
+            // settle it before approving the next one.
+            if st.pending.is_some()
+                && let Ok(img) = self.verify(layout.active, &st, buf)
+            {
+                self.settle(&mut st, &img)?;
+            }
+            match self.verify(layout.dfu, &st, buf) {
+                Ok(img) => {
+                    st.pending = Some(Pending {
+                        payload_sha256: img.header().payload_sha256,
+                        security_counter: img.header().security_counter,
+                    });
+                    st = self.records().store(&st)?;
+                }
+                Err(e) => {
+                    let w = F::WRITE_SIZE;
+                    BlockingFirmwareState::new(part(self.flash, layout.state), &mut buf[..w])
+                        .mark_booted()
+                        .map_err(|_| BootError::Flash(NorFlashErrorKind::Other))?;
+                    rejected_update = Some(e);
+                }
+            }
+        }
+        // An approved swap (new, or resumed after a reset), or a revert.
+        let was_trial = before == State::Swap && !fresh;
+        loader.prepare_boot(buf)?;
+        let mut after = loader.read_state(buf)?;
+
+        let image = match self.verify(layout.active, &st, buf) {
+            Ok(img) => img,
+            Err(_) if after == State::Swap => {
+                // The swapped-in image does not verify (flash corrupted under
+                // us): revert now rather than start it.
+                loader.prepare_boot(buf)?;
+                after = loader.read_state(buf)?;
+                self.verify(layout.active, &st, buf)
+                    .map_err(BootError::NoBootableImage)?
+            }
+            Err(e) => return Err(BootError::NoBootableImage(e)),
+        };
+        let trial = after == State::Swap;
+        let reverted = (was_trial || fresh) && after == State::Revert && {
+            st.pending
+                .is_some_and(|p| p.payload_sha256 != image.header().payload_sha256)
+        };
+        if !trial {
+            self.settle(&mut st, &image)?;
+        }
+        Ok(BootReport {
+            image,
+            trial,
+            reverted,
+            rejected_update,
+            min_security_counter: st.min_security_counter,
+            anchors_version: st.anchors.version(),
+        })
+    }
+}

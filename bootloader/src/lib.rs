@@ -1,0 +1,17 @@
+#![cfg_attr(not(feature = "std"), no_std)]
+#![doc = include_str!("../README.md")]
+
+pub mod anchors;
+pub mod boot;
+pub mod envelope;
+pub mod layout;
+pub mod records;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod updater;
+
+pub use anchors::{KeyId, TrustAnchors};
+pub use boot::{BootConfig, BootError, BootReport, Bootloader, SharedFlash};
+pub use envelope::{EnvelopeError, HardwareModel, Header, Policy, VerifiedImage, Version};
+pub use layout::Layout;
+pub use updater::{UpdateError, Updater};

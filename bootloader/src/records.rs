@@ -1,0 +1,266 @@
+//! Boot records: the small persistent state the bootloader owns.
+//!
+//! Two sectors hold alternating copies of one record (ping-pong). A write
+//! erases the sector that does **not** hold the newest valid record and writes
+//! there with a higher sequence number, so a power cut at any point leaves the
+//! previous record intact: a torn record fails its SHA-256 and is ignored.
+//!
+//! ```text
+//!   0   4  magic "NLBR"
+//!   4   2  format version (1)
+//!   6   2  reserved, zero
+//!   8   4  sequence number (newest valid record wins)
+//!  12   4  minimum security counter (anti-rollback)
+//!  16   1  pending install: 0 none, 1 present
+//!  17   3  reserved, zero
+//!  20  32  pending: payload SHA-256 of the image approved for swap
+//!  52   4  pending: its security counter
+//!  56   8  trust anchors: set version (4), threshold (1), key count (1), 2 reserved
+//!  64 256  trust anchors: up to 8 raw Ed25519 public keys
+//! 320  32  SHA-256 of bytes 0..320
+//! ```
+//!
+//! With no valid record (a factory-fresh device) the state is the bootloader's
+//! genesis anchors and a minimum security counter of 0.
+
+use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
+use sha2::{Digest, Sha256};
+
+use crate::anchors::{MAX_ANCHOR_KEYS, TrustAnchors};
+
+const MAGIC: [u8; 4] = *b"NLBR";
+const BODY_LEN: usize = 320;
+/// Encoded record length.
+pub const RECORD_LEN: usize = BODY_LEN + 32;
+/// Buffer holding a record padded to the write size (write sizes up to 32).
+const BUF_LEN: usize = 384;
+
+/// An install the bootloader approved and started swapping in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Payload digest of the approved image.
+    pub payload_sha256: [u8; 32],
+    /// Its security counter: becomes the minimum once the image confirms.
+    pub security_counter: u32,
+}
+
+/// The bootloader's persistent state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootState {
+    /// Sequence number of the record this came from (0: none stored yet).
+    pub seq: u32,
+    /// Lowest security counter the device accepts.
+    pub min_security_counter: u32,
+    /// Install approved but not yet confirmed.
+    pub pending: Option<Pending>,
+    /// Keys firmware must be signed with.
+    pub anchors: TrustAnchors,
+}
+
+impl BootState {
+    fn encode(&self, out: &mut [u8; BUF_LEN]) {
+        out.fill(0);
+        out[0..4].copy_from_slice(&MAGIC);
+        out[4..6].copy_from_slice(&1u16.to_le_bytes());
+        out[8..12].copy_from_slice(&self.seq.to_le_bytes());
+        out[12..16].copy_from_slice(&self.min_security_counter.to_le_bytes());
+        if let Some(p) = &self.pending {
+            out[16] = 1;
+            out[20..52].copy_from_slice(&p.payload_sha256);
+            out[52..56].copy_from_slice(&p.security_counter.to_le_bytes());
+        }
+        let mut anchors = [0u8; 8 + 32 * MAX_ANCHOR_KEYS];
+        self.anchors.write_to(&mut anchors);
+        out[56..BODY_LEN].copy_from_slice(&anchors);
+        let digest: [u8; 32] = Sha256::digest(&out[..BODY_LEN]).into();
+        out[BODY_LEN..RECORD_LEN].copy_from_slice(&digest);
+    }
+
+    fn decode(raw: &[u8; BUF_LEN]) -> Option<Self> {
+        let digest: [u8; 32] = Sha256::digest(&raw[..BODY_LEN]).into();
+        if raw[0..4] != MAGIC || raw[4..6] != [1, 0] || raw[BODY_LEN..RECORD_LEN] != digest {
+            return None;
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
+        let pending = match raw[16] {
+            0 => None,
+            1 => {
+                let mut payload_sha256 = [0u8; 32];
+                payload_sha256.copy_from_slice(&raw[20..52]);
+                Some(Pending {
+                    payload_sha256,
+                    security_counter: u32_at(52),
+                })
+            }
+            _ => return None,
+        };
+        let mut anchors = [0u8; 8 + 32 * MAX_ANCHOR_KEYS];
+        anchors.copy_from_slice(&raw[56..BODY_LEN]);
+        Some(Self {
+            seq: u32_at(8),
+            min_security_counter: u32_at(12),
+            pending,
+            anchors: TrustAnchors::read_from(&anchors).ok()?,
+        })
+    }
+}
+
+/// Reads and writes boot records in a two-sector partition.
+#[derive(Debug)]
+pub struct BootRecords<F> {
+    flash: F,
+}
+
+impl<F: NorFlash> BootRecords<F> {
+    const FITS: () =
+        assert!(F::WRITE_SIZE <= 32 && BUF_LEN % F::WRITE_SIZE == 0 && F::ERASE_SIZE >= BUF_LEN);
+
+    /// Wrap the BOOT_RECORDS partition (exactly two erase sectors).
+    pub fn new(flash: F) -> Self {
+        let () = Self::FITS;
+        Self { flash }
+    }
+
+    fn padded_len() -> usize {
+        RECORD_LEN.next_multiple_of(F::WRITE_SIZE)
+    }
+
+    fn read_slot(&mut self, slot: u32) -> Result<Option<BootState>, NorFlashErrorKind> {
+        let mut buf = [0u8; BUF_LEN];
+        let len = Self::padded_len()
+            .next_multiple_of(F::READ_SIZE)
+            .min(BUF_LEN);
+        self.flash
+            .read(slot * F::ERASE_SIZE as u32, &mut buf[..len])
+            .map_err(|e| e.kind())?;
+        Ok(BootState::decode(&buf))
+    }
+
+    /// Newest valid record and the slot holding it.
+    fn newest(&mut self) -> Result<Option<(u32, BootState)>, NorFlashErrorKind> {
+        let a = self.read_slot(0)?;
+        let b = self.read_slot(1)?;
+        Ok(match (a, b) {
+            (Some(a), Some(b)) if b.seq > a.seq => Some((1, b)),
+            (Some(a), _) => Some((0, a)),
+            (None, Some(b)) => Some((1, b)),
+            (None, None) => None,
+        })
+    }
+
+    /// The current state, or the factory state built from `genesis`.
+    pub fn load(&mut self, genesis: &TrustAnchors) -> Result<BootState, NorFlashErrorKind> {
+        Ok(match self.newest()? {
+            Some((_, s)) => s,
+            None => BootState {
+                seq: 0,
+                min_security_counter: 0,
+                pending: None,
+                anchors: *genesis,
+            },
+        })
+    }
+
+    /// Persist `state` (its `seq` is replaced by the next sequence number).
+    /// Power-cut safe: the previous record survives until this one is complete.
+    pub fn store(&mut self, state: &BootState) -> Result<BootState, NorFlashErrorKind> {
+        let (slot, seq) = match self.newest()? {
+            Some((cur, s)) => (1 - cur, s.seq.wrapping_add(1).max(1)),
+            None => (0, 1),
+        };
+        let next = BootState { seq, ..*state };
+        let mut buf = [0u8; BUF_LEN];
+        next.encode(&mut buf);
+        let start = slot * F::ERASE_SIZE as u32;
+        self.flash
+            .erase(start, start + F::ERASE_SIZE as u32)
+            .map_err(|e| e.kind())?;
+        self.flash
+            .write(start, &buf[..Self::padded_len()])
+            .map_err(|e| e.kind())?;
+        Ok(next)
+    }
+}
+
+#[cfg(all(test, feature = "sim"))]
+mod tests {
+    use super::*;
+    use crate::sim::{Cut, Erased, SimFlash};
+
+    fn anchors(n: u8) -> TrustAnchors {
+        let keys: std::vec::Vec<[u8; 32]> = (0..n)
+            .map(|i| {
+                ed25519_dalek::SigningKey::from_bytes(&[i + 1; 32])
+                    .verifying_key()
+                    .to_bytes()
+            })
+            .collect();
+        TrustAnchors::new(1, 1, &keys).unwrap()
+    }
+
+    #[test]
+    fn fresh_flash_gives_genesis_and_records_round_trip() {
+        for erased in [Erased::Ones, Erased::Zero] {
+            let mut r = BootRecords::new(SimFlash::<4, 4096>::new(8192, erased));
+            let g = anchors(2);
+            let s = r.load(&g).unwrap();
+            assert_eq!((s.seq, s.min_security_counter, s.pending), (0, 0, None));
+            let mut next = s;
+            next.min_security_counter = 7;
+            next.pending = Some(Pending {
+                payload_sha256: [9; 32],
+                security_counter: 8,
+            });
+            let stored = r.store(&next).unwrap();
+            assert_eq!(stored.seq, 1);
+            assert_eq!(r.load(&g).unwrap(), stored);
+            let again = r
+                .store(&BootState {
+                    pending: None,
+                    ..stored
+                })
+                .unwrap();
+            assert_eq!(again.seq, 2);
+            assert_eq!(r.load(&g).unwrap().pending, None);
+        }
+    }
+
+    #[test]
+    fn power_cut_at_every_point_of_a_store_keeps_old_or_new() {
+        let g = anchors(1);
+        let base = BootState {
+            seq: 0,
+            min_security_counter: 3,
+            pending: None,
+            anchors: g,
+        };
+        // Two ops per store (erase, write); cut after or during each.
+        for cut in [
+            Cut::After(1),
+            Cut::During { op: 1, done: 0 },
+            Cut::During { op: 1, done: 2000 },
+            Cut::During { op: 2, done: 0 },
+            Cut::During { op: 2, done: 17 },
+            Cut::During { op: 2, done: 351 },
+        ] {
+            let mut r = BootRecords::new(SimFlash::<4, 4096>::new(8192, Erased::Ones));
+            r.store(&base).unwrap();
+            r.store(&BootState {
+                min_security_counter: 4,
+                ..base
+            })
+            .unwrap();
+            r.flash.arm(cut);
+            assert!(
+                r.store(&BootState {
+                    min_security_counter: 5,
+                    ..base
+                })
+                .is_err()
+            );
+            r.flash.reboot();
+            let got = r.load(&g).unwrap();
+            assert_eq!(got.min_security_counter, 4, "{cut:?}");
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! A NOR-flash simulator with power-cut injection, for every crate's tests.
+//!
+//! What it models (after sequential-storage's `mock_flash.rs` and MCUboot's
+//! `simflash`):
+//!
+//! - erase sets bytes to the erased value: `0xFF`, or `0x00` for
+//!   [`Erased::Zero`] parts;
+//! - a write may only move bits away from the erased value (NOR programming
+//!   can clear bits, never set them); anything else is an error, not a silent
+//!   AND, so driver bugs show;
+//! - offsets and lengths must be aligned to `WRITE` / `ERASE`; optionally
+//!   ([`DoubleWrite::Forbid`], ECC flash) a word may be written only once
+//!   between erases;
+//! - counters: reads, writes, erases and bytes moved ([`Stats`]);
+//! - power cuts: after the N-th mutating operation, or in the middle of it
+//!   (a prefix of the write lands, the next word is partially programmed; a
+//!   prefix of the erase completes, the next byte is half-erased). After a cut
+//!   every operation fails with [`SimError::PowerLost`] until [`SimFlash::reboot`],
+//!   which keeps the contents, as a real reset does.
+//!
+//! `SimFlash` implements the blocking `embedded-storage` traits (bootloader,
+//! embassy-boot) and the async `embedded-storage-async` traits
+//! (sequential-storage).
+
+use std::vec;
+use std::vec::Vec;
+
+use embedded_storage::nor_flash::{
+    ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
+
+/// Value of an erased byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Erased {
+    /// Erased bytes read `0xFF`; programming clears bits (most NOR).
+    Ones,
+    /// Erased bytes read `0x00`; programming sets bits (some MCU flashes).
+    Zero,
+}
+
+impl Erased {
+    /// The erased byte value.
+    pub const fn byte(self) -> u8 {
+        match self {
+            Self::Ones => 0xFF,
+            Self::Zero => 0x00,
+        }
+    }
+}
+
+/// Whether a word may be programmed again before it is erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoubleWrite {
+    /// Allowed, as long as it only moves bits away from the erased value
+    /// (QSPI NOR such as the reference board's).
+    Allow,
+    /// Refused (flash with ECC, where a second program corrupts the word).
+    Forbid,
+}
+
+/// When power is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The N-th mutating operation (1-based, counted from when the cut is
+    /// armed) completes, then power is lost.
+    After(u64),
+    /// The N-th mutating operation is interrupted once `done` bytes of it
+    /// have landed; the byte after them is half-programmed or half-erased.
+    During {
+        /// Which operation (1-based).
+        op: u64,
+        /// Bytes of it that land completely (clamped to the operation's length).
+        done: usize,
+    },
+}
+
+/// Errors the simulator reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimError {
+    /// Offset or length not aligned to the read/write/erase unit.
+    NotAligned,
+    /// Outside the flash.
+    OutOfBounds,
+    /// A write would set a bit back towards the erased value at this offset.
+    WouldSetBits(u32),
+    /// A word was written twice without erase, with [`DoubleWrite::Forbid`].
+    DoubleWrite(u32),
+    /// Power was cut; reboot the simulator.
+    PowerLost,
+}
+
+impl NorFlashError for SimError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            Self::NotAligned => NorFlashErrorKind::NotAligned,
+            Self::OutOfBounds => NorFlashErrorKind::OutOfBounds,
+            _ => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+impl core::fmt::Display for SimError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// Operation counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Read calls.
+    pub reads: u64,
+    /// Write (program) calls.
+    pub writes: u64,
+    /// Erase calls.
+    pub erases: u64,
+    /// Sectors erased.
+    pub sectors_erased: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Bytes programmed.
+    pub bytes_written: u64,
+}
+
+impl Stats {
+    /// Mutating operations (writes + erases): the points where power can be cut.
+    pub fn mutating_ops(&self) -> u64 {
+        self.writes + self.erases
+    }
+
+    /// Counters accumulated since `earlier`.
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        Stats {
+            reads: self.reads - earlier.reads,
+            writes: self.writes - earlier.writes,
+            erases: self.erases - earlier.erases,
+            sectors_erased: self.sectors_erased - earlier.sectors_erased,
+            bytes_read: self.bytes_read - earlier.bytes_read,
+            bytes_written: self.bytes_written - earlier.bytes_written,
+        }
+    }
+}
+
+/// Simulated NOR flash with `WRITE`-byte program units and `ERASE`-byte sectors.
+#[derive(Debug, Clone)]
+pub struct SimFlash<const WRITE: usize = 4, const ERASE: usize = 4096> {
+    mem: Vec<u8>,
+    written: Vec<bool>,
+    erased: Erased,
+    double_write: DoubleWrite,
+    stats: Stats,
+    cut: Option<Cut>,
+    ops_since_armed: u64,
+    dead: bool,
+}
+
+impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
+    const GEOMETRY: () = assert!(WRITE > 0 && ERASE > 0 && ERASE % WRITE == 0);
+
+    /// A fully erased flash of `size` bytes (a multiple of `ERASE`).
+    pub fn new(size: usize, erased: Erased) -> Self {
+        let () = Self::GEOMETRY;
+        let size = size.next_multiple_of(ERASE);
+        Self {
+            mem: vec![erased.byte(); size],
+            written: vec![false; size / WRITE],
+            erased,
+            double_write: DoubleWrite::Allow,
+            stats: Stats::default(),
+            cut: None,
+            ops_since_armed: 0,
+            dead: false,
+        }
+    }
+
+    /// A flash holding `contents` (for example a dump taken before a reboot).
+    pub fn from_contents(contents: Vec<u8>, erased: Erased) -> Self {
+        let mut f = Self::new(contents.len(), erased);
+        f.mem[..contents.len()].copy_from_slice(&contents);
+        let e = erased.byte();
+        for (i, w) in f.written.iter_mut().enumerate() {
+            *w = f.mem[i * WRITE..(i + 1) * WRITE].iter().any(|&b| b != e);
+        }
+        f
+    }
+
+    /// Choose the double-write policy.
+    pub fn with_double_write(mut self, policy: DoubleWrite) -> Self {
+        self.double_write = policy;
+        self
+    }
+
+    /// The raw contents.
+    pub fn contents(&self) -> &[u8] {
+        &self.mem
+    }
+
+    /// Erased value.
+    pub fn erased(&self) -> Erased {
+        self.erased
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Arm a power cut; operation numbers count from now.
+    pub fn arm(&mut self, cut: Cut) {
+        self.cut = Some(cut);
+        self.ops_since_armed = 0;
+    }
+
+    /// Whether power has been cut.
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Restore power, keeping the contents (a reset). Disarms any pending cut.
+    pub fn reboot(&mut self) {
+        self.dead = false;
+        self.cut = None;
+        self.ops_since_armed = 0;
+    }
+
+    /// Write directly, bypassing checks and counters (factory programming in tests).
+    pub fn program_raw(&mut self, offset: usize, data: &[u8]) {
+        self.mem[offset..offset + data.len()].copy_from_slice(data);
+    }
+
+    fn check(&self, offset: u32, len: usize, align: usize) -> Result<(usize, usize), SimError> {
+        if self.dead {
+            return Err(SimError::PowerLost);
+        }
+        let start = offset as usize;
+        if start % align != 0 || len % align != 0 {
+            return Err(SimError::NotAligned);
+        }
+        let end = start.checked_add(len).ok_or(SimError::OutOfBounds)?;
+        if end > self.mem.len() {
+            return Err(SimError::OutOfBounds);
+        }
+        Ok((start, end))
+    }
+
+    /// Count a mutating op; return how many bytes of it land if power is cut
+    /// now (`Some`), or `None` if it completes.
+    fn next_op(&mut self, len: usize) -> Option<usize> {
+        self.ops_since_armed += 1;
+        match self.cut {
+            Some(Cut::During { op, done }) if op == self.ops_since_armed => Some(done.min(len)),
+            _ => None,
+        }
+    }
+
+    fn after_op(&mut self) {
+        if let Some(Cut::After(op)) = self.cut
+            && op == self.ops_since_armed
+        {
+            self.dead = true;
+        }
+    }
+
+    fn program_byte(&self, old: u8, new: u8) -> u8 {
+        match self.erased {
+            Erased::Ones => old & new,
+            Erased::Zero => old | new,
+        }
+    }
+
+    /// Half-program: only the high nibble of the change lands.
+    fn half_program(&self, old: u8, new: u8) -> u8 {
+        let full = self.program_byte(old, new);
+        (full & 0xF0) | (old & 0x0F)
+    }
+}
+
+impl<const WRITE: usize, const ERASE: usize> ErrorType for SimFlash<WRITE, ERASE> {
+    type Error = SimError;
+}
+
+impl<const WRITE: usize, const ERASE: usize> ReadNorFlash for SimFlash<WRITE, ERASE> {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), SimError> {
+        let (start, end) = self.check(offset, bytes.len(), 1)?;
+        bytes.copy_from_slice(&self.mem[start..end]);
+        self.stats.reads += 1;
+        self.stats.bytes_read += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        self.mem.len()
+    }
+}
+
+impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE> {
+    const WRITE_SIZE: usize = WRITE;
+    const ERASE_SIZE: usize = ERASE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), SimError> {
+        let len = (to as usize)
+            .checked_sub(from as usize)
+            .ok_or(SimError::OutOfBounds)?;
+        let (start, end) = self.check(from, len, ERASE)?;
+        let e = self.erased.byte();
+        let torn = self.next_op(len);
+        self.stats.erases += 1;
+        let done = torn.unwrap_or(len);
+        self.mem[start..start + done].fill(e);
+        for w in &mut self.written[start / WRITE..(start + done) / WRITE] {
+            *w = false;
+        }
+        if torn.is_some() {
+            if start + done < end {
+                // Half-erased byte: the low nibble reached the erased state.
+                let b = &mut self.mem[start + done];
+                *b = (*b & 0xF0) | (e & 0x0F);
+            }
+            self.dead = true;
+            return Err(SimError::PowerLost);
+        }
+        self.stats.sectors_erased += (len / ERASE) as u64;
+        self.after_op();
+        Ok(())
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), SimError> {
+        let (start, end) = self.check(offset, bytes.len(), WRITE)?;
+        for (i, (&old, &new)) in self.mem[start..end].iter().zip(bytes).enumerate() {
+            if self.program_byte(old, new) != new {
+                return Err(SimError::WouldSetBits((start + i) as u32));
+            }
+        }
+        if self.double_write == DoubleWrite::Forbid {
+            let e = self.erased.byte();
+            for (k, chunk) in bytes.chunks(WRITE).enumerate() {
+                // Writing an all-erased word programs nothing.
+                if self.written[start / WRITE + k] && chunk.iter().any(|&b| b != e) {
+                    return Err(SimError::DoubleWrite((start + k * WRITE) as u32));
+                }
+            }
+        }
+        let torn = self.next_op(bytes.len());
+        self.stats.writes += 1;
+        let done = torn.unwrap_or(bytes.len());
+        for i in 0..done {
+            self.mem[start + i] = self.program_byte(self.mem[start + i], bytes[i]);
+        }
+        // A word counts as written once any byte of it has been (partly) programmed.
+        let touched = if torn.is_some() {
+            (done + 1).min(bytes.len())
+        } else {
+            bytes.len()
+        };
+        let e = self.erased.byte();
+        for (k, w) in self.written[start / WRITE..end / WRITE]
+            .iter_mut()
+            .enumerate()
+        {
+            let word = &bytes[k * WRITE..(k + 1) * WRITE];
+            if k * WRITE < touched && word.iter().any(|&b| b != e) {
+                *w = true;
+            }
+        }
+        if torn.is_some() {
+            if done < bytes.len() {
+                let old = self.mem[start + done];
+                self.mem[start + done] = self.half_program(old, bytes[done]);
+            }
+            self.stats.bytes_written += done as u64;
+            self.dead = true;
+            return Err(SimError::PowerLost);
+        }
+        self.stats.bytes_written += bytes.len() as u64;
+        self.after_op();
+        Ok(())
+    }
+}
+
+/// Re-programming a word is allowed when the policy says so.
+impl<const WRITE: usize, const ERASE: usize> MultiwriteNorFlash for SimFlash<WRITE, ERASE> {}
+
+impl<const WRITE: usize, const ERASE: usize> embedded_storage_async::nor_flash::ReadNorFlash
+    for SimFlash<WRITE, ERASE>
+{
+    const READ_SIZE: usize = 1;
+
+    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), SimError> {
+        ReadNorFlash::read(self, offset, bytes)
+    }
+
+    fn capacity(&self) -> usize {
+        self.mem.len()
+    }
+}
+
+impl<const WRITE: usize, const ERASE: usize> embedded_storage_async::nor_flash::NorFlash
+    for SimFlash<WRITE, ERASE>
+{
+    const WRITE_SIZE: usize = WRITE;
+    const ERASE_SIZE: usize = ERASE;
+
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), SimError> {
+        NorFlash::erase(self, from, to)
+    }
+
+    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), SimError> {
+        NorFlash::write(self, offset, bytes)
+    }
+}
+
+impl<const WRITE: usize, const ERASE: usize> embedded_storage_async::nor_flash::MultiwriteNorFlash
+    for SimFlash<WRITE, ERASE>
+{
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type F = SimFlash<4, 256>;
+
+    #[test]
+    fn erase_sets_erased_value_and_writes_only_clear_bits() {
+        for erased in [Erased::Ones, Erased::Zero] {
+            let mut f = F::new(1024, erased);
+            let e = erased.byte();
+            assert!(f.contents().iter().all(|&b| b == e));
+            let data = if e == 0xFF { [0x0F; 4] } else { [0xF0; 4] };
+            f.write(0, &data).unwrap();
+            // Moving bits back towards the erased value is refused.
+            let back = if e == 0xFF { [0x1F; 4] } else { [0x70; 4] };
+            assert_eq!(f.write(0, &back), Err(SimError::WouldSetBits(0)));
+            f.erase(0, 256).unwrap();
+            assert!(f.contents()[..256].iter().all(|&b| b == e));
+            f.write(0, &back).unwrap();
+        }
+    }
+
+    #[test]
+    fn alignment_and_bounds_are_checked() {
+        let mut f = F::new(1024, Erased::Ones);
+        assert_eq!(f.write(2, &[0; 4]), Err(SimError::NotAligned));
+        assert_eq!(f.write(0, &[0; 3]), Err(SimError::NotAligned));
+        assert_eq!(f.erase(0, 100), Err(SimError::NotAligned));
+        assert_eq!(f.erase(256, 0), Err(SimError::OutOfBounds));
+        assert_eq!(f.write(1024, &[0; 4]), Err(SimError::OutOfBounds));
+        let mut buf = [0u8; 8];
+        assert_eq!(f.read(1020, &mut buf), Err(SimError::OutOfBounds));
+    }
+
+    #[test]
+    fn double_write_policy() {
+        let mut f = F::new(1024, Erased::Ones).with_double_write(DoubleWrite::Forbid);
+        f.write(0, &[0xF0; 4]).unwrap();
+        assert!(matches!(
+            f.write(0, &[0x00; 4]),
+            Err(SimError::DoubleWrite(_))
+        ));
+        let mut g = F::new(1024, Erased::Ones);
+        g.write(0, &[0xF0; 4]).unwrap();
+        g.write(0, &[0x00; 4]).unwrap();
+    }
+
+    #[test]
+    fn counters() {
+        let mut f = F::new(1024, Erased::Ones);
+        f.erase(0, 512).unwrap();
+        f.write(0, &[0; 8]).unwrap();
+        let mut b = [0; 16];
+        f.read(0, &mut b).unwrap();
+        let s = f.stats();
+        assert_eq!(
+            (
+                s.erases,
+                s.sectors_erased,
+                s.writes,
+                s.bytes_written,
+                s.reads,
+                s.bytes_read
+            ),
+            (1, 2, 1, 8, 1, 16)
+        );
+        assert_eq!(s.mutating_ops(), 2);
+    }
+
+    #[test]
+    fn power_cut_after_op_and_reboot_keeps_contents() {
+        let mut f = F::new(1024, Erased::Ones);
+        f.arm(Cut::After(2));
+        f.write(0, &[1; 4]).unwrap();
+        f.write(4, &[2; 4]).unwrap();
+        assert!(f.is_dead());
+        assert_eq!(f.write(8, &[3; 4]), Err(SimError::PowerLost));
+        let mut b = [0; 4];
+        assert_eq!(f.read(0, &mut b), Err(SimError::PowerLost));
+        f.reboot();
+        f.read(4, &mut b).unwrap();
+        assert_eq!(b, [2; 4]);
+        let again = F::from_contents(f.contents().to_vec(), Erased::Ones);
+        assert_eq!(again.contents(), f.contents());
+    }
+
+    #[test]
+    fn power_cut_during_write_leaves_partial_word() {
+        let mut f = F::new(1024, Erased::Ones);
+        f.arm(Cut::During { op: 1, done: 5 });
+        assert_eq!(f.write(0, &[0x00; 8]), Err(SimError::PowerLost));
+        f.reboot();
+        let c = &f.contents()[..8];
+        assert_eq!(&c[..5], &[0; 5]);
+        assert_eq!(c[5], 0x0F, "half-programmed byte");
+        assert_eq!(&c[6..], &[0xFF; 2]);
+    }
+
+    #[test]
+    fn power_cut_during_erase_leaves_partial_sector() {
+        let mut f = F::new(1024, Erased::Ones);
+        f.write(0, &[0x00; 256]).unwrap();
+        f.arm(Cut::During { op: 1, done: 100 });
+        assert_eq!(f.erase(0, 256), Err(SimError::PowerLost));
+        f.reboot();
+        let c = f.contents();
+        assert!(c[..100].iter().all(|&b| b == 0xFF));
+        assert_eq!(c[100], 0x0F);
+        assert!(c[101..256].iter().all(|&b| b == 0));
+    }
+}

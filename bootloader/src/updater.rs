@@ -1,0 +1,243 @@
+//! The application's side of an update: write DFU, request the install,
+//! confirm after a trial boot, rotate trust anchors.
+//!
+//! [`Updater::request_install`] verifies the staged envelope with the same
+//! policy the bootloader will apply (anchors, model, anti-rollback minimum)
+//! before marking it, so an image that would be refused at boot is never even
+//! requested. The bootloader verifies again regardless.
+
+use embassy_boot::{BlockingFirmwareState, State};
+use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+
+use crate::anchors::{AnchorError, TrustAnchors};
+use crate::boot::{BootConfig, BootError, Part, SharedFlash, check_geometry, part, policy};
+use crate::envelope::{EnvelopeError, VerifiedImage, verify_in_flash};
+use crate::records::{BootRecords, BootState};
+
+/// Errors from the application-side update API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// Flash access failed.
+    Flash(NorFlashErrorKind),
+    /// A trial image is running: confirm (or reset to revert) before staging.
+    NotConfirmed,
+    /// Write outside the DFU bank, or not aligned to the write size.
+    OutOfRange,
+    /// The staged image does not verify.
+    Image(EnvelopeError),
+    /// The anchor rotation record was refused.
+    Anchors(AnchorError),
+    /// The layout does not match the flash.
+    Boot(BootError),
+}
+
+impl core::fmt::Display for UpdateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Flash(k) => write!(f, "flash error: {k:?}"),
+            Self::NotConfirmed => write!(f, "running image is on trial; confirm it first"),
+            Self::OutOfRange => write!(f, "write outside the DFU bank or misaligned"),
+            Self::Image(e) => write!(f, "staged image refused: {e}"),
+            Self::Anchors(e) => write!(f, "anchor rotation refused: {e}"),
+            Self::Boot(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for UpdateError {}
+
+impl From<NorFlashErrorKind> for UpdateError {
+    fn from(k: NorFlashErrorKind) -> Self {
+        Self::Flash(k)
+    }
+}
+
+fn state_err(e: embassy_boot::FirmwareUpdaterError) -> UpdateError {
+    match e {
+        embassy_boot::FirmwareUpdaterError::Flash(k) => UpdateError::Flash(k),
+        _ => UpdateError::Flash(NorFlashErrorKind::Other),
+    }
+}
+
+/// Application-side handle on the update banks.
+#[derive(Debug)]
+pub struct Updater<'a, F: NorFlash> {
+    flash: &'a SharedFlash<F>,
+    config: BootConfig,
+    last_erased: Option<u32>,
+}
+
+impl<'a, F: NorFlash> Updater<'a, F> {
+    /// An updater for the flash and layout the bootloader uses.
+    pub fn new(flash: &'a SharedFlash<F>, config: BootConfig) -> Result<Self, UpdateError> {
+        check_geometry(flash, &config.layout).map_err(UpdateError::Boot)?;
+        Ok(Self {
+            flash,
+            config,
+            last_erased: None,
+        })
+    }
+
+    /// The configuration this updater was built with.
+    pub fn config(&self) -> &BootConfig {
+        &self.config
+    }
+
+    fn records(&self) -> BootRecords<Part<'a, F>> {
+        BootRecords::new(part(self.flash, self.config.layout.boot_records))
+    }
+
+    fn state(&self) -> BlockingFirmwareStateOwned<'a, F> {
+        BlockingFirmwareStateOwned(part(self.flash, self.config.layout.state))
+    }
+
+    /// The bootloader's persistent state (anchors, minimum counter, pending install).
+    pub fn boot_state(&self) -> Result<BootState, UpdateError> {
+        Ok(self.records().load(&self.config.genesis)?)
+    }
+
+    /// embassy-boot state: `Swap` while a trial image awaits confirmation.
+    pub fn firmware_state(&self) -> Result<State, UpdateError> {
+        self.state().get()
+    }
+
+    /// Size of the DFU bank.
+    pub fn dfu_capacity(&self) -> u32 {
+        self.config.layout.dfu.size
+    }
+
+    /// A fresh download begins: forget which sector was erased last.
+    pub fn begin(&mut self) -> Result<(), UpdateError> {
+        if self.firmware_state()? == State::Swap {
+            return Err(UpdateError::NotConfirmed);
+        }
+        self.last_erased = None;
+        Ok(())
+    }
+
+    /// Write `data` at `offset` of DFU, erasing each sector the first time it
+    /// is entered. Writes must come in increasing order from [`Self::begin`];
+    /// `offset` must be write-aligned, and only the last chunk may have a
+    /// length that is not (its tail word is padded with the erased value).
+    pub fn write_dfu(&mut self, offset: u32, data: &[u8]) -> Result<(), UpdateError> {
+        let w = F::WRITE_SIZE;
+        let sector = self.config.layout.sector;
+        let end = u64::from(offset) + data.len() as u64;
+        if offset as usize % w != 0 || end > u64::from(self.config.layout.dfu.size) {
+            return Err(UpdateError::OutOfRange);
+        }
+        let mut dfu = part(self.flash, self.config.layout.dfu);
+        let mut at = offset;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let s = at / sector;
+            if self.last_erased.is_none_or(|l| l < s) {
+                dfu.erase(s * sector, (s + 1) * sector)
+                    .map_err(|e| e.kind())?;
+                self.last_erased = Some(s);
+            }
+            let room = ((s + 1) * sector - at) as usize;
+            let n = rest.len().min(room);
+            let aligned = n - n % w;
+            if aligned > 0 {
+                dfu.write(at, &rest[..aligned]).map_err(|e| e.kind())?;
+            }
+            if aligned < n {
+                let mut word = [crate::boot::STATE_ERASED; 32];
+                let word = word.get_mut(..w).ok_or(UpdateError::OutOfRange)?;
+                word[..n - aligned].copy_from_slice(&rest[aligned..n]);
+                dfu.write(at + aligned as u32, word).map_err(|e| e.kind())?;
+                if n < rest.len() {
+                    return Err(UpdateError::OutOfRange);
+                }
+            }
+            at += n as u32;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    /// Read back from DFU (for resumable downloads and checks).
+    pub fn read_dfu(&self, offset: u32, buf: &mut [u8]) -> Result<(), UpdateError> {
+        part(self.flash, self.config.layout.dfu)
+            .read(offset, buf)
+            .map_err(|e| UpdateError::Flash(e.kind()))
+    }
+
+    /// Verify the staged envelope with the bootloader's policy.
+    pub fn verify_dfu(&self, buf: &mut [u8]) -> Result<VerifiedImage, UpdateError> {
+        let st = self.boot_state()?;
+        verify_in_flash(
+            &mut part(self.flash, self.config.layout.dfu),
+            buf,
+            &policy(&self.config, &st),
+        )
+        .map_err(UpdateError::Image)
+    }
+
+    /// Verify the running envelope.
+    pub fn verify_active(&self, buf: &mut [u8]) -> Result<VerifiedImage, UpdateError> {
+        let st = self.boot_state()?;
+        verify_in_flash(
+            &mut part(self.flash, self.config.layout.active),
+            buf,
+            &policy(&self.config, &st),
+        )
+        .map_err(UpdateError::Image)
+    }
+
+    /// Verify DFU, then ask the bootloader to swap it in at the next reset.
+    pub fn request_install(&mut self, buf: &mut [u8]) -> Result<VerifiedImage, UpdateError> {
+        if self.firmware_state()? == State::Swap {
+            return Err(UpdateError::NotConfirmed);
+        }
+        let img = self.verify_dfu(buf)?;
+        self.state().set(State::Swap)?;
+        Ok(img)
+    }
+
+    /// Confirm the running (trial) image; without this before the next
+    /// reset, the bootloader reverts.
+    pub fn confirm(&mut self) -> Result<(), UpdateError> {
+        self.state().set(State::Boot)
+    }
+
+    /// Apply a rotation record signed by the current and the new anchors.
+    pub fn rotate_anchors(&mut self, record: &[u8]) -> Result<TrustAnchors, UpdateError> {
+        let mut st = self.boot_state()?;
+        let next = st.anchors.rotate(record).map_err(UpdateError::Anchors)?;
+        st.anchors = next;
+        self.records().store(&st)?;
+        Ok(next)
+    }
+}
+
+/// embassy-boot's state handle needs a write-size buffer; keep one beside it.
+struct BlockingFirmwareStateOwned<'a, F: NorFlash>(Part<'a, F>);
+
+impl<F: NorFlash> BlockingFirmwareStateOwned<'_, F> {
+    fn get(&mut self) -> Result<State, UpdateError> {
+        let mut word = [0u8; 32];
+        let word = word
+            .get_mut(..F::WRITE_SIZE)
+            .ok_or(UpdateError::OutOfRange)?;
+        BlockingFirmwareState::new(self.0.clone(), word)
+            .get_state()
+            .map_err(state_err)
+    }
+
+    fn set(&mut self, state: State) -> Result<(), UpdateError> {
+        let mut word = [0u8; 32];
+        let word = word
+            .get_mut(..F::WRITE_SIZE)
+            .ok_or(UpdateError::OutOfRange)?;
+        let mut s = BlockingFirmwareState::new(self.0.clone(), word);
+        match state {
+            State::Swap => s.mark_updated(),
+            _ => s.mark_booted(),
+        }
+        .map_err(state_err)
+    }
+}
