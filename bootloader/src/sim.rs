@@ -72,6 +72,10 @@ pub enum Cut {
         /// Bytes of it that land completely (clamped to the operation's length).
         done: usize,
     },
+    /// The N-th mutating operation is interrupted half-way: `len / 2 + 1`
+    /// bytes land (so a write is torn inside a word) and the next byte is half
+    /// done.
+    Midway(u64),
 }
 
 /// Errors the simulator reports.
@@ -218,11 +222,19 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
         self.dead
     }
 
-    /// Restore power, keeping the contents (a reset). Disarms any pending cut.
+    /// A reset: contents are kept. If power had been cut it returns and the
+    /// cut is spent; if not, an armed cut stays armed and keeps counting, so
+    /// a cut can land after any number of ordinary resets.
     pub fn reboot(&mut self) {
-        self.dead = false;
+        if self.dead {
+            self.dead = false;
+            self.cut = None;
+        }
+    }
+
+    /// Cancel an armed cut that has not fired.
+    pub fn disarm(&mut self) {
         self.cut = None;
-        self.ops_since_armed = 0;
     }
 
     /// Write directly, bypassing checks and counters (factory programming in tests).
@@ -251,6 +263,7 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
         self.ops_since_armed += 1;
         match self.cut {
             Some(Cut::During { op, done }) if op == self.ops_since_armed => Some(done.min(len)),
+            Some(Cut::Midway(op)) if op == self.ops_since_armed => Some((len / 2 + 1).min(len)),
             _ => None,
         }
     }

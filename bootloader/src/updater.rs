@@ -30,6 +30,10 @@ pub enum UpdateError {
     Anchors(AnchorError),
     /// The layout does not match the flash.
     Boot(BootError),
+    /// The running image is not signed by the new anchors: rotating now would
+    /// leave nothing bootable. Install a transition release signed by both
+    /// the old and the new keys first.
+    ActiveNotTrustedByNewAnchors(EnvelopeError),
 }
 
 impl core::fmt::Display for UpdateError {
@@ -41,6 +45,11 @@ impl core::fmt::Display for UpdateError {
             Self::Image(e) => write!(f, "staged image refused: {e}"),
             Self::Anchors(e) => write!(f, "anchor rotation refused: {e}"),
             Self::Boot(e) => write!(f, "{e}"),
+            Self::ActiveNotTrustedByNewAnchors(e) => write!(
+                f,
+                "the running image would not verify under the new anchors ({e}); \
+                 install a release signed by both old and new keys first"
+            ),
         }
     }
 }
@@ -205,9 +214,30 @@ impl<'a, F: NorFlash> Updater<'a, F> {
     }
 
     /// Apply a rotation record signed by the current and the new anchors.
-    pub fn rotate_anchors(&mut self, record: &[u8]) -> Result<TrustAnchors, UpdateError> {
+    ///
+    /// Refused while a trial image runs (a revert would bring back an image
+    /// the new set may not trust) and when the running image does not verify
+    /// under the new set, so a rotation can never leave the lock unbootable.
+    pub fn rotate_anchors(
+        &mut self,
+        record: &[u8],
+        buf: &mut [u8],
+    ) -> Result<TrustAnchors, UpdateError> {
+        if self.firmware_state()? == State::Swap {
+            return Err(UpdateError::NotConfirmed);
+        }
         let mut st = self.boot_state()?;
         let next = st.anchors.rotate(record).map_err(UpdateError::Anchors)?;
+        let candidate = BootState {
+            anchors: next,
+            ..st
+        };
+        verify_in_flash(
+            &mut part(self.flash, self.config.layout.active),
+            buf,
+            &policy(&self.config, &candidate),
+        )
+        .map_err(UpdateError::ActiveNotTrustedByNewAnchors)?;
         st.anchors = next;
         self.records().store(&st)?;
         Ok(next)

@@ -1,0 +1,166 @@
+//! Shared fixtures: keys, envelopes, and a simulated lock.
+
+use std::cell::RefCell;
+
+use bootloader::boot::{BootConfig, BootError, BootReport, Bootloader, SharedFlash};
+use bootloader::envelope::{HardwareModel, Header, PREFIX_LEN, Prefix, SignatureEntry, Version};
+use bootloader::layout::Layout;
+use bootloader::sim::{Cut, Erased, SimFlash};
+use bootloader::updater::{UpdateError, Updater};
+use bootloader::{TrustAnchors, anchors::key_id};
+use ed25519_dalek::{Signer, SigningKey};
+use embassy_sync::blocking_mutex::Mutex;
+use sha2::{Digest, Sha256};
+
+pub type Flash = SimFlash<4, 4096>;
+
+pub const MODEL: &str = "nl-pico2w-r1";
+
+pub fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+pub fn public(k: &SigningKey) -> [u8; 32] {
+    k.verifying_key().to_bytes()
+}
+
+pub fn model() -> HardwareModel {
+    HardwareModel::new(MODEL).unwrap()
+}
+
+/// A deterministic payload of `len` bytes, distinct per `tag`.
+pub fn payload(tag: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[3] ^ tag)
+        .collect()
+}
+
+pub fn header(model: &str, version: Version, counter: u32, payload: &[u8]) -> Header {
+    Header {
+        model: HardwareModel::new(model).unwrap(),
+        version,
+        security_counter: counter,
+        payload_len: payload.len() as u32,
+        payload_sha256: Sha256::digest(payload).into(),
+    }
+}
+
+/// A signed envelope.
+pub fn envelope_with(h: &Header, keys: &[&SigningKey], payload: &[u8]) -> Vec<u8> {
+    let hb = h.encode();
+    let sigs: Vec<SignatureEntry> = keys
+        .iter()
+        .map(|k| SignatureEntry {
+            key_id: key_id(&public(k)),
+            signature: k.sign(&hb).to_bytes(),
+        })
+        .collect();
+    let mut out = Prefix::encode(h, &sigs).unwrap().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+pub fn envelope(keys: &[&SigningKey], version: Version, counter: u32, payload: &[u8]) -> Vec<u8> {
+    envelope_with(&header(MODEL, version, counter, payload), keys, payload)
+}
+
+pub fn anchors_of(keys: &[&SigningKey], threshold: u8) -> TrustAnchors {
+    let pubs: Vec<[u8; 32]> = keys.iter().map(|k| public(k)).collect();
+    TrustAnchors::new(1, threshold, &pubs).unwrap()
+}
+
+/// A lock: simulated flash plus the bootloader configuration.
+pub struct Lock {
+    pub flash: SharedFlash<Flash>,
+    pub config: BootConfig,
+    pub buf: Vec<u8>,
+}
+
+impl Lock {
+    /// Factory state: `active` programmed into ACTIVE, everything else erased.
+    pub fn factory(layout: Layout, anchors: TrustAnchors, active: &[u8]) -> Self {
+        let mut f = Flash::new(layout.flash_size as usize, Erased::Ones);
+        f.program_raw(layout.active.offset as usize, active);
+        Self {
+            flash: Mutex::new(RefCell::new(f)),
+            config: BootConfig {
+                model: model(),
+                genesis: anchors,
+                layout,
+            },
+            buf: vec![0; 4096],
+        }
+    }
+
+    pub fn with_flash<R>(&self, f: impl FnOnce(&mut Flash) -> R) -> R {
+        self.flash.lock(|c| f(&mut c.borrow_mut()))
+    }
+
+    pub fn arm(&self, cut: Cut) {
+        self.with_flash(|f| f.arm(cut));
+    }
+
+    pub fn dead(&self) -> bool {
+        self.with_flash(|f| f.is_dead())
+    }
+
+    /// Reset: power returns, RAM is lost, flash is kept.
+    pub fn reboot(&self) {
+        self.with_flash(|f| f.reboot());
+    }
+
+    pub fn boot(&mut self) -> Result<BootReport, BootError> {
+        Bootloader::new(&self.flash, self.config)?.boot(&mut self.buf)
+    }
+
+    pub fn updater(&self) -> Updater<'_, Flash> {
+        Updater::new(&self.flash, self.config).unwrap()
+    }
+
+    /// Stage an envelope into DFU in 1 KiB chunks, as a download would.
+    pub fn stage(&self, envelope: &[u8]) -> Result<(), UpdateError> {
+        let mut u = self.updater();
+        u.begin()?;
+        for (i, chunk) in envelope.chunks(1024).enumerate() {
+            u.write_dfu((i * 1024) as u32, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Stage and request an install through the application API.
+    pub fn stage_and_request(&mut self, envelope: &[u8]) -> Result<(), UpdateError> {
+        self.stage(envelope)?;
+        let mut buf = vec![0u8; 4096];
+        self.updater().request_install(&mut buf).map(|_| ())
+    }
+
+    /// Stage and mark for swap *without* verification, as a compromised or
+    /// buggy application could: the bootloader must catch it.
+    pub fn stage_unchecked(&self, envelope: &[u8]) {
+        self.stage(envelope).unwrap();
+        let l = self.config.layout;
+        let part = embassy_embedded_hal::flash::partition::BlockingPartition::new(
+            &self.flash,
+            l.state.offset,
+            l.state.size,
+        );
+        let mut word = [0u8; 4];
+        embassy_boot::BlockingFirmwareState::new(part, &mut word)
+            .mark_updated()
+            .unwrap();
+    }
+
+    pub fn raw(&self, offset: u32, len: usize) -> Vec<u8> {
+        self.with_flash(|f| f.contents()[offset as usize..offset as usize + len].to_vec())
+    }
+
+    pub fn active_bytes(&self) -> Vec<u8> {
+        let l = self.config.layout;
+        self.raw(l.active.offset, l.active.size as usize)
+    }
+}
+
+/// Payload digest of an envelope.
+pub fn digest_of(envelope: &[u8]) -> [u8; 32] {
+    Sha256::digest(&envelope[PREFIX_LEN..]).into()
+}

@@ -1,0 +1,289 @@
+//! Power-cut proof, after MCUboot's simulator (`run_perm_with_fails`): run a
+//! whole update, cutting power after and in the middle of every flash
+//! operation, reboot, let the lock carry on, and check that every boot starts
+//! a verified image that is the old or the new one, and that the lock ends in
+//! the right state.
+
+use bootloader::boot::BootError;
+use bootloader::envelope::Version;
+use bootloader::layout::{Layout, SMALL};
+use bootloader::sim::{Cut, SimError};
+use bootloader::updater::UpdateError;
+use embedded_storage::nor_flash::NorFlashErrorKind;
+
+use crate::common::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    /// Stage, request, swap, trial boot, self-test passes, confirm.
+    Update,
+    /// Stage, request, swap, trial boot, self-test fails: no confirm, revert.
+    FailedTrial,
+}
+
+struct Images {
+    old: Vec<u8>,
+    new: Vec<u8>,
+}
+
+fn images() -> Images {
+    let k = key(1);
+    // 40 KiB + 1 KiB prefix: 11 of the 16 ACTIVE pages hold image bytes.
+    Images {
+        old: envelope(&[&k], Version::new(1, 0, 0), 1, &payload(0x11, 40 * 1024)),
+        new: envelope(
+            &[&k],
+            Version::new(1, 1, 0),
+            2,
+            &payload(0x22, 40 * 1024 + 123),
+        ),
+    }
+}
+
+fn fresh(layout: Layout, img: &Images) -> Lock {
+    Lock::factory(layout, anchors_of(&[&key(1)], 1), &img.old)
+}
+
+fn lost(e: &UpdateError) -> bool {
+    matches!(
+        e,
+        UpdateError::Flash(_) | UpdateError::Image(bootloader::EnvelopeError::Flash(_))
+    )
+}
+
+/// Drive the lock until the scenario completes. Any power loss reboots it.
+/// Returns an error describing the first violated invariant.
+fn drive(lock: &mut Lock, img: &Images, scenario: Scenario) -> Result<(), String> {
+    let (old, new) = (digest_of(&img.old), digest_of(&img.new));
+    let mut requested = false;
+    let mut saw_trial = false;
+    for _ in 0..40 {
+        let report = match lock.boot() {
+            Ok(r) => r,
+            Err(BootError::Flash(_)) if lock.dead() => {
+                lock.reboot();
+                continue;
+            }
+            Err(e) => return Err(format!("boot failed: {e}")),
+        };
+        let d = report.image.header().payload_sha256;
+        if d != old && d != new {
+            return Err("booted an image that is neither old nor new".into());
+        }
+        let is_new = d == new;
+        if let Some(e) = report.rejected_update {
+            return Err(format!("a valid update was rejected: {e}"));
+        }
+        // The application runs.
+        let step: Result<bool, UpdateError> = match (scenario, is_new, report.trial) {
+            (Scenario::Update, true, true) => lock.updater().confirm().map(|_| false),
+            (Scenario::Update, true, false) => {
+                if report.min_security_counter != 2 {
+                    return Err(format!(
+                        "confirmed new image but minimum is {}",
+                        report.min_security_counter
+                    ));
+                }
+                return check_stable(lock, new, 2);
+            }
+            (Scenario::FailedTrial, true, true) => {
+                saw_trial = true;
+                Ok(false) // self-test fails: reset without confirming
+            }
+            (Scenario::FailedTrial, true, false) => {
+                return Err("unconfirmed image became permanent".into());
+            }
+            (_, false, true) => return Err("old image booted on trial".into()),
+            (Scenario::FailedTrial, false, false) if requested => {
+                if report.min_security_counter != 0 {
+                    return Err("minimum rose without a confirm".into());
+                }
+                let _ = saw_trial;
+                return check_stable(lock, old, 0);
+            }
+            (_, false, false) => lock.stage_and_request(&img.new).map(|_| {
+                requested = true;
+                false
+            }),
+        };
+        match step {
+            Ok(_) => {}
+            Err(e) if lock.dead() && lost(&e) => {}
+            Err(e) => return Err(format!("application step failed: {e}")),
+        }
+        lock.reboot();
+    }
+    Err("no final state after 40 boots".into())
+}
+
+/// One more reset must boot the same image, not on trial, same minimum.
+fn check_stable(lock: &mut Lock, expect: [u8; 32], min: u32) -> Result<(), String> {
+    lock.reboot();
+    let r = lock.boot().map_err(|e| format!("final boot: {e}"))?;
+    if r.image.header().payload_sha256 != expect || r.trial || r.min_security_counter != min {
+        return Err(format!("unstable final state: {r:?}"));
+    }
+    let st = lock.updater().boot_state().map_err(|e| e.to_string())?;
+    if st.pending.is_some() {
+        return Err("pending install left behind".into());
+    }
+    Ok(())
+}
+
+/// Mutating flash operations of an uninterrupted run.
+fn baseline(layout: Layout, img: &Images, scenario: Scenario) -> u64 {
+    let mut lock = fresh(layout, img);
+    let before = lock.with_flash(|f| f.stats());
+    drive(&mut lock, img, scenario).expect("uninterrupted run");
+    lock.with_flash(|f| f.stats()).since(&before).mutating_ops()
+}
+
+struct Sweep {
+    survived: u64,
+    total: u64,
+    failures: Vec<String>,
+}
+
+fn sweep(layout: Layout, scenario: Scenario, stride: u64) -> Sweep {
+    let img = images();
+    let ops = baseline(layout, &img, scenario);
+    let mut s = Sweep {
+        survived: 0,
+        total: 0,
+        failures: vec![],
+    };
+    for op in (1..=ops).step_by(stride as usize) {
+        for cut in [Cut::After(op), Cut::During { op, done: 1 }, Cut::Midway(op)] {
+            let mut lock = fresh(layout, &img);
+            lock.arm(cut);
+            s.total += 1;
+            match drive(&mut lock, &img, scenario) {
+                Ok(()) => s.survived += 1,
+                Err(e) => s.failures.push(format!("{scenario:?} {cut:?}: {e}")),
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn power_cut_at_every_flash_operation() {
+    let mut survived = 0;
+    let mut total = 0;
+    let mut failures = vec![];
+    for scenario in [Scenario::Update, Scenario::FailedTrial] {
+        let s = sweep(SMALL, scenario, 1);
+        println!(
+            "{scenario:?}: {} cut points ({} flash operations x after/torn-early/torn-midway), {} survived",
+            s.total,
+            s.total / 3,
+            s.survived
+        );
+        survived += s.survived;
+        total += s.total;
+        failures.extend(s.failures);
+    }
+    println!("power-cut points survived: {survived} of {total}");
+    for f in failures.iter().take(20) {
+        println!("  {f}");
+    }
+    assert!(total > 600, "sweep too small: {total}");
+    assert_eq!(survived, total);
+}
+
+#[test]
+fn uninterrupted_runs_take_the_expected_paths() {
+    let img = images();
+    let mut lock = fresh(SMALL, &img);
+    let r = lock.boot().unwrap();
+    assert_eq!(r.image.header().security_counter, 1);
+    assert!(!r.trial);
+    lock.stage_and_request(&img.new).unwrap();
+    let r = lock.boot().unwrap();
+    assert!(r.trial, "new image boots on trial");
+    assert_eq!(r.image.header().security_counter, 2);
+    assert_eq!(
+        r.min_security_counter, 0,
+        "minimum must not rise before confirm"
+    );
+    // No confirm: reset reverts.
+    let r = lock.boot().unwrap();
+    assert!(r.reverted && !r.trial);
+    assert_eq!(r.image.header().security_counter, 1);
+    assert_eq!(r.min_security_counter, 0);
+    // Try again and confirm.
+    lock.stage_and_request(&img.new).unwrap();
+    assert!(lock.boot().unwrap().trial);
+    lock.updater().confirm().unwrap();
+    let r = lock.boot().unwrap();
+    assert!(!r.trial && !r.reverted);
+    assert_eq!(r.min_security_counter, 2);
+    // Now the old image is a rollback and is refused, even unverified by the app.
+    lock.stage_unchecked(&img.old);
+    let r = lock.boot().unwrap();
+    assert!(matches!(
+        r.rejected_update,
+        Some(bootloader::EnvelopeError::SecurityCounterTooLow {
+            image: 1,
+            minimum: 2
+        })
+    ));
+    assert_eq!(r.image.header().security_counter, 2);
+    assert!(matches!(
+        lock.stage_and_request(&img.old),
+        Err(UpdateError::Image(
+            bootloader::EnvelopeError::SecurityCounterTooLow { .. }
+        ))
+    ));
+}
+
+#[test]
+fn staging_is_refused_while_a_trial_is_unconfirmed() {
+    let img = images();
+    let mut lock = fresh(SMALL, &img);
+    lock.stage_and_request(&img.new).unwrap();
+    assert!(lock.boot().unwrap().trial);
+    assert_eq!(lock.stage(&img.new), Err(UpdateError::NotConfirmed));
+}
+
+#[test]
+fn corrupted_active_with_no_way_back_is_not_booted() {
+    let img = images();
+    let mut lock = fresh(SMALL, &img);
+    let at = lock.config.layout.active.offset as usize + 5000;
+    lock.with_flash(|f| f.program_raw(at, &[0x00]));
+    assert!(matches!(
+        lock.boot(),
+        Err(BootError::NoBootableImage(
+            bootloader::EnvelopeError::DigestMismatch
+        ))
+    ));
+    let _ = NorFlashErrorKind::Other;
+    let _ = SimError::PowerLost;
+}
+
+/// The full sweep on the 4 MiB reference layout (448-page swap): thousands of
+/// complete updates. Run explicitly:
+/// `cargo test -p bootloader --release power_cut_reference -- --ignored --nocapture`.
+#[test]
+#[ignore = "long: full sweep on the reference layout"]
+fn power_cut_reference_layout_every_kth_operation() {
+    let stride = std::env::var("NIGHTLATCH_STRIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(97);
+    let mut survived = 0;
+    let mut total = 0;
+    for scenario in [Scenario::Update, Scenario::FailedTrial] {
+        let s = sweep(bootloader::layout::REFERENCE, scenario, stride);
+        for f in s.failures.iter().take(10) {
+            println!("  {f}");
+        }
+        survived += s.survived;
+        total += s.total;
+    }
+    println!(
+        "reference layout, every {stride}th operation: power-cut points survived: {survived} of {total}"
+    );
+    assert_eq!(survived, total);
+}
