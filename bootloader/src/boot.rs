@@ -144,7 +144,7 @@ pub(crate) fn swap_progress<F: NorFlash>(
         return Ok(Progress::Started);
     }
     state.read(2 * w as u32, word).map_err(|e| e.kind())?;
-    Ok(if word.iter().any(|&b| b == STATE_ERASED) {
+    Ok(if word.contains(&STATE_ERASED) {
         Progress::Fresh
     } else {
         Progress::Started
@@ -230,7 +230,10 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
     /// nothing verified can be started.
     pub fn boot(&mut self, buf: &mut [u8]) -> Result<BootReport, BootError> {
         let sector = self.config.layout.sector as usize;
-        if buf.len() < PREFIX_LEN || sector % buf.len() != 0 || buf.len() % F::WRITE_SIZE != 0 {
+        if buf.len() < PREFIX_LEN
+            || !sector.is_multiple_of(buf.len())
+            || !buf.len().is_multiple_of(F::WRITE_SIZE)
+        {
             return Err(BootError::BufferSize);
         }
         let layout = self.config.layout;

@@ -540,7 +540,7 @@ pub fn verify_in_flash<F: ReadNorFlash>(
         let n = buf.len().min(end - offset);
         // Reads must stay aligned to the flash read size: read a whole chunk
         // when the tail is short and hash only what belongs to the payload.
-        let chunk = if n % F::READ_SIZE == 0 {
+        let chunk = if n.is_multiple_of(F::READ_SIZE) {
             n
         } else {
             n.next_multiple_of(F::READ_SIZE)

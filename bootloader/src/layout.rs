@@ -125,6 +125,10 @@ impl Layout {
     pub const fn new(s: Sizes) -> Self {
         match Self::try_new(s) {
             Ok(l) => l,
+            #[allow(
+                clippy::panic,
+                reason = "const evaluation: a bad layout fails to compile"
+            )]
             Err(e) => panic!("{}", e.message()),
         }
     }
@@ -203,7 +207,7 @@ impl Layout {
     /// Check every rule.
     pub const fn check(&self) -> Result<(), LayoutError> {
         let sector = self.sector;
-        if sector == 0 || self.write_size == 0 || sector % self.write_size != 0 {
+        if sector == 0 || self.write_size == 0 || !sector.is_multiple_of(self.write_size) {
             return Err(LayoutError::BadGeometry);
         }
         let parts = self.partitions();
@@ -211,7 +215,7 @@ impl Layout {
         let mut i = 0;
         while i < parts.len() {
             let p = parts[i];
-            if p.offset % sector != 0 || p.size % sector != 0 || p.size == 0 {
+            if !p.offset.is_multiple_of(sector) || !p.size.is_multiple_of(sector) || p.size == 0 {
                 return Err(LayoutError::Misaligned);
             }
             if p.offset != expected {

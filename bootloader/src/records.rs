@@ -112,8 +112,9 @@ pub struct BootRecords<F> {
 }
 
 impl<F: NorFlash> BootRecords<F> {
-    const FITS: () =
-        assert!(F::WRITE_SIZE <= 32 && BUF_LEN % F::WRITE_SIZE == 0 && F::ERASE_SIZE >= BUF_LEN);
+    const FITS: () = assert!(
+        F::WRITE_SIZE <= 32 && BUF_LEN.is_multiple_of(F::WRITE_SIZE) && F::ERASE_SIZE >= BUF_LEN
+    );
 
     /// Wrap the BOOT_RECORDS partition (exactly two erase sectors).
     pub fn new(flash: F) -> Self {
@@ -183,6 +184,7 @@ impl<F: NorFlash> BootRecords<F> {
 }
 
 #[cfg(all(test, feature = "sim"))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::sim::{Cut, Erased, SimFlash};

@@ -161,7 +161,7 @@ pub struct SimFlash<const WRITE: usize = 4, const ERASE: usize = 4096> {
 }
 
 impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
-    const GEOMETRY: () = assert!(WRITE > 0 && ERASE > 0 && ERASE % WRITE == 0);
+    const GEOMETRY: () = assert!(WRITE > 0 && ERASE > 0 && ERASE.is_multiple_of(WRITE));
 
     /// A fully erased flash of `size` bytes (a multiple of `ERASE`).
     pub fn new(size: usize, erased: Erased) -> Self {
@@ -247,7 +247,7 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
             return Err(SimError::PowerLost);
         }
         let start = offset as usize;
-        if start % align != 0 || len % align != 0 {
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(SimError::NotAligned);
         }
         let end = start.checked_add(len).ok_or(SimError::OutOfBounds)?;
@@ -360,8 +360,8 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
         let torn = self.next_op(bytes.len());
         self.stats.writes += 1;
         let done = torn.unwrap_or(bytes.len());
-        for i in 0..done {
-            self.mem[start + i] = self.program_byte(self.mem[start + i], bytes[i]);
+        for (i, &b) in bytes[..done].iter().enumerate() {
+            self.mem[start + i] = self.program_byte(self.mem[start + i], b);
         }
         // A word counts as written once any byte of it has been (partly) programmed.
         let touched = if torn.is_some() {

@@ -134,7 +134,7 @@ impl<'a, F: NorFlash> Updater<'a, F> {
         let w = F::WRITE_SIZE;
         let sector = self.config.layout.sector;
         let end = u64::from(offset) + data.len() as u64;
-        if offset as usize % w != 0 || end > u64::from(self.config.layout.dfu.size) {
+        if !(offset as usize).is_multiple_of(w) || end > u64::from(self.config.layout.dfu.size) {
             return Err(UpdateError::OutOfRange);
         }
         let mut dfu = part(self.flash, self.config.layout.dfu);
