@@ -140,9 +140,7 @@ pub enum Error {
     #[error("invalid version {version:?}: {reason}")]
     #[diagnostic(
         code(nightlatch_sign::version),
-        help(
-            "use MAJOR.MINOR.PATCH with each part a number from 0 to 65535, for example `1.4.2`"
-        )
+        help("use MAJOR.MINOR.PATCH with each part a number from 0 to 65535, for example `1.4.2`")
     )]
     InvalidVersion {
         /// What was given.
@@ -247,12 +245,9 @@ pub enum Error {
         help: String,
     },
 
-    /// The envelope could not be built (should not happen after validation).
+    /// The envelope could not be built (no keys, too many, or a repeated key).
     #[error("cannot build the envelope: {reason}")]
-    #[diagnostic(
-        code(nightlatch_sign::encode),
-        help("this is a bug in nightlatch-sign; nothing was written, please report it")
-    )]
+    #[diagnostic(code(nightlatch_sign::encode), help("sign with 1 to 8 distinct keys"))]
     Encode {
         /// The encoder's reason.
         reason: EnvelopeError,

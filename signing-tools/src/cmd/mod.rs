@@ -1,0 +1,50 @@
+//! The `nightlatch-sign` subcommands: one module each, an `…Args` clap struct
+//! and a `run` function.
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+pub mod inspect;
+pub mod keygen;
+pub mod sign;
+pub mod verify;
+
+pub use inspect::InspectArgs;
+pub use keygen::KeygenArgs;
+pub use sign::SignArgs;
+pub use verify::VerifyArgs;
+
+/// Make Ed25519 keys, and sign, verify and inspect Nightlatch firmware envelopes.
+#[derive(Debug, Parser)]
+#[command(name = "nightlatch-sign", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate an Ed25519 key pair: OUT.key (private, mode 0600) and OUT.pub.
+    Keygen(KeygenArgs),
+    /// Sign a raw firmware image into an envelope.
+    Sign(SignArgs),
+    /// Check an envelope as the bootloader would; exit 0 only if it is valid.
+    Verify(VerifyArgs),
+    /// Show what an envelope holds (no signature check).
+    Inspect(InspectArgs),
+}
+
+impl Cli {
+    /// Run the chosen subcommand.
+    pub fn run(&self) -> Result<()> {
+        match &self.command {
+            Command::Keygen(args) => keygen::run(args),
+            Command::Sign(args) => sign::run(args),
+            Command::Verify(args) => verify::run(args),
+            Command::Inspect(args) => inspect::run(args),
+        }
+    }
+}

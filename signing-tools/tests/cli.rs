@@ -1,0 +1,587 @@
+//! End-to-end tests of the `nightlatch-sign` binary.
+
+// Test helpers outside `#[test]` functions may unwrap too.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use bootloader::anchors::TrustAnchors;
+use bootloader::envelope::{HardwareModel, PREFIX_LEN, Policy, Version, verify_bytes};
+use predicates::prelude::*;
+use predicates::str::contains;
+use sha2::{Digest, Sha256};
+use signing_tools::keys;
+use signing_tools::summary::EnvelopeSummary;
+use tempfile::TempDir;
+
+const MODEL: &str = "nl-lock-v2";
+const VERSION: &str = "1.4.2";
+const COUNTER: u32 = 7;
+
+fn nls() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nightlatch-sign"))
+}
+
+/// Deterministic pseudo-random bytes (xorshift64).
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+/// A temp dir with two key pairs (`a`, `b`, made by `keygen`), a raw image and
+/// an envelope of it signed by `a`.
+struct Fixture {
+    dir: TempDir,
+    image: Vec<u8>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = TempDir::new().unwrap();
+        let fx = Self {
+            dir,
+            image: noise(5000, 0x5EED),
+        };
+        for name in ["a", "b"] {
+            nls().arg("keygen").arg(fx.path(name)).assert().success();
+        }
+        fs::write(fx.path("fw.bin"), &fx.image).unwrap();
+        fx.sign(&["a"], "fw.nlfw").success();
+        fx
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn sign(&self, keys: &[&str], out: &str) -> assert_cmd::assert::Assert {
+        let mut cmd = nls();
+        cmd.arg("sign");
+        for k in keys {
+            cmd.arg("--key").arg(self.path(&format!("{k}.key")));
+        }
+        cmd.args(["--model", MODEL, "--version", VERSION, "--counter"])
+            .arg(COUNTER.to_string())
+            .arg(self.path("fw.bin"))
+            .arg("-o")
+            .arg(self.path(out))
+            .assert()
+    }
+
+    /// `verify --anchor <a.pub> ... <envelope>` plus extra arguments.
+    fn verify(
+        &self,
+        anchors: &[&str],
+        envelope: &Path,
+        extra: &[&str],
+    ) -> assert_cmd::assert::Assert {
+        let mut cmd = nls();
+        cmd.arg("verify");
+        for a in anchors {
+            cmd.arg("--anchor").arg(self.path(a));
+        }
+        cmd.args(extra).arg(envelope).assert()
+    }
+
+    fn envelope(&self) -> Vec<u8> {
+        fs::read(self.path("fw.nlfw")).unwrap()
+    }
+
+    /// Write a modified copy of the envelope and return its path.
+    fn tampered(&self, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+        let mut bytes = self.envelope();
+        edit(&mut bytes);
+        let path = self.path(name);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+/// Exit code 1, a message naming `reason` on stderr, and no panic.
+fn refused(assert: assert_cmd::assert::Assert, reason: &str) {
+    let assert = assert.code(1).stderr(contains("panicked").not());
+    // miette wraps long messages and marks continued lines with `│`.
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr)
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        stderr.contains(reason),
+        "{reason:?} not in stderr: {stderr}"
+    );
+}
+
+// ---------------------------------------------------------------- keygen
+
+#[test]
+fn keygen_writes_pem_files_and_prints_key_id() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("release");
+    let assert = nls().arg("keygen").arg(&out).assert().success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+
+    let private = fs::read_to_string(dir.path().join("release.key")).unwrap();
+    let public = fs::read_to_string(dir.path().join("release.pub")).unwrap();
+    assert!(private.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    assert!(public.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+
+    let signing = keys::parse_private_key(&private).unwrap();
+    let verifying = keys::parse_public_key(&public).unwrap();
+    assert_eq!(signing.verifying_key(), verifying);
+    let id = hex::encode(Sha256::digest(verifying.as_bytes()));
+    assert!(stdout.contains(&id), "key id missing from {stdout:?}");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |name: &str| {
+            fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("release.key"), 0o600);
+        assert_eq!(mode("release.pub"), 0o644);
+    }
+}
+
+#[test]
+fn keygen_json() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("k");
+    let assert = nls()
+        .arg("keygen")
+        .arg("--json")
+        .arg(&out)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let public = keys::load_public_key(&dir.path().join("k.pub")).unwrap();
+    assert_eq!(json["key_id"], keys::key_id_hex(&public));
+    assert_eq!(
+        json["private_key"],
+        dir.path().join("k.key").display().to_string()
+    );
+    assert_eq!(
+        json["public_key"],
+        dir.path().join("k.pub").display().to_string()
+    );
+}
+
+#[test]
+fn keygen_refuses_to_overwrite_without_force() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("k");
+    nls().arg("keygen").arg(&out).assert().success();
+    let before = fs::read(dir.path().join("k.key")).unwrap();
+
+    refused(nls().arg("keygen").arg(&out).assert(), "already exists");
+    assert_eq!(fs::read(dir.path().join("k.key")).unwrap(), before);
+
+    // Only the .pub existing is refused too, and nothing is written.
+    let lone = dir.path().join("lone");
+    fs::write(dir.path().join("lone.pub"), "x").unwrap();
+    refused(nls().arg("keygen").arg(&lone).assert(), "already exists");
+    assert!(!dir.path().join("lone.key").exists());
+
+    nls()
+        .arg("keygen")
+        .arg("--force")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_ne!(fs::read(dir.path().join("k.key")).unwrap(), before);
+}
+
+#[test]
+fn keygen_output_is_readable_by_openssl() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("openssl not installed; skipped");
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    nls()
+        .arg("keygen")
+        .arg(dir.path().join("k"))
+        .assert()
+        .success();
+    let private = std::process::Command::new("openssl")
+        .args(["pkey", "-noout", "-text", "-in"])
+        .arg(dir.path().join("k.key"))
+        .output()
+        .unwrap();
+    assert!(private.status.success());
+    assert!(String::from_utf8_lossy(&private.stdout).contains("ED25519 Private-Key"));
+    let derived = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(dir.path().join("k.key"))
+        .output()
+        .unwrap();
+    assert!(derived.status.success());
+    assert_eq!(derived.stdout, fs::read(dir.path().join("k.pub")).unwrap());
+}
+
+// ---------------------------------------------------------------- sign + verify
+
+#[test]
+fn sign_then_verify_ok() {
+    let fx = Fixture::new();
+    fx.verify(&["a.pub"], &fx.path("fw.nlfw"), &[])
+        .success()
+        .stdout(contains("OK"));
+    // All policy options at their passing values.
+    fx.verify(
+        &["a.pub"],
+        &fx.path("fw.nlfw"),
+        &["--model", MODEL, "--min-counter", "7", "--threshold", "1"],
+    )
+    .success();
+    // The private key file works as an anchor too (its public half is used).
+    fx.verify(&["a.key"], &fx.path("fw.nlfw"), &[]).success();
+}
+
+#[test]
+fn bootloader_accepts_what_the_cli_writes() {
+    let fx = Fixture::new();
+    let envelope = fx.envelope();
+    assert_eq!(envelope.len(), PREFIX_LEN + fx.image.len());
+    assert_eq!(&envelope[PREFIX_LEN..], &fx.image[..]);
+
+    let public = keys::load_public_key(&fx.path("a.pub")).unwrap();
+    let anchors = TrustAnchors::new(1, 1, &[public.to_bytes()]).unwrap();
+    let model = HardwareModel::new(MODEL).unwrap();
+    let verified = verify_bytes(
+        &envelope,
+        &Policy {
+            anchors: &anchors,
+            model: Some(&model),
+            min_security_counter: COUNTER,
+            max_payload_len: fx.image.len() as u32,
+        },
+    )
+    .unwrap();
+    let header = verified.header();
+    assert_eq!(header.model, model);
+    assert_eq!(header.version, Version::new(1, 4, 2));
+    assert_eq!(header.security_counter, COUNTER);
+    assert_eq!(header.payload_len as usize, fx.image.len());
+    assert_eq!(
+        header.payload_sha256,
+        <[u8; 32]>::from(Sha256::digest(&fx.image))
+    );
+    assert_eq!(verified.signers(), 1);
+}
+
+#[test]
+fn verify_json_reports_validity() {
+    let fx = Fixture::new();
+    let ok = fx
+        .verify(&["a.pub"], &fx.path("fw.nlfw"), &["--json"])
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&ok.get_output().stdout).unwrap();
+    assert_eq!(json["valid"], true);
+    assert_eq!(json["signers"], 1);
+    assert_eq!(json["hardware_model"], MODEL);
+    assert_eq!(json["version"], VERSION);
+
+    let bad = fx
+        .verify(&["b.pub"], &fx.path("fw.nlfw"), &["--json"])
+        .code(1);
+    let json: serde_json::Value = serde_json::from_slice(&bad.get_output().stdout).unwrap();
+    assert_eq!(json["valid"], false);
+    assert!(json["error"].as_str().unwrap().contains("valid signature"));
+}
+
+#[test]
+fn verify_fails_with_wrong_anchor() {
+    let fx = Fixture::new();
+    refused(
+        fx.verify(&["b.pub"], &fx.path("fw.nlfw"), &[]),
+        "0 valid signature(s) by trusted keys, 1 required",
+    );
+}
+
+#[test]
+fn verify_fails_with_wrong_model() {
+    let fx = Fixture::new();
+    refused(
+        fx.verify(&["a.pub"], &fx.path("fw.nlfw"), &["--model", "nl-lock-v3"]),
+        "another hardware model",
+    );
+}
+
+#[test]
+fn verify_fails_below_min_counter() {
+    let fx = Fixture::new();
+    refused(
+        fx.verify(&["a.pub"], &fx.path("fw.nlfw"), &["--min-counter", "8"]),
+        "security counter 7 is below the device minimum 8",
+    );
+}
+
+#[test]
+fn verify_fails_on_flipped_payload_byte() {
+    let fx = Fixture::new();
+    let bad = fx.tampered("flip.nlfw", |b| b[PREFIX_LEN + 1234] ^= 0x01);
+    refused(
+        fx.verify(&["a.pub"], &bad, &[]),
+        "payload does not match its signed SHA-256",
+    );
+}
+
+#[test]
+fn verify_fails_on_flipped_header_byte() {
+    let fx = Fixture::new();
+    // Security counter (offset 48): parses, but the signature no longer covers it.
+    let bad = fx.tampered("hdr.nlfw", |b| b[48] ^= 0x01);
+    refused(fx.verify(&["a.pub"], &bad, &[]), "0 valid signature(s)");
+}
+
+#[test]
+fn verify_fails_on_truncated_file() {
+    let fx = Fixture::new();
+    let short = fx.tampered("short.nlfw", |b| {
+        b.pop();
+    });
+    refused(fx.verify(&["a.pub"], &short, &[]), "header says");
+    let tiny = fx.tampered("tiny.nlfw", |b| b.truncate(100));
+    refused(fx.verify(&["a.pub"], &tiny, &[]), "shorter than");
+}
+
+#[test]
+fn verify_fails_on_appended_byte() {
+    let fx = Fixture::new();
+    let long = fx.tampered("long.nlfw", |b| b.push(0));
+    refused(fx.verify(&["a.pub"], &long, &[]), "header says");
+}
+
+#[test]
+fn threshold_two_needs_two_signatures() {
+    let fx = Fixture::new();
+    fx.sign(&["a", "b"], "two.nlfw").success();
+    fx.verify(
+        &["a.pub", "b.pub"],
+        &fx.path("two.nlfw"),
+        &["--threshold", "2"],
+    )
+    .success()
+    .stdout(contains("2 trusted key(s)"));
+    // The single-signature envelope does not meet a threshold of 2.
+    refused(
+        fx.verify(
+            &["a.pub", "b.pub"],
+            &fx.path("fw.nlfw"),
+            &["--threshold", "2"],
+        ),
+        "1 valid signature(s) by trusted keys, 2 required",
+    );
+    // A threshold above the number of anchors is refused up front.
+    refused(
+        fx.verify(&["a.pub"], &fx.path("two.nlfw"), &["--threshold", "2"]),
+        "invalid trust anchors",
+    );
+}
+
+// ---------------------------------------------------------------- inspect
+
+#[test]
+fn inspect_json_fields() {
+    let fx = Fixture::new();
+    fx.sign(&["a", "b"], "two.nlfw").success();
+    let assert = nls()
+        .args(["inspect", "--json"])
+        .arg(fx.path("two.nlfw"))
+        .assert()
+        .success();
+    let summary: EnvelopeSummary = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let id = |name: &str| {
+        keys::key_id_hex(&keys::load_public_key(&fx.path(&format!("{name}.pub"))).unwrap())
+    };
+    assert_eq!(summary.format_version, 1);
+    assert_eq!(summary.hardware_model, MODEL);
+    assert_eq!(summary.version, VERSION);
+    assert_eq!(summary.security_counter, COUNTER);
+    assert_eq!(summary.payload_len as usize, fx.image.len());
+    assert_eq!(
+        summary.payload_sha256,
+        hex::encode(Sha256::digest(&fx.image))
+    );
+    assert_eq!(summary.envelope_len as usize, PREFIX_LEN + fx.image.len());
+    let ids: Vec<&str> = summary
+        .signatures
+        .iter()
+        .map(|s| s.key_id.as_str())
+        .collect();
+    assert_eq!(ids, [id("a"), id("b")]);
+
+    // `sign --json` prints the same shape.
+    let signed = nls()
+        .args(["sign", "--json", "--key"])
+        .arg(fx.path("a.key"))
+        .arg("--key")
+        .arg(fx.path("b.key"))
+        .args(["--model", MODEL, "--version", VERSION, "--counter", "7"])
+        .arg(fx.path("fw.bin"))
+        .arg("-o")
+        .arg(fx.path("again.nlfw"))
+        .assert()
+        .success();
+    let again: EnvelopeSummary = serde_json::from_slice(&signed.get_output().stdout).unwrap();
+    assert_eq!(again, summary);
+}
+
+#[test]
+fn inspect_human_table() {
+    let fx = Fixture::new();
+    nls()
+        .arg("inspect")
+        .arg(fx.path("fw.nlfw"))
+        .assert()
+        .success()
+        .stdout(contains("hardware model    nl-lock-v2"))
+        .stdout(contains("security counter  7"))
+        .stdout(contains("key id #1"));
+}
+
+#[test]
+fn malformed_input_is_a_clean_error() {
+    let fx = Fixture::new();
+    let mut inputs = vec![
+        ("empty", Vec::new()),
+        ("noise-small", noise(100, 1)),
+        ("noise-prefix", noise(PREFIX_LEN, 2)),
+        ("noise-large", noise(8000, 3)),
+    ];
+    // Right magic, garbage after it.
+    let mut magic = noise(4000, 4);
+    magic[..4].copy_from_slice(b"NLFW");
+    inputs.push(("magic", magic));
+    // A valid envelope with its signature count or padding corrupted.
+    let mut count = fx.envelope();
+    count[128] = 200;
+    inputs.push(("count", count));
+    let mut padding = fx.envelope();
+    padding[PREFIX_LEN - 1] = 1;
+    inputs.push(("padding", padding));
+
+    for (name, bytes) in inputs {
+        let path = fx.path(name);
+        fs::write(&path, bytes).unwrap();
+        for json in [false, true] {
+            let mut inspect = nls();
+            inspect.arg("inspect");
+            if json {
+                inspect.arg("--json");
+            }
+            refused(inspect.arg(&path).assert(), "is not a valid envelope");
+        }
+        refused(fx.verify(&["a.pub"], &path, &[]), "was rejected");
+    }
+    refused(
+        nls().arg("inspect").arg(fx.path("missing")).assert(),
+        "cannot read",
+    );
+}
+
+// ---------------------------------------------------------------- sign refusals
+
+fn sign_with(
+    fx: &Fixture,
+    keys: &[PathBuf],
+    model: &str,
+    version: &str,
+) -> assert_cmd::assert::Assert {
+    let mut cmd = nls();
+    cmd.arg("sign");
+    for k in keys {
+        cmd.arg("--key").arg(k);
+    }
+    cmd.args(["--model", model, "--version", version, "--counter", "1"])
+        .arg(fx.path("fw.bin"))
+        .arg("-o")
+        .arg(fx.path("out.nlfw"))
+        .assert()
+}
+
+#[test]
+fn bad_version_is_refused() {
+    let fx = Fixture::new();
+    let key = [fx.path("a.key")];
+    for bad in [
+        "1.2",
+        "1.2.3.4",
+        "1.2.65536",
+        "v1.2.3",
+        "1.2.3-rc.1",
+        "01.2.3",
+        "x.y.z",
+        "",
+    ] {
+        refused(sign_with(&fx, &key, MODEL, bad), "invalid version");
+        assert!(!fx.path("out.nlfw").exists(), "{bad:?} wrote an envelope");
+    }
+    sign_with(&fx, &key, MODEL, "65535.0.0").success();
+}
+
+#[test]
+fn sign_refuses_bad_model_duplicate_and_too_many_keys() {
+    let fx = Fixture::new();
+    let a = fx.path("a.key");
+    refused(
+        sign_with(&fx, std::slice::from_ref(&a), "NL Lock", "1.0.0"),
+        "invalid hardware model",
+    );
+    refused(
+        sign_with(
+            &fx,
+            &[a.clone(), fx.path("b.key"), a.clone()],
+            MODEL,
+            "1.0.0",
+        ),
+        "is given twice",
+    );
+    // The same key under another file name is still a duplicate.
+    fs::copy(&a, fx.path("copy.key")).unwrap();
+    refused(
+        sign_with(&fx, &[a.clone(), fx.path("copy.key")], MODEL, "1.0.0"),
+        "is given twice",
+    );
+
+    let many: Vec<PathBuf> = (0..9)
+        .map(|i| {
+            let path = fx.path(&format!("k{i}.key"));
+            let pem = keys::private_key_pem(&keys::generate()).unwrap();
+            fs::write(&path, pem.as_bytes()).unwrap();
+            path
+        })
+        .collect();
+    refused(sign_with(&fx, &many, MODEL, "1.0.0"), "at most 8");
+    sign_with(&fx, &many[..8], MODEL, "1.0.0").success();
+    assert!(fx.path("out.nlfw").exists());
+    // A public key is not a signing key.
+    refused(
+        sign_with(&fx, &[fx.path("a.pub")], MODEL, "1.0.0"),
+        "not an Ed25519 private key",
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    nls().arg("sign").assert().code(2);
+    nls().args(["verify", "x.nlfw"]).assert().code(2);
+    nls().arg("frobnicate").assert().code(2);
+}
