@@ -286,6 +286,66 @@ fn bootloader_accepts_what_the_cli_writes() {
     assert_eq!(verified.signers(), 1);
 }
 
+/// The full path a release takes on a lock: CLI-signed envelopes in ACTIVE
+/// and DFU of a simulated flash, through the real boot flow.
+#[test]
+fn a_lock_boots_and_installs_what_the_cli_writes() {
+    use bootloader::boot::{BootConfig, Bootloader};
+    use bootloader::layout::SMALL;
+    use bootloader::sim::{Erased, SimFlash};
+    use bootloader::updater::Updater;
+    use std::cell::RefCell;
+
+    let fx = Fixture::new();
+    fs::write(fx.path("fw2.bin"), noise(7000, 42)).unwrap();
+    nls()
+        .args(["sign", "--key"])
+        .arg(fx.path("a.key"))
+        .args(["--model", MODEL, "--version", "1.5.0", "--counter", "8"])
+        .arg(fx.path("fw2.bin"))
+        .arg("-o")
+        .arg(fx.path("fw2.nlfw"))
+        .assert()
+        .success();
+    let old = fx.envelope();
+    let new = fs::read(fx.path("fw2.nlfw")).unwrap();
+
+    let public = keys::load_public_key(&fx.path("a.pub")).unwrap();
+    let config = BootConfig {
+        model: HardwareModel::new(MODEL).unwrap(),
+        genesis: TrustAnchors::new(1, 1, &[public.to_bytes()]).unwrap(),
+        layout: SMALL,
+    };
+    let mut sim = SimFlash::<4, 4096>::new(SMALL.flash_size as usize, Erased::Ones);
+    sim.program_raw(SMALL.active.offset as usize, &old);
+    let flash = embassy_sync::blocking_mutex::Mutex::new(RefCell::new(sim));
+    let mut buf = vec![0u8; 4096];
+
+    let r = Bootloader::new(&flash, config)
+        .unwrap()
+        .boot(&mut buf)
+        .unwrap();
+    assert_eq!(r.image.header().version, Version::new(1, 4, 2));
+
+    let mut up = Updater::new(&flash, config).unwrap();
+    up.begin().unwrap();
+    up.write_dfu(0, &new).unwrap();
+    up.request_install(&mut buf).unwrap();
+    let r = Bootloader::new(&flash, config)
+        .unwrap()
+        .boot(&mut buf)
+        .unwrap();
+    assert!(r.trial);
+    assert_eq!(r.image.header().version, Version::new(1, 5, 0));
+    Updater::new(&flash, config).unwrap().confirm().unwrap();
+    let r = Bootloader::new(&flash, config)
+        .unwrap()
+        .boot(&mut buf)
+        .unwrap();
+    assert!(!r.trial);
+    assert_eq!(r.min_security_counter, 8);
+}
+
 #[test]
 fn verify_json_reports_validity() {
     let fx = Fixture::new();
