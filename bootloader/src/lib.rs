@@ -3,6 +3,7 @@
 
 pub mod anchors;
 pub mod boot;
+pub mod delta;
 pub mod envelope;
 pub mod layout;
 pub mod records;

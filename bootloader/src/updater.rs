@@ -134,7 +134,7 @@ impl<'a, F: NorFlash> Updater<'a, F> {
         let w = F::WRITE_SIZE;
         let sector = self.config.layout.sector;
         let end = u64::from(offset) + data.len() as u64;
-        if !(offset as usize).is_multiple_of(w) || end > u64::from(self.config.layout.dfu.size) {
+        if !(offset as usize).is_multiple_of(w) || end > u64::from(self.config.layout.active.size) {
             return Err(UpdateError::OutOfRange);
         }
         let mut dfu = part(self.flash, self.config.layout.dfu);
@@ -172,6 +172,64 @@ impl<'a, F: NorFlash> Updater<'a, F> {
     pub fn read_dfu(&self, offset: u32, buf: &mut [u8]) -> Result<(), UpdateError> {
         part(self.flash, self.config.layout.dfu)
             .read(offset, buf)
+            .map_err(|e| UpdateError::Flash(e.kind()))
+    }
+
+    /// Read from the running image (a delta's base).
+    pub fn read_active(&self, offset: u32, buf: &mut [u8]) -> Result<(), UpdateError> {
+        part(self.flash, self.config.layout.active)
+            .read(offset, buf)
+            .map_err(|e| UpdateError::Flash(e.kind()))
+    }
+
+    /// Size of the ACTIVE bank (the largest envelope that can be installed).
+    pub fn active_capacity(&self) -> u32 {
+        self.config.layout.active.size
+    }
+
+    /// DFU offset of the scratch sector: DFU's last sector, which only the
+    /// swap uses, is free while an image is staged (an envelope never exceeds
+    /// ACTIVE, which is one sector smaller than DFU).
+    fn scratch_offset(&self) -> u32 {
+        self.config.layout.dfu.size - self.config.layout.sector
+    }
+
+    /// Size of the scratch sector.
+    pub fn scratch_len(&self) -> u32 {
+        self.config.layout.sector
+    }
+
+    /// Erase the scratch sector.
+    pub fn scratch_erase(&mut self) -> Result<(), UpdateError> {
+        if self.firmware_state()? == State::Swap {
+            return Err(UpdateError::NotConfirmed);
+        }
+        let at = self.scratch_offset();
+        part(self.flash, self.config.layout.dfu)
+            .erase(at, at + self.config.layout.sector)
+            .map_err(|e| UpdateError::Flash(e.kind()))
+    }
+
+    /// Program bytes in the scratch sector (write-aligned, inside the sector).
+    pub fn scratch_write(&mut self, offset: u32, data: &[u8]) -> Result<(), UpdateError> {
+        if u64::from(offset) + data.len() as u64 > u64::from(self.config.layout.sector) {
+            return Err(UpdateError::OutOfRange);
+        }
+        if self.firmware_state()? == State::Swap {
+            return Err(UpdateError::NotConfirmed);
+        }
+        part(self.flash, self.config.layout.dfu)
+            .write(self.scratch_offset() + offset, data)
+            .map_err(|e| UpdateError::Flash(e.kind()))
+    }
+
+    /// Read bytes from the scratch sector.
+    pub fn scratch_read(&self, offset: u32, buf: &mut [u8]) -> Result<(), UpdateError> {
+        if u64::from(offset) + buf.len() as u64 > u64::from(self.config.layout.sector) {
+            return Err(UpdateError::OutOfRange);
+        }
+        part(self.flash, self.config.layout.dfu)
+            .read(self.scratch_offset() + offset, buf)
             .map_err(|e| UpdateError::Flash(e.kind()))
     }
 

@@ -3,5 +3,6 @@
 
 mod anchors;
 mod common;
+mod delta;
 mod power_cut;
 mod tampering;

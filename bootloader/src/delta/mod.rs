@@ -1,0 +1,227 @@
+//! Delta updates: rebuild a new image from the running one and a small patch,
+//! streaming, in bounded RAM, resumable after a reset.
+//!
+//! ## Patch format (`NLDP`)
+//!
+//! ```text
+//!    0    4  magic "NLDP"
+//!    4    2  format version (1)
+//!    6    1  block size, log2 (12..=20; 16 = 64 KiB of output per block)
+//!    7    1  model table size, log2 (must equal [`model::HASH_BITS`])
+//!    8    4  base payload length
+//!   12   32  base payload SHA-256 (what ACTIVE must hold)
+//!   44    4  target payload length
+//!   48   32  target payload SHA-256
+//!   80    4  body length
+//!   84   12  reserved, zero
+//!   96 1024  the target envelope's prefix: signed header and signatures
+//! 1120    …  body: one arithmetic-coded stream per block
+//! ```
+//!
+//! The body carries bsdiff-style controls (from `bidiff`'s match finder): *add*
+//! `n` bytes (each `new = old + diff`, the diffs mostly zero), *copy* `m` bytes
+//! that have no counterpart in the old image, then *seek* the old cursor. Add
+//! bytes and literals are coded with context mixing ([`model`]); inside copy
+//! runs the encoder may also reference earlier bytes of the new image or any
+//! bytes of the old image (LZ77 matches), which the applier reads back from
+//! flash, so they cost no RAM.
+//!
+//! ## Blocks, checkpoints and resume
+//!
+//! Every [`BLOCK`](PatchHeader::block_size) bytes of DFU output the coder and
+//! all models restart. At each boundary the applier records a checkpoint
+//! (block, offsets, run state) in the DFU bank's spare last sector, which
+//! nothing else uses while an image is being staged. After a reset,
+//! [`apply::Applier::resume`] continues from the last checkpoint: at most one
+//! block (64 KiB of output, plus the patch bytes that coded it) is redone.
+//!
+//! ## RAM
+//!
+//! [`model::Model`] (the models, `size_of` ≈ 25 KiB) plus
+//! [`apply::Applier`] (buffers and state, ≈ 2 KiB) is all the applier uses
+//! besides its stack; `nightlatch-sign bench-delta` prints both, with the
+//! measured stack high-water mark.
+
+pub mod apply;
+pub mod coder;
+#[cfg(feature = "std")]
+pub mod encode;
+pub mod model;
+
+use sha2::{Digest, Sha256};
+
+use crate::envelope::{EnvelopeError, PREFIX_LEN};
+use crate::updater::UpdateError;
+
+/// Patch magic.
+pub const MAGIC: [u8; 4] = *b"NLDP";
+/// Patch format version.
+pub const FORMAT_VERSION: u16 = 1;
+/// Fixed patch header length (before the target prefix).
+pub const HEADER_LEN: usize = 96;
+/// Offset of the body.
+pub const BODY_OFFSET: usize = HEADER_LEN + PREFIX_LEN;
+/// Default block size, log2.
+pub const DEFAULT_BLOCK_LOG2: u8 = 16;
+/// Shortest LZ match inside copy runs.
+pub const MIN_MATCH: u32 = 5;
+
+/// Why a patch was refused or failed to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeltaError {
+    /// Not a patch.
+    BadMagic,
+    /// A format version this code does not read.
+    UnsupportedFormat(u16),
+    /// Block size or model size this applier was not built for.
+    UnsupportedParameters,
+    /// Reserved bytes not zero, or inconsistent lengths.
+    BadHeader,
+    /// The target does not fit the ACTIVE bank.
+    TargetTooLarge {
+        /// Target envelope length.
+        len: u64,
+        /// ACTIVE size.
+        max: u64,
+    },
+    /// ACTIVE does not hold the image this patch was made from: fetch the
+    /// full image instead.
+    BaseMismatch,
+    /// The embedded target prefix does not parse or does not match the header.
+    BadTargetPrefix(EnvelopeError),
+    /// The body decodes to something impossible (corrupted patch bytes).
+    Corrupt(&'static str),
+    /// More bytes than the header announced.
+    TrailingData,
+    /// [`apply::Applier::finish`] before the whole patch arrived.
+    Truncated,
+    /// The rebuilt image does not hash to the target digest.
+    TargetDigestMismatch,
+    /// The rebuilt envelope did not verify.
+    Image(EnvelopeError),
+    /// Writing DFU failed.
+    Update(UpdateError),
+    /// No usable checkpoint to resume from.
+    NoCheckpoint,
+    /// An earlier error stopped this applier.
+    Poisoned,
+}
+
+impl core::fmt::Display for DeltaError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadMagic => write!(f, "not a Nightlatch patch (bad magic)"),
+            Self::UnsupportedFormat(v) => write!(f, "unsupported patch format version {v}"),
+            Self::UnsupportedParameters => write!(f, "unsupported block or model size"),
+            Self::BadHeader => write!(f, "malformed patch header"),
+            Self::TargetTooLarge { len, max } => {
+                write!(f, "target of {len} bytes does not fit the {max}-byte bank")
+            }
+            Self::BaseMismatch => write!(
+                f,
+                "the running image is not this patch's base; fetch the full image"
+            ),
+            Self::BadTargetPrefix(e) => write!(f, "embedded target header refused: {e}"),
+            Self::Corrupt(what) => write!(f, "corrupted patch: {what}"),
+            Self::TrailingData => write!(f, "more bytes than the patch header announced"),
+            Self::Truncated => write!(f, "patch ended early"),
+            Self::TargetDigestMismatch => write!(f, "rebuilt image does not match its digest"),
+            Self::Image(e) => write!(f, "rebuilt image refused: {e}"),
+            Self::Update(e) => write!(f, "{e}"),
+            Self::NoCheckpoint => write!(f, "no checkpoint to resume from"),
+            Self::Poisoned => write!(f, "applier stopped by an earlier error"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for DeltaError {}
+
+impl From<UpdateError> for DeltaError {
+    fn from(e: UpdateError) -> Self {
+        Self::Update(e)
+    }
+}
+
+/// The fixed patch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchHeader {
+    /// Block size, log2.
+    pub block_log2: u8,
+    /// Base payload length.
+    pub base_len: u32,
+    /// Base payload digest.
+    pub base_sha256: [u8; 32],
+    /// Target payload length.
+    pub target_len: u32,
+    /// Target payload digest.
+    pub target_sha256: [u8; 32],
+    /// Body length.
+    pub body_len: u32,
+}
+
+impl PatchHeader {
+    /// Output bytes per block.
+    pub fn block_size(&self) -> u32 {
+        1 << self.block_log2
+    }
+
+    /// Total patch length.
+    pub fn patch_len(&self) -> u64 {
+        BODY_OFFSET as u64 + u64::from(self.body_len)
+    }
+
+    /// Encode.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..4].copy_from_slice(&MAGIC);
+        h[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        h[6] = self.block_log2;
+        h[7] = model::HASH_BITS as u8;
+        h[8..12].copy_from_slice(&self.base_len.to_le_bytes());
+        h[12..44].copy_from_slice(&self.base_sha256);
+        h[44..48].copy_from_slice(&self.target_len.to_le_bytes());
+        h[48..80].copy_from_slice(&self.target_sha256);
+        h[80..84].copy_from_slice(&self.body_len.to_le_bytes());
+        h
+    }
+
+    /// Strictly decode.
+    pub fn decode(h: &[u8; HEADER_LEN]) -> Result<Self, DeltaError> {
+        if h[0..4] != MAGIC {
+            return Err(DeltaError::BadMagic);
+        }
+        let v = u16::from_le_bytes([h[4], h[5]]);
+        if v != FORMAT_VERSION {
+            return Err(DeltaError::UnsupportedFormat(v));
+        }
+        if !(12..=20).contains(&h[6]) || u32::from(h[7]) != model::HASH_BITS {
+            return Err(DeltaError::UnsupportedParameters);
+        }
+        if h[84..].iter().any(|&b| b != 0) {
+            return Err(DeltaError::BadHeader);
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let mut base_sha256 = [0u8; 32];
+        base_sha256.copy_from_slice(&h[12..44]);
+        let mut target_sha256 = [0u8; 32];
+        target_sha256.copy_from_slice(&h[48..80]);
+        Ok(Self {
+            block_log2: h[6],
+            base_len: u32_at(8),
+            base_sha256,
+            target_len: u32_at(44),
+            target_sha256,
+            body_len: u32_at(80),
+        })
+    }
+
+    /// A short identity of the header, for checkpoint records.
+    pub(crate) fn id(&self) -> [u8; 8] {
+        let d: [u8; 32] = Sha256::digest(self.encode()).into();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&d[..8]);
+        id
+    }
+}
