@@ -147,9 +147,21 @@ impl Stats {
     }
 }
 
+/// A mutating operation, as recorded by [`SimFlash::record_ops`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpRecord {
+    /// Erase (true) or write (false).
+    pub erase: bool,
+    /// Byte offset.
+    pub offset: u32,
+    /// Bytes.
+    pub len: u32,
+}
+
 /// Simulated NOR flash with `WRITE`-byte program units and `ERASE`-byte sectors.
 #[derive(Debug, Clone)]
 pub struct SimFlash<const WRITE: usize = 4, const ERASE: usize = 4096> {
+    log: Option<Vec<OpRecord>>,
     mem: Vec<u8>,
     written: Vec<bool>,
     erased: Erased,
@@ -168,6 +180,7 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
         let () = Self::GEOMETRY;
         let size = size.next_multiple_of(ERASE);
         Self {
+            log: None,
             mem: vec![erased.byte(); size],
             written: vec![false; size / WRITE],
             erased,
@@ -188,6 +201,17 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
             *w = f.mem[i * WRITE..(i + 1) * WRITE].iter().any(|&b| b != e);
         }
         f
+    }
+
+    /// Start recording every mutating operation (for tests that need to know
+    /// which operation touched what).
+    pub fn record_ops(&mut self) {
+        self.log = Some(Vec::new());
+    }
+
+    /// Operations recorded since [`Self::record_ops`], in order.
+    pub fn recorded(&self) -> &[OpRecord] {
+        self.log.as_deref().unwrap_or(&[])
     }
 
     /// Choose the double-write policy.
@@ -321,6 +345,13 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
         let (start, end) = self.check(from, len, ERASE)?;
         let e = self.erased.byte();
         let torn = self.next_op(len);
+        if let Some(log) = &mut self.log {
+            log.push(OpRecord {
+                erase: true,
+                offset: from,
+                len: len as u32,
+            });
+        }
         self.stats.erases += 1;
         let done = torn.unwrap_or(len);
         self.mem[start..start + done].fill(e);
@@ -358,6 +389,13 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
             }
         }
         let torn = self.next_op(bytes.len());
+        if let Some(log) = &mut self.log {
+            log.push(OpRecord {
+                erase: false,
+                offset,
+                len: bytes.len() as u32,
+            });
+        }
         self.stats.writes += 1;
         let done = torn.unwrap_or(bytes.len());
         for (i, &b) in bytes[..done].iter().enumerate() {

@@ -276,6 +276,67 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A TUF metadata, key source or ceremony error (from `keys-ceremony`).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Tuf(#[from] keys_ceremony::Error),
+
+    /// A directory is not a TUF repository made by these tools.
+    #[error("{} is not a TUF repository: {reason}", path.display())]
+    #[diagnostic(
+        code(nightlatch_sign::not_a_repository),
+        help(
+            "start one with `nightlatch-sign repo init --repo DIR ROOT.json` (a fully signed root from `nightlatch-keys`)"
+        )
+    )]
+    NotARepository {
+        /// The directory.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+
+    /// A repository's metadata is in a state this command cannot build on.
+    #[error("repository {}: {reason}", path.display())]
+    #[diagnostic(code(nightlatch_sign::repo_state))]
+    RepoState {
+        /// The repository directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+        /// What to do.
+        #[help]
+        help: String,
+    },
+
+    /// A target of that name is already published with other content.
+    #[error("target {target} is already published with different content")]
+    #[diagnostic(
+        code(nightlatch_sign::target_conflict),
+        help(
+            "published targets never change; sign the image with a new --version and publish that"
+        )
+    )]
+    TargetConflict {
+        /// The target path.
+        target: String,
+    },
+
+    /// A file given to `publish` is neither an envelope nor a known patch.
+    #[error("{} is not a firmware envelope (magic NLFW): {reason}", path.display())]
+    #[diagnostic(
+        code(nightlatch_sign::unknown_target_file),
+        help(
+            "publish envelopes made by `nightlatch-sign sign`; delta patches are not publishable yet (a later release adds them)"
+        )
+    )]
+    UnknownTargetFile {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+
     /// A report could not be serialised to JSON (should not happen).
     #[error("cannot serialise the JSON report")]
     #[diagnostic(
@@ -286,6 +347,18 @@ pub enum Error {
         /// Why.
         #[source]
         source: serde_json::Error,
+    },
+
+    /// A delta patch could not be made, read or applied.
+    #[error("{what}: {reason}")]
+    #[diagnostic(code(nightlatch_sign::delta), help("{help}"))]
+    Delta {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        reason: bootloader::delta::DeltaError,
+        /// What to do next.
+        help: String,
     },
 }
 

@@ -385,22 +385,27 @@ pub fn encode_with_stats(
     Ok((patch, stats))
 }
 
-/// Apply `patch` to `old_envelope` with the device's own applier on a
-/// simulated flash, and return the rebuilt target envelope. Signatures are
-/// not checked here (that needs the lock's anchors); the digest is.
+/// A simulated lock big enough for `old_envelope` and the patch's target,
+/// with `old_envelope` in ACTIVE: what [`apply_on_sim`] and the delta
+/// benchmark run the device applier on. Its anchor is a placeholder (the
+/// digest is checked, not signatures).
 #[cfg(feature = "sim")]
-pub fn apply_on_sim(old_envelope: &[u8], patch: &[u8]) -> Result<Vec<u8>, DeltaError> {
-    use core::cell::RefCell;
-
-    use embassy_sync::blocking_mutex::Mutex;
-
-    use super::apply::{Applier, Progress};
+pub fn sim_lock(
+    old_envelope: &[u8],
+    patch: &[u8],
+) -> Result<
+    (
+        crate::sim::SimFlash<4, 4096>,
+        crate::boot::BootConfig,
+        PatchHeader,
+    ),
+    DeltaError,
+> {
     use crate::anchors::TrustAnchors;
     use crate::boot::BootConfig;
     use crate::envelope::HardwareModel;
     use crate::layout::{Layout, Sizes};
     use crate::sim::{Erased, SimFlash};
-    use crate::updater::Updater;
 
     let mut raw = [0u8; super::HEADER_LEN];
     raw.copy_from_slice(
@@ -429,8 +434,6 @@ pub fn apply_on_sim(old_envelope: &[u8], patch: &[u8]) -> Result<Vec<u8>, DeltaE
     let layout = Layout::try_new(sizes).map_err(|_| DeltaError::UnsupportedParameters)?;
     let mut sim = SimFlash::<4, 4096>::new(layout.flash_size as usize, Erased::Ones);
     sim.program_raw(layout.active.offset as usize, old_envelope);
-    let flash = Mutex::new(RefCell::new(sim));
-    // A placeholder anchor: this function checks the digest, not signatures.
     let placeholder = ed25519_dalek::SigningKey::from_bytes(&[1; 32])
         .verifying_key()
         .to_bytes();
@@ -440,6 +443,23 @@ pub fn apply_on_sim(old_envelope: &[u8], patch: &[u8]) -> Result<Vec<u8>, DeltaE
             .map_err(|_| DeltaError::UnsupportedParameters)?,
         layout,
     };
+    Ok((sim, config, header))
+}
+
+/// Apply `patch` to `old_envelope` with the device's own applier on a
+/// simulated flash, and return the rebuilt target envelope. Signatures are
+/// not checked here (that needs the lock's anchors); the digest is.
+#[cfg(feature = "sim")]
+pub fn apply_on_sim(old_envelope: &[u8], patch: &[u8]) -> Result<Vec<u8>, DeltaError> {
+    use core::cell::RefCell;
+
+    use embassy_sync::blocking_mutex::Mutex;
+
+    use super::apply::{Applier, Progress};
+    use crate::updater::Updater;
+
+    let (sim, config, header) = sim_lock(old_envelope, patch)?;
+    let flash = Mutex::new(RefCell::new(sim));
     let mut up = Updater::new(&flash, config)?;
     let mut model = std::boxed::Box::new(super::model::Model::new());
     let mut applier = Applier::new(&mut up, &mut model)?;

@@ -143,11 +143,11 @@ impl<const N: usize, const S: usize> Mixer<N, S> {
     fn mix(&mut self, x: [i32; N], set: usize) -> u32 {
         self.x = x;
         self.set = set % S;
-        let w = &self.w[self.set];
-        let mut dot = 0i64;
-        for i in 0..N {
-            dot += i64::from(x[i]) * i64::from(w[i]);
-        }
+        let dot: i64 = x
+            .iter()
+            .zip(&self.w[self.set])
+            .map(|(&x, &w)| i64::from(x) * i64::from(w))
+            .sum();
         self.pr = squash((dot >> 16) as i32).clamp(1, 4095);
         self.pr as u32
     }
@@ -155,10 +155,9 @@ impl<const N: usize, const S: usize> Mixer<N, S> {
     #[inline]
     fn learn(&mut self, bit: u32) {
         let err = ((bit as i32) << 12) - self.pr;
-        let w = &mut self.w[self.set];
-        for i in 0..N {
+        for (w, &x) in self.w[self.set].iter_mut().zip(&self.x) {
             // Clamped so no input, however hostile, can overflow a weight.
-            w[i] = (w[i] + ((self.x[i] * err * self.lr) >> 10)).clamp(-(1 << 24), 1 << 24);
+            *w = (*w + ((x * err * self.lr) >> 10)).clamp(-(1 << 24), 1 << 24);
         }
     }
 }

@@ -9,8 +9,18 @@ use bootloader::envelope::{PREFIX_LEN, Version};
 
 use crate::common::*;
 
-/// bidiff controls for two payloads.
+/// bidiff controls for two payloads (bidiff needs both non-empty).
 pub fn controls(old: &[u8], new: &[u8]) -> Vec<Control> {
+    if new.is_empty() {
+        return vec![];
+    }
+    if old.is_empty() {
+        return vec![Control {
+            add: 0,
+            copy: new.len(),
+            seek: 0,
+        }];
+    }
     let mut out = Vec::new();
     let mut tr = bidiff::Translator::new(
         old,
@@ -100,4 +110,384 @@ fn delta_round_trips_the_firmware_corpus_on_the_host() {
             assert_eq!(apply_on_sim(&o, &p).unwrap(), n, "{name}");
         }
     }
+}
+
+/// Synthetic payloads: (name, old, new).
+fn synthetic() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
+    let base = payload(3, 150_000);
+    let mut edited = base.clone();
+    // Scattered byte edits, an insertion and a deletion.
+    for i in (0..edited.len()).step_by(997) {
+        edited[i] = edited[i].wrapping_add(4);
+    }
+    edited.splice(40_000..40_000, payload(9, 3000));
+    edited.drain(90_000..92_000);
+    vec![
+        ("empty to empty", vec![], vec![]),
+        ("empty to something", vec![], payload(5, 5000)),
+        ("something to empty", payload(5, 5000), vec![]),
+        ("identical", base.clone(), base.clone()),
+        ("unrelated", payload(1, 70_000), payload(2, 80_000)),
+        ("old longer", base.clone(), base[..100_000].to_vec()),
+        ("old shorter", base[..100_000].to_vec(), edited.clone()),
+        ("edited", base.clone(), edited),
+    ]
+}
+
+#[test]
+fn delta_round_trips_synthetic_cases() {
+    for (name, old, new) in synthetic() {
+        let (o, n) = (wrap(&old, 1), wrap(&new, 2));
+        let p = patch(&o, &n);
+        assert_eq!(apply_on_sim(&o, &p).unwrap(), n, "{name}");
+    }
+}
+
+#[test]
+fn delta_round_trips_an_image_over_2_mib() {
+    let old = payload(7, 2_300_000);
+    let mut new = old.clone();
+    for i in (0..new.len()).step_by(4099) {
+        new[i] ^= 0x5A;
+    }
+    new.splice(1_000_000..1_000_000, payload(8, 10_000));
+    let (o, n) = (wrap(&old, 1), wrap(&new, 2));
+    let p = patch(&o, &n);
+    assert!(p.len() < new.len() / 10, "patch {} bytes", p.len());
+    assert_eq!(apply_on_sim(&o, &p).unwrap(), n);
+}
+
+/// A lock with room for 200 KiB-class images (ACTIVE 256 KiB).
+fn mid_layout() -> bootloader::layout::Layout {
+    bootloader::layout::Layout::new(bootloader::layout::Sizes {
+        flash_size: 1024 * 1024,
+        sector: 4096,
+        write_size: 4,
+        bootloader: 8192,
+        state: 8192,
+        active: 256 * 1024,
+        credentials: 16 * 1024,
+    })
+}
+
+fn pair_for_device() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (_, old, new) = synthetic().pop().unwrap();
+    let (o, n) = (wrap(&old, 1), wrap(&new, 2));
+    let p = patch(&o, &n);
+    (o, n, p)
+}
+
+/// Feed `patch` from `from` in chunks whose sizes cycle through `sizes`.
+fn feed(
+    a: &mut Applier<'_, '_, Flash>,
+    patch: &[u8],
+    from: usize,
+    sizes: &[usize],
+) -> Result<Progress, DeltaError> {
+    let mut at = from;
+    let mut i = 0;
+    let mut last = Progress::NeedMore;
+    while at < patch.len() {
+        let n = sizes[i % sizes.len()].min(patch.len() - at);
+        last = a.feed(&patch[at..at + n])?;
+        at += n;
+        i += 1;
+    }
+    Ok(last)
+}
+
+#[test]
+fn the_device_applier_streams_any_chunk_size_and_the_lock_installs_the_result() {
+    let (o, n, p) = pair_for_device();
+    for sizes in [&[1usize][..], &[7, 1, 300], &[1460], &[65_536], &[p.len()]] {
+        let mut lock = Lock::factory(mid_layout(), anchors_of(&[&key(1)], 1), &o);
+        lock.boot().unwrap();
+        let active = lock.active_bytes();
+        let mut model = Box::new(Model::new());
+        let mut up = lock.updater();
+        let mut a = Applier::new(&mut up, &mut model).unwrap();
+        assert_eq!(
+            feed(&mut a, &p, 0, sizes).unwrap(),
+            Progress::Rebuilt,
+            "{sizes:?}"
+        );
+        let img = a.verify().unwrap();
+        assert_eq!(img.header().security_counter, 2);
+        let _ = a;
+        let got = lock.raw(lock.config.layout.dfu.offset, n.len());
+        assert_eq!(got, n, "DFU holds the target bit for bit");
+        assert_eq!(lock.active_bytes(), active, "ACTIVE untouched");
+        let mut buf = vec![0u8; 4096];
+        up.request_install(&mut buf).unwrap();
+        let _ = up;
+        let r = lock.boot().unwrap();
+        assert!(r.trial);
+        assert_eq!(r.image.header().payload_sha256, digest_of(&n));
+    }
+}
+
+#[test]
+fn wrong_base_is_a_distinct_error_and_writes_nothing() {
+    let (_, n, p) = pair_for_device();
+    let other = wrap(&payload(99, 150_000), 1);
+    let lock = Lock::factory(mid_layout(), anchors_of(&[&key(1)], 1), &other);
+    let before = lock.with_flash(|f| f.stats());
+    let mut model = Box::new(Model::new());
+    let mut up = lock.updater();
+    let mut a = Applier::new(&mut up, &mut model).unwrap();
+    assert_eq!(a.feed(&p), Err(DeltaError::BaseMismatch));
+    assert_eq!(a.feed(&p[..10]), Err(DeltaError::Poisoned));
+    let _ = a;
+    let after = lock.with_flash(|f| f.stats());
+    assert_eq!(
+        after.mutating_ops(),
+        before.mutating_ops(),
+        "nothing written"
+    );
+    assert_ne!(lock.raw(lock.config.layout.dfu.offset, 16), n[..16]);
+}
+
+/// Apply a hostile patch on a fresh lock. It must fail cleanly, or (when the
+/// damage did not change what decodes, e.g. a flipped bit of the coder's final
+/// padding) rebuild exactly the real target; nothing else is ever
+/// installable, and ACTIVE and everything outside DFU stay as they were.
+fn outcome(p: &[u8]) -> Result<(), DeltaError> {
+    let (o, n, _) = pair_for_device();
+    let mut lock = Lock::factory(mid_layout(), anchors_of(&[&key(1)], 1), &o);
+    lock.boot().unwrap();
+    let l = lock.config.layout;
+    let outside = |lock: &Lock| {
+        let all = lock.raw(0, l.flash_size as usize);
+        let mut v = all[..l.dfu.offset as usize].to_vec();
+        v.extend_from_slice(&all[l.dfu.end() as usize..]);
+        v
+    };
+    let before = outside(&lock);
+    let mut model = Box::new(Model::new());
+    let err = {
+        let mut up = lock.updater();
+        let mut a = Applier::new(&mut up, &mut model).unwrap();
+        let r = feed(&mut a, p, 0, &[333]);
+        match r {
+            Err(e) => Err(e),
+            Ok(Progress::NeedMore) => Err(a.finish().unwrap_err()),
+            Ok(Progress::Rebuilt) => a.verify().map(|_| ()),
+        }
+    };
+    if err.is_ok() {
+        let dfu = lock.raw(l.dfu.offset, n.len());
+        assert_eq!(
+            dfu, n,
+            "a damaged patch verified as something other than the target"
+        );
+    }
+    assert_eq!(outside(&lock), before, "flash outside DFU changed");
+    assert_eq!(
+        lock.updater().firmware_state().unwrap(),
+        embassy_boot::State::Boot
+    );
+    let r = lock.boot().unwrap();
+    assert_eq!(r.image.header().security_counter, 1);
+    err
+}
+
+fn refused(p: &[u8]) -> DeltaError {
+    outcome(p).expect_err("a damaged patch was accepted")
+}
+
+#[test]
+fn corrupted_truncated_and_oversized_patches_are_refused_cleanly() {
+    let (_, _, p) = pair_for_device();
+    // Corrupted body bytes.
+    for at in [
+        BODY_OFFSET,
+        BODY_OFFSET + 5,
+        BODY_OFFSET + 1000,
+        p.len() / 2,
+        p.len() - 1,
+    ] {
+        let mut t = p.clone();
+        t[at] ^= 0x10;
+        if let Err(e) = outcome(&t) {
+            assert!(
+                matches!(e, DeltaError::Corrupt(_) | DeltaError::TargetDigestMismatch),
+                "byte {at}: {e:?}"
+            );
+        }
+    }
+    // Mostly the damage is caught (not all of the last four bytes matter).
+    let caught = (BODY_OFFSET..p.len() - 4)
+        .step_by(1009)
+        .filter(|&at| {
+            let mut t = p.clone();
+            t[at] ^= 0x10;
+            outcome(&t).is_err()
+        })
+        .count();
+    assert_eq!(caught, (BODY_OFFSET..p.len() - 4).step_by(1009).count());
+    // Corrupted target prefix (its signature no longer verifies or it no
+    // longer matches the header).
+    for at in [HEADER_LEN, HEADER_LEN + 60, HEADER_LEN + 200] {
+        let mut t = p.clone();
+        t[at] ^= 0x01;
+        refused(&t);
+    }
+    // Truncated anywhere.
+    for len in [
+        0,
+        50,
+        HEADER_LEN,
+        BODY_OFFSET,
+        BODY_OFFSET + 100,
+        p.len() - 1,
+    ] {
+        let e = refused(&p[..len]);
+        assert!(
+            matches!(e, DeltaError::Truncated | DeltaError::Corrupt(_)),
+            "len {len}: {e:?}"
+        );
+    }
+    // A header claiming huge lengths.
+    let mut t = p.clone();
+    t[44..48].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(refused(&t), DeltaError::TargetTooLarge { .. }));
+    let mut t = p.clone();
+    t[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(refused(&t), DeltaError::BaseMismatch);
+    let mut t = p.clone();
+    t[80..84].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        refused(&t),
+        DeltaError::Truncated | DeltaError::Corrupt(_)
+    ));
+    // Trailing bytes.
+    let mut t = p.clone();
+    t.extend_from_slice(&[0; 10]);
+    assert_eq!(refused(&t), DeltaError::TrailingData);
+    // Not a patch at all.
+    assert_eq!(refused(&[0xEE; 2000]), DeltaError::BadMagic);
+}
+
+/// Cut power at flash operation `cut` of an apply, reboot, resume (or start
+/// over without a checkpoint) and check the result. Returns whether the
+/// resume used a checkpoint.
+fn cut_and_resume(o: &[u8], n: &[u8], p: &[u8], cut: bootloader::sim::Cut) -> Result<bool, String> {
+    let mut lock = Lock::factory(mid_layout(), anchors_of(&[&key(1)], 1), o);
+    lock.boot().unwrap();
+    let active = lock.active_bytes();
+    lock.arm(cut);
+    let mut model = Box::new(Model::new());
+    {
+        let mut up = lock.updater();
+        let mut a = Applier::new(&mut up, &mut model).unwrap();
+        match feed(&mut a, p, 0, &[1460]) {
+            Ok(Progress::Rebuilt) => return Err("power cut never happened".into()),
+            Ok(Progress::NeedMore) => return Err("incomplete".into()),
+            Err(_) if lock.dead() => {}
+            Err(e) => return Err(format!("unexpected error {e:?}")),
+        }
+    }
+    lock.reboot();
+    let mut up = lock.updater();
+    let resumed;
+    let r = match Applier::resume(&mut up, &mut model) {
+        Ok(mut a) => {
+            resumed = true;
+            let from = a.patch_offset() as usize;
+            feed(&mut a, p, from, &[1460]).map(|r| (r, a.verify()))
+        }
+        Err(DeltaError::NoCheckpoint) => {
+            resumed = false;
+            let mut a = Applier::new(&mut up, &mut model).unwrap();
+            feed(&mut a, p, 0, &[1460]).map(|r| (r, a.verify()))
+        }
+        Err(e) => return Err(format!("resume failed: {e:?}")),
+    };
+    match r {
+        Ok((Progress::Rebuilt, Ok(_))) => {}
+        other => return Err(format!("after resume: {other:?}")),
+    }
+    let _ = up;
+    if lock.raw(lock.config.layout.dfu.offset, n.len()) != n {
+        return Err("DFU differs from the target".into());
+    }
+    if lock.active_bytes() != active {
+        return Err("ACTIVE changed".into());
+    }
+    Ok(resumed)
+}
+
+fn apply_sweep(stride: usize) -> (usize, usize, Vec<String>) {
+    let (o, n, p) = pair_for_device();
+    // Baseline: which operations are there, and which write checkpoints?
+    let lock = Lock::factory(mid_layout(), anchors_of(&[&key(1)], 1), &o);
+    lock.with_flash(|f| f.record_ops());
+    let mut model = Box::new(Model::new());
+    {
+        let mut up = lock.updater();
+        let mut a = Applier::new(&mut up, &mut model).unwrap();
+        assert_eq!(feed(&mut a, &p, 0, &[1460]).unwrap(), Progress::Rebuilt);
+    }
+    let l = lock.config.layout;
+    let scratch = l.dfu.end() - l.sector;
+    let ops = lock.with_flash(|f| f.recorded().to_vec());
+    let checkpoint_ops: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.erase && r.offset >= scratch)
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert!(
+        checkpoint_ops.len() >= 3,
+        "{} checkpoint writes",
+        checkpoint_ops.len()
+    );
+    let first_block_checkpoint = checkpoint_ops[1]; // [0] is the header record
+    let mut points: Vec<usize> = (1..=ops.len()).step_by(stride).collect();
+    for &c in &checkpoint_ops {
+        points.extend([c - 1, c, c + 1]);
+    }
+    points.sort_unstable();
+    points.dedup();
+    let (mut ok, mut total, mut failures) = (0, 0, vec![]);
+    for &op in points.iter().filter(|&&op| op >= 1 && op <= ops.len()) {
+        for cut in [
+            bootloader::sim::Cut::After(op as u64),
+            bootloader::sim::Cut::Midway(op as u64),
+        ] {
+            total += 1;
+            match cut_and_resume(&o, &n, &p, cut) {
+                Ok(resumed) if op > first_block_checkpoint && !resumed => {
+                    failures.push(format!("{cut:?}: restarted from zero despite a checkpoint"))
+                }
+                Ok(_) => ok += 1,
+                Err(e) => failures.push(format!("{cut:?}: {e}")),
+            }
+        }
+    }
+    println!(
+        "delta apply: {} flash operations, {} checkpoint writes; power-cut points survived: {ok} of {total}",
+        ops.len(),
+        checkpoint_ops.len()
+    );
+    (ok, total, failures)
+}
+
+/// CI-sized: every 9th flash operation of the apply, plus the operations
+/// around every checkpoint write, each cut after and half-way through.
+#[test]
+fn power_cut_during_delta_apply_resumes_to_the_exact_image() {
+    let (ok, total, failures) = apply_sweep(9);
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(ok, total);
+}
+
+/// Every flash operation of the apply. Run explicitly:
+/// `cargo test -p bootloader --release power_cut_delta_full -- --ignored --nocapture`.
+#[test]
+#[ignore = "long: every flash operation of a delta apply"]
+fn power_cut_delta_full_sweep() {
+    let (ok, total, failures) = apply_sweep(1);
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(ok, total);
 }

@@ -5,13 +5,23 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
+pub mod apply;
+pub mod bench_delta;
+pub mod delta;
 pub mod inspect;
 pub mod keygen;
+pub mod publish;
+pub mod repo;
 pub mod sign;
 pub mod verify;
 
+pub use apply::ApplyArgs;
+pub use bench_delta::BenchDeltaArgs;
+pub use delta::DeltaArgs;
 pub use inspect::InspectArgs;
 pub use keygen::KeygenArgs;
+pub use publish::PublishArgs;
+pub use repo::RepoArgs;
 pub use sign::SignArgs;
 pub use verify::VerifyArgs;
 
@@ -35,6 +45,16 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show what an envelope holds (no signature check).
     Inspect(InspectArgs),
+    /// Make a delta patch from one envelope to the next.
+    Delta(DeltaArgs),
+    /// Rebuild an envelope from its base and a patch (host-side check).
+    Apply(ApplyArgs),
+    /// Measure patch size, applier RAM and speed on a firmware corpus.
+    BenchDelta(BenchDeltaArgs),
+    /// Add envelopes to a TUF repository, signed by the release key(s).
+    Publish(PublishArgs),
+    /// Manage a TUF repository: init, add-root, delegate, refresh.
+    Repo(RepoArgs),
 }
 
 impl Cli {
@@ -45,6 +65,11 @@ impl Cli {
             Command::Sign(args) => sign::run(args),
             Command::Verify(args) => verify::run(args),
             Command::Inspect(args) => inspect::run(args),
+            Command::Delta(args) => delta::run(args),
+            Command::Apply(args) => apply::run(args),
+            Command::BenchDelta(args) => bench_delta::run(args),
+            Command::Publish(args) => publish::run(args),
+            Command::Repo(args) => repo::run(args),
         }
     }
 }

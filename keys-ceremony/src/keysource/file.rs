@@ -1,0 +1,277 @@
+//! Key files: PKCS#8 private keys (passphrase-encrypted with PBES2/scrypt, or
+//! plain) and SubjectPublicKeyInfo public keys, all PEM.
+
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing;
+use ed25519_dalek::pkcs8::spki::{DecodePublicKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use pkcs8::der::Decode;
+use pkcs8::pkcs5::pbes2::{self, Kdf};
+use pkcs8::pkcs5::{EncryptionScheme, scrypt};
+use pkcs8::{EncryptedPrivateKeyInfo, LineEnding, PrivateKeyInfo};
+use rand_core::{OsRng, RngCore};
+
+use crate::error::{Error, Result};
+use crate::fsio::{Access, read_limited, write_atomic};
+use crate::keysource::{KeySource, passphrase};
+
+/// Key files are small; anything larger is refused unread.
+pub const MAX_KEY_FILE: u64 = 64 * 1024;
+/// Default scrypt cost for new key files: N = 2^17, r = 8, p = 1 (128 MiB).
+pub const DEFAULT_KDF_LOG_N: u8 = 17;
+/// Cheapest scrypt cost accepted when writing (N = 2^14).
+pub const MIN_KDF_LOG_N: u8 = 14;
+
+const ENCRYPTED_LABEL: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const PRIVATE_LABEL: &str = "-----BEGIN PRIVATE KEY-----";
+const PUBLIC_LABEL: &str = "-----BEGIN PUBLIC KEY-----";
+
+// Largest KDF costs accepted when reading, so a hostile file cannot make us
+// allocate gigabytes or spin for hours.
+const MAX_SCRYPT_N: u64 = 1 << 20;
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
+/// A private key read from a file (decrypted in memory).
+#[derive(Debug)]
+pub struct FileKey {
+    path: PathBuf,
+    key: SigningKey,
+    public: VerifyingKey,
+}
+
+impl FileKey {
+    /// Read a key file, asking for the passphrase if it is encrypted.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = read_text(path)?;
+        let key = if text.contains(ENCRYPTED_LABEL) {
+            let pass = passphrase::passphrase(&path.display().to_string())?;
+            decrypt_pem(&text, pass.as_bytes(), path)?
+        } else if text.contains(PRIVATE_LABEL) {
+            SigningKey::from_pkcs8_pem(text.trim()).map_err(|e| bad(path, e.to_string()))?
+        } else if text.contains(PUBLIC_LABEL) {
+            return Err(bad(
+                path,
+                "this is a public key; signing needs the private key",
+            ));
+        } else {
+            return Err(bad(path, "no PEM private key block found"));
+        };
+        Ok(Self::from_key(path, key))
+    }
+
+    /// A file key from an already decoded key.
+    pub fn from_key(path: &Path, key: SigningKey) -> Self {
+        Self {
+            path: path.to_owned(),
+            public: key.verifying_key(),
+            key,
+        }
+    }
+}
+
+impl KeySource for FileKey {
+    fn public_key(&self) -> &VerifyingKey {
+        &self.public
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<ed25519_dalek::Signature> {
+        Ok(self.key.sign(message))
+    }
+
+    fn describe(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::KeyFile {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn read_text(path: &Path) -> Result<Zeroizing<String>> {
+    let bytes = Zeroizing::new(read_limited(path, MAX_KEY_FILE)?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad(path, "not a text (PEM) file"))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// Decrypt an `ENCRYPTED PRIVATE KEY` PEM block.
+pub fn decrypt_pem(text: &str, pass: &[u8], path: &Path) -> Result<SigningKey> {
+    let (label, der) = pkcs8::der::pem::decode_vec(text.trim().as_bytes())
+        .map_err(|e| bad(path, format!("bad PEM: {e}")))?;
+    if label != "ENCRYPTED PRIVATE KEY" {
+        return Err(bad(path, format!("unexpected PEM label {label:?}")));
+    }
+    let info = EncryptedPrivateKeyInfo::from_der(&der)
+        .map_err(|e| bad(path, format!("not an encrypted PKCS#8 key: {e}")))?;
+    check_kdf_cost(&info.encryption_algorithm).map_err(|r| bad(path, r))?;
+    let plain = info.decrypt(pass).map_err(|_| Error::WrongPassphrase {
+        path: path.to_owned(),
+    })?;
+    SigningKey::from_pkcs8_der(plain.as_bytes()).map_err(|_| Error::WrongPassphrase {
+        path: path.to_owned(),
+    })
+}
+
+fn check_kdf_cost(scheme: &EncryptionScheme<'_>) -> Result<(), String> {
+    let EncryptionScheme::Pbes2(params) = scheme else {
+        return Err("only PBES2 encryption is supported".into());
+    };
+    match &params.kdf {
+        Kdf::Scrypt(s) => {
+            let n = s.cost_parameter;
+            if n > MAX_SCRYPT_N || s.block_size > 16 || s.parallelization > 4 {
+                return Err(format!(
+                    "scrypt cost N={n} r={} p={} is above the limit this tool accepts",
+                    s.block_size, s.parallelization
+                ));
+            }
+        }
+        Kdf::Pbkdf2(p) => {
+            if p.iteration_count > MAX_PBKDF2_ITERATIONS {
+                return Err("PBKDF2 iteration count is above 10 million".into());
+            }
+        }
+        _ => return Err("unsupported key derivation function".into()),
+    }
+    Ok(())
+}
+
+/// Encrypt `key` as PKCS#8 PBES2 (scrypt N = 2^`log_n`, r = 8, p = 1; AES-256-CBC) PEM.
+pub fn encrypt_pem(key: &SigningKey, pass: &[u8], log_n: u8) -> Result<Zeroizing<String>> {
+    let encoding = |e: &dyn std::fmt::Display| Error::Canonical {
+        reason: format!("cannot encode the key: {e}"),
+    };
+    let plain = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_der()
+    .map_err(|e| encoding(&e))?;
+    let info = PrivateKeyInfo::try_from(plain.as_bytes()).map_err(|e| encoding(&e))?;
+    let mut salt = [0u8; 16];
+    let mut iv = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    OsRng.fill_bytes(&mut iv);
+    let cost = scrypt::Params::new(log_n, 8, 1, 32).map_err(|e| encoding(&e))?;
+    let params = pbes2::Parameters::scrypt_aes256cbc(cost, &salt, &iv).map_err(|e| encoding(&e))?;
+    let doc = info
+        .encrypt_with_params(params, pass)
+        .map_err(|e| encoding(&e))?;
+    doc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+        .map_err(|e| encoding(&e))
+}
+
+/// Plain (unencrypted) PKCS#8 v1 PEM, as `nightlatch-sign keygen` writes.
+pub fn plain_pem(key: &SigningKey) -> Result<Zeroizing<String>> {
+    KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
+    .map_err(|e| Error::Canonical {
+        reason: format!("cannot encode the key: {e}"),
+    })
+}
+
+/// SubjectPublicKeyInfo PEM of a public key.
+pub fn public_pem(key: &VerifyingKey) -> Result<String> {
+    key.to_public_key_pem(LineEnding::LF)
+        .map_err(|e| Error::Canonical {
+            reason: format!("cannot encode the key: {e}"),
+        })
+}
+
+/// Write a public key file (replacing it only if `overwrite`).
+pub fn write_public(path: &Path, key: &VerifyingKey, overwrite: bool) -> Result<()> {
+    write_atomic(path, public_pem(key)?.as_bytes(), Access::Public, overwrite)
+}
+
+/// Write a private key file, mode 0600: encrypted if `pass` is given.
+pub fn write_private(
+    path: &Path,
+    key: &SigningKey,
+    pass: Option<(&[u8], u8)>,
+    overwrite: bool,
+) -> Result<()> {
+    let pem = match pass {
+        Some((p, log_n)) => encrypt_pem(key, p, log_n)?,
+        None => plain_pem(key)?,
+    };
+    write_atomic(path, pem.as_bytes(), Access::Secret, overwrite)
+}
+
+/// The public key in a `.pub` file, or in a plain private key file.
+pub fn load_public(path: &Path) -> Result<VerifyingKey> {
+    let text = read_text(path)?;
+    if text.contains(PUBLIC_LABEL) {
+        VerifyingKey::from_public_key_pem(text.trim()).map_err(|e| bad(path, e.to_string()))
+    } else if text.contains(PRIVATE_LABEL) {
+        SigningKey::from_pkcs8_pem(text.trim())
+            .map(|k| k.verifying_key())
+            .map_err(|e| bad(path, e.to_string()))
+    } else if text.contains(ENCRYPTED_LABEL) {
+        Err(bad(
+            path,
+            "this key is encrypted; pass its .pub file where a public key is needed",
+        ))
+    } else {
+        Err(bad(path, "no PEM public key block found"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encrypted_round_trip_and_wrong_passphrase() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let pem = encrypt_pem(&key, b"correct horse", MIN_KDF_LOG_N).unwrap();
+        assert!(pem.starts_with(ENCRYPTED_LABEL));
+        let p = Path::new("k.key");
+        let back = decrypt_pem(&pem, b"correct horse", p).unwrap();
+        assert_eq!(back.to_bytes(), key.to_bytes());
+        assert!(matches!(
+            decrypt_pem(&pem, b"wrong horse", p),
+            Err(Error::WrongPassphrase { .. })
+        ));
+    }
+
+    #[test]
+    fn hostile_kdf_cost_is_refused_before_decrypting() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let info_der = KeypairBytes {
+            secret_key: key.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_der()
+        .unwrap();
+        let info = PrivateKeyInfo::try_from(info_der.as_bytes()).unwrap();
+        // N = 2^22 (4 GiB of memory at r = 8): refused without running scrypt.
+        let cost = scrypt::Params::new(22, 8, 1, 32).unwrap();
+        let params = pbes2::Parameters::scrypt_aes256cbc(cost, &[1; 16], &[2; 16]).unwrap();
+        // Encrypting would itself take gigabytes, so build the structure and
+        // only swap the parameters into a cheaply encrypted file.
+        let cheap = pbes2::Parameters::scrypt_aes256cbc(
+            scrypt::Params::new(MIN_KDF_LOG_N, 8, 1, 32).unwrap(),
+            &[1; 16],
+            &[2; 16],
+        )
+        .unwrap();
+        let doc = info.encrypt_with_params(cheap, b"pw").unwrap();
+        let enc = EncryptedPrivateKeyInfo::from_der(doc.as_bytes()).unwrap();
+        let hostile = EncryptedPrivateKeyInfo {
+            encryption_algorithm: EncryptionScheme::Pbes2(params),
+            encrypted_data: enc.encrypted_data,
+        };
+        let der = pkcs8::der::Encode::to_der(&hostile).unwrap();
+        let pem =
+            pkcs8::der::pem::encode_string("ENCRYPTED PRIVATE KEY", LineEnding::LF, &der).unwrap();
+        let err = decrypt_pem(&pem, b"pw", Path::new("h.key")).unwrap_err();
+        assert!(err.to_string().contains("above the limit"), "{err}");
+    }
+}

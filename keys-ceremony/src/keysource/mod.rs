@@ -1,0 +1,113 @@
+//! Where signing keys live, behind one trait (after tough's `KeySource`).
+//!
+//! A key is named on the command line by a *key spec*:
+//!
+//! * a file path: a PKCS#8 private key, passphrase-encrypted
+//!   (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2 with scrypt and
+//!   AES-256-CBC, as `nightlatch-keys keygen` writes and OpenSSL reads) or
+//!   plain (`nightlatch-sign keygen`, dev keys);
+//! * a `pkcs11:` URI (RFC 7512) naming an Ed25519 key in a token, used through
+//!   `CKM_EDDSA` (module from `module-path=` or `NIGHTLATCH_PKCS11_MODULE`).
+//!
+//! Where only a public key is needed, a `.pub` file (SubjectPublicKeyInfo PEM)
+//! is accepted too ([`load_public`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::error::Result;
+
+pub mod file;
+pub mod passphrase;
+pub mod pkcs11;
+pub mod pkcs11_uri;
+
+pub use file::FileKey;
+pub use pkcs11::Pkcs11Key;
+pub use pkcs11_uri::Pkcs11Uri;
+
+/// A private Ed25519 key that can sign, wherever it lives.
+pub trait KeySource: fmt::Debug {
+    /// The public half.
+    fn public_key(&self) -> &VerifyingKey;
+    /// Sign `message` (pure Ed25519).
+    fn sign(&self, message: &[u8]) -> Result<ed25519_dalek::Signature>;
+    /// A description safe to print and log (never a PIN or passphrase).
+    fn describe(&self) -> String;
+}
+
+/// Where a key is: a file or a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySpec {
+    /// A key file.
+    File(PathBuf),
+    /// A key in a PKCS#11 token.
+    Pkcs11(Pkcs11Uri),
+}
+
+impl KeySpec {
+    /// `pkcs11:…` is a token key; anything else is a file path.
+    pub fn parse(text: &str) -> Result<Self> {
+        if text.starts_with("pkcs11:") {
+            Ok(Self::Pkcs11(Pkcs11Uri::parse(text)?))
+        } else {
+            Ok(Self::File(PathBuf::from(text)))
+        }
+    }
+
+    /// Open the private key (asks for a passphrase or PIN if needed).
+    pub fn open(&self) -> Result<Box<dyn KeySource>> {
+        Ok(match self {
+            Self::File(path) => Box::new(FileKey::load(path)?),
+            Self::Pkcs11(uri) => Box::new(Pkcs11Key::open(uri)?),
+        })
+    }
+
+    /// A description safe to print and log.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Pkcs11(uri) => uri.to_string(),
+        }
+    }
+}
+
+impl std::str::FromStr for KeySpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::parse(s).map_err(|e| e.to_string())
+    }
+}
+
+/// The public key named by `spec`: a `.pub` file, a plain private key file,
+/// or a token key. An encrypted key file is refused (pass its `.pub`).
+pub fn load_public(spec: &KeySpec) -> Result<VerifyingKey> {
+    match spec {
+        KeySpec::File(path) => file::load_public(path),
+        KeySpec::Pkcs11(uri) => Ok(*Pkcs11Key::open(uri)?.public_key()),
+    }
+}
+
+/// Open every key, refusing the same key twice.
+pub fn open_all(specs: &[KeySpec]) -> Result<Vec<Box<dyn KeySource>>> {
+    let mut keys: Vec<Box<dyn KeySource>> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let key = spec.open()?;
+        if keys.iter().any(|k| k.public_key() == key.public_key()) {
+            return Err(crate::error::Error::usage(
+                format!("the key {} is given twice", key.describe()),
+                "pass each key once",
+            ));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// `path` with `.pub` in place of its extension (or appended).
+pub fn pub_path_for(path: &Path) -> PathBuf {
+    path.with_extension("pub")
+}

@@ -1,0 +1,56 @@
+//! Sign one role's metadata with the keys given on the command line, refusing
+//! to produce it below the role's threshold.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use keys_ceremony::keysource::KeySource;
+use keys_ceremony::metadata::{KeyId, Metadata, PublicKey, RoleKeys, Signed};
+
+use crate::error::Result;
+
+/// TUF key id of a key source.
+pub fn key_id(key: &dyn KeySource) -> KeyId {
+    PublicKey::ed25519(key.public_key()).key_id()
+}
+
+/// Sign `meta` with every key in `keys` that belongs to `role`, then require
+/// the threshold. `path` and `role_name` name the file in errors.
+pub fn sign_role<T: Metadata>(
+    meta: &mut Signed<T>,
+    keys: &[Box<dyn KeySource>],
+    all_keys: &BTreeMap<KeyId, PublicKey>,
+    role: &RoleKeys,
+    role_name: &str,
+    path: &Path,
+) -> Result<()> {
+    for key in keys {
+        if role.keyids.contains(&key_id(key.as_ref())) {
+            meta.sign_with(key.as_ref(), path)?;
+        }
+    }
+    meta.require(all_keys, role, &path.display().to_string(), role_name)?;
+    Ok(())
+}
+
+/// Refuse keys that belong to none of `roles`: a key given by mistake should
+/// not go unnoticed.
+pub fn refuse_strangers(
+    keys: &[Box<dyn KeySource>],
+    roles: &[(&str, &RoleKeys)],
+    path: &Path,
+) -> Result<()> {
+    for key in keys {
+        let id = key_id(key.as_ref());
+        if !roles.iter().any(|(_, r)| r.keyids.contains(&id)) {
+            let names: Vec<&str> = roles.iter().map(|(n, _)| *n).collect();
+            return Err(keys_ceremony::Error::KeyNotInRole {
+                path: path.to_owned(),
+                role: names.join(" or "),
+                key_id: id.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! What `publish` accepts, and the custom metadata each target carries.
+//!
+//! A target's `custom` object holds a `nightlatch` object, so a lock (or any
+//! TUF client) learns what a file is before downloading it:
+//!
+//! ```json
+//! "custom": { "nightlatch": {
+//!     "kind": "firmware",
+//!     "hardware_model": "nl-lock-v2",
+//!     "version": "1.4.2",
+//!     "security_counter": 7,
+//!     "payload_length": 5000,
+//!     "payload_sha256": "b795…"
+//! } }
+//! ```
+//!
+//! Patches (delta updates, a later release) will be `"kind": "patch"` with
+//! `base` and `target` objects (`version`, `sha256`, `length` of the envelope
+//! the patch applies to and of the one it rebuilds). Their files start with a
+//! magic other than the envelope's `NLFW`; until then `publish` refuses any
+//! file that is not an envelope.
+
+use std::path::Path;
+
+use bootloader::envelope::{EnvelopeError, MAGIC, Prefix};
+use keys_ceremony::metadata::TargetFile;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::cmd::inspect::MAX_ENVELOPE_LEN;
+use crate::error::{Error, Result};
+use crate::fsio::read_limited;
+
+/// What kind of file a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A complete signed envelope.
+    Firmware,
+    /// A delta patch between two envelopes (not publishable yet).
+    Patch,
+}
+
+/// One envelope's identity, as a patch's `base` or `target` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeRef {
+    /// Firmware version.
+    pub version: String,
+    /// SHA-256 of the whole envelope, hex.
+    pub sha256: String,
+    /// Envelope length.
+    pub length: u64,
+}
+
+/// The `custom.nightlatch` object of a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Custom {
+    /// Firmware or patch.
+    pub kind: Kind,
+    /// Hardware model.
+    pub hardware_model: String,
+    /// Firmware version (of the image the file installs).
+    pub version: String,
+    /// Anti-rollback counter of that image.
+    pub security_counter: u32,
+    /// Payload length (firmware).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_length: Option<u32>,
+    /// Payload SHA-256, hex (firmware).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_sha256: Option<String>,
+    /// The envelope a patch applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<EnvelopeRef>,
+    /// The envelope a patch rebuilds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<EnvelopeRef>,
+}
+
+/// A file ready to publish.
+#[derive(Debug, Clone)]
+pub struct TargetEntry {
+    /// Target path, `<model>/<version>.nlfw`.
+    pub name: String,
+    /// Hardware model (chooses the delegated role).
+    pub model: String,
+    /// Length, hashes and custom metadata.
+    pub info: TargetFile,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Custom {
+    /// Parse the `custom` value of a target (the `nightlatch` member).
+    pub fn from_target(info: &TargetFile) -> Option<Self> {
+        let v = info.custom.as_ref()?.get("nightlatch")?;
+        serde_json::from_value(v.clone()).ok()
+    }
+}
+
+/// Read a file given to `publish`: an envelope, checked for structure,
+/// length and payload digest (its signatures are the bootloader's business).
+pub fn read_target(path: &Path) -> Result<TargetEntry> {
+    let bytes = read_limited(path, MAX_ENVELOPE_LEN)?;
+    if bytes.get(..4) != Some(&MAGIC[..]) {
+        let reason = match bytes.get(..4) {
+            Some(m) => format!("it starts with {}", hex::encode(m)),
+            None => "it is shorter than 4 bytes".into(),
+        };
+        return Err(Error::UnknownTargetFile {
+            path: path.to_owned(),
+            reason,
+        });
+    }
+    let prefix = Prefix::parse(&bytes).map_err(|e| Error::malformed(path, e))?;
+    let h = prefix.header;
+    if h.envelope_len() != bytes.len() as u64 {
+        return Err(Error::malformed(
+            path,
+            EnvelopeError::LengthMismatch {
+                expected: h.envelope_len(),
+                actual: bytes.len() as u64,
+            },
+        ));
+    }
+    let payload = &bytes[bootloader::envelope::PREFIX_LEN..];
+    if Sha256::digest(payload).as_slice() != h.payload_sha256 {
+        return Err(Error::malformed(path, EnvelopeError::DigestMismatch));
+    }
+    let custom = Custom {
+        kind: Kind::Firmware,
+        hardware_model: h.model.to_string(),
+        version: h.version.to_string(),
+        security_counter: h.security_counter,
+        payload_length: Some(h.payload_len),
+        payload_sha256: Some(hex::encode(h.payload_sha256)),
+        base: None,
+        target: None,
+    };
+    let info = TargetFile {
+        length: bytes.len() as u64,
+        hashes: [("sha256".to_owned(), hex::encode(Sha256::digest(&bytes)))].into(),
+        custom: Some(serde_json::json!({ "nightlatch": custom })),
+    };
+    Ok(TargetEntry {
+        name: format!("{}/{}.nlfw", h.model, h.version),
+        model: h.model.to_string(),
+        info,
+        bytes,
+    })
+}

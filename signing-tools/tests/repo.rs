@@ -1,0 +1,426 @@
+//! TUF repository writing: `nightlatch-sign publish` and `repo …`, read back
+//! by python-tuf (needs `bash .ci/setup`), delegations per hardware model, and
+//! every refusal.
+
+// Test helpers outside `#[test]` functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+use clap::Parser;
+use keys_ceremony::keysource::KeySpec;
+use keys_ceremony::metadata::{Signed, TargetFile, Targets};
+use predicates::str::contains;
+use tempfile::TempDir;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn nls() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nightlatch-sign"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// Run nightlatch-sign in-process, for the exact error.
+fn nls_err<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let mut argv = vec![std::ffi::OsString::from("nightlatch-sign")];
+    argv.extend(args.iter().map(|a| a.as_ref().to_owned()));
+    let err = signing_tools::cmd::Cli::try_parse_from(argv)
+        .unwrap()
+        .run()
+        .unwrap_err();
+    let text = err.to_string();
+    format!("{text} / {:?}", miette::Report::new(err))
+}
+
+fn python() -> PathBuf {
+    let p = std::env::var_os("NIGHTLATCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "python-tuf venv not found at {}: run bash .ci/setup",
+        p.display()
+    );
+    p
+}
+
+fn tuf_client(
+    repo: &Path,
+    root: &Path,
+    cache: &Path,
+    targets: &[&str],
+) -> Result<serde_json::Value, String> {
+    let out = StdCommand::new(python())
+        .arg(workspace().join("tests/python/tuf_client.py"))
+        .arg("--repo")
+        .arg(repo)
+        .arg("--trusted-root")
+        .arg(root)
+        .arg("--cache")
+        .arg(cache)
+        .args(targets)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Dev keys and roots (keys-ceremony, in process), a started repository.
+struct Fx {
+    tmp: TempDir,
+}
+
+impl Fx {
+    fn new() -> Self {
+        let tmp = TempDir::new().unwrap();
+        let dev = tmp.path().join("dev");
+        keys_ceremony::cmd::Cli::try_parse_from([
+            "nightlatch-keys",
+            "init",
+            "--dev",
+            "--out",
+            dev.to_str().unwrap(),
+        ])
+        .unwrap()
+        .run()
+        .unwrap();
+        let fx = Self { tmp };
+        nls()
+            .args(["repo", "init", "--repo"])
+            .arg(fx.repo())
+            .arg(fx.root())
+            .assert()
+            .success();
+        fx
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+    fn repo(&self) -> PathBuf {
+        self.p("repo")
+    }
+    fn root(&self) -> PathBuf {
+        self.p("dev/image/1.root.json")
+    }
+    fn key(&self, role: &str) -> PathBuf {
+        self.p(&format!("dev/image/keys/{role}.key"))
+    }
+    fn keygen(&self, name: &str) -> (PathBuf, PathBuf) {
+        nls().arg("keygen").arg(self.p(name)).assert().success();
+        (
+            self.p(&format!("{name}.key")),
+            self.p(&format!("{name}.pub")),
+        )
+    }
+    fn envelope(&self, key: &Path, model: &str, version: &str, byte: u8) -> PathBuf {
+        let image = self.p(&format!("{model}-{version}-{byte}.bin"));
+        std::fs::write(&image, vec![byte; 2000]).unwrap();
+        let out = self.p(&format!("{model}-{version}-{byte}.nlfw"));
+        nls()
+            .args(["sign", "--key"])
+            .arg(key)
+            .args(["--model", model, "--version", version, "--counter", "3"])
+            .arg(&image)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        out
+    }
+    fn publish(&self, key: &Path, files: &[&Path]) -> assert_cmd::assert::Assert {
+        nls()
+            .args(["publish", "--repo"])
+            .arg(self.repo())
+            .arg("--key")
+            .arg(key)
+            .args(files)
+            .assert()
+    }
+    fn refresh(&self) -> assert_cmd::assert::Assert {
+        nls()
+            .args(["repo", "refresh", "--repo"])
+            .arg(self.repo())
+            .arg("--snapshot-key")
+            .arg(self.key("snapshot"))
+            .arg("--timestamp-key")
+            .arg(self.key("timestamp"))
+            .assert()
+    }
+    fn delegate(&self, model: &str, public: &Path) {
+        nls()
+            .args(["repo", "delegate", "--repo"])
+            .arg(self.repo())
+            .arg("--key")
+            .arg(self.key("targets"))
+            .args(["--model", model, "--delegate-key"])
+            .arg(public)
+            .assert()
+            .success()
+            .stdout(contains(format!("delegated {model}/*")));
+    }
+}
+
+#[test]
+fn publish_refresh_and_python_tuf_downloads() {
+    let fx = Fx::new();
+    let fw = fx.envelope(&fx.key("targets"), "nl-lock-v2", "1.0.0", 1);
+    fx.publish(&fx.key("targets"), &[&fw])
+        .success()
+        .stdout(contains("added      nl-lock-v2/1.0.0.nlfw"));
+    // Not visible before refresh (no snapshot/timestamp yet).
+    assert!(tuf_client(&fx.repo(), &fx.root(), &fx.p("c0"), &[]).is_err());
+    fx.refresh()
+        .success()
+        .stdout(contains("snapshot version 1 (new), timestamp version 1"));
+    let seen = tuf_client(
+        &fx.repo(),
+        &fx.root(),
+        &fx.p("c1"),
+        &["nl-lock-v2/1.0.0.nlfw"],
+    )
+    .unwrap();
+    let custom = &seen["targets"]["nl-lock-v2/1.0.0.nlfw"]["custom"]["nightlatch"];
+    assert_eq!(custom["kind"], "firmware");
+    assert_eq!(custom["hardware_model"], "nl-lock-v2");
+    assert_eq!(custom["version"], "1.0.0");
+    assert_eq!(custom["security_counter"], 3);
+    assert_eq!(seen["targets"]["nl-lock-v2/1.0.0.nlfw"]["length"], 3024);
+
+    // Same file again: unchanged, no new targets version. Same name, other bytes: refused.
+    fx.publish(&fx.key("targets"), &[&fw])
+        .success()
+        .stdout(contains("unchanged"));
+    assert!(!fx.p("repo/metadata/2.targets.json").exists());
+    let other = fx.envelope(&fx.key("targets"), "nl-lock-v2", "1.0.0", 2);
+    fx.publish(&fx.key("targets"), &[&other])
+        .failure()
+        .stderr(contains("already published with different content"));
+
+    // A second refresh renews only the timestamp.
+    fx.refresh().success().stdout(contains(
+        "snapshot version 1 (unchanged), timestamp version 2",
+    ));
+    // Expiries in whole seconds: timestamp one day, targets 90 days.
+    for (file, days) in [
+        ("timestamp.json", 1),
+        ("1.targets.json", 90),
+        ("1.snapshot.json", 7),
+    ] {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fx.p(&format!("repo/metadata/{file}"))).unwrap())
+                .unwrap();
+        let e = v["signed"]["expires"].as_str().unwrap();
+        assert!(e.len() == 20 && e.ends_with('Z'), "{file}: {e}");
+        let e = keys_ceremony::metadata::Expiry::parse(e).unwrap();
+        let want =
+            keys_ceremony::metadata::Expiry::in_(std::time::Duration::from_secs(days * 86_400));
+        assert!(want.unix() - e.unix() < 120, "{file}");
+    }
+    let seen = tuf_client(&fx.repo(), &fx.root(), &fx.p("c1"), &[]).unwrap();
+    assert_eq!(seen["timestamp_version"], 2);
+}
+
+#[test]
+fn delegations_per_hardware_model() {
+    let fx = Fx::new();
+    let (a_key, a_pub) = fx.keygen("release-v2");
+    let (b_key, b_pub) = fx.keygen("release-v3");
+    fx.delegate("nl-lock-v2", &a_pub);
+    fx.delegate("nl-lock-v3", &b_pub);
+    let fw_a = fx.envelope(&a_key, "nl-lock-v2", "1.0.0", 1);
+    let fw_b = fx.envelope(&b_key, "nl-lock-v3", "1.0.0", 2);
+    // One model's key cannot publish for another, nor can the top-level key.
+    fx.publish(&a_key, &[&fw_b])
+        .failure()
+        .stderr(contains("not a nl-lock-v3 key"));
+    fx.publish(&fx.key("targets"), &[&fw_a])
+        .failure()
+        .stderr(contains("not a nl-lock-v2 key"));
+    fx.publish(&a_key, &[&fw_a])
+        .success()
+        .stdout(contains("1.nl-lock-v2.json"));
+    fx.publish(&b_key, &[&fw_b]).success();
+    fx.refresh().success();
+    let seen = tuf_client(
+        &fx.repo(),
+        &fx.root(),
+        &fx.p("c"),
+        &["nl-lock-v2/1.0.0.nlfw", "nl-lock-v3/1.0.0.nlfw"],
+    )
+    .unwrap();
+    assert_eq!(
+        seen["targets"]["nl-lock-v3/1.0.0.nlfw"]["custom"]["nightlatch"]["hardware_model"],
+        "nl-lock-v3"
+    );
+
+    // A v2 release key that signs a v3 path anyway (forged metadata, not by our
+    // tools): python-tuf does not trust the nl-lock-v2 role for nl-lock-v3/*.
+    let path = fx.p("repo/metadata/2.nl-lock-v2.json");
+    let mut forged = Signed::<Targets>::load(&fx.p("repo/metadata/1.nl-lock-v2.json"))
+        .unwrap()
+        .signed;
+    forged.version = 2;
+    let info = Signed::<Targets>::load(&fx.p("repo/metadata/1.nl-lock-v3.json"))
+        .unwrap()
+        .signed
+        .targets["nl-lock-v3/1.0.0.nlfw"]
+        .clone();
+    let evil = TargetFile {
+        length: info.length,
+        hashes: info.hashes.clone(),
+        custom: None,
+    };
+    forged.targets.insert("nl-lock-v3/6.6.6.nlfw".into(), evil);
+    let mut signed = Signed::new(forged).unwrap();
+    signed
+        .sign_with(KeySpec::File(a_key.clone()).open().unwrap().as_ref(), &path)
+        .unwrap();
+    std::fs::write(&path, signed.to_bytes().unwrap()).unwrap();
+    fx.refresh().success();
+    let err = tuf_client(
+        &fx.repo(),
+        &fx.root(),
+        &fx.p("c2"),
+        &["nl-lock-v3/6.6.6.nlfw"],
+    )
+    .unwrap_err();
+    assert!(err.contains("not found"), "{err}");
+}
+
+#[test]
+fn refusals_below_threshold_and_wrong_keys() {
+    let fx = Fx::new();
+    let fw = fx.envelope(&fx.key("targets"), "nl-lock-v2", "1.0.0", 1);
+    // Online keys cannot sign targets; the release key cannot sign snapshots.
+    let e = nls_err(&[
+        OsStr::new("publish"),
+        OsStr::new("--repo"),
+        fx.repo().as_os_str(),
+        OsStr::new("--key"),
+        fx.key("snapshot").as_os_str(),
+        fw.as_os_str(),
+    ]);
+    assert!(e.contains("is not a targets key"), "{e}");
+    fx.publish(&fx.key("targets"), &[&fw]).success();
+    let e = nls_err(&[
+        OsStr::new("repo"),
+        OsStr::new("refresh"),
+        OsStr::new("--repo"),
+        fx.repo().as_os_str(),
+        OsStr::new("--snapshot-key"),
+        fx.key("targets").as_os_str(),
+        OsStr::new("--timestamp-key"),
+        fx.key("timestamp").as_os_str(),
+    ]);
+    assert!(e.contains("is not a snapshot or timestamp key"), "{e}");
+    let e = nls_err(&[
+        OsStr::new("repo"),
+        OsStr::new("refresh"),
+        OsStr::new("--repo"),
+        fx.repo().as_os_str(),
+        OsStr::new("--snapshot-key"),
+        fx.key("timestamp").as_os_str(),
+        OsStr::new("--timestamp-key"),
+        fx.key("timestamp").as_os_str(),
+    ]);
+    assert!(
+        e.contains("0 valid signature(s) by snapshot keys, 1 required"),
+        "{e}"
+    );
+    assert!(
+        !fx.p("repo/metadata/1.snapshot.json").exists(),
+        "nothing written below threshold"
+    );
+
+    // A root below its threshold never starts a repository.
+    let partial = fx.p("partial.json");
+    let mut root = Signed::<keys_ceremony::metadata::Root>::load(&fx.root()).unwrap();
+    root.signatures.truncate(1);
+    std::fs::write(&partial, root.to_bytes().unwrap()).unwrap();
+    let e = nls_err(&[
+        OsStr::new("repo"),
+        OsStr::new("init"),
+        OsStr::new("--repo"),
+        fx.p("repo2").as_os_str(),
+        partial.as_os_str(),
+    ]);
+    assert!(
+        e.contains("1 valid signature(s) by root keys, 2 required"),
+        "{e}"
+    );
+    // Nor is a root added out of order.
+    let e = nls_err(&[
+        OsStr::new("repo"),
+        OsStr::new("add-root"),
+        OsStr::new("--repo"),
+        fx.repo().as_os_str(),
+        fx.root().as_os_str(),
+    ]);
+    assert!(e.contains("expected version 2"), "{e}");
+}
+
+#[test]
+fn hostile_files_are_refused_clearly() {
+    let fx = Fx::new();
+    let fw = fx.envelope(&fx.key("targets"), "nl-lock-v2", "1.0.0", 1);
+    // A patch (or anything not an envelope) is refused until patches are supported.
+    let patch = fx.p("delta.nlpatch");
+    std::fs::write(&patch, b"NLDP\x01\x00not yet").unwrap();
+    fx.publish(&fx.key("targets"), &[&patch])
+        .failure()
+        .code(1)
+        .stderr(contains("not a firmware envelope"));
+    // A truncated envelope, and one whose payload changed.
+    let bytes = std::fs::read(&fw).unwrap();
+    let cut = fx.p("cut.nlfw");
+    std::fs::write(&cut, &bytes[..bytes.len() - 1]).unwrap();
+    fx.publish(&fx.key("targets"), &[&cut])
+        .failure()
+        .stderr(contains("not a valid envelope"));
+    let mut flipped = bytes.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    std::fs::write(&cut, &flipped).unwrap();
+    fx.publish(&fx.key("targets"), &[&cut])
+        .failure()
+        .stderr(contains("not a valid envelope"));
+    // Not a repository; a damaged metadata file; a bad key file.
+    nls()
+        .args(["publish", "--repo"])
+        .arg(fx.p("nowhere"))
+        .arg("--key")
+        .arg(fx.key("targets"))
+        .arg(&fw)
+        .assert()
+        .failure()
+        .stderr(contains("not a TUF repository"));
+    fx.publish(&fx.key("targets"), &[&fw]).success();
+    std::fs::write(
+        fx.p("repo/metadata/1.targets.json"),
+        b"{\"signed\": {\"_type\": 7}}",
+    )
+    .unwrap();
+    fx.publish(&fx.key("targets"), &[&fw])
+        .failure()
+        .stderr(contains("not valid targets metadata"));
+    std::fs::write(fx.p("junk.key"), b"junk").unwrap();
+    fx.publish(&fx.p("junk.key"), &[&fw])
+        .failure()
+        .stderr(contains("not a usable Ed25519 key"));
+    std::fs::File::create(fx.p("repo/metadata/1.targets.json"))
+        .unwrap()
+        .set_len(17 * 1024 * 1024)
+        .unwrap();
+    fx.refresh().failure().stderr(contains("larger than"));
+}
