@@ -20,7 +20,7 @@ use crate::envelope::{PREFIX_LEN, Prefix, VerifiedImage};
 use crate::updater::Updater;
 
 /// Input buffer.
-pub const IN_BUF: usize = 1024;
+pub const IN_BUF: usize = 512;
 /// Input kept buffered before decoding an element: the longest element (a
 /// control) is under 112 bits, a bit consumes at most four bytes, and a block
 /// start primes the decoder with four more.

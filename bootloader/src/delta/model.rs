@@ -187,8 +187,8 @@ pub struct Model {
     nbits: [[u16; 32]; KINDS],
     mant: [[u16; 128]; KINDS],
     mf: Mixer<6, 64>,
-    mv: Mixer<6, 64>,
-    ml: Mixer<8, 64>,
+    mv: Mixer<6, 16>,
+    ml: Mixer<8, 16>,
     // history
     diffs: u64,
     flags: u32,
@@ -314,7 +314,9 @@ impl Model {
                     stretch(p_of(self.hashed[j5])),
                     256,
                 ];
-                let p = self.mv.mix(x, (c0 & 63) as usize);
+                let p = self
+                    .mv
+                    .mix(x, (32 - c0.leading_zeros()) as usize * 2 + d1nz as usize);
                 let b = c.code(p, bit);
                 self.mv.learn(b);
                 update(&mut self.v1[c0 as usize], b, 14);
@@ -366,7 +368,10 @@ impl Model {
                 stretch(p_of(self.hashed[j7])),
                 256,
             ];
-            let p = self.ml.mix(x, (c0 & 63) as usize);
+            let p = self.ml.mix(
+                x,
+                (32 - c0.leading_zeros()) as usize * 2 + usize::from(agree),
+            );
             let b = c.code(p, bit);
             self.ml.learn(b);
             update(&mut self.l1[c0 as usize], b, 14);
