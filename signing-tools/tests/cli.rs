@@ -645,3 +645,115 @@ fn usage_errors_exit_2() {
     nls().args(["verify", "x.nlfw"]).assert().code(2);
     nls().arg("frobnicate").assert().code(2);
 }
+
+/// `delta`, `apply` and `bench-delta` end to end.
+#[test]
+fn delta_apply_and_bench_delta() {
+    let fx = Fixture::new();
+    let mut v2 = fx.image.clone();
+    v2[100] ^= 0xFF;
+    v2.extend_from_slice(&noise(700, 9));
+    fs::write(fx.path("fw2.bin"), &v2).unwrap();
+    nls()
+        .args(["sign", "--key"])
+        .arg(fx.path("a.key"))
+        .args(["--model", MODEL, "--version", "1.5.0", "--counter", "8"])
+        .arg(fx.path("fw2.bin"))
+        .arg("-o")
+        .arg(fx.path("fw2.nlfw"))
+        .assert()
+        .success();
+    let out = nls()
+        .args(["delta", "--json", "--from"])
+        .arg(fx.path("fw.nlfw"))
+        .arg("--to")
+        .arg(fx.path("fw2.nlfw"))
+        .arg("-o")
+        .arg(fx.path("p.nldp"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let patch = fs::read(fx.path("p.nldp")).unwrap();
+    assert_eq!(summary["patch_bytes"], patch.len());
+    nls()
+        .args(["apply", "--base"])
+        .arg(fx.path("fw.nlfw"))
+        .arg(fx.path("p.nldp"))
+        .arg("-o")
+        .arg(fx.path("rebuilt.nlfw"))
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read(fx.path("rebuilt.nlfw")).unwrap(),
+        fs::read(fx.path("fw2.nlfw")).unwrap()
+    );
+
+    // The wrong base is named as such, with the fallback in the help.
+    let err = nls()
+        .args(["apply", "--base"])
+        .arg(fx.path("fw2.nlfw"))
+        .arg(fx.path("p.nldp"))
+        .arg("-o")
+        .arg(fx.path("x.nlfw"))
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err: String = String::from_utf8_lossy(&err)
+        .split(|c: char| c.is_whitespace() || c == '│')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        err.contains("not this patch's base") && err.contains("full image"),
+        "{err}"
+    );
+    // A damaged patch is refused, never written out.
+    let mut bad = patch.clone();
+    let mid = bad.len() - 40;
+    bad[mid] ^= 0x55;
+    fs::write(fx.path("bad.nldp"), &bad).unwrap();
+    nls()
+        .args(["apply", "--base"])
+        .arg(fx.path("fw.nlfw"))
+        .arg(fx.path("bad.nldp"))
+        .arg("-o")
+        .arg(fx.path("y.nlfw"))
+        .assert()
+        .code(1);
+    assert!(!fx.path("y.nlfw").exists());
+    // Not an envelope.
+    nls()
+        .args(["delta", "--from"])
+        .arg(fx.path("fw.bin"))
+        .arg("--to")
+        .arg(fx.path("fw2.nlfw"))
+        .arg("-o")
+        .arg(fx.path("z.nldp"))
+        .assert()
+        .code(1)
+        .stderr(contains("panicked").not());
+
+    // bench-delta on a two-file corpus folder.
+    let corpus = fx.path("corpus");
+    fs::create_dir_all(corpus.join("board")).unwrap();
+    fs::write(corpus.join("board/1.0.bin"), &fx.image).unwrap();
+    fs::write(corpus.join("board/1.1.bin"), &v2).unwrap();
+    let out = nls()
+        .args(["bench-delta", "--json"])
+        .arg(&corpus)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let pair = &report["pairs"][0];
+    assert_eq!(pair["pair"], "board/1.0 -> 1.1");
+    assert!(pair["ram_total_bytes"].as_u64().unwrap() > pair["ram_model_bytes"].as_u64().unwrap());
+    assert!(pair["ratio"].as_f64().unwrap() < 1.0);
+}
