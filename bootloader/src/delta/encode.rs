@@ -301,16 +301,27 @@ pub fn encode_with_stats(
         } else {
             let to_boundary = (next_boundary - dfu_pos) as usize;
             let max_len = copy_left.min(to_boundary);
-            let found = matcher.find(npos, max_len).and_then(|(len, src)| {
-                if src >= matcher.old_len {
-                    Some((len, src, true))
-                } else {
-                    let off = src as i64 - opos;
-                    // An old offset costs more than a short new distance.
-                    (i32::try_from(off).is_ok() && len > MIN_MATCH as usize)
-                        .then_some((len, src, false))
-                }
-            });
+            let mut pick = |at: usize, max_len: usize| {
+                matcher.find(at, max_len).and_then(|(len, src)| {
+                    if src >= matcher.old_len {
+                        Some((len, src, true))
+                    } else {
+                        let off = src as i64 - opos;
+                        // An old offset costs more than a short new distance.
+                        (i32::try_from(off).is_ok() && len > MIN_MATCH as usize)
+                            .then_some((len, src, false))
+                    }
+                })
+            };
+            let mut found = pick(npos, max_len);
+            // Lazy matching: a clearly longer match one byte later wins.
+            if let Some((len, _, _)) = found
+                && len < 64
+                && max_len > 1
+                && pick(npos + 1, max_len - 1).is_some_and(|(l2, _, _)| l2 > len + 1)
+            {
+                found = None;
+            }
             let e = coder!();
             match found {
                 Some((len, src, is_new)) => {
