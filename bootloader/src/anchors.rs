@@ -326,7 +326,8 @@ impl Rotation {
         })
     }
 
-    fn signatures(&self) -> impl Iterator<Item = (&KeyId, &[u8; 64])> {
+    /// The signatures on the record.
+    pub fn signatures(&self) -> impl Iterator<Item = (&KeyId, &[u8; 64])> {
         self.signatures[..self.sig_count]
             .iter()
             .map(|(a, b)| (a, b))

@@ -419,6 +419,10 @@ pub fn anchor_help(reason: &AnchorError, keys: usize) -> String {
         }
         AnchorError::DuplicateKey => "the same key is given twice; remove the repeated --anchor".into(),
         AnchorError::InvalidKey => "one --anchor is a weak or invalid Ed25519 key; use keys made by `nightlatch-sign keygen`".into(),
+        AnchorError::Malformed => "this is not a complete rotation record; write one with `nightlatch-sign anchors rotate`".into(),
+        AnchorError::NotNewer { .. } => "the record's --set-version must exceed the lock's current anchor set version".into(),
+        AnchorError::CurrentThresholdNotMet { .. } => "not enough current anchor keyholders have signed: add signatures with `nightlatch-sign anchors sign --key CURRENT.key RECORD`".into(),
+        AnchorError::NewThresholdNotMet { .. } => "the new keyholders must sign too (proving the new keys are held): `nightlatch-sign anchors sign --key NEW.key RECORD`".into(),
         _ => "check the --anchor and --threshold options".into(),
     }
 }

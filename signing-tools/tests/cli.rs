@@ -757,3 +757,93 @@ fn delta_apply_and_bench_delta() {
     assert!(pair["ram_total_bytes"].as_u64().unwrap() > pair["ram_model_bytes"].as_u64().unwrap());
     assert!(pair["ratio"].as_f64().unwrap() < 1.0);
 }
+
+/// `anchors rotate | sign | verify`, and a lock accepting the record.
+#[test]
+fn anchor_rotation_records() {
+    use bootloader::boot::{BootConfig, Bootloader};
+    use bootloader::layout::SMALL;
+    use bootloader::sim::{Erased, SimFlash};
+    use bootloader::updater::Updater;
+    use std::cell::RefCell;
+
+    let fx = Fixture::new();
+    let record = fx.path("r.nlta");
+    nls()
+        .args([
+            "anchors",
+            "rotate",
+            "--set-version",
+            "2",
+            "--threshold",
+            "1",
+            "--new-key",
+        ])
+        .arg(fx.path("b.pub"))
+        .arg("--sign")
+        .arg(fx.path("a.key"))
+        .arg("-o")
+        .arg(&record)
+        .assert()
+        .success();
+    // Only the current key signed: the new keyholder has not proven the key.
+    nls()
+        .args(["anchors", "verify", "--current"])
+        .arg(fx.path("a.pub"))
+        .arg(&record)
+        .assert()
+        .code(1)
+        .stderr(contains("new anchors"));
+    nls()
+        .args(["anchors", "sign", "--key"])
+        .arg(fx.path("b.key"))
+        .arg(&record)
+        .assert()
+        .success();
+    let out = nls()
+        .args(["anchors", "verify", "--json", "--current"])
+        .arg(fx.path("a.pub"))
+        .arg(&record)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["signed_by"].as_array().unwrap().len(), 2);
+    // A lock on {a}, running a transition release signed by a and b, accepts it.
+    nls()
+        .args(["sign", "--key"])
+        .arg(fx.path("a.key"))
+        .arg("--key")
+        .arg(fx.path("b.key"))
+        .args(["--model", MODEL, "--version", "1.5.0", "--counter", "8"])
+        .arg(fx.path("fw.bin"))
+        .arg("-o")
+        .arg(fx.path("both.nlfw"))
+        .assert()
+        .success();
+    let a = keys::load_public_key(&fx.path("a.pub")).unwrap();
+    let config = BootConfig {
+        model: HardwareModel::new(MODEL).unwrap(),
+        genesis: TrustAnchors::new(1, 1, &[a.to_bytes()]).unwrap(),
+        layout: SMALL,
+    };
+    let mut sim = SimFlash::<4, 4096>::new(SMALL.flash_size as usize, Erased::Ones);
+    sim.program_raw(
+        SMALL.active.offset as usize,
+        &fs::read(fx.path("both.nlfw")).unwrap(),
+    );
+    let flash = embassy_sync::blocking_mutex::Mutex::new(RefCell::new(sim));
+    let mut buf = vec![0u8; 4096];
+    Updater::new(&flash, config)
+        .unwrap()
+        .rotate_anchors(&fs::read(&record).unwrap(), &mut buf)
+        .unwrap();
+    let r = Bootloader::new(&flash, config)
+        .unwrap()
+        .boot(&mut buf)
+        .unwrap();
+    assert_eq!(r.anchors_version, 2);
+}

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
+pub mod anchors;
 pub mod apply;
 pub mod bench_delta;
 pub mod delta;
@@ -15,6 +16,7 @@ pub mod repo;
 pub mod sign;
 pub mod verify;
 
+pub use anchors::AnchorsArgs;
 pub use apply::ApplyArgs;
 pub use bench_delta::BenchDeltaArgs;
 pub use delta::DeltaArgs;
@@ -45,6 +47,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show what an envelope holds (no signature check).
     Inspect(InspectArgs),
+    /// Author records that rotate a lock's trust anchors (firmware keys).
+    Anchors(AnchorsArgs),
     /// Make a delta patch from one envelope to the next.
     Delta(DeltaArgs),
     /// Rebuild an envelope from its base and a patch (host-side check).
@@ -65,6 +69,7 @@ impl Cli {
             Command::Sign(args) => sign::run(args),
             Command::Verify(args) => verify::run(args),
             Command::Inspect(args) => inspect::run(args),
+            Command::Anchors(args) => anchors::run(args),
             Command::Delta(args) => delta::run(args),
             Command::Apply(args) => apply::run(args),
             Command::BenchDelta(args) => bench_delta::run(args),
