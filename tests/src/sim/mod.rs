@@ -1,0 +1,36 @@
+//! `nightlatch-sim`: host tools around the lock's firmware logic. One file
+//! per subcommand: `XArgs` with `run()`. (Today: `tuf-client`; `lock`,
+//! `fleet` and `demo` join here.)
+
+pub mod dir_store;
+pub mod error;
+pub mod transport;
+pub mod tuf_client;
+
+use clap::{Parser, Subcommand};
+
+pub use error::SimError;
+
+/// Simulated Nightlatch locks and the lock's clients, on a host.
+#[derive(Debug, Parser)]
+#[command(name = "nightlatch-sim", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The lock's TUF client alone (interop checks against any TUF
+    /// repository): `init`, `refresh`, `download`.
+    TufClient(tuf_client::TufClientArgs),
+}
+
+impl Cli {
+    /// Run the chosen subcommand.
+    pub fn run(self) -> Result<(), SimError> {
+        match self.command {
+            Command::TufClient(args) => args.run(),
+        }
+    }
+}
