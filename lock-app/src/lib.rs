@@ -3,4 +3,6 @@
 
 extern crate alloc;
 
+pub mod scheduler;
+pub mod storage;
 pub mod tuf;
