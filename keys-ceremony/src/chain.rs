@@ -95,7 +95,16 @@ fn check_link_with(
     path: &Path,
     revoked: &BTreeMap<KeyId, u64>,
 ) -> Result<Link> {
-    let expected = prev.signed.version.saturating_add(1);
+    let Some(expected) = prev.signed.version.checked_add(1) else {
+        return Err(Error::usage(
+            format!(
+                "{}: root version {} is the largest possible, nothing can follow it",
+                path.display(),
+                prev.signed.version
+            ),
+            "this root was not made by nightlatch-keys: do not trust it",
+        ));
+    };
     if next.signed.version != expected {
         return Err(Error::VersionGap {
             path: path.to_owned(),
@@ -186,4 +195,35 @@ pub fn verify_chain(paths: &[PathBuf]) -> Result<Vec<Link>> {
         prev = next;
     }
     Ok(links)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{PublicKey, Signature};
+    use ed25519_dalek::{Signer, SigningKey};
+
+    fn root(version: u64, sk: &SigningKey) -> Signed<Root> {
+        let mut r = Root::new(version, Expiry::in_(std::time::Duration::from_secs(86_400)));
+        let pk = PublicKey::ed25519(&sk.verifying_key());
+        for role in crate::metadata::root::TOP_LEVEL_ROLES {
+            r.set_role(role, std::slice::from_ref(&pk), 1);
+        }
+        let mut s = Signed::new(r).unwrap();
+        let sig = sk.sign(&s.canonical().unwrap());
+        s.signatures.push(Signature {
+            keyid: pk.key_id(),
+            sig: hex::encode(sig.to_bytes()),
+        });
+        s
+    }
+
+    #[test]
+    fn nothing_follows_the_largest_version() {
+        let sk = SigningKey::from_bytes(&[3; 32]);
+        let last = root(u64::MAX, &sk);
+        let e = check_link(&last, &last.clone(), Path::new("x.json")).unwrap_err();
+        assert!(e.to_string().contains("largest possible"), "{e}");
+        assert!(check_link(&root(u64::MAX - 1, &sk), &last, Path::new("x.json")).is_ok());
+    }
 }

@@ -27,9 +27,16 @@ fn main() -> ExitCode {
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // A bad key spec is reported here, not by clap (so a PIN in it is
+            // never echoed), but it is still a usage error: exit 2.
+            let usage = matches!(err, keys_ceremony::Error::Pkcs11Uri { .. });
             let report = miette::Report::new(err);
             let _ = writeln!(std::io::stderr(), "{report:?}");
-            ExitCode::FAILURE
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -39,7 +39,11 @@ pub struct RootStatus {
     pub previous: Option<PreviousTally>,
     /// Signatures by keys that neither root names for the root role.
     pub strangers: Vec<KeyId>,
-    /// Whether every threshold is met (the file may be published).
+    /// A rotated root (version > 1) whose previous root was not given nor
+    /// found beside it: the previous threshold cannot be checked.
+    pub previous_unknown: bool,
+    /// Whether every threshold is met (the file may be published); never
+    /// true while the previous root is unknown.
     pub complete: bool,
 }
 
@@ -107,7 +111,9 @@ pub fn root_status(root: &Signed<Root>, previous: Option<&Signed<Root>>) -> Resu
         })
         .cloned()
         .collect();
-    let complete = own.met() && previous.as_ref().is_none_or(|p| p.tally.met());
+    let previous_unknown = r.version > 1 && previous.is_none();
+    let complete =
+        own.met() && !previous_unknown && previous.as_ref().is_none_or(|p| p.tally.met());
     let roles = TOP_LEVEL_ROLES
         .iter()
         .filter_map(|name| {
@@ -126,6 +132,7 @@ pub fn root_status(root: &Signed<Root>, previous: Option<&Signed<Root>>) -> Resu
         own,
         previous,
         strangers,
+        previous_unknown,
         complete,
     })
 }

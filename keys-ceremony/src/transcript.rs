@@ -1,7 +1,14 @@
 //! The ceremony transcript: one JSON line per operation (who, what, which
-//! keys, file hashes), each line carrying the SHA-256 of the line before it,
-//! so an edited or deleted line breaks the chain. Lines are only ever
-//! appended, after the existing chain has been checked.
+//! keys, file hashes), each line carrying the SHA-256 of the line before it.
+//! Lines are only ever appended, after the existing chain has been checked,
+//! so an edited or removed line in the middle breaks the chain.
+//!
+//! What the chain does not prove: the hashes are unkeyed, so someone who can
+//! rewrite the whole file can recompute it, and dropping lines from the end
+//! leaves a valid (shorter) chain. Keyholders should record the hash of the
+//! last line (`sha256sum` of it) in their own ceremony notes after each
+//! operation, and keep the transcript on write-once media. Appends are not locked against a second
+//! concurrent ceremony process (one operator at a time is the ceremony rule).
 
 use std::fs::OpenOptions;
 use std::io::Write;

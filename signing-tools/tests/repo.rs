@@ -230,6 +230,13 @@ fn publish_refresh_and_python_tuf_downloads() {
     }
     let seen = tuf_client(&fx.repo(), &fx.root(), &fx.p("c1"), &[]).unwrap();
     assert_eq!(seen["timestamp_version"], 2);
+
+    // A lost timestamp.json must not restart the timestamp at version 1.
+    std::fs::remove_file(fx.p("repo/metadata/timestamp.json")).unwrap();
+    fx.refresh()
+        .failure()
+        .stderr(contains("timestamp.json is missing"));
+    assert!(!fx.p("repo/metadata/timestamp.json").exists());
 }
 
 #[test]
@@ -288,7 +295,11 @@ fn delegations_per_hardware_model() {
         .sign_with(KeySpec::File(a_key.clone()).open().unwrap().as_ref(), &path)
         .unwrap();
     std::fs::write(&path, signed.to_bytes().unwrap()).unwrap();
-    fx.refresh().success();
+    // Our tools refuse it too: a delegated target outside the role's paths.
+    fx.refresh()
+        .failure()
+        .stderr(contains("outside the paths"))
+        .stderr(contains("nl-lock-v3/6.6.6.nlfw"));
     let err = tuf_client(
         &fx.repo(),
         &fx.root(),
@@ -297,6 +308,162 @@ fn delegations_per_hardware_model() {
     )
     .unwrap_err();
     assert!(err.contains("not found"), "{err}");
+}
+
+#[test]
+fn publish_refuses_tampered_targets() {
+    let fx = Fx::new();
+    let fw = fx.envelope(&fx.key("targets"), "nl-lock-v2", "1.0.0", 1);
+    fx.publish(&fx.key("targets"), &[&fw])
+        .success()
+        .stdout(contains("signed     targets: nl-lock-v2/1.0.0.nlfw"));
+    // Hand-edit 1.targets.json (a stolen server could): add a target with a
+    // made-up hash and counter; the release key's signature no longer verifies.
+    let path = fx.p("repo/metadata/1.targets.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["signed"]["targets"]["nl-lock-v2/6.6.6.nlfw"] = serde_json::json!({
+        "length": 3024,
+        "hashes": {"sha256": "66".repeat(32)},
+        "custom": {"nightlatch": {"kind": "firmware", "hardware_model": "nl-lock-v2",
+            "version": "6.6.6", "security_counter": 99}},
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let before: Vec<_> = walk(&fx.repo());
+    let next = fx.envelope(&fx.key("targets"), "nl-lock-v2", "1.0.1", 3);
+    fx.publish(&fx.key("targets"), &[&next])
+        .failure()
+        .stderr(contains("refusing to sign"))
+        .stderr(contains("1.targets.json"));
+    let (_, pubkey) = fx.keygen("release-v2");
+    nls()
+        .args(["repo", "delegate", "--repo"])
+        .arg(fx.repo())
+        .arg("--key")
+        .arg(fx.key("targets"))
+        .args(["--model", "nl-lock-v2", "--delegate-key"])
+        .arg(&pubkey)
+        .assert()
+        .failure()
+        .stderr(contains("refusing to sign"));
+    // Nothing written: no 2.targets.json, no target file.
+    assert!(!fx.p("repo/metadata/2.targets.json").exists());
+    assert_eq!(walk(&fx.repo()), before);
+
+    // A broken root chain is refused too (1.root.json replaced by garbage).
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let fx2 = Fx::new();
+    let fw2 = fx2.envelope(&fx2.key("targets"), "nl-lock-v2", "1.0.0", 1);
+    let root1 = fx2.p("repo/metadata/1.root.json");
+    let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(&root1).unwrap()).unwrap();
+    r["signed"]["expires"] = serde_json::json!("2099-01-01T00:00:00Z");
+    std::fs::write(&root1, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+    fx2.publish(&fx2.key("targets"), &[&fw2])
+        .failure()
+        .stderr(contains("root chain"));
+    assert!(!fx2.p("repo/metadata/1.targets.json").exists());
+}
+
+#[test]
+fn upper_case_duplicate_root_key_is_refused() {
+    // Root role [k, K-upper] threshold 2, signed once by k, the signature
+    // copied under K's id: one key must not count twice.
+    let fx = Fx::new();
+    let key = KeySpec::File(fx.p("dev/image/keys/root-1.key"))
+        .open()
+        .unwrap();
+    let lower = keys_ceremony::metadata::PublicKey::ed25519(key.public_key());
+    let mut upper = lower.clone();
+    upper.keyval.public = lower.keyval.public.to_uppercase();
+    let (k, big_k) = (lower.key_id(), upper.key_id());
+    assert_ne!(k, big_k);
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.root()).unwrap()).unwrap();
+    v["signed"]["keys"][big_k.as_str()] = serde_json::to_value(&upper).unwrap();
+    v["signed"]["roles"]["root"] =
+        serde_json::json!({"keyids": [k.as_str(), big_k.as_str()], "threshold": 2});
+    let message = keys_ceremony::metadata::signed::canonical_json(&v["signed"]).unwrap();
+    let sig = hex::encode(key.sign(&message).unwrap().to_bytes());
+    v["signatures"] = serde_json::json!([
+        {"keyid": k.as_str(), "sig": sig},
+        {"keyid": big_k.as_str(), "sig": sig},
+    ]);
+    let bad = fx.p("bad-1.root.json");
+    std::fs::write(&bad, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    for cmd in ["status", "verify-chain"] {
+        let r = keys_ceremony::cmd::Cli::try_parse_from([
+            "nightlatch-keys",
+            cmd,
+            bad.to_str().unwrap(),
+        ])
+        .unwrap()
+        .run();
+        let e = r.expect_err(cmd).to_string();
+        assert!(!e.is_empty(), "{cmd}");
+    }
+    nls()
+        .args(["repo", "init", "--repo"])
+        .arg(fx.p("repo-bad"))
+        .arg(&bad)
+        .assert()
+        .failure()
+        .stderr(contains("lower-case hex"));
+}
+
+#[test]
+fn pins_are_never_echoed() {
+    let fx = Fx::new();
+    let fw = fx.envelope(&fx.key("targets"), "nl-lock-v2", "1.0.0", 1);
+    for uri in [
+        "pkcs11:object=a?pin-value=s3cret&bogus=1",
+        "pkcs11:object=a?pin-value=s3cret%zz",
+        "pkcs11:colour=red?pin-value=s3cret&pin-value=s3cret2",
+    ] {
+        let out = nls()
+            .args(["publish", "--repo"])
+            .arg(fx.repo())
+            .args(["--key", uri])
+            .arg(&fw)
+            .assert()
+            .failure();
+        let out = out.get_output();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("s3cret"), "{all}");
+        assert!(all.contains("pkcs11"), "{all}");
+        let r = keys_ceremony::cmd::Cli::try_parse_from([
+            "nightlatch-keys",
+            "sign",
+            "--key",
+            uri,
+            fx.root().to_str().unwrap(),
+        ]);
+        let e = match r {
+            Ok(cli) => format!("{:?}", miette::Report::new(cli.run().unwrap_err())),
+            Err(e) => e.to_string(),
+        };
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+}
+
+/// Every file under `dir`, sorted.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]

@@ -1,1 +1,24 @@
 #![doc = include_str!("../README.md")]
+
+pub mod app;
+pub mod auth;
+pub mod blob;
+pub mod bootstrap;
+pub mod checkin;
+pub mod clock;
+pub mod config;
+pub mod director;
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod openapi;
+pub mod repo;
+pub mod rollouts;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod wire;
+
+pub use app::router;
+pub use state::AppState;

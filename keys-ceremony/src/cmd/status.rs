@@ -98,8 +98,17 @@ pub fn print_status(file: &Path, s: &RootStatus, json: bool) -> Result<()> {
             "\n  signature by a key outside the root role: {k}"
         ));
     }
+    if s.previous_unknown {
+        out.push_str(&format!(
+            "\nprevious root unknown: pass --previous {}.root.json to count the signatures root version {} needs from it",
+            s.version.saturating_sub(1),
+            s.version
+        ));
+    }
     out.push_str(if s.complete {
         "\ncomplete: every threshold is met"
+    } else if s.previous_unknown && s.own.met() {
+        "\nincomplete: its own threshold is met, the previous root's is unknown"
     } else {
         "\nincomplete: more signatures are needed"
     });

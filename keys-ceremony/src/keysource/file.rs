@@ -30,7 +30,9 @@ const PUBLIC_LABEL: &str = "-----BEGIN PUBLIC KEY-----";
 
 // Largest KDF costs accepted when reading, so a hostile file cannot make us
 // allocate gigabytes or spin for hours.
-const MAX_SCRYPT_N: u64 = 1 << 20;
+// scrypt needs 128·r·N bytes (and p times the work): at most 256 MiB, p ≤ 2.
+const MAX_SCRYPT_MEMORY: u128 = 256 * 1024 * 1024;
+const MAX_SCRYPT_P: u32 = 2;
 const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 
 /// A private key read from a file (decrypted in memory).
@@ -123,7 +125,11 @@ fn check_kdf_cost(scheme: &EncryptionScheme<'_>) -> Result<(), String> {
     match &params.kdf {
         Kdf::Scrypt(s) => {
             let n = s.cost_parameter;
-            if n > MAX_SCRYPT_N || s.block_size > 16 || s.parallelization > 4 {
+            let memory = 128u128 * u128::from(s.block_size) * u128::from(n);
+            if memory > MAX_SCRYPT_MEMORY
+                || s.block_size == 0
+                || u32::from(s.parallelization) > MAX_SCRYPT_P
+            {
                 return Err(format!(
                     "scrypt cost N={n} r={} p={} is above the limit this tool accepts",
                     s.block_size, s.parallelization
@@ -243,6 +249,14 @@ mod tests {
 
     #[test]
     fn hostile_kdf_cost_is_refused_before_decrypting() {
+        // N = 2^22 (4 GiB of memory at r = 8), N = 2^20 r = 16 p = 4 (2 GiB),
+        // 512 MiB, p = 3: refused without running scrypt.
+        for (log_n, r, p) in [(22, 8, 1), (20, 16, 4), (20, 16, 1), (19, 8, 1), (17, 8, 3)] {
+            hostile_cost(log_n, r, p);
+        }
+    }
+
+    fn hostile_cost(log_n: u8, r: u32, p: u32) {
         let key = SigningKey::from_bytes(&[9; 32]);
         let info_der = KeypairBytes {
             secret_key: key.to_bytes(),
@@ -251,8 +265,7 @@ mod tests {
         .to_pkcs8_der()
         .unwrap();
         let info = PrivateKeyInfo::try_from(info_der.as_bytes()).unwrap();
-        // N = 2^22 (4 GiB of memory at r = 8): refused without running scrypt.
-        let cost = scrypt::Params::new(22, 8, 1, 32).unwrap();
+        let cost = scrypt::Params::new(log_n, r, p, 32).unwrap();
         let params = pbes2::Parameters::scrypt_aes256cbc(cost, &[1; 16], &[2; 16]).unwrap();
         // Encrypting would itself take gigabytes, so build the structure and
         // only swap the parameters into a cheaply encrypted file.

@@ -45,6 +45,16 @@ pub enum KeySpec {
     File(PathBuf),
     /// A key in a PKCS#11 token.
     Pkcs11(Pkcs11Uri),
+    /// A `pkcs11:` URI that does not parse, with the reason (PINs redacted).
+    /// Command-line parsing never fails on a key spec, so clap never echoes
+    /// the raw argument (which may hold a `pin-value`); the error is
+    /// reported when the key is opened.
+    Invalid {
+        /// The URI, PINs redacted.
+        uri: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl KeySpec {
@@ -62,6 +72,7 @@ impl KeySpec {
         Ok(match self {
             Self::File(path) => Box::new(FileKey::load(path)?),
             Self::Pkcs11(uri) => Box::new(Pkcs11Key::open(uri)?),
+            Self::Invalid { uri, reason } => return Err(invalid_spec(uri, reason)),
         })
     }
 
@@ -70,6 +81,7 @@ impl KeySpec {
         match self {
             Self::File(path) => path.display().to_string(),
             Self::Pkcs11(uri) => uri.to_string(),
+            Self::Invalid { uri, .. } => uri.clone(),
         }
     }
 }
@@ -77,8 +89,23 @@ impl KeySpec {
 impl std::str::FromStr for KeySpec {
     type Err = String;
 
+    /// Never fails: see [`KeySpec::Invalid`].
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Self::parse(s).map_err(|e| e.to_string())
+        Ok(match Self::parse(s) {
+            Ok(spec) => spec,
+            Err(crate::error::Error::Pkcs11Uri { uri, reason }) => Self::Invalid { uri, reason },
+            Err(e) => Self::Invalid {
+                uri: pkcs11_uri::redact(s),
+                reason: e.to_string(),
+            },
+        })
+    }
+}
+
+fn invalid_spec(uri: &str, reason: &str) -> crate::error::Error {
+    crate::error::Error::Pkcs11Uri {
+        uri: uri.to_owned(),
+        reason: reason.to_owned(),
     }
 }
 
@@ -88,6 +115,7 @@ pub fn load_public(spec: &KeySpec) -> Result<VerifyingKey> {
     match spec {
         KeySpec::File(path) => file::load_public(path),
         KeySpec::Pkcs11(uri) => Ok(*Pkcs11Key::open(uri)?.public_key()),
+        KeySpec::Invalid { uri, reason } => Err(invalid_spec(uri, reason)),
     }
 }
 

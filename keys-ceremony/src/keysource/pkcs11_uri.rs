@@ -134,7 +134,7 @@ fn decode(value: &str) -> Result<Vec<u8>, String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent escape in {:?}", redact(value)))?;
+                .ok_or_else(|| "bad percent escape in a value".to_owned())?;
             out.push(hex);
             i += 3;
         } else {
@@ -159,14 +159,20 @@ fn encode(bytes: &[u8]) -> String {
 }
 
 /// The URI text with any `pin-value` hidden, for error messages.
-fn redact(text: &str) -> String {
-    match text.find("pin-value=") {
-        Some(at) => {
-            let end = text[at..].find('&').map_or(text.len(), |e| at + e);
-            format!("{}pin-value=***{}", &text[..at], &text[end..])
-        }
-        None => text.chars().take(200).collect(),
+pub(crate) fn redact(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("pin-value=") {
+        let value = at + "pin-value=".len();
+        let end = rest[value..]
+            .find(['&', ';', '?'])
+            .map_or(rest.len(), |e| value + e);
+        out.push_str(&rest[..value]);
+        out.push_str("***");
+        rest = &rest[end..];
     }
+    out.push_str(rest);
+    out.chars().take(200).collect()
 }
 
 #[cfg(test)]
@@ -203,5 +209,20 @@ mod tests {
         }
         let e = Pkcs11Uri::parse("pkcs11:object=a?pin-value=secret&bogus=1").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
+        // Every pin-value is hidden, and a bad escape in one is not echoed.
+        for bad in [
+            "pkcs11:object=a?pin-value=first&pin-value=second&bogus=1",
+            "pkcs11:object=a?pin-value=sec%zzret",
+            "pkcs11:object=a?pin-value=secret&pin-value=sec%zret",
+        ] {
+            let e = Pkcs11Uri::parse(bad).unwrap_err().to_string();
+            for pin in ["first", "second", "sec", "zz"] {
+                assert!(!e.contains(pin), "{e}");
+            }
+        }
+        assert_eq!(
+            redact("pkcs11:object=a?pin-value=1&module-path=/m&pin-value=2"),
+            "pkcs11:object=a?pin-value=***&module-path=/m&pin-value=***"
+        );
     }
 }

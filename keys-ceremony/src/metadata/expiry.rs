@@ -10,6 +10,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Expiry(u64);
 
+/// Latest expiry representable as RFC 3339 with a four-digit year.
+const MAX_UNIX: u64 = 253_402_300_799;
+/// Longest lifetime accepted: ten years.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(3653 * 86_400);
+
 /// Default lifetime of root metadata: one year.
 pub const ROOT_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 /// Default lifetime of targets metadata: three months (90 days).
@@ -22,7 +27,7 @@ pub const TIMESTAMP_LIFETIME: Duration = Duration::from_secs(86_400);
 impl Expiry {
     /// Seconds since the Unix epoch.
     pub fn from_unix(secs: u64) -> Self {
-        Self(secs)
+        Self(secs.min(MAX_UNIX))
     }
 
     /// The current time, rounded down to a whole second.
@@ -39,9 +44,9 @@ impl Expiry {
         Self::now().after(lifetime)
     }
 
-    /// `lifetime` after this time.
+    /// `lifetime` after this time (never past 9999-12-31T23:59:59Z).
     pub fn after(self, lifetime: Duration) -> Self {
-        Self(self.0.saturating_add(lifetime.as_secs()))
+        Self(self.0.saturating_add(lifetime.as_secs()).min(MAX_UNIX))
     }
 
     /// Seconds since the Unix epoch.
@@ -54,8 +59,16 @@ impl Expiry {
         self <= Self::now()
     }
 
-    /// Parse an RFC 3339 UTC timestamp (`…Z`); fractions of a second are dropped.
+    /// Parse an RFC 3339 UTC timestamp in whole seconds
+    /// (`YYYY-MM-DDTHH:MM:SSZ`); fractional seconds are refused, as
+    /// python-tuf refuses them.
     pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() != 20 || !text.ends_with('Z') || text.contains('.') {
+            return Err(format!(
+                "invalid expiry {:?}: must be whole seconds in UTC, like 2030-01-01T00:00:00Z",
+                crate::metadata::key::truncate(text)
+            ));
+        }
         let time =
             humantime::parse_rfc3339(text).map_err(|e| format!("invalid expiry {text:?}: {e}"))?;
         let secs = time
@@ -92,6 +105,9 @@ pub fn parse_lifetime(text: &str) -> Result<Duration, String> {
     if d.as_secs() == 0 {
         return Err(format!("lifetime {text:?} is shorter than one second"));
     }
+    if d > MAX_LIFETIME {
+        return Err(format!("lifetime {text:?} is longer than ten years"));
+    }
     Ok(Duration::from_secs(d.as_secs()))
 }
 
@@ -104,11 +120,24 @@ mod tests {
         let e = Expiry::from_unix(1_900_000_000);
         assert_eq!(e.to_string(), "2030-03-17T17:46:40Z");
         assert_eq!(Expiry::parse(&e.to_string()).unwrap(), e);
+        // Fractional seconds are refused (python-tuf refuses them).
+        for bad in [
+            "2030-03-17T17:46:40.999Z",
+            "2030-03-17T17:46:40.0Z",
+            "2030-03-17T17:46:40+00:00",
+        ] {
+            assert!(Expiry::parse(bad).is_err(), "{bad}");
+        }
+        // Never unprintable.
         assert_eq!(
-            Expiry::parse("2030-03-17T17:46:40.999Z")
-                .unwrap()
+            Expiry::from_unix(u64::MAX).to_string(),
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            Expiry::now()
+                .after(Duration::from_secs(u64::MAX))
                 .to_string(),
-            "2030-03-17T17:46:40Z"
+            "9999-12-31T23:59:59Z"
         );
         let json = serde_json::to_string(&Expiry::in_(TIMESTAMP_LIFETIME)).unwrap();
         assert!(!json.contains('.'), "{json}");
@@ -122,5 +151,8 @@ mod tests {
         assert_eq!(parse_lifetime("90d").unwrap().as_secs(), 90 * 86_400);
         assert!(parse_lifetime("0s").is_err());
         assert!(parse_lifetime("soon").is_err());
+        assert!(parse_lifetime("100000years").is_err());
+        assert!(parse_lifetime("11years").is_err());
+        assert!(parse_lifetime("10years").is_ok());
     }
 }

@@ -98,8 +98,12 @@ impl PublicKey {
                 truncate(&self.scheme)
             ));
         }
-        let bytes =
-            hex::decode(&self.keyval.public).map_err(|_| "keyval.public is not hex".to_owned())?;
+        // One key, one textual form (so one key id): exactly 64 lower-case hex digits.
+        let text = &self.keyval.public;
+        if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err("keyval.public must be exactly 64 lower-case hex characters".into());
+        }
+        let bytes = hex::decode(text).map_err(|_| "keyval.public is not hex".to_owned())?;
         let bytes: [u8; 32] = bytes
             .try_into()
             .map_err(|_| "keyval.public is not 32 bytes".to_owned())?;
@@ -153,6 +157,15 @@ mod tests {
         assert!(k.verifying_key().is_err());
         k.keyval.public = "00".repeat(31);
         assert!(k.verifying_key().is_err());
+        let good =
+            PublicKey::ed25519(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key());
+        let mut upper = good.clone();
+        upper.keyval.public = good.keyval.public.to_uppercase();
+        assert_ne!(upper.keyval.public, good.keyval.public);
+        assert!(upper.verifying_key().is_err());
+        let mut long = good.clone();
+        long.keyval.public.push_str("00");
+        assert!(long.verifying_key().is_err());
         k.keytype = "rsa".into();
         assert!(k.verifying_key().is_err());
         assert!(KeyId::parse("ABC").is_err());

@@ -18,7 +18,7 @@ pub mod timestamp;
 pub use expiry::Expiry;
 pub use key::{KeyId, PublicKey};
 pub use root::{RoleKeys, Root};
-pub use signed::{Signature, Signed, Tally};
+pub use signed::{Signature, Signed, Tally, canonical_json};
 pub use snapshot::{MetaFile, Snapshot};
 pub use targets::{DelegatedRole, Delegations, TargetFile, Targets};
 pub use timestamp::Timestamp;

@@ -45,8 +45,14 @@ impl RoleKeys {
 
 /// Check that every key is a valid Ed25519 key listed under its own key id.
 pub fn check_keys(keys: &BTreeMap<KeyId, PublicKey>) -> Result<(), String> {
+    let mut seen: BTreeMap<[u8; 32], &KeyId> = BTreeMap::new();
     for (id, key) in keys {
-        key.verifying_key().map_err(|e| format!("key {id}: {e}"))?;
+        let vk = key.verifying_key().map_err(|e| format!("key {id}: {e}"))?;
+        if let Some(other) = seen.insert(vk.to_bytes(), id) {
+            return Err(format!(
+                "keys {other} and {id} are the same Ed25519 key: a key must be listed once"
+            ));
+        }
         if key.key_id() != *id {
             return Err(format!("key listed as {id} has key id {}", key.key_id()));
         }

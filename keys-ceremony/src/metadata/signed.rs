@@ -14,6 +14,9 @@ use crate::fsio::read_limited;
 use crate::keysource::KeySource;
 use crate::metadata::{KeyId, MAX_METADATA_LEN, Metadata, PublicKey, RoleKeys};
 
+/// Most signatures one metadata file may carry.
+pub const MAX_SIGNATURES: usize = 1024;
+
 /// One signature: the signer's TUF key id and the hex Ed25519 signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
@@ -66,17 +69,137 @@ impl Tally {
     }
 }
 
-/// Canonical JSON (OLPC / securesystemslib) of a value: what TUF signs.
+/// Canonical JSON of a value, byte for byte as securesystemslib's
+/// `encode_canonical` (python-tuf's signing form) writes it: object keys
+/// sorted by code point (UTF-8 byte order), no whitespace, strings escaped
+/// only for `\\` and `"` (everything else raw UTF-8, never normalised),
+/// integers only (floats are refused). What TUF signs.
 pub fn canonical_json(value: &Value) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut ser =
-        serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
-    value.serialize(&mut ser).map_err(|e| Error::Canonical {
-        reason: e.to_string(),
-    })?;
+    encode(value, &mut out)?;
     Ok(out)
 }
 
+fn encode(value: &Value, out: &mut Vec<u8>) -> Result<()> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.extend_from_slice(i.to_string().as_bytes());
+            } else if let Some(u) = n.as_u64() {
+                out.extend_from_slice(u.to_string().as_bytes());
+            } else {
+                return Err(Error::Canonical {
+                    reason: format!("{n} is not an integer: canonical JSON has no floats"),
+                });
+            }
+        }
+        Value::String(s) => encode_str(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                encode(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (k, v)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                encode_str(k, out);
+                out.push(b':');
+                encode(v, out)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+fn encode_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        if b == b'\\' || b == b'"' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+/// Refuses JSON with an object that has the same key twice (which
+/// `serde_json::Value` would silently collapse to the last one).
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<NoDuplicateKeys>()?;
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom(
+                    "an object has the same member name twice",
+                ));
+            }
+        }
+        Ok(NoDuplicateKeys)
+    }
+}
+
+/// Refuse `bytes` if any JSON object in it repeats a member name.
+pub fn refuse_duplicate_keys(bytes: &[u8]) -> std::result::Result<(), serde_json::Error> {
+    serde_json::from_slice::<NoDuplicateKeys>(bytes).map(|_| ())
+}
 impl<T: Metadata> Signed<T> {
     /// Unsigned metadata.
     pub fn new(signed: T) -> Result<Self> {
@@ -100,15 +223,23 @@ impl<T: Metadata> Signed<T> {
             what: T::TYPE,
             source,
         };
+        refuse_duplicate_keys(bytes).map_err(malformed)?;
         let wire: Wire = serde_json::from_slice(bytes).map_err(malformed)?;
-        let signed: T = serde_json::from_value(wire.signed.clone()).map_err(malformed)?;
         let invalid = |reason: String| Error::invalid(path, T::TYPE, reason);
-        signed.validate().map_err(invalid)?;
-        for (i, s) in wire.signatures.iter().enumerate() {
-            if wire.signatures[..i].iter().any(|o| o.keyid == s.keyid) {
+        if wire.signatures.len() > MAX_SIGNATURES {
+            return Err(invalid(format!(
+                "{} signatures, more than the {MAX_SIGNATURES} accepted",
+                wire.signatures.len()
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &wire.signatures {
+            if !seen.insert(&s.keyid) {
                 return Err(invalid(format!("key {} signed twice", s.keyid)));
             }
         }
+        let signed: T = serde_json::from_value(wire.signed.clone()).map_err(malformed)?;
+        signed.validate().map_err(invalid)?;
         // Canonical form must exist (no floats): checked once here.
         canonical_json(&wire.signed).map_err(|e| invalid(e.to_string()))?;
         Ok(Self {
@@ -176,17 +307,21 @@ impl<T: Metadata> Signed<T> {
             threshold: role.threshold,
             ..Tally::default()
         };
+        // Count distinct verifying keys, not key ids.
+        let mut counted = std::collections::BTreeSet::new();
         for s in &self.signatures {
             if !role.keyids.contains(&s.keyid) {
                 tally.outside.push(s.keyid.clone());
                 continue;
             }
-            let ok = keys
-                .get(&s.keyid)
-                .and_then(|k| k.verifying_key().ok())
-                .is_some_and(|k| verify_hex(&k, &message, &s.sig));
+            let key = keys.get(&s.keyid).and_then(|k| k.verifying_key().ok());
+            let ok = key
+                .as_ref()
+                .is_some_and(|k| verify_hex(k, &message, &s.sig));
             if ok {
-                tally.valid.push(s.keyid.clone());
+                if key.is_some_and(|k| counted.insert(k.to_bytes())) {
+                    tally.valid.push(s.keyid.clone());
+                }
             } else {
                 tally.invalid.push(s.keyid.clone());
             }
@@ -237,5 +372,66 @@ mod tests {
         assert_eq!(canonical_json(&v).unwrap(), br#"{"a":[true,"x\"y"],"b":1}"#);
         let float: Value = serde_json::from_str(r#"{"a": 1.5}"#).unwrap();
         assert!(canonical_json(&float).is_err());
+        let float: Value = serde_json::from_str("[1.0]").unwrap();
+        assert!(canonical_json(&float).is_err());
+    }
+
+    /// Vectors made by securesystemslib 1.6 `encode_canonical` (python-tuf's
+    /// signing form), see `tests/fixtures/canonical_json.json`.
+    #[test]
+    fn canonical_json_matches_securesystemslib() {
+        let fixtures: Vec<Value> =
+            serde_json::from_str(include_str!("../../tests/fixtures/canonical_json.json")).unwrap();
+        assert!(fixtures.len() >= 10);
+        for f in fixtures {
+            let input = f["input"].as_str().unwrap();
+            let want = f["canonical"].as_str().unwrap();
+            let v: Value = serde_json::from_str(input).unwrap();
+            assert_eq!(
+                String::from_utf8(canonical_json(&v).unwrap()).unwrap(),
+                want,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn many_signatures_are_refused_quickly() {
+        let sigs = |n: usize, dup: bool| {
+            let list: Vec<String> = (0..n)
+                .map(|i| {
+                    let id = if dup && i == n - 1 { 0 } else { i };
+                    format!(r#"{{"keyid":"{id:064x}","sig":"00"}}"#)
+                })
+                .collect();
+            format!(
+                r#"{{"signatures":[{}],"signed":{{"_type":"timestamp"}}}}"#,
+                list.join(",")
+            )
+        };
+        let start = std::time::Instant::now();
+        let e = Signed::<crate::metadata::Timestamp>::parse(
+            sigs(40_000, false).as_bytes(),
+            Path::new("t.json"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("more than"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        let e = Signed::<crate::metadata::Timestamp>::parse(
+            sigs(1000, true).as_bytes(),
+            Path::new("t.json"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("signed twice"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_member_names_are_refused() {
+        assert!(refuse_duplicate_keys(br#"{"a":1,"b":{"c":[{"d":1}]}}"#).is_ok());
+        assert!(refuse_duplicate_keys(br#"{"a":1,"a":2}"#).is_err());
+        assert!(refuse_duplicate_keys(br#"[{"x":{"k":1,"k":1}}]"#).is_err());
+        let doc = br#"{"signatures":[],"signed":{"_type":"timestamp","_type":"timestamp"}}"#;
+        let e = Signed::<crate::metadata::Timestamp>::parse(doc, Path::new("t.json"));
+        assert!(e.unwrap_err().to_string().contains("t.json"));
     }
 }

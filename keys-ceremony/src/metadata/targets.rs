@@ -52,6 +52,64 @@ impl DelegatedRole {
             threshold: self.threshold,
         }
     }
+
+    /// Whether this role is trusted for `target` (one of its `paths` matches).
+    pub fn matches(&self, target: &str) -> bool {
+        self.paths.iter().any(|p| path_matches(p, target))
+    }
+}
+
+/// Whether `target` matches the delegation path pattern `pattern`, as
+/// python-tuf matches them: the same number of `/`-separated parts, each part
+/// matching its glob (`*` any run of characters, `?` one character).
+pub fn path_matches(pattern: &str, target: &str) -> bool {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let t: Vec<&str> = target.split('/').collect();
+    p.len() == t.len()
+        && p.iter()
+            .zip(&t)
+            .all(|(p, t)| glob(p.as_bytes(), t.as_bytes()))
+}
+
+fn glob(p: &[u8], t: &[u8]) -> bool {
+    // Iterative wildcard matching with backtracking to the last `*`.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::path_matches;
+
+    #[test]
+    fn delegation_paths_match_within_one_component() {
+        assert!(path_matches("nl-lock-v2/*", "nl-lock-v2/1.0.0.nlfw"));
+        assert!(!path_matches("nl-lock-v2/*", "nl-lock-v3/1.0.0.nlfw"));
+        assert!(!path_matches("nl-lock-v2/*", "nl-lock-v2/a/b.nlfw"));
+        assert!(path_matches("a/?.bin", "a/x.bin"));
+        assert!(!path_matches("a/*", "a"));
+    }
 }
 
 /// The `delegations` object.

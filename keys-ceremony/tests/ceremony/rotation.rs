@@ -5,6 +5,7 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use tempfile::TempDir;
 
@@ -94,6 +95,25 @@ fn python_tuf_follows_rotations_v1_v2_v3() {
     nlk()
         .arg("status")
         .arg(&v2)
+        .assert()
+        .success()
+        .stdout(contains("complete: every threshold is met"));
+    // Without root 1 beside it (nor --previous), status cannot know v1's
+    // threshold is met: never "complete".
+    let alone = t.join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    std::fs::copy(&v2, alone.join("2.root.json")).unwrap();
+    nlk()
+        .arg("status")
+        .arg(alone.join("2.root.json"))
+        .assert()
+        .success()
+        .stdout(contains("previous root unknown"))
+        .stdout(contains("complete: every threshold is met").not());
+    nlk()
+        .args(["status", "--previous"])
+        .arg(&v1)
+        .arg(alone.join("2.root.json"))
         .assert()
         .success()
         .stdout(contains("complete: every threshold is met"));

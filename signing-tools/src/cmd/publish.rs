@@ -1,31 +1,49 @@
-//! `nightlatch-sign publish`: add envelopes to a TUF repository, signed by the
-//! release key(s).
+//! `nightlatch-sign publish`: add envelopes (and delta patches) to a TUF
+//! repository, signed by the release key(s) — a directory (`--repo`) or a
+//! running `nightlatch-server` (`--server`, see [`crate::repo::remote`]).
 
 use std::path::PathBuf;
 
 use clap::Args;
 use keys_ceremony::keysource::{KeySpec, open_all};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsio;
 use crate::repo::Expiries;
 use crate::repo::expiries::lifetime;
 use crate::repo::publish::publish;
+use crate::repo::remote::{Http, publish_remote};
 
 /// Arguments of `publish`.
 #[derive(Debug, Clone, Args)]
 pub struct PublishArgs {
     /// The repository directory (made by `repo init`).
-    #[arg(long, value_name = "DIR")]
-    pub repo: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "server",
+        conflicts_with = "server"
+    )]
+    pub repo: Option<PathBuf>,
+    /// A nightlatch-server to publish to, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Admin token with the release role (for --server).
+    #[arg(
+        long,
+        env = "NIGHTLATCH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     /// Release key: a .key file (plain or passphrase-encrypted) or a pkcs11: URI. Repeatable.
     #[arg(long = "key", value_name = "KEY", required = true)]
     pub keys: Vec<KeySpec>,
     /// Lifetime of the targets metadata written.
     #[arg(long, value_name = "DURATION", default_value = "90d")]
     pub targets_expires: String,
-    /// Envelopes to publish. None: re-sign top-level targets (fresh expiry, new keys).
-    #[arg(value_name = "ENVELOPE")]
+    /// Envelopes and patches to publish. None: re-sign top-level targets (fresh expiry, new keys).
+    #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
@@ -39,7 +57,46 @@ pub fn run(args: &PublishArgs) -> Result<()> {
         ..Expiries::default()
     };
     let keys = open_all(&args.keys)?;
-    let report = publish(&args.repo, &keys, &args.files, &expiries)?;
+    if let Some(server) = &args.server {
+        let token = args.token.as_deref().ok_or_else(|| Error::RepoState {
+            path: PathBuf::from(server),
+            reason: "no admin token".into(),
+            help: "pass --token TOKEN or set NIGHTLATCH_TOKEN (a token with the release role)"
+                .into(),
+        })?;
+        let report = publish_remote(
+            &Http::new(server, token),
+            server,
+            &keys,
+            &args.files,
+            &expiries,
+        )?;
+        if args.json {
+            return fsio::print_json(&report);
+        }
+        let mut out = String::new();
+        for t in &report.added {
+            out.push_str(&format!("added      {t}\n"));
+        }
+        for t in &report.unchanged {
+            out.push_str(&format!("unchanged  {t} (already published)\n"));
+        }
+        for m in &report.uploaded_metadata {
+            out.push_str(&format!("uploaded   {m}\n"));
+        }
+        out.push_str(&format!(
+            "{server} accepted the upload and re-signed snapshot and timestamp"
+        ));
+        return fsio::print(&out);
+    }
+    let Some(repo) = &args.repo else {
+        return Err(Error::RepoState {
+            path: PathBuf::from("."),
+            reason: "no repository".into(),
+            help: "pass --repo DIR or --server URL".into(),
+        });
+    };
+    let report = publish(repo, &keys, &args.files, &expiries)?;
     if args.json {
         return fsio::print_json(&report);
     }
@@ -49,6 +106,9 @@ pub fn run(args: &PublishArgs) -> Result<()> {
     }
     for t in &report.unchanged {
         out.push_str(&format!("unchanged  {t} (already published)\n"));
+    }
+    for t in &report.signed_targets {
+        out.push_str(&format!("signed     {t}\n"));
     }
     for m in &report.metadata {
         out.push_str(&format!("wrote      {m}\n"));

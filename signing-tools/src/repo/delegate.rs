@@ -42,14 +42,14 @@ pub fn delegate(
             "pass at least one --delegate-key and a --threshold between 1 and their number",
         ));
     }
-    let repo = Repo::load(dir)?;
+    let repo = Repo::load_verified(dir)?;
     let expires = Expiry::in_(expiries.targets);
     let mut next = repo
         .targets
         .as_ref()
         .map(|t| t.signed.clone())
         .unwrap_or_else(|| Targets::new(0, expires));
-    next.version += 1;
+    next.version = crate::repo::next_version(dir, next.version, "targets")?;
     next.expires = expires;
     let mut d = next.delegations.take().unwrap_or_default();
     let publics: Vec<PublicKey> = delegate_keys.iter().map(PublicKey::ed25519).collect();

@@ -10,6 +10,7 @@
 //! DIR/metadata/N.snapshot.json                snapshot (online key)
 //! DIR/metadata/timestamp.json                 timestamp (online key)
 //! DIR/targets/<model>/<sha256>.<version>.nlfw an envelope, under its hash
+//! DIR/targets/<model>/<sha256>.<version>.from-<base>.nldp  a delta patch
 //! ```
 //!
 //! Every write refuses to produce metadata with fewer valid signatures than
@@ -18,14 +19,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use keys_ceremony::metadata::{Metadata, Root, Signed, Snapshot, Targets, Timestamp};
+use keys_ceremony::metadata::{
+    DelegatedRole, Metadata, Root, Signed, Snapshot, Targets, Timestamp,
+};
 
 use crate::error::{Error, Result};
 
 pub mod delegate;
 pub mod expiries;
+pub mod patch;
 pub mod publish;
 pub mod refresh;
+pub mod remote;
 pub mod roots;
 pub mod signer;
 pub mod target;
@@ -109,7 +114,112 @@ pub fn load_role<T: Metadata>(dir: &Path, version: u64, role: &str) -> Result<Si
     Ok(m)
 }
 
+/// The version after `current` of `role`; an error rather than overflow.
+pub fn next_version(dir: &Path, current: u64, role: &str) -> Result<u64> {
+    current.checked_add(1).ok_or_else(|| Error::RepoState {
+        path: dir.to_owned(),
+        reason: format!("{role} is at version {current}, the largest possible: there is no next version"),
+        help: "this metadata was not made by our tools: restore the repository's metadata from a backup".into(),
+    })
+}
+
+/// Refuse delegated metadata listing a target outside its delegation's paths.
+fn check_delegated_paths(
+    dir: &Path,
+    role: &DelegatedRole,
+    m: &Signed<Targets>,
+    version: u64,
+) -> Result<()> {
+    if let Some(name) = m.signed.targets.keys().find(|t| !role.matches(t)) {
+        return Err(Error::RepoState {
+            path: dir.to_owned(),
+            reason: format!(
+                "{} lists target {name}, outside the paths {:?} delegated to role {}",
+                role_file(dir, version, &role.name).display(),
+                role.paths,
+                role.name
+            ),
+            help: "this metadata was not made by our tools (forged or corrupted): restore the repository's metadata from a backup".into(),
+        });
+    }
+    Ok(())
+}
+
+fn unverified(dir: &Path, reason: String) -> Error {
+    Error::RepoState {
+        path: dir.to_owned(),
+        reason: format!("refusing to sign on top of unverified metadata: {reason}"),
+        help: "the repository on disk may have been tampered with: restore its metadata from a trusted backup, or re-sign the role with its own keys".into(),
+    }
+}
+
 impl Repo {
+    /// Load the newest metadata and verify everything that will be signed
+    /// again on top of it: the root chain `1.root.json … N.root.json` (each
+    /// root signed by the thresholds of the one before and its own), the
+    /// top-level targets against the newest root's targets role, and every
+    /// delegated role against its delegation (threshold and paths).
+    /// Whatever re-signs targets with the offline release key must use this.
+    pub fn load_verified(dir: &Path) -> Result<Self> {
+        let repo = Self::load(dir)?;
+        let paths: Vec<PathBuf> = (1..=repo.root.signed.version)
+            .map(|v| role_file(dir, v, "root"))
+            .collect();
+        if let Some(p) = paths.iter().find(|p| !p.exists()) {
+            return Err(unverified(
+                dir,
+                format!("the root chain is incomplete: {} is missing", p.display()),
+            ));
+        }
+        keys_ceremony::chain::verify_chain(&paths)
+            .map_err(|e| unverified(dir, format!("the root chain does not verify: {e}")))?;
+        let root = &repo.root.signed;
+        if let Some(top) = &repo.targets {
+            let role = root
+                .role("targets")
+                .ok_or_else(|| unverified(dir, "the root has no targets role".into()))?;
+            let what = role_file(dir, top.signed.version, "targets")
+                .display()
+                .to_string();
+            if let Err(e) = top.require(&root.keys, role, &what, "targets") {
+                // After a rotation of the targets keys, the newest targets
+                // were signed by the keys of an earlier (verified) root:
+                // accept that, loudly, so they can be re-signed by the new keys.
+                let mut by_earlier = None;
+                for v in (1..root.version).rev() {
+                    let r: Signed<Root> = load_role(dir, v, "root")?;
+                    let ok = r.signed.role("targets").is_some_and(|role| {
+                        top.require(&r.signed.keys, role, &what, "targets").is_ok()
+                    });
+                    if ok {
+                        by_earlier = Some(v);
+                        break;
+                    }
+                }
+                let Some(v) = by_earlier else {
+                    return Err(unverified(dir, e.to_string()));
+                };
+                eprintln!(
+                    "warning: {what} is signed by the targets keys of root version {v}, not of the newest root (version {}): check the targets listed below before trusting the new signature",
+                    root.version
+                );
+            }
+            let d = top.signed.delegations.clone().unwrap_or_default();
+            for role in &d.roles {
+                let Some(m) = repo.delegated.get(&role.name) else {
+                    continue;
+                };
+                let what = role_file(dir, m.signed.version, &role.name)
+                    .display()
+                    .to_string();
+                m.require(&d.keys, &role.role_keys(), &what, &role.name)
+                    .map_err(|e| unverified(dir, e.to_string()))?;
+                check_delegated_paths(dir, role, m, m.signed.version)?;
+            }
+        }
+        Ok(repo)
+    }
+
     /// Load the newest metadata of the repository at `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let versions = scan(dir)?;
@@ -126,7 +236,9 @@ impl Repo {
         if let Some(d) = targets.as_ref().and_then(|t| t.signed.delegations.as_ref()) {
             for role in &d.roles {
                 if let Some(v) = versions.get(&role.name) {
-                    delegated.insert(role.name.clone(), load_role(dir, *v, &role.name)?);
+                    let m: Signed<Targets> = load_role(dir, *v, &role.name)?;
+                    check_delegated_paths(dir, role, &m, *v)?;
+                    delegated.insert(role.name.clone(), m);
                 }
             }
         }
@@ -147,5 +259,17 @@ impl Repo {
             snapshot,
             timestamp,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_never_overflow() {
+        let dir = Path::new("repo");
+        assert_eq!(next_version(dir, 1, "targets").ok(), Some(2));
+        assert!(next_version(dir, u64::MAX, "targets").is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Add envelopes to the repository: each goes into the delegated role of its
 //! hardware model (or top-level targets when the model has no delegation),
 //! signed by the release keys given; the targets metadata is written as a
-//! new version. Clients see it after the next `repo refresh`.
+//! new version. Clients see it after the next `repo refresh`. Delta patches
+//! go in beside them (see [`crate::repo::patch`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,8 +13,9 @@ use keys_ceremony::metadata::{Expiry, KeyId, PublicKey, RoleKeys, Signed, Target
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::repo::patch::{self, KnownFirmware};
 use crate::repo::signer::{refuse_strangers, sign_role};
-use crate::repo::target::{TargetEntry, read_target};
+use crate::repo::target::{Custom, PublishFile, TargetEntry, read_file};
 use crate::repo::{Expiries, Repo, role_file, target_file};
 
 /// What `publish` did.
@@ -25,6 +27,9 @@ pub struct PublishReport {
     pub unchanged: Vec<String>,
     /// Metadata files written.
     pub metadata: Vec<String>,
+    /// Every target the new metadata lists, as `ROLE: TARGET`: what the
+    /// release key(s) signed (after verifying the metadata it builds on).
+    pub signed_targets: Vec<String>,
 }
 
 /// A role being rewritten: its keys and its next metadata.
@@ -42,11 +47,21 @@ pub fn publish(
     files: &[PathBuf],
     expiries: &Expiries,
 ) -> Result<PublishReport> {
-    let repo = Repo::load(dir)?;
-    let entries = files
-        .iter()
-        .map(|f| read_target(f))
-        .collect::<Result<Vec<_>>>()?;
+    let repo = Repo::load_verified(dir)?;
+    let mut entries = Vec::new();
+    let mut patches = Vec::new();
+    for f in files {
+        match read_file(f)? {
+            PublishFile::Firmware(e) => entries.push(e),
+            PublishFile::Patch(p) => patches.push(p),
+        }
+    }
+    if !patches.is_empty() {
+        let known = known_firmware(&repo, &entries);
+        for p in patches {
+            entries.push(patch::resolve(p, &known, dir)?);
+        }
+    }
     let expires = Expiry::in_(expiries.targets);
     let top = repo
         .targets
@@ -69,7 +84,7 @@ pub fn publish(
     if entries.is_empty() {
         pending.insert(
             "targets".into(),
-            pending_for("targets", &repo, &top, &top_role, expires),
+            pending_for("targets", &repo, &top, &top_role, expires)?,
         );
     }
     let mut changed = BTreeSet::new();
@@ -79,9 +94,13 @@ pub fn publish(
         } else {
             "targets"
         };
-        let slot = pending
-            .entry(role.to_owned())
-            .or_insert_with(|| pending_for(role, &repo, &top, &top_role, expires));
+        if !pending.contains_key(role) {
+            let p = pending_for(role, &repo, &top, &top_role, expires)?;
+            pending.insert(role.to_owned(), p);
+        }
+        let Some(slot) = pending.get_mut(role) else {
+            continue;
+        };
         if add_target(&mut slot.next, entry, &mut report)? {
             changed.insert(role.to_owned());
         }
@@ -99,6 +118,9 @@ pub fn publish(
 
     let mut signed_roles = Vec::new();
     for (name, p) in pending {
+        report
+            .signed_targets
+            .extend(p.next.targets.keys().map(|t| format!("{name}: {t}")));
         let path = role_file(dir, p.next.version, &name);
         let mut meta = Signed::new(p.next)?;
         sign_role(&mut meta, keys, &p.keys, &p.role, &name, &path)?;
@@ -116,13 +138,31 @@ pub fn publish(
     Ok(report)
 }
 
+/// Every firmware target already published or being published now.
+fn known_firmware(repo: &Repo, entries: &[TargetEntry]) -> Vec<KnownFirmware> {
+    let published = repo
+        .targets
+        .iter()
+        .map(|t| &t.signed)
+        .chain(repo.delegated.values().map(|t| &t.signed))
+        .flat_map(|t| t.targets.iter().map(|(n, f)| (n.clone(), f.clone())));
+    let new = entries.iter().map(|e| (e.name.clone(), e.info.clone()));
+    published
+        .chain(new)
+        .filter_map(|(name, file)| {
+            let custom = Custom::from_target(&file)?;
+            Some(KnownFirmware { name, file, custom })
+        })
+        .collect()
+}
+
 fn pending_for(
     role: &str,
     repo: &Repo,
     top: &Targets,
     top_role: &RoleKeys,
     expires: Expiry,
-) -> Pending {
+) -> Result<Pending> {
     let (current, keys, role_keys) = if role == "targets" {
         (
             Some(top.clone()),
@@ -145,13 +185,13 @@ fn pending_for(
         )
     };
     let mut next = current.unwrap_or_else(|| Targets::new(0, expires));
-    next.version += 1;
+    next.version = crate::repo::next_version(&repo.dir, next.version, role)?;
     next.expires = expires;
-    Pending {
+    Ok(Pending {
         keys,
         role: role_keys,
         next,
-    }
+    })
 }
 
 /// Add `entry` to `next`; false if it is already there with the same content.

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::repo::signer::{refuse_strangers, sign_role};
-use crate::repo::{Expiries, Repo, metadata_dir, role_file};
+use crate::repo::{Expiries, Repo, metadata_dir, next_version, role_file};
 
 /// What `refresh` wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -145,7 +145,10 @@ pub fn refresh(
             (bytes, s.signed.version, false)
         }
         None => {
-            let version = repo.snapshot.as_ref().map_or(1, |s| s.signed.version + 1);
+            let version = match &repo.snapshot {
+                Some(s) => next_version(dir, s.signed.version, "snapshot")?,
+                None => 1,
+            };
             let path = role_file(dir, version, "snapshot");
             let mut snap =
                 Signed::new(Snapshot::new(version, Expiry::in_(expiries.snapshot), meta))?;
@@ -155,7 +158,19 @@ pub fn refresh(
             (bytes, version, true)
         }
     };
-    let ts_version = repo.timestamp.as_ref().map_or(1, |t| t.signed.version + 1);
+    let ts_version = match (&repo.timestamp, &repo.snapshot) {
+        (Some(t), _) => next_version(dir, t.signed.version, "timestamp")?,
+        (None, None) => 1,
+        // Clients hold a timestamp version we no longer know: starting again
+        // at 1 would look like a rollback to every one of them.
+        (None, Some(_)) => {
+            return Err(state(
+                dir,
+                "metadata/timestamp.json is missing but snapshots were published: its version is unknown".into(),
+                "restore metadata/timestamp.json from a backup (or the server); never restart the timestamp at version 1",
+            ));
+        }
+    };
     let info = MetaFile {
         version: snapshot_version,
         length: Some(snapshot_bytes.len() as u64),

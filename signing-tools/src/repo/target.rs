@@ -14,11 +14,10 @@
 //! } }
 //! ```
 //!
-//! Patches (delta updates, a later release) will be `"kind": "patch"` with
-//! `base` and `target` objects (`version`, `sha256`, `length` of the envelope
-//! the patch applies to and of the one it rebuilds). Their files start with a
-//! magic other than the envelope's `NLFW`; until then `publish` refuses any
-//! file that is not an envelope.
+//! Patches (delta updates) are `"kind": "patch"` with `base` and `target`
+//! objects (`version`, `sha256`, `length` of the envelope the patch applies
+//! to and of the one it rebuilds); see [`crate::repo::patch`]. Any other file
+//! is refused.
 
 use std::path::Path;
 
@@ -37,7 +36,7 @@ use crate::fsio::read_limited;
 pub enum Kind {
     /// A complete signed envelope.
     Firmware,
-    /// A delta patch between two envelopes (not publishable yet).
+    /// A delta patch between two envelopes.
     Patch,
 }
 
@@ -98,10 +97,32 @@ impl Custom {
     }
 }
 
+/// A file given to `publish`.
+#[derive(Debug, Clone)]
+pub enum PublishFile {
+    /// A complete envelope.
+    Firmware(TargetEntry),
+    /// A patch, to be tied to its envelopes.
+    Patch(crate::repo::patch::PatchFile),
+}
+
+/// Read a file given to `publish`: an envelope or a delta patch.
+pub fn read_file(path: &Path) -> Result<PublishFile> {
+    let bytes = read_limited(path, MAX_ENVELOPE_LEN)?;
+    if bytes.get(..4) == Some(&bootloader::delta::MAGIC[..]) {
+        return crate::repo::patch::parse(path, bytes).map(PublishFile::Patch);
+    }
+    envelope_entry(path, bytes).map(PublishFile::Firmware)
+}
+
 /// Read a file given to `publish`: an envelope, checked for structure,
 /// length and payload digest (its signatures are the bootloader's business).
 pub fn read_target(path: &Path) -> Result<TargetEntry> {
     let bytes = read_limited(path, MAX_ENVELOPE_LEN)?;
+    envelope_entry(path, bytes)
+}
+
+fn envelope_entry(path: &Path, bytes: Vec<u8>) -> Result<TargetEntry> {
     if bytes.get(..4) != Some(&MAGIC[..]) {
         let reason = match bytes.get(..4) {
             Some(m) => format!("it starts with {}", hex::encode(m)),

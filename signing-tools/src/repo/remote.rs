@@ -1,0 +1,238 @@
+//! `nightlatch-sign publish --server URL`: publish to a running
+//! `nightlatch-server` instead of a directory. The release key never leaves
+//! this machine:
+//!
+//! 1. fetch the repository's current metadata over HTTP, the way a TUF
+//!    client finds it (`timestamp.json` → `N.snapshot.json` → the targets
+//!    and delegated roles it lists; `root.json` for the root);
+//! 2. run the ordinary [`publish`](crate::repo::publish::publish) on that
+//!    copy in a temporary directory, signing with the release key(s);
+//! 3. upload the new target files (`PUT /admin/v1/repo/targets/<dir>/<sha256>.<name>`)
+//!    and then the new metadata (`PUT /admin/v1/repo/metadata/N.ROLE.json`),
+//!    with a bearer token of the `release` role. The server checks the
+//!    metadata against its trusted root and delegations before accepting it,
+//!    and re-signs snapshot and timestamp.
+
+use std::path::{Path, PathBuf};
+
+use keys_ceremony::keysource::KeySource;
+use keys_ceremony::metadata::{Signed, Snapshot, Timestamp};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::repo::publish::publish;
+use crate::repo::{Expiries, metadata_dir, target_file};
+
+/// How the repository is reached (HTTP in the CLI; tests may plug in others).
+pub trait Transport {
+    /// GET `path` (e.g. `/repo/metadata/timestamp.json`); None on 404.
+    fn get(&self, path: &str) -> std::result::Result<Option<Vec<u8>>, String>;
+    /// PUT `body` to `path` with the bearer token; the error text on failure.
+    fn put(&self, path: &str, body: &[u8]) -> std::result::Result<(), String>;
+}
+
+/// HTTP to a server at a base URL.
+#[derive(Debug)]
+pub struct Http {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Http {
+    /// A client of the server at `base` (`http://host:port`) using `token`.
+    pub fn new(base: &str, token: &str) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(300)))
+            .build();
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+            agent: config.into(),
+        }
+    }
+}
+
+fn read_body(
+    resp: &mut ureq::http::Response<ureq::Body>,
+    limit: u64,
+) -> std::result::Result<Vec<u8>, String> {
+    resp.body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| e.to_string())
+}
+
+impl Transport for Http {
+    fn get(&self, path: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+        let url = format!("{}{path}", self.base);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        match resp.status().as_u16() {
+            200 => read_body(&mut resp, keys_ceremony::metadata::MAX_METADATA_LEN).map(Some),
+            404 => Ok(None),
+            s => Err(format!(
+                "GET {url}: HTTP {s}: {}",
+                String::from_utf8_lossy(&read_body(&mut resp, 4096).unwrap_or_default())
+            )),
+        }
+    }
+
+    fn put(&self, path: &str, body: &[u8]) -> std::result::Result<(), String> {
+        let url = format!("{}{path}", self.base);
+        let mut resp = self
+            .agent
+            .put(&url)
+            .header("authorization", &format!("Bearer {}", self.token))
+            .header("content-type", "application/octet-stream")
+            .send(body)
+            .map_err(|e| format!("PUT {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&read_body(&mut resp, 64 * 1024).unwrap_or_default())
+            .into_owned();
+        Err(format!("PUT {url}: HTTP {status}: {text}"))
+    }
+}
+
+/// What a remote publish did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RemoteReport {
+    /// Targets added.
+    pub added: Vec<String>,
+    /// Targets already published with the same content.
+    pub unchanged: Vec<String>,
+    /// Target files uploaded (server paths).
+    pub uploaded_targets: Vec<String>,
+    /// Metadata files uploaded.
+    pub uploaded_metadata: Vec<String>,
+}
+
+fn remote_err(server: &str, reason: String) -> Error {
+    Error::RepoState {
+        path: PathBuf::from(server),
+        reason,
+        help: "check the server URL, that it runs, and that the token has the release role".into(),
+    }
+}
+
+fn fetch(t: &dyn Transport, server: &str, name: &str, dir: &Path) -> Result<Option<Vec<u8>>> {
+    let bytes = t
+        .get(&format!("/repo/metadata/{name}"))
+        .map_err(|e| remote_err(server, e))?;
+    if let Some(b) = &bytes {
+        std::fs::write(metadata_dir(dir).join(name), b).map_err(|e| Error::Write {
+            path: metadata_dir(dir).join(name),
+            source: e,
+        })?;
+    }
+    Ok(bytes)
+}
+
+/// Copy the server's current metadata into `dir` (a fresh directory).
+pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
+    let meta = metadata_dir(dir);
+    std::fs::create_dir_all(&meta).map_err(|e| Error::Write {
+        path: meta.clone(),
+        source: e,
+    })?;
+    let root = fetch(t, server, "root.json", dir)?
+        .ok_or_else(|| remote_err(server, "the server has no /repo/metadata/root.json".into()))?;
+    let root: Signed<keys_ceremony::metadata::Root> =
+        Signed::parse(&root, Path::new("root.json")).map_err(Error::Tuf)?;
+    let _ = std::fs::rename(
+        meta.join("root.json"),
+        meta.join(format!("{}.root.json", root.signed.version)),
+    );
+    let Some(ts) = fetch(t, server, "timestamp.json", dir)? else {
+        return Ok(()); // nothing published yet
+    };
+    let ts: Signed<Timestamp> =
+        Signed::parse(&ts, Path::new("timestamp.json")).map_err(Error::Tuf)?;
+    let Some(snap_version) = ts.signed.snapshot().map(|s| s.version) else {
+        return Ok(());
+    };
+    let snap = fetch(t, server, &format!("{snap_version}.snapshot.json"), dir)?
+        .ok_or_else(|| remote_err(server, format!("{snap_version}.snapshot.json is missing")))?;
+    let snap: Signed<Snapshot> =
+        Signed::parse(&snap, Path::new("snapshot.json")).map_err(Error::Tuf)?;
+    for (name, file) in &snap.signed.meta {
+        let Some(role) = name.strip_suffix(".json") else {
+            continue;
+        };
+        fetch(t, server, &format!("{}.{role}.json", file.version), dir)?.ok_or_else(|| {
+            remote_err(server, format!("{}.{role}.json is missing", file.version))
+        })?;
+    }
+    Ok(())
+}
+
+/// Publish `files` to the server behind `t`, signing with `keys`.
+pub fn publish_remote(
+    t: &dyn Transport,
+    server: &str,
+    keys: &[Box<dyn KeySource>],
+    files: &[PathBuf],
+    expiries: &Expiries,
+) -> Result<RemoteReport> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::Write {
+        path: std::env::temp_dir(),
+        source: e,
+    })?;
+    let dir = tmp.path();
+    mirror(t, server, dir)?;
+    let report = publish(dir, keys, files, expiries)?;
+    let mut out = RemoteReport {
+        added: report.added.clone(),
+        unchanged: report.unchanged.clone(),
+        ..RemoteReport::default()
+    };
+    // Target files first: the server refuses metadata naming files it lacks.
+    let repo = crate::repo::Repo::load(dir)?;
+    let all = repo
+        .targets
+        .iter()
+        .map(|t| &t.signed)
+        .chain(repo.delegated.values().map(|t| &t.signed));
+    for targets in all {
+        for (name, file) in &targets.targets {
+            if !report.added.contains(name) {
+                continue;
+            }
+            let sha = file.sha256().unwrap_or_default();
+            let local = target_file(dir, name, sha);
+            let rel = target_file(Path::new(""), name, sha);
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            let rel = rel.trim_start_matches("targets/");
+            let bytes = std::fs::read(&local).map_err(|e| Error::Read {
+                path: local.clone(),
+                source: e,
+            })?;
+            t.put(&format!("/admin/v1/repo/targets/{rel}"), &bytes)
+                .map_err(|e| remote_err(server, e))?;
+            out.uploaded_targets.push(rel.to_owned());
+        }
+    }
+    for path in &report.metadata {
+        let path = Path::new(path);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| remote_err(server, format!("unusable file name {}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::Read {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        t.put(&format!("/admin/v1/repo/metadata/{name}"), &bytes)
+            .map_err(|e| remote_err(server, e))?;
+        out.uploaded_metadata.push(name.to_owned());
+    }
+    Ok(out)
+}

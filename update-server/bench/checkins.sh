@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Check-in and download benchmark: starts a release nightlatch-server on a
+# fresh data directory (SQLite, or PostgreSQL from .ci/services), publishes a
+# 1 MiB firmware envelope, and runs nightlatch-loadgen against it over
+# loopback. Prints check-ins/s, p50/p99 latency, metadata requests/s and
+# target download throughput, then the server's own per-stage timings.
+#
+#   bash update-server/bench/checkins.sh [sqlite|postgres] [LOADGEN ARGS…]
+#   e.g. bash update-server/bench/checkins.sh postgres --locks 20000 --concurrency 128
+#
+# Needs `bash .ci/setup` for postgres. Uses port 18181 and a temp directory.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+backend=${1:-sqlite}
+shift || true
+cargo build -q --release -p update-server --bins
+cargo build -q --release -p signing-tools --bin nightlatch-sign
+dir=$(mktemp -d)
+port=18181
+db_args=()
+if [ "$backend" = postgres ]; then
+  bash .ci/services start >/dev/null
+  db="bench_$$"
+  psql_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)/psql
+  run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  run "$psql_bin" -q -h 127.0.0.1 -p 55432 -U nightlatch -d postgres -c "CREATE DATABASE $db"
+  db_args=(--database-url "postgres://nightlatch@127.0.0.1:55432/$db")
+fi
+NIGHTLATCH_LOG=warn target/release/nightlatch-server --data-dir "$dir/data" --listen "127.0.0.1:$port" "${db_args[@]}" \
+  >"$dir/server.log" 2>&1 &
+server=$!
+cleanup() {
+  kill -TERM "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  if [ "$backend" = postgres ]; then
+    run "$psql_bin" -q -h 127.0.0.1 -p 55432 -U nightlatch -d postgres -c "DROP DATABASE IF EXISTS $db" || true
+  fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+head -c 1048576 /dev/urandom >"$dir/fw.bin"
+target/release/nightlatch-sign keygen "$dir/release" >/dev/null
+target/release/nightlatch-sign sign --key "$dir/release.key" --model nl-lock-v2 --version 1.0.0 --counter 1 \
+  "$dir/fw.bin" -o "$dir/fw.nlfw" >/dev/null
+NIGHTLATCH_TOKEN=$(cat "$dir/data/admin-token") target/release/nightlatch-sign publish \
+  --server "http://127.0.0.1:$port" --key "$dir/data/keys/image/keys/targets.key" "$dir/fw.nlfw" >/dev/null
+sha=$(sha256sum "$dir/fw.nlfw" | cut -c1-64)
+echo "== nightlatch-server on $backend, $(nproc) cores (load generator on the same machine)"
+target/release/nightlatch-loadgen --server "http://127.0.0.1:$port" --token-file "$dir/data/admin-token" \
+  --download "/repo/targets/nl-lock-v2/$sha.1.0.0.nlfw" "$@"
+echo "== server-side time per batch stage (seconds, all batches) and batch sizes"
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^nightlatch_checkin_(stage_seconds_sum|batch_size_(sum|count))'

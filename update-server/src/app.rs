@@ -1,0 +1,41 @@
+//! The router: `router(state)` is the whole HTTP surface, testable with
+//! `tower::ServiceExt::oneshot` (no socket).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use crate::routes::{self, admin, checkin, health, repo};
+use crate::state::AppState;
+use crate::{auth, metrics, openapi};
+
+/// Every route, with authorization, metrics and tracing layered on.
+pub fn router(state: AppState) -> Router {
+    let max_upload = usize::try_from(state.config.repo.max_upload_bytes).unwrap_or(usize::MAX);
+    let admin = admin::router(max_upload).layer(from_fn_with_state(state.clone(), auth::authorize));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/repo/metadata/{file}", get(repo::metadata))
+        .route("/repo/targets/{*path}", get(repo::target))
+        .route("/director/metadata/{file}", get(repo::director_metadata))
+        .route(
+            "/v1/devices/{id}/check-in",
+            post(checkin::check_in)
+                .layer(DefaultBodyLimit::max(state.config.checkin.max_body_bytes)),
+        )
+        .route("/admin/v1/openapi.json", get(openapi::serve))
+        .merge(admin)
+        .fallback(routes::not_found)
+        .layer(from_fn_with_state(
+            Arc::clone(&state.metrics),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

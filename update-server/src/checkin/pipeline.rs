@@ -1,0 +1,388 @@
+//! One batch of check-ins, end to end (see the module documentation of
+//! [`crate::checkin`]). [`Pipeline::process`] is what the HTTP workers call,
+//! and what in-process tests call directly.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ed25519_dalek::VerifyingKey;
+use serde_json::value::RawValue;
+
+use crate::checkin::commit::Committer;
+use crate::checkin::parse::{Parsed, Submission, parse};
+use crate::checkin::plan::{Context, plan};
+use crate::clock::Clock;
+use crate::director::Director;
+use crate::error::{ApiError, AppResult};
+use crate::metrics::Metrics;
+use crate::repo::RepoHost;
+use crate::rollouts::Rollout;
+use crate::store::Store;
+use crate::wire::{CheckinResponse, SitePolicy, checkin_message, time_leaf};
+
+/// Everything a batch needs.
+#[derive(Debug)]
+pub struct Pipeline {
+    store: Store,
+    repo: Arc<RepoHost>,
+    director: Arc<Director>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    director_lifetime_ms: i64,
+    keys: Mutex<HashMap<String, (String, VerifyingKey)>>,
+    live: tokio::sync::Mutex<Option<Live>>,
+    committer: Committer,
+}
+
+/// Rollouts and site policies as of a live generation.
+#[derive(Debug)]
+struct Live {
+    generation: i64,
+    rollouts: Vec<Rollout>,
+    policies: Arc<HashMap<String, SitePolicy>>,
+}
+
+const KEY_CACHE_MAX: usize = 500_000;
+
+struct Accepted {
+    index: usize,
+    device_id: String,
+    leaf: [u8; 32],
+    version: i64,
+    sha256: String,
+    include: bool,
+    targets: Option<String>,
+}
+
+impl Pipeline {
+    /// A pipeline over the service's parts.
+    pub fn new(
+        store: Store,
+        repo: Arc<RepoHost>,
+        director: Arc<Director>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        director_lifetime: std::time::Duration,
+    ) -> Self {
+        Self {
+            repo,
+            director,
+            clock,
+            metrics,
+            director_lifetime_ms: i64::try_from(director_lifetime.as_millis()).unwrap_or(i64::MAX),
+            keys: Mutex::new(HashMap::new()),
+            live: tokio::sync::Mutex::new(None),
+            committer: Committer::start(store.clone()),
+            store,
+        }
+    }
+
+    /// Running and paused rollouts and the site policies, reloaded only when
+    /// their generation changed (one tiny query per batch otherwise).
+    async fn live(&self) -> anyhow::Result<(Vec<Rollout>, Arc<HashMap<String, SitePolicy>>)> {
+        let generation = self.store.live_generation().await?;
+        let mut live = self.live.lock().await;
+        if let Some(l) = live.as_ref()
+            && l.generation == generation
+        {
+            return Ok((l.rollouts.clone(), Arc::clone(&l.policies)));
+        }
+        let rollouts = self.store.live_rollouts().await?;
+        let policies: Arc<HashMap<String, SitePolicy>> =
+            Arc::new(self.store.site_policies().await?.into_iter().collect());
+        *live = Some(Live {
+            generation,
+            rollouts: rollouts.clone(),
+            policies: Arc::clone(&policies),
+        });
+        Ok((rollouts, policies))
+    }
+
+    /// Handle a batch; one result per submission, in order.
+    pub async fn process(&self, subs: Vec<Submission>) -> Vec<AppResult<CheckinResponse>> {
+        self.metrics.checkin_batch.observe(subs.len() as f64);
+        let n = subs.len();
+        let results = match self.try_process(&subs).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), batch = n, "check-in batch failed");
+                (0..n)
+                    .map(|_| Err(ApiError::Internal(anyhow::anyhow!("check-in batch failed"))))
+                    .collect()
+            }
+        };
+        for r in &results {
+            let code = match r {
+                Ok(_) => "accepted",
+                Err(e) => e.code(),
+            };
+            self.metrics.checkins.with_label_values(&[code]).inc();
+        }
+        results
+    }
+
+    fn public_key(&self, device_id: &str, hex_key: &str) -> Option<VerifyingKey> {
+        if let Ok(cache) = self.keys.lock()
+            && let Some((h, k)) = cache.get(device_id)
+            && h == hex_key
+        {
+            return Some(*k);
+        }
+        let bytes: [u8; 32] = hex::decode(hex_key).ok()?.try_into().ok()?;
+        let key = VerifyingKey::from_bytes(&bytes).ok()?;
+        if let Ok(mut cache) = self.keys.lock() {
+            if cache.len() >= KEY_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(device_id.to_owned(), (hex_key.to_owned(), key));
+        }
+        Some(key)
+    }
+
+    async fn try_process(
+        &self,
+        subs: &[Submission],
+    ) -> anyhow::Result<Vec<AppResult<CheckinResponse>>> {
+        let now = self.clock.now_ms();
+        let mut out: Vec<Option<AppResult<CheckinResponse>>> =
+            (0..subs.len()).map(|_| None).collect();
+        let mut parsed: Vec<Option<Parsed>> = Vec::with_capacity(subs.len());
+        for (i, s) in subs.iter().enumerate() {
+            match parse(s) {
+                Ok(p) => parsed.push(Some(p)),
+                Err(e) => {
+                    out[i] = Some(Err(e));
+                    parsed.push(None);
+                }
+            }
+        }
+
+        // Load the locks.
+        let t = Instant::now();
+        let ids: Vec<&str> = parsed
+            .iter()
+            .flatten()
+            .map(|p| p.req.device_id.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut devices = self.store.checkin_devices(&ids).await?;
+        self.metrics.stage("load", t);
+
+        // Who is who, then every signature at once.
+        let t = Instant::now();
+        let mut candidates: Vec<(usize, VerifyingKey)> = Vec::new();
+        for (i, p) in parsed.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let Some(dev) = devices.get(&p.req.device_id) else {
+                out[i] = Some(Err(ApiError::client(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "unknown_device",
+                    format!("no lock {} is registered", p.req.device_id),
+                )));
+                continue;
+            };
+            if dev.status != "active" {
+                out[i] = Some(Err(ApiError::forbidden(
+                    "revoked",
+                    "this lock has been revoked",
+                )));
+                continue;
+            }
+            let Some(key) = self.public_key(&dev.id, &dev.public_key) else {
+                out[i] = Some(Err(ApiError::Internal(anyhow::anyhow!(
+                    "stored key of {} is unusable",
+                    dev.id
+                ))));
+                continue;
+            };
+            candidates.push((i, key));
+        }
+        let messages: Vec<Vec<u8>> = candidates
+            .iter()
+            .map(|(i, _)| checkin_message(&subs[*i].body))
+            .collect();
+        let sigs: Vec<ed25519_dalek::Signature> = candidates
+            .iter()
+            .filter_map(|(i, _)| parsed[*i].as_ref().map(|p| p.sig))
+            .collect();
+        let keys: Vec<VerifyingKey> = candidates.iter().map(|(_, k)| *k).collect();
+        let msg_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let all_good =
+            candidates.len() > 1 && ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok();
+        let mut verified: Vec<usize> = Vec::with_capacity(candidates.len());
+        for (j, (i, key)) in candidates.iter().enumerate() {
+            if all_good || key.verify_strict(msg_refs[j], &sigs[j]).is_ok() {
+                verified.push(*i);
+            } else {
+                out[*i] = Some(Err(ApiError::unauthorized(
+                    "bad_signature",
+                    "the signature does not verify with this lock's registered key",
+                )));
+            }
+        }
+        self.metrics.stage("verify", t);
+
+        // Plan every verified check-in, in arrival order.
+        let t = Instant::now();
+        let (mut rollouts, policies) = self.live().await?;
+        let catalog = self.repo.catalog();
+        let cx = Context {
+            director: &self.director,
+            catalog: &catalog,
+            policies: &policies,
+            now,
+            director_lifetime_ms: self.director_lifetime_ms,
+        };
+        let mut writes = Vec::new();
+        let mut plans_meta = Vec::new();
+        for i in verified {
+            let Some(p) = parsed[i].as_ref() else {
+                continue;
+            };
+            let Some(dev) = devices.get_mut(&p.req.device_id) else {
+                continue;
+            };
+            if p.counter <= dev.last_counter {
+                out[i] = Some(Err(replayed(dev.last_counter)));
+                continue;
+            }
+            if p.req.report.hardware_model != dev.hardware_model {
+                out[i] = Some(Err(ApiError::bad_request(
+                    "model_mismatch",
+                    format!(
+                        "the lock reports hardware model {:?} but is registered as {:?}",
+                        p.req.report.hardware_model, dev.hardware_model
+                    ),
+                )));
+                continue;
+            }
+            let planned = plan(&cx, dev, &p.req.report, p.counter, &mut rollouts)?;
+            let d = &planned.write.director;
+            let sha: [u8; 32] = d
+                .sha256
+                .as_deref()
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| anyhow::anyhow!("director metadata of {} has no hash", dev.id))?;
+            let version = d.version;
+            let include = u64::try_from(version).ok() != Some(p.req.director_targets_version);
+            plans_meta.push((
+                Accepted {
+                    index: i,
+                    device_id: dev.id.clone(),
+                    include,
+                    leaf: time_leaf(
+                        &dev.id,
+                        &p.nonce,
+                        p.req.counter,
+                        u64::try_from(version).unwrap_or(0),
+                        &sha,
+                    ),
+                    version,
+                    sha256: d.sha256.clone().unwrap_or_default(),
+                    targets: if include && planned.write.director_changed {
+                        d.targets.clone()
+                    } else {
+                        None
+                    },
+                },
+                planned.assigned,
+                planned.outcome,
+            ));
+            writes.push(planned.write);
+        }
+        self.metrics.stage("plan", t);
+
+        // Commit.
+        let t = Instant::now();
+        let result = self.committer.commit(writes, rollouts, now).await?;
+        self.metrics.stage("commit", t);
+        for r in &result.auto_paused {
+            tracing::warn!(rollout = %r.id, reason = ?r.state_reason, "rollout paused automatically");
+            self.metrics
+                .rollout_auto_pauses
+                .with_label_values(&[&r.id])
+                .inc();
+        }
+
+        // One time signature for everything committed.
+        let t = Instant::now();
+        let mut accepted = Vec::new();
+        for ((meta, assigned, outcome), applied) in plans_meta.into_iter().zip(&result.applied) {
+            if *applied {
+                if let Some(a) = assigned {
+                    self.metrics
+                        .assignments
+                        .with_label_values(&[&a.rollout, &a.wave.to_string(), a.delivery])
+                        .inc();
+                }
+                if let Some((rollout, status)) = outcome {
+                    self.metrics
+                        .rollout_outcomes
+                        .with_label_values(&[&rollout, status.as_str()])
+                        .inc();
+                }
+                accepted.push(meta);
+            } else {
+                out[meta.index] = Some(Err(replayed(-1)));
+            }
+        }
+        // Metadata to resend that was not re-signed now: read it back.
+        let missing: Vec<&str> = accepted
+            .iter()
+            .filter(|a| a.include && a.targets.is_none())
+            .map(|a| a.device_id.as_str())
+            .collect();
+        let mut texts = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.director_texts(&missing).await?
+        };
+        for a in accepted
+            .iter_mut()
+            .filter(|a| a.include && a.targets.is_none())
+        {
+            a.targets = texts.remove(&a.device_id);
+        }
+        let leaves: Vec<[u8; 32]> = accepted.iter().map(|a| a.leaf).collect();
+        let times = self
+            .director
+            .sign_time(u64::try_from(now.div_euclid(1000)).unwrap_or(0), &leaves)?;
+        for (a, time) in accepted.into_iter().zip(times) {
+            let targets = match (a.include, a.targets) {
+                (true, Some(text)) => Some(RawValue::from_string(text)?),
+                (true, None) => anyhow::bail!("director metadata of {} is missing", a.device_id),
+                (false, _) => None,
+            };
+            out[a.index] = Some(Ok(CheckinResponse {
+                director_root_version: self.director.root_version(),
+                director_targets_version: u64::try_from(a.version).unwrap_or(0),
+                director_targets_sha256: a.sha256,
+                director_targets: targets,
+                time,
+            }));
+        }
+        self.metrics.stage("sign", t);
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ApiError::Internal(anyhow::anyhow!(
+                        "check-in left unanswered"
+                    )))
+                })
+            })
+            .collect())
+    }
+}
+
+fn replayed(last: i64) -> ApiError {
+    let message = if last >= 0 {
+        format!("counter must be above {last}: this check-in is replayed or stale")
+    } else {
+        "a newer check-in of this lock was accepted first: this one is stale".to_owned()
+    };
+    ApiError::conflict("replayed", message)
+}

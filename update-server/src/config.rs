@@ -1,0 +1,526 @@
+//! Configuration: built-in defaults, then a TOML file (`--config`), then
+//! environment variables, then command-line flags — each overriding the one
+//! before. Nothing here panics: a bad value is an error naming the setting.
+//!
+//! With no configuration at all, everything lives under `--data-dir`:
+//! `fleet.sqlite` (fleet state), `public/` (served files: the image
+//! repository in `public/repo`, director roots in `public/director`),
+//! `keys/` (unsafe dev keys, made on first start) and `admin-token` (the
+//! first security-admin token).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+/// Flags of `nightlatch-server` (each also readable from the environment).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (every setting; see update-server/README.md).
+    #[arg(long, env = "NIGHTLATCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for everything the server keeps on its own disk.
+    #[arg(long, env = "NIGHTLATCH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "NIGHTLATCH_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Fleet database: `sqlite://PATH` (default DIR/fleet.sqlite) or `postgres://…`.
+    #[arg(long, env = "NIGHTLATCH_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Blob store: `local` (default, DIR/repo) or `s3` (set the S3 variables).
+    #[arg(long, env = "NIGHTLATCH_BLOB", value_name = "KIND")]
+    pub blob: Option<String>,
+    /// Log format: `text` (default) or `json`.
+    #[arg(long, env = "NIGHTLATCH_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Clock: `system` (default) or `manual` (time moves only through
+    /// `POST /admin/v1/clock`; for simulations and tests).
+    #[arg(long, env = "NIGHTLATCH_CLOCK", value_name = "MODE")]
+    pub clock: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockMode {
+    /// The operating system's clock.
+    System,
+    /// Moved only by the admin API (simulation).
+    Manual,
+}
+
+/// S3-compatible object storage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL (`http://127.0.0.1:9000`); None: AWS.
+    pub endpoint: Option<String>,
+    /// Bucket (must exist).
+    pub bucket: String,
+    /// Region.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Key prefix inside the bucket (e.g. `nightlatch/`).
+    #[serde(default)]
+    pub prefix: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+/// Blob store choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobConfig {
+    /// A directory on local disk.
+    Local(PathBuf),
+    /// S3.
+    S3(S3Config),
+}
+
+/// Where the server's keys and trusted roots are. Unset (the default):
+/// unsafe dev keys are generated under `DIR/keys` on first start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The image repository's trusted root (`1.root.json`), used to start an empty repository.
+    pub image_root: Option<PathBuf>,
+    /// The director repository's newest root.
+    pub director_root: Option<PathBuf>,
+    /// Image snapshot key (key spec: file or `pkcs11:` URI).
+    pub image_snapshot: Option<String>,
+    /// Image timestamp key (key spec).
+    pub image_timestamp: Option<String>,
+    /// Director targets key (a key file).
+    pub director_targets: Option<String>,
+    /// Director timestamp key, signs the time (a key file).
+    pub director_timestamp: Option<String>,
+}
+
+impl KeysConfig {
+    /// Whether any key or root is configured (then all must be).
+    pub fn any_set(&self) -> bool {
+        self.image_root.is_some()
+            || self.director_root.is_some()
+            || self.image_snapshot.is_some()
+            || self.image_timestamp.is_some()
+            || self.director_targets.is_some()
+            || self.director_timestamp.is_some()
+    }
+}
+
+/// Check-in pipeline settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckinConfig {
+    /// Largest check-in body accepted (bytes).
+    pub max_body_bytes: usize,
+    /// Most check-ins handled in one batch (one transaction, one time signature).
+    pub batch_max: usize,
+    /// Batches processed concurrently.
+    pub workers: usize,
+}
+
+/// Repository settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepoConfig {
+    /// How often the timestamp (and snapshot) expiry is checked.
+    pub refresh_interval: Duration,
+    /// How often a replica looks for repository changes made by another.
+    pub poll_interval: Duration,
+    /// Snapshot lifetime.
+    pub snapshot_expires: Duration,
+    /// Timestamp lifetime.
+    pub timestamp_expires: Duration,
+    /// Largest uploaded target file.
+    pub max_upload_bytes: u64,
+}
+
+/// The whole resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Fleet database URL.
+    pub database_url: String,
+    /// Blob store.
+    pub blob: BlobConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Clock.
+    pub clock: ClockMode,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// Keys and roots.
+    pub keys: KeysConfig,
+    /// Check-in pipeline.
+    pub checkin: CheckinConfig,
+    /// Repository.
+    pub repo: RepoConfig,
+    /// Lifetime of each lock's director targets metadata.
+    pub director_targets_expires: Duration,
+    /// SQLite: fsync every commit (`full`, default) or not (`normal`).
+    pub sqlite_full_sync: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    blob: Option<String>,
+    s3: Option<S3Config>,
+    log_format: Option<LogFormat>,
+    clock: Option<ClockMode>,
+    shutdown_timeout: Option<String>,
+    keys: Option<KeysConfig>,
+    checkin: Option<CheckinFile>,
+    repo: Option<RepoFile>,
+    director: Option<DirectorFile>,
+    database: Option<DatabaseFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseFile {
+    sqlite_synchronous: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckinFile {
+    max_body_bytes: Option<usize>,
+    batch_max: Option<usize>,
+    workers: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepoFile {
+    refresh_interval: Option<String>,
+    poll_interval: Option<String>,
+    snapshot_expires: Option<String>,
+    timestamp_expires: Option<String>,
+    max_upload_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectorFile {
+    targets_expires: Option<String>,
+}
+
+fn duration(setting: &str, text: Option<&str>, default: Duration) -> anyhow::Result<Duration> {
+    match text {
+        None => Ok(default),
+        Some(t) => {
+            let d = humantime::parse_duration(t)
+                .with_context(|| format!("{setting}: {t:?} is not a duration (e.g. 10m, 1d)"))?;
+            if d.is_zero() {
+                bail!("{setting} must be longer than zero");
+            }
+            Ok(d)
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Config {
+    /// Defaults for a data directory (what tests start from).
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: data_dir.to_owned(),
+            database_url: sqlite_url(&data_dir.join("fleet.sqlite")),
+            blob: BlobConfig::Local(data_dir.join("public")),
+            log_format: LogFormat::Text,
+            clock: ClockMode::System,
+            shutdown_timeout: Duration::from_secs(10),
+            keys: KeysConfig::default(),
+            checkin: CheckinConfig {
+                max_body_bytes: 16 * 1024,
+                batch_max: 64,
+                workers: 2,
+            },
+            repo: RepoConfig {
+                refresh_interval: Duration::from_secs(600),
+                poll_interval: Duration::from_secs(2),
+                snapshot_expires: keys_ceremony::metadata::expiry::SNAPSHOT_LIFETIME,
+                timestamp_expires: keys_ceremony::metadata::expiry::TIMESTAMP_LIFETIME,
+                max_upload_bytes: 64 * 1024 * 1024,
+            },
+            director_targets_expires: Duration::from_secs(7 * 86_400),
+            sqlite_full_sync: true,
+        }
+    }
+
+    /// Resolve flags, environment, file and defaults.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("config file {} is invalid", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .context("no data directory: pass --data-dir DIR (or set NIGHTLATCH_DATA_DIR, or data_dir in the config file)")?;
+        let mut c = Self::for_data_dir(&data_dir);
+        if let Some(listen) = args.listen.as_ref().or(file.listen.as_ref()) {
+            c.listen = listen.parse().with_context(|| {
+                format!("listen: {listen:?} is not an address like 127.0.0.1:8080")
+            })?;
+        }
+        if let Some(url) = args.database_url.clone().or(file.database_url.clone()) {
+            c.database_url = url;
+        }
+        if !(c.database_url.starts_with("sqlite:") || c.database_url.starts_with("postgres")) {
+            bail!("database_url must start with sqlite:// or postgres://");
+        }
+        let blob = args
+            .blob
+            .clone()
+            .or(file.blob.clone())
+            .unwrap_or_else(|| "local".into());
+        c.blob = match blob.as_str() {
+            "local" => BlobConfig::Local(data_dir.join("public")),
+            "s3" => BlobConfig::S3(s3_config(file.s3.clone())?),
+            other => bail!("blob: {other:?} is neither local nor s3"),
+        };
+        if let Some(f) = args.log_format.as_deref() {
+            c.log_format = match f {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => bail!("log format {other:?} is neither text nor json"),
+            };
+        } else if let Some(f) = file.log_format {
+            c.log_format = f;
+        }
+        if let Some(m) = args.clock.as_deref() {
+            c.clock = match m {
+                "system" => ClockMode::System,
+                "manual" => ClockMode::Manual,
+                other => bail!("clock {other:?} is neither system nor manual"),
+            };
+        } else if let Some(m) = file.clock {
+            c.clock = m;
+        }
+        c.shutdown_timeout = duration(
+            "shutdown_timeout",
+            file.shutdown_timeout.as_deref(),
+            c.shutdown_timeout,
+        )?;
+        c.keys = file.keys.unwrap_or_default();
+        for (field, var) in [
+            (&mut c.keys.image_snapshot, "NIGHTLATCH_IMAGE_SNAPSHOT_KEY"),
+            (
+                &mut c.keys.image_timestamp,
+                "NIGHTLATCH_IMAGE_TIMESTAMP_KEY",
+            ),
+            (
+                &mut c.keys.director_targets,
+                "NIGHTLATCH_DIRECTOR_TARGETS_KEY",
+            ),
+            (
+                &mut c.keys.director_timestamp,
+                "NIGHTLATCH_DIRECTOR_TIMESTAMP_KEY",
+            ),
+        ] {
+            if let Some(v) = env(var) {
+                *field = Some(v);
+            }
+        }
+        if let Some(v) = env("NIGHTLATCH_IMAGE_ROOT") {
+            c.keys.image_root = Some(v.into());
+        }
+        if let Some(v) = env("NIGHTLATCH_DIRECTOR_ROOT") {
+            c.keys.director_root = Some(v.into());
+        }
+        if let Some(ck) = file.checkin {
+            c.checkin.max_body_bytes = ck.max_body_bytes.unwrap_or(c.checkin.max_body_bytes);
+            c.checkin.batch_max = ck.batch_max.unwrap_or(c.checkin.batch_max);
+            c.checkin.workers = ck.workers.unwrap_or(c.checkin.workers);
+        }
+        if c.checkin.batch_max == 0 || c.checkin.batch_max > 1024 {
+            bail!("checkin.batch_max must be between 1 and 1024");
+        }
+        if c.checkin.workers == 0 || c.checkin.workers > 64 {
+            bail!("checkin.workers must be between 1 and 64");
+        }
+        if c.checkin.max_body_bytes < 512 {
+            bail!("checkin.max_body_bytes must be at least 512");
+        }
+        if let Some(r) = file.repo {
+            c.repo.refresh_interval = duration(
+                "repo.refresh_interval",
+                r.refresh_interval.as_deref(),
+                c.repo.refresh_interval,
+            )?;
+            c.repo.poll_interval = duration(
+                "repo.poll_interval",
+                r.poll_interval.as_deref(),
+                c.repo.poll_interval,
+            )?;
+            c.repo.snapshot_expires = duration(
+                "repo.snapshot_expires",
+                r.snapshot_expires.as_deref(),
+                c.repo.snapshot_expires,
+            )?;
+            c.repo.timestamp_expires = duration(
+                "repo.timestamp_expires",
+                r.timestamp_expires.as_deref(),
+                c.repo.timestamp_expires,
+            )?;
+            c.repo.max_upload_bytes = r.max_upload_bytes.unwrap_or(c.repo.max_upload_bytes);
+        }
+        if let Some(db) = file.database {
+            c.sqlite_full_sync = match db.sqlite_synchronous.as_deref() {
+                None | Some("full") => true,
+                Some("normal") => false,
+                Some(other) => {
+                    bail!("database.sqlite_synchronous {other:?} is neither full nor normal")
+                }
+            };
+        }
+        if let Some(d) = file.director {
+            c.director_targets_expires = duration(
+                "director.targets_expires",
+                d.targets_expires.as_deref(),
+                c.director_targets_expires,
+            )?;
+        }
+        Ok(c)
+    }
+}
+
+/// S3 settings from the file, overridden by `NIGHTLATCH_S3_*` (and the
+/// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_REGION`).
+fn s3_config(file: Option<S3Config>) -> anyhow::Result<S3Config> {
+    let pick = |ours: &str, aws: Option<&str>, file: Option<String>| {
+        env(ours).or_else(|| aws.and_then(env)).or(file)
+    };
+    let f = file.as_ref();
+    let bucket = pick("NIGHTLATCH_S3_BUCKET", None, f.map(|s| s.bucket.clone()))
+        .context("blob is s3 but no bucket: set NIGHTLATCH_S3_BUCKET or [s3] bucket")?;
+    let access_key_id = pick(
+        "NIGHTLATCH_S3_ACCESS_KEY_ID",
+        Some("AWS_ACCESS_KEY_ID"),
+        f.map(|s| s.access_key_id.clone()),
+    )
+    .context("blob is s3 but no access key: set NIGHTLATCH_S3_ACCESS_KEY_ID")?;
+    let secret_access_key = pick(
+        "NIGHTLATCH_S3_SECRET_ACCESS_KEY",
+        Some("AWS_SECRET_ACCESS_KEY"),
+        f.map(|s| s.secret_access_key.clone()),
+    )
+    .context("blob is s3 but no secret key: set NIGHTLATCH_S3_SECRET_ACCESS_KEY")?;
+    Ok(S3Config {
+        endpoint: pick(
+            "NIGHTLATCH_S3_ENDPOINT",
+            None,
+            f.and_then(|s| s.endpoint.clone()),
+        ),
+        bucket,
+        region: pick(
+            "NIGHTLATCH_S3_REGION",
+            Some("AWS_REGION"),
+            f.map(|s| s.region.clone()),
+        )
+        .unwrap_or_else(default_region),
+        prefix: pick("NIGHTLATCH_S3_PREFIX", None, f.map(|s| s.prefix.clone())).unwrap_or_default(),
+        access_key_id,
+        secret_access_key,
+    })
+}
+
+/// `sqlite://` URL of a database file (created if missing).
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_only_a_data_dir() {
+        let args = ServeArgs {
+            data_dir: Some("/tmp/x".into()),
+            listen: Some("127.0.0.1:9999".into()),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.database_url, "sqlite:///tmp/x/fleet.sqlite?mode=rwc");
+        assert_eq!(c.blob, BlobConfig::Local("/tmp/x/public".into()));
+    }
+
+    #[test]
+    fn file_settings_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/nl\"\nlisten = \"0.0.0.0:80\"\n[checkin]\nbatch_max = 8\n[repo]\nrefresh_interval = \"5m\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/nl"));
+        assert_eq!(c.checkin.batch_max, 8);
+        assert_eq!(c.repo.refresh_interval, Duration::from_secs(300));
+        // flags win over the file
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:1".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Config::load(&args).unwrap().listen.port(), 1);
+
+        std::fs::write(&path, "data_dir = \"/x\"\nbogus = 1\n").unwrap();
+        let err = Config::load(&ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("bogus"), "{err:#}");
+        assert!(Config::load(&ServeArgs::default()).is_err());
+        let bad = ServeArgs {
+            data_dir: Some("/x".into()),
+            listen: Some("nowhere".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Config::load(&bad).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! Prometheus metrics at `GET /metrics`. Labels are bounded: route
+//! *templates* (never raw paths), methods, status classes, result codes from
+//! a fixed set, rollout ids (as many as operators create) and wave indexes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric the server exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by route template, method and status class.
+    pub http_requests: IntCounterVec,
+    /// HTTP latency by route template and method.
+    pub http_duration: HistogramVec,
+    /// Check-ins by result (`accepted` or an error code).
+    pub checkins: IntCounterVec,
+    /// Check-ins per batch.
+    pub checkin_batch: Histogram,
+    /// Seconds per batch stage (`load`, `verify`, `plan`, `commit`, `sign`).
+    pub checkin_stage: HistogramVec,
+    /// Repository downloads by kind (`metadata`, `target`, `director`).
+    pub downloads: IntCounterVec,
+    /// Bytes sent by kind.
+    pub download_bytes: IntCounterVec,
+    /// New assignments by rollout, wave and delivery (`patch`, `full`).
+    pub assignments: IntCounterVec,
+    /// Reported outcomes by rollout and status.
+    pub rollout_outcomes: IntCounterVec,
+    /// Automatic pauses by rollout.
+    pub rollout_auto_pauses: IntCounterVec,
+    /// Locks per rollout, wave and status (refreshed periodically).
+    pub rollout_devices: IntGaugeVec,
+    /// Repository refreshes by result.
+    pub repo_refreshes: IntCounterVec,
+}
+
+fn counter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Metrics {
+    /// A fresh registry with every metric.
+    pub fn new() -> anyhow::Result<Self> {
+        let r = Registry::new();
+        let latency = vec![
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+        ];
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "nightlatch_http_request_duration_seconds",
+                "HTTP request latency",
+            )
+            .buckets(latency.clone()),
+            &["route", "method"],
+        )?;
+        r.register(Box::new(http_duration.clone()))?;
+        let checkin_batch = Histogram::with_opts(
+            HistogramOpts::new("nightlatch_checkin_batch_size", "Check-ins per batch")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
+        r.register(Box::new(checkin_batch.clone()))?;
+        let checkin_stage = HistogramVec::new(
+            HistogramOpts::new(
+                "nightlatch_checkin_stage_seconds",
+                "Time per check-in batch stage",
+            )
+            .buckets(latency),
+            &["stage"],
+        )?;
+        r.register(Box::new(checkin_stage.clone()))?;
+        let rollout_devices = IntGaugeVec::new(
+            Opts::new(
+                "nightlatch_rollout_devices",
+                "Locks per rollout, wave and status",
+            ),
+            &["rollout", "wave", "status"],
+        )?;
+        r.register(Box::new(rollout_devices.clone()))?;
+        Ok(Self {
+            http_requests: counter(
+                &r,
+                "nightlatch_http_requests_total",
+                "HTTP requests",
+                &["route", "method", "status"],
+            )?,
+            checkins: counter(
+                &r,
+                "nightlatch_checkins_total",
+                "Check-ins by result",
+                &["result"],
+            )?,
+            downloads: counter(
+                &r,
+                "nightlatch_downloads_total",
+                "Repository downloads",
+                &["kind"],
+            )?,
+            download_bytes: counter(
+                &r,
+                "nightlatch_download_bytes_total",
+                "Repository bytes sent",
+                &["kind"],
+            )?,
+            assignments: counter(
+                &r,
+                "nightlatch_rollout_assignments_total",
+                "New assignments",
+                &["rollout", "wave", "delivery"],
+            )?,
+            rollout_outcomes: counter(
+                &r,
+                "nightlatch_rollout_outcomes_total",
+                "Reported outcomes",
+                &["rollout", "status"],
+            )?,
+            rollout_auto_pauses: counter(
+                &r,
+                "nightlatch_rollout_auto_pauses_total",
+                "Automatic pauses",
+                &["rollout"],
+            )?,
+            repo_refreshes: counter(
+                &r,
+                "nightlatch_repo_refreshes_total",
+                "Snapshot/timestamp refreshes",
+                &["result"],
+            )?,
+            registry: r,
+            http_duration,
+            checkin_batch,
+            checkin_stage,
+            rollout_devices,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Time a stage of the check-in pipeline.
+    pub fn stage(&self, stage: &str, since: Instant) {
+        self.checkin_stage
+            .with_label_values(&[stage])
+            .observe(since.elapsed().as_secs_f64());
+    }
+}
+
+/// Middleware: count and time every request by its route template.
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let class = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics
+        .http_requests
+        .with_label_values(&[&route, &method, class])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[&route, &method])
+        .observe(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,333 @@
+//! The admin API under `/admin/v1`: one table ([`ENDPOINTS`]) names every
+//! endpoint, the role it needs and what it does. The router is built from
+//! it, [`crate::auth::authorize`] enforces it, the OpenAPI document is
+//! generated from it, and the security tests walk it.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post, put};
+
+use crate::auth::Role;
+use crate::routes::{audit, clock, devices, fleet, rollouts, sites, tokens, uploads};
+use crate::state::AppState;
+
+/// One admin endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Route template (axum syntax).
+    pub path: &'static str,
+    /// Lowest role allowed.
+    pub role: Role,
+    /// What it does.
+    pub summary: &'static str,
+    /// Request body schema name in the OpenAPI document, if any.
+    pub body: Option<&'static str>,
+}
+
+const fn ep(
+    method: &'static str,
+    path: &'static str,
+    role: Role,
+    summary: &'static str,
+    body: Option<&'static str>,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        role,
+        summary,
+        body,
+    }
+}
+
+use Role::{Operator, Release, SecurityAdmin, Viewer};
+
+/// Every admin endpoint.
+pub const ENDPOINTS: &[Endpoint] = &[
+    ep(
+        "GET",
+        "/admin/v1/whoami",
+        Viewer,
+        "The calling token's name and role",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/devices",
+        Viewer,
+        "List locks (filters: model, site, group; paging: after, limit)",
+        None,
+    ),
+    ep(
+        "POST",
+        "/admin/v1/devices",
+        Operator,
+        "Register a lock",
+        Some("RegisterDevice"),
+    ),
+    ep(
+        "POST",
+        "/admin/v1/devices/import",
+        Operator,
+        "Register many locks at once (all or none)",
+        Some("ImportDevices"),
+    ),
+    ep(
+        "GET",
+        "/admin/v1/devices/{id}",
+        Viewer,
+        "One lock: registration, last report, assignment",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/devices/{id}/history",
+        Viewer,
+        "A lock's history, newest first",
+        None,
+    ),
+    ep(
+        "POST",
+        "/admin/v1/devices/{id}/revoke",
+        SecurityAdmin,
+        "Revoke a lock: its check-ins are refused",
+        Some("Reason"),
+    ),
+    ep(
+        "GET",
+        "/admin/v1/rollouts",
+        Viewer,
+        "List rollouts, newest first",
+        None,
+    ),
+    ep(
+        "POST",
+        "/admin/v1/rollouts",
+        Operator,
+        "Create a rollout (draft, or started at once)",
+        Some("CreateRollout"),
+    ),
+    ep(
+        "GET",
+        "/admin/v1/rollouts/{id}",
+        Viewer,
+        "Rollout status per wave, per version, per delivery",
+        None,
+    ),
+    ep(
+        "POST",
+        "/admin/v1/rollouts/{id}/start",
+        Operator,
+        "Start a draft rollout",
+        Some("Reason"),
+    ),
+    ep(
+        "POST",
+        "/admin/v1/rollouts/{id}/pause",
+        Operator,
+        "Pause: no new assignments, locks not yet installed hold",
+        Some("Reason"),
+    ),
+    ep(
+        "POST",
+        "/admin/v1/rollouts/{id}/resume",
+        Operator,
+        "Resume a paused rollout",
+        Some("Reason"),
+    ),
+    ep(
+        "POST",
+        "/admin/v1/rollouts/{id}/abort",
+        Operator,
+        "Abort for good",
+        Some("Reason"),
+    ),
+    ep(
+        "GET",
+        "/admin/v1/fleet/versions",
+        Viewer,
+        "Locks per hardware model and firmware version",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/fleet/below-minimum",
+        Viewer,
+        "Locks below a minimum secure version or security counter",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/fleet/stale",
+        Viewer,
+        "Locks not seen for N days",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/sites",
+        Viewer,
+        "Every site's install policy",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/sites/{site}/policy",
+        Viewer,
+        "A site's install policy",
+        None,
+    ),
+    ep(
+        "PUT",
+        "/admin/v1/sites/{site}/policy",
+        Operator,
+        "Set a site's install policy",
+        Some("SitePolicy"),
+    ),
+    ep(
+        "GET",
+        "/admin/v1/repo",
+        Viewer,
+        "Repository metadata versions and published targets",
+        None,
+    ),
+    ep(
+        "PUT",
+        "/admin/v1/repo/targets/{*path}",
+        Release,
+        "Upload a target file under <dir>/<sha256>.<name>",
+        Some("Binary"),
+    ),
+    ep(
+        "PUT",
+        "/admin/v1/repo/metadata/{file}",
+        Release,
+        "Upload signed targets metadata N.ROLE.json (checked against the root and delegations)",
+        Some("Metadata"),
+    ),
+    ep(
+        "POST",
+        "/admin/v1/repo/refresh",
+        Release,
+        "Re-sign snapshot and timestamp now",
+        None,
+    ),
+    ep(
+        "PUT",
+        "/admin/v1/repo/roots/{file}",
+        SecurityAdmin,
+        "Add a rotated image root N.root.json",
+        Some("Metadata"),
+    ),
+    ep(
+        "GET",
+        "/admin/v1/tokens",
+        SecurityAdmin,
+        "List admin tokens (never their secrets)",
+        None,
+    ),
+    ep(
+        "POST",
+        "/admin/v1/tokens",
+        SecurityAdmin,
+        "Create an admin token",
+        Some("CreateToken"),
+    ),
+    ep(
+        "DELETE",
+        "/admin/v1/tokens/{id}",
+        SecurityAdmin,
+        "Revoke an admin token",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/audit",
+        SecurityAdmin,
+        "The audit log, oldest first (paging: after, limit)",
+        None,
+    ),
+    ep(
+        "POST",
+        "/admin/v1/clock",
+        SecurityAdmin,
+        "Set or advance the clock (only with --clock manual)",
+        Some("SetClock"),
+    ),
+];
+
+/// The role `method path` needs; None if it is not an admin endpoint.
+pub fn required_role(method: &Method, path: &str) -> Option<Role> {
+    ENDPOINTS
+        .iter()
+        .find(|e| e.path == path && e.method == method.as_str())
+        .map(|e| e.role)
+}
+
+fn handler(e: &Endpoint, max_upload: usize) -> MethodRouter<AppState> {
+    match (e.method, e.path) {
+        ("GET", "/admin/v1/whoami") => get(tokens::whoami),
+        ("GET", "/admin/v1/devices") => get(devices::list),
+        ("POST", "/admin/v1/devices") => post(devices::register),
+        ("POST", "/admin/v1/devices/import") => {
+            post(devices::import).layer(DefaultBodyLimit::max(64 << 20))
+        }
+        ("GET", "/admin/v1/devices/{id}") => get(devices::show),
+        ("GET", "/admin/v1/devices/{id}/history") => get(devices::history),
+        ("POST", "/admin/v1/devices/{id}/revoke") => post(devices::revoke),
+        ("GET", "/admin/v1/rollouts") => get(rollouts::list),
+        ("POST", "/admin/v1/rollouts") => post(rollouts::create),
+        ("GET", "/admin/v1/rollouts/{id}") => get(rollouts::show),
+        ("POST", "/admin/v1/rollouts/{id}/start") => post(rollouts::start),
+        ("POST", "/admin/v1/rollouts/{id}/pause") => post(rollouts::pause),
+        ("POST", "/admin/v1/rollouts/{id}/resume") => post(rollouts::resume),
+        ("POST", "/admin/v1/rollouts/{id}/abort") => post(rollouts::abort),
+        ("GET", "/admin/v1/fleet/versions") => get(fleet::versions),
+        ("GET", "/admin/v1/fleet/below-minimum") => get(fleet::below_minimum),
+        ("GET", "/admin/v1/fleet/stale") => get(fleet::stale),
+        ("GET", "/admin/v1/sites") => get(sites::list),
+        ("GET", "/admin/v1/sites/{site}/policy") => get(sites::show),
+        ("PUT", "/admin/v1/sites/{site}/policy") => put(sites::set),
+        ("GET", "/admin/v1/repo") => get(uploads::status),
+        ("PUT", "/admin/v1/repo/targets/{*path}") => {
+            put(uploads::target).layer(DefaultBodyLimit::max(max_upload))
+        }
+        ("PUT", "/admin/v1/repo/metadata/{file}") => {
+            put(uploads::metadata).layer(DefaultBodyLimit::max(16 << 20))
+        }
+        ("POST", "/admin/v1/repo/refresh") => post(uploads::refresh),
+        ("PUT", "/admin/v1/repo/roots/{file}") => {
+            put(uploads::root).layer(DefaultBodyLimit::max(1 << 20))
+        }
+        ("GET", "/admin/v1/tokens") => get(tokens::list),
+        ("POST", "/admin/v1/tokens") => post(tokens::create),
+        ("DELETE", "/admin/v1/tokens/{id}") => delete(tokens::revoke),
+        ("GET", "/admin/v1/audit") => get(audit::list),
+        ("POST", "/admin/v1/clock") => post(clock::set),
+        // Every entry of the table has a handler (checked by a test); an
+        // unknown one answers 404 rather than panicking.
+        _ => get(crate::routes::not_found),
+    }
+}
+
+/// The admin routes (authorization is layered on by the caller).
+pub fn router(max_upload: usize) -> Router<AppState> {
+    let mut r = Router::new();
+    let mut paths: Vec<&str> = ENDPOINTS.iter().map(|e| e.path).collect();
+    paths.dedup();
+    let mut seen = std::collections::HashSet::new();
+    for path in paths {
+        if !seen.insert(path) {
+            continue;
+        }
+        let mut mr: MethodRouter<AppState> = MethodRouter::new();
+        for e in ENDPOINTS.iter().filter(|e| e.path == path) {
+            mr = mr.merge(handler(e, max_upload));
+        }
+        r = r.route(path, mr);
+    }
+    r
+}

@@ -1,0 +1,57 @@
+//! Admin: move the manual clock (servers started with `--clock manual`,
+//! for fleet simulations in virtual time).
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::error::{ApiError, AppResult};
+use crate::routes::extract::ApiJson;
+use crate::state::AppState;
+
+/// Set (`time`, RFC 3339) or advance (`advance_secs`) the clock.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetClock {
+    /// New time.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Seconds to move forward.
+    #[serde(default)]
+    pub advance_secs: Option<u64>,
+}
+
+/// `POST /admin/v1/clock`.
+pub async fn set(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<SetClock>,
+) -> AppResult<Json<serde_json::Value>> {
+    let Some(clock) = &state.manual_clock else {
+        return Err(ApiError::conflict(
+            "clock_not_manual",
+            "the server runs on the system clock (start it with --clock manual)",
+        ));
+    };
+    match (&body.time, body.advance_secs) {
+        (Some(t), None) => clock.set_ms(parse_rfc3339(t).map_err(ApiError::invalid)?),
+        (None, Some(s)) => clock.advance_ms(i64::try_from(s).unwrap_or(0).saturating_mul(1000)),
+        _ => {
+            return Err(ApiError::invalid(
+                "give exactly one of time or advance_secs",
+            ));
+        }
+    }
+    let now = state.clock.now_ms();
+    state
+        .store
+        .audit(
+            &caller.audit("clock.set", "clock", json!({"time": rfc3339(now)})),
+            now,
+        )
+        .await?;
+    Ok(Json(json!({ "time": rfc3339(now) })))
+}

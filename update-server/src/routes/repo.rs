@@ -1,0 +1,235 @@
+//! Serving the image repository (`/repo/metadata/…`, `/repo/targets/…`) and
+//! the director's roots (`/director/metadata/…`) from the blob store, as any
+//! TUF client expects: `application/json` metadata, immutable caching for
+//! versioned and hash-named files, `no-cache` for `timestamp.json` and
+//! `root.json`, entity tags, and single-range requests (resumable downloads).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    IF_RANGE, RANGE,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::blob::check_key;
+use crate::error::{ApiError, AppResult};
+use crate::state::AppState;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const REVALIDATE: &str = "no-cache";
+
+/// `GET /repo/metadata/{file}`.
+pub async fn metadata(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let cache = if file == "timestamp.json" || file == "root.json" {
+        REVALIDATE
+    } else {
+        IMMUTABLE
+    };
+    serve(
+        &state,
+        &format!("repo/metadata/{file}"),
+        "metadata",
+        cache,
+        "application/json",
+        &headers,
+    )
+    .await
+}
+
+/// `GET /repo/targets/{*path}`.
+pub async fn target(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    serve(
+        &state,
+        &format!("repo/targets/{path}"),
+        "target",
+        IMMUTABLE,
+        "application/octet-stream",
+        &headers,
+    )
+    .await
+}
+
+/// `GET /director/metadata/{file}`.
+pub async fn director_metadata(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let cache = if file == "root.json" {
+        REVALIDATE
+    } else {
+        IMMUTABLE
+    };
+    serve(
+        &state,
+        &format!("director/metadata/{file}"),
+        "director",
+        cache,
+        "application/json",
+        &headers,
+    )
+    .await
+}
+
+/// What a `Range` header asks for, against a blob of `len` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// No (usable) range: the whole blob.
+    Full,
+    /// Bytes `start..end`.
+    Part(u64, u64),
+    /// Nothing of the blob can satisfy it.
+    Unsatisfiable,
+}
+
+/// Parse a `Range` header (single `bytes=` ranges; anything else is ignored,
+/// as RFC 9110 allows).
+pub fn parse_range(value: &str, len: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        match b.parse::<u64>() {
+            Ok(0) => return RangeRequest::Unsatisfiable,
+            Ok(n) => (len.saturating_sub(n), len),
+            Err(_) => return RangeRequest::Full,
+        }
+    } else {
+        let Ok(start) = a.parse::<u64>() else {
+            return RangeRequest::Full;
+        };
+        let end = if b.is_empty() {
+            len
+        } else {
+            match b.parse::<u64>() {
+                Ok(e) if e >= start => e.saturating_add(1).min(len),
+                _ => return RangeRequest::Full,
+            }
+        };
+        (start, end)
+    };
+    if range.0 >= len || range.0 >= range.1 {
+        return RangeRequest::Unsatisfiable;
+    }
+    RangeRequest::Part(range.0, range.1)
+}
+
+async fn serve(
+    state: &AppState,
+    key: &str,
+    kind: &'static str,
+    cache: &'static str,
+    content_type: &'static str,
+    headers: &HeaderMap,
+) -> AppResult<Response> {
+    if check_key(key).is_err() {
+        return Err(ApiError::not_found("no such file"));
+    }
+    let Some(meta) = state.blobs.head(key).await? else {
+        return Err(ApiError::not_found("no such file"));
+    };
+    let etag =
+        HeaderValue::from_str(&meta.etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    let common = |mut r: Response| {
+        let h = r.headers_mut();
+        h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+        h.insert(ETAG, etag.clone());
+        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        r
+    };
+    if let Some(inm) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok())
+        && inm
+            .split(',')
+            .any(|t| t.trim() == meta.etag || t.trim() == "*")
+    {
+        return Ok(common(StatusCode::NOT_MODIFIED.into_response()));
+    }
+    let if_range_ok = headers
+        .get(IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == meta.etag);
+    let range = match headers.get(RANGE).and_then(|v| v.to_str().ok()) {
+        Some(v) if if_range_ok => parse_range(v, meta.len),
+        _ => RangeRequest::Full,
+    };
+    let (status, start, end) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0, meta.len),
+        RangeRequest::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e),
+        RangeRequest::Unsatisfiable => {
+            let mut r = common(
+                ApiError::client(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    format!("the file is {} bytes", meta.len),
+                )
+                .into_response(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", meta.len)) {
+                r.headers_mut().insert(CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let body = state
+        .blobs
+        .read(
+            key,
+            (status == StatusCode::PARTIAL_CONTENT).then_some(start..end),
+        )
+        .await?
+        .unwrap_or_else(Body::empty);
+    state.metrics.downloads.with_label_values(&[kind]).inc();
+    state
+        .metrics
+        .download_bytes
+        .with_label_values(&[kind])
+        .inc_by(end - start);
+    let mut r = common((status, body).into_response());
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, meta.len))
+    {
+        h.insert(CONTENT_RANGE, v);
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-99", 1000), Part(0, 100));
+        assert_eq!(parse_range("bytes=900-", 1000), Part(900, 1000));
+        assert_eq!(parse_range("bytes=-100", 1000), Part(900, 1000));
+        assert_eq!(parse_range("bytes=-5000", 1000), Part(0, 1000));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Part(990, 1000));
+        assert_eq!(parse_range("bytes=1000-", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 1000), Full);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Full);
+        assert_eq!(parse_range("items=0-1", 1000), Full);
+        assert_eq!(parse_range("bytes=x-1", 1000), Full);
+    }
+}

@@ -1,0 +1,100 @@
+//! Admin: tokens (security-admin), and who am I.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{Caller, Role, hash_token, new_token};
+use crate::error::{ApiError, AppResult};
+use crate::routes::extract::ApiJson;
+use crate::routes::time;
+use crate::state::AppState;
+use crate::store::tokens::TokenRecord;
+
+/// `POST /admin/v1/tokens`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// Name (shown in the audit log), e.g. a person.
+    pub name: String,
+    /// `viewer`, `operator`, `release` or `security-admin`.
+    pub role: String,
+}
+
+fn view(t: &TokenRecord) -> serde_json::Value {
+    json!({
+        "id": t.id, "name": t.name, "role": t.role, "created_at": time(Some(t.created_at)),
+        "created_by": t.created_by, "revoked_at": time(t.revoked_at),
+    })
+}
+
+/// `GET /admin/v1/whoami`.
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<serde_json::Value> {
+    Json(json!({ "id": caller.token_id, "name": caller.name, "role": caller.role }))
+}
+
+/// `GET /admin/v1/tokens`.
+pub async fn list(State(state): State<AppState>) -> AppResult<Json<serde_json::Value>> {
+    let tokens = state.store.tokens().await?;
+    Ok(Json(
+        json!({ "tokens": tokens.iter().map(view).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `POST /admin/v1/tokens`: the secret is in this response only.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> AppResult<(StatusCode, Json<serde_json::Value>)> {
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::invalid("role must be viewer, operator, release or security-admin")
+    })?;
+    if body.name.is_empty() || body.name.len() > 100 || body.name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name must be 1 to 100 printable characters",
+        ));
+    }
+    let now = state.clock.now_ms();
+    let token = new_token();
+    let record = TokenRecord {
+        id: crate::ids::new_id("tok", now),
+        name: body.name.clone(),
+        role: role.as_str().into(),
+        created_at: now,
+        created_by: caller.name.clone(),
+        revoked_at: None,
+    };
+    let entry = caller.audit(
+        "token.create",
+        &record.id,
+        json!({"name": record.name, "role": record.role}),
+    );
+    state
+        .store
+        .insert_token(&record, &hash_token(&token), Some(&entry))
+        .await?;
+    let mut v = view(&record);
+    v["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// `DELETE /admin/v1/tokens/{id}`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> AppResult<Json<serde_json::Value>> {
+    let entry = caller.audit("token.revoke", &id, json!({}));
+    if !state
+        .store
+        .revoke_token(&id, state.clock.now_ms(), &entry)
+        .await?
+    {
+        return Err(ApiError::not_found(format!("no live token {id}")));
+    }
+    state.tokens.clear();
+    Ok(Json(json!({ "id": id, "revoked": true })))
+}
