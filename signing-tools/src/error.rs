@@ -327,7 +327,7 @@ pub enum Error {
     #[diagnostic(
         code(nightlatch_sign::unknown_target_file),
         help(
-            "publish envelopes made by `nightlatch-sign sign`; delta patches are not publishable yet (a later release adds them)"
+            "publish envelopes made by `nightlatch-sign sign` or patches made by `nightlatch-sign delta`"
         )
     )]
     UnknownTargetFile {

@@ -3,7 +3,8 @@
 //! `batch_max`) and handles them together:
 //!
 //! 1. parse and check each body ([`parse`]);
-//! 2. load the locks in one query;
+//! 2. load the locks: from memory with SQLite (the process owns the file;
+//!    rows are written through on commit), in one query with PostgreSQL;
 //! 3. verify the device signatures in one batch verification (one by one
 //!    only to find the culprit when the batch fails);
 //! 4. reconcile each report, decide each assignment ([`plan`]), re-signing a

@@ -18,7 +18,8 @@ use crate::error::{ApiError, AppResult};
 use crate::metrics::Metrics;
 use crate::repo::RepoHost;
 use crate::rollouts::Rollout;
-use crate::store::Store;
+use crate::store::devices::Device;
+use crate::store::{Backend, Store};
 use crate::wire::{CheckinResponse, SitePolicy, checkin_message, time_leaf};
 
 /// Everything a batch needs.
@@ -33,7 +34,11 @@ pub struct Pipeline {
     keys: Mutex<HashMap<String, (String, VerifyingKey)>>,
     live: tokio::sync::Mutex<Option<Live>>,
     committer: Committer,
+    cache: Option<Mutex<HashMap<String, Device>>>,
 }
+
+/// Most locks kept in memory between batches (SQLite only).
+const DEVICE_CACHE_MAX: usize = 200_000;
 
 /// Rollouts and site policies as of a live generation.
 #[derive(Debug)]
@@ -74,6 +79,10 @@ impl Pipeline {
             keys: Mutex::new(HashMap::new()),
             live: tokio::sync::Mutex::new(None),
             committer: Committer::start(store.clone()),
+            // SQLite: this process is the database's only user, so lock rows
+            // stay in memory between batches (written through on commit).
+            // PostgreSQL may be shared by replicas: always read.
+            cache: (store.backend() == Backend::Sqlite).then(|| Mutex::new(HashMap::new())),
             store,
         }
     }
@@ -97,6 +106,63 @@ impl Pipeline {
             policies: Arc::clone(&policies),
         });
         Ok((rollouts, policies))
+    }
+
+    /// Forget a lock's cached row (after an admin change to it).
+    pub fn forget(&self, device_id: &str) {
+        if let Some(cache) = &self.cache
+            && let Ok(mut c) = cache.lock()
+        {
+            c.remove(device_id);
+        }
+    }
+
+    /// The rows of `ids`: from memory where cached, else from the database.
+    async fn load(&self, ids: &[&str]) -> anyhow::Result<HashMap<String, Device>> {
+        let Some(cache) = &self.cache else {
+            return self.store.checkin_devices(ids).await;
+        };
+        let mut out = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        if let Ok(c) = cache.lock() {
+            for id in ids {
+                match c.get(*id) {
+                    Some(d) => {
+                        out.insert((*id).to_owned(), d.clone());
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        } else {
+            missing.extend_from_slice(ids);
+        }
+        if !missing.is_empty() {
+            out.extend(self.store.checkin_devices(&missing).await?);
+        }
+        Ok(out)
+    }
+
+    /// After a commit: keep what was written, drop what was not.
+    fn remember(
+        &self,
+        devices: &HashMap<String, Device>,
+        applied: &HashSet<String>,
+        refused: &HashSet<String>,
+    ) {
+        let Some(cache) = &self.cache else { return };
+        let Ok(mut c) = cache.lock() else { return };
+        if c.len() + devices.len() > DEVICE_CACHE_MAX {
+            c.clear();
+        }
+        for (id, d) in devices {
+            if refused.contains(id) {
+                c.remove(id);
+            } else if applied.contains(id) || !c.contains_key(id) {
+                let mut d = d.clone();
+                d.director.targets = None; // read back only when resent
+                c.insert(id.clone(), d);
+            }
+        }
     }
 
     /// Handle a batch; one result per submission, in order.
@@ -167,7 +233,7 @@ impl Pipeline {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let mut devices = self.store.checkin_devices(&ids).await?;
+        let mut devices = self.load(&ids).await?;
         self.metrics.stage("load", t);
 
         // Who is who, then every signature at once.
@@ -297,7 +363,19 @@ impl Pipeline {
 
         // Commit.
         let t = Instant::now();
+        let written: Vec<String> = writes.iter().map(|w| w.device_id.clone()).collect();
         let result = self.committer.commit(writes, rollouts, now).await?;
+        let mut applied_ids = HashSet::new();
+        let mut refused_ids = HashSet::new();
+        for (id, ok) in written.into_iter().zip(&result.applied) {
+            if *ok {
+                applied_ids.insert(id);
+            } else {
+                refused_ids.insert(id);
+            }
+        }
+        // (All writes of one lock share its fate: one conditional UPDATE.)
+        self.remember(&devices, &applied_ids, &refused_ids);
         self.metrics.stage("commit", t);
         for r in &result.auto_paused {
             tracing::warn!(rollout = %r.id, reason = ?r.state_reason, "rollout paused automatically");

@@ -24,7 +24,6 @@
 //! fresh is the [`SignedTime`](crate::wire::SignedTime), whose Merkle leaf
 //! names the metadata's version and hash.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -238,16 +237,4 @@ fn with_director(file: &TargetFile, director: serde_json::Value) -> TargetFile {
         hashes: file.hashes.clone(),
         custom: Some(serde_json::Value::Object(custom)),
     }
-}
-
-/// Hashes by algorithm, for tests comparing director and image targets.
-pub fn hashes_of(meta: &serde_json::Value, target: &str) -> Option<BTreeMap<String, String>> {
-    serde_json::from_value(
-        meta.get("signed")?
-            .get("targets")?
-            .get(target)?
-            .get("hashes")?
-            .clone(),
-    )
-    .ok()
 }

@@ -118,9 +118,4 @@ impl Catalog {
                 && p.base.as_ref().is_some_and(|b| b.version == base_version)
         })
     }
-
-    /// Add a target (tests build catalogs by hand).
-    pub fn insert(&mut self, target: CatalogTarget) {
-        self.targets.insert(target.name.clone(), target);
-    }
 }

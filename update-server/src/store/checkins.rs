@@ -174,8 +174,7 @@ impl Store {
                  time_zone = v.tz, last_target = v.lt, last_outcome = v.lo, last_reason = v.lr, \
                  assigned_rollout = v.ar, assigned_target = v.at, director_version = v.dv, director_key = v.dk, \
                  director_expires = v.de, director_sha256 = v.ds, director_targets = COALESCE(v.dt, devices.director_targets) \
-                 FROM v WHERE devices.id = v.id AND devices.status = 'active' AND devices.last_counter < v.min_counter \
-                 RETURNING devices.id",
+                 FROM v WHERE devices.id = v.id AND devices.status = 'active' AND devices.last_counter < v.min_counter",
                 ph.take(1)
             ));
             let mut q = sqlx::query(&sql);
@@ -207,8 +206,32 @@ impl Store {
                     });
             }
             q = q.bind(now);
+            let n = q.execute(&mut *tx).await?.rows_affected();
+            if n == chunk.len() as u64 {
+                updated.extend(chunk.iter().map(|id| (*id).to_owned()));
+                continue;
+            }
+            // Some lock had a newer check-in committed first (another
+            // batch or replica): find out which rows are ours.
+            let sql = format!(
+                "SELECT id, last_counter, last_seen FROM devices WHERE id IN ({})",
+                Placeholders::new(self.backend()).take(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
             for row in q.fetch_all(&mut *tx).await? {
-                updated.insert(row.try_get("id")?);
+                let id: String = row.try_get("id")?;
+                let counter: i64 = row.try_get("last_counter")?;
+                let seen: Option<i64> = row.try_get("last_seen")?;
+                if by_device
+                    .get(id.as_str())
+                    .is_some_and(|(_, w, _)| w.counter == counter)
+                    && seen == Some(now)
+                {
+                    updated.insert(id);
+                }
             }
         }
         let mut result = BatchResult::default();
@@ -351,9 +374,4 @@ impl Store {
         tx.commit().await?;
         Ok(result)
     }
-}
-
-/// JSON detail of an event (helper for the pipeline).
-pub fn detail<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }

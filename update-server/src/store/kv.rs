@@ -16,19 +16,6 @@ impl Store {
         Ok(row.map(|r| r.try_get("v")).transpose()?)
     }
 
-    /// Set a value.
-    pub async fn kv_set(&self, key: &str, value: &str, now: i64) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO kv (k, v, updated_at) VALUES ($1, $2, $3) ON CONFLICT (k) DO UPDATE SET v = excluded.v, updated_at = excluded.updated_at",
-        )
-        .bind(key)
-        .bind(value)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// Take the lease `key` for `holder` until `now + ttl_ms`, if it is free,
     /// expired or already ours. True if we hold it now.
     pub async fn lease_acquire(
