@@ -2,41 +2,10 @@
 //! the target path have the same number of `/`-separated parts, and each
 //! part matches its glob (`*` any run of characters, `?` one character).
 
-/// Whether `target` matches `pattern`.
+/// Whether `target` matches `pattern` (the one matcher the ceremony and
+/// repository tools use too).
 pub fn matches(pattern: &str, target: &str) -> bool {
-    let p: Vec<&str> = pattern.split('/').collect();
-    let t: Vec<&str> = target.split('/').collect();
-    p.len() == t.len()
-        && p.iter()
-            .zip(&t)
-            .all(|(p, t)| glob(p.as_bytes(), t.as_bytes()))
-}
-
-fn glob(p: &[u8], t: &[u8]) -> bool {
-    // Iterative wildcard matching with backtracking to the last `*`.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if c == b'?' || c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+    keys_ceremony::metadata::targets::path_matches(pattern, target)
 }
 
 #[cfg(test)]
