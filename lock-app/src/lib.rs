@@ -3,6 +3,7 @@
 
 extern crate alloc;
 
+pub mod agent;
 pub mod scheduler;
 pub mod storage;
 pub mod tuf;

@@ -144,6 +144,63 @@ impl Transition {
     }
 }
 
+/// POSIX rules of common IANA zones (current rules; the lock does not carry
+/// the tz database). Sites elsewhere set a POSIX TZ string as their zone.
+pub const ZONES: &[(&str, &str)] = &[
+    ("UTC", "UTC0"),
+    ("Etc/UTC", "UTC0"),
+    ("Europe/London", "GMT0BST,M3.5.0/1,M10.5.0"),
+    ("Europe/Dublin", "IST-1GMT0,M10.5.0,M3.5.0/1"),
+    ("Europe/Lisbon", "WET0WEST,M3.5.0/1,M10.5.0"),
+    ("Europe/Berlin", "CET-1CEST,M3.5.0,M10.5.0/3"),
+    ("Europe/Paris", "CET-1CEST,M3.5.0,M10.5.0/3"),
+    ("Europe/Madrid", "CET-1CEST,M3.5.0,M10.5.0/3"),
+    ("Europe/Rome", "CET-1CEST,M3.5.0,M10.5.0/3"),
+    ("Europe/Amsterdam", "CET-1CEST,M3.5.0,M10.5.0/3"),
+    ("Europe/Vienna", "CET-1CEST,M3.5.0,M10.5.0/3"),
+    ("Europe/Zurich", "CET-1CEST,M3.5.0,M10.5.0/3"),
+    ("Europe/Stockholm", "CET-1CEST,M3.5.0,M10.5.0/3"),
+    ("Europe/Warsaw", "CET-1CEST,M3.5.0,M10.5.0/3"),
+    ("Europe/Helsinki", "EET-2EEST,M3.5.0/3,M10.5.0/4"),
+    ("Europe/Athens", "EET-2EEST,M3.5.0/3,M10.5.0/4"),
+    ("Europe/Istanbul", "<+03>-3"),
+    ("Europe/Moscow", "MSK-3"),
+    ("America/New_York", "EST5EDT,M3.2.0,M11.1.0"),
+    ("America/Chicago", "CST6CDT,M3.2.0,M11.1.0"),
+    ("America/Denver", "MST7MDT,M3.2.0,M11.1.0"),
+    ("America/Phoenix", "MST7"),
+    ("America/Los_Angeles", "PST8PDT,M3.2.0,M11.1.0"),
+    ("America/Anchorage", "AKST9AKDT,M3.2.0,M11.1.0"),
+    ("America/Toronto", "EST5EDT,M3.2.0,M11.1.0"),
+    ("America/Vancouver", "PST8PDT,M3.2.0,M11.1.0"),
+    ("America/Mexico_City", "CST6"),
+    ("America/Sao_Paulo", "<-03>3"),
+    ("Pacific/Honolulu", "HST10"),
+    ("Asia/Tokyo", "JST-9"),
+    ("Asia/Seoul", "KST-9"),
+    ("Asia/Shanghai", "CST-8"),
+    ("Asia/Hong_Kong", "HKT-8"),
+    ("Asia/Singapore", "<+08>-8"),
+    ("Asia/Kolkata", "IST-5:30"),
+    ("Asia/Dubai", "<+04>-4"),
+    ("Australia/Sydney", "AEST-10AEDT,M10.1.0,M4.1.0/3"),
+    ("Australia/Melbourne", "AEST-10AEDT,M10.1.0,M4.1.0/3"),
+    ("Australia/Brisbane", "AEST-10"),
+    ("Australia/Perth", "AWST-8"),
+    ("Pacific/Auckland", "NZST-12NZDT,M9.5.0,M4.1.0/3"),
+    ("Africa/Johannesburg", "SAST-2"),
+];
+
+/// The rule for a zone as the server sends it: an IANA name from [`ZONES`],
+/// or a POSIX TZ string. `None` for anything else.
+pub fn rule_for_zone(zone: &str) -> Option<TzRule> {
+    ZONES
+        .iter()
+        .find(|(name, _)| *name == zone)
+        .and_then(|(_, posix)| TzRule::parse(posix).ok())
+        .or_else(|| TzRule::parse(zone).ok())
+}
+
 impl TzRule {
     /// UTC, no DST.
     pub const UTC: Self = Self {
@@ -336,6 +393,19 @@ mod tests {
 
     fn utc(y: i32, m: u8, d: u8, h: i64, min: i64) -> i64 {
         days_from_civil(y, m, d) * DAY + h * 3600 + min * 60
+    }
+
+    #[test]
+    fn every_listed_zone_parses() {
+        for (name, posix) in ZONES {
+            assert!(TzRule::parse(posix).is_ok(), "{name}: {posix}");
+        }
+        assert_eq!(
+            rule_for_zone("Europe/Berlin"),
+            TzRule::parse("CET-1CEST,M3.5.0,M10.5.0/3").ok()
+        );
+        assert!(rule_for_zone("EST5EDT,M3.2.0,M11.1.0").is_some());
+        assert!(rule_for_zone("Mars/Olympus_Mons").is_none());
     }
 
     #[test]

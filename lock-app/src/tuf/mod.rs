@@ -33,7 +33,7 @@ mod transport;
 mod trusted;
 mod updater;
 
-pub use encoding::{hex_encode, parse_utc};
+pub use encoding::{hex_decode, hex_encode, parse_utc};
 pub use error::{Result, Role, TufError};
 pub use metadata::{
     DelegatedRole, Delegations, Hashes, Header, MetaFile, Root, Snapshot, TargetFile, Targets,

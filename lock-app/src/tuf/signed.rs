@@ -147,6 +147,12 @@ impl Envelope {
         })
     }
 
+    /// The canonical JSON (OLPC) of the `signed` object: the bytes every
+    /// signature covers.
+    pub fn canonical(&self) -> &[u8] {
+        &self.canonical
+    }
+
     /// Check that at least `role_keys.threshold` distinct keys of
     /// `role_keys` (looked up in `keys`) signed the canonical bytes.
     pub fn verify(

@@ -76,4 +76,33 @@ pub enum SimError {
         path: PathBuf,
         source: std::io::Error,
     },
+
+    /// The lock's update agent refused or failed.
+    #[error("the lock's update agent: {0}")]
+    #[diagnostic(
+        code(nightlatch_sim::agent),
+        help(
+            "refusals name the check that failed (signature, rollback, replay, disagreement); network errors are retried at the next check-in"
+        )
+    )]
+    Agent(lock_app::agent::AgentError),
+
+    /// Setting up or driving the simulated lock failed.
+    #[error("{message}")]
+    #[diagnostic(code(nightlatch_sim::lock), help("see `nightlatch-sim lock --help`"))]
+    Lock { message: String },
+
+    /// An HTTP call to the server failed.
+    #[error("{what}: {detail}")]
+    #[diagnostic(
+        code(nightlatch_sim::http),
+        help("is the server running at --server, and is the token right?")
+    )]
+    Http { what: String, detail: String },
+}
+
+impl From<lock_app::agent::AgentError> for SimError {
+    fn from(e: lock_app::agent::AgentError) -> Self {
+        Self::Agent(e)
+    }
 }

@@ -1,9 +1,12 @@
 //! `nightlatch-sim`: host tools around the lock's firmware logic. One file
-//! per subcommand: `XArgs` with `run()`. (Today: `tuf-client`; `lock`,
-//! `fleet` and `demo` join here.)
+//! per subcommand: `XArgs` with `run()`. (`tuf-client`, `lock`; `fleet` and
+//! `demo` join here.)
 
+pub mod device;
 pub mod dir_store;
 pub mod error;
+pub mod lock;
+pub mod net;
 pub mod transport;
 pub mod tuf_client;
 
@@ -24,6 +27,9 @@ enum Command {
     /// The lock's TUF client alone (interop checks against any TUF
     /// repository): `init`, `refresh`, `download`.
     TufClient(tuf_client::TufClientArgs),
+    /// One simulated lock (the real agent and bootloader on simulated
+    /// flash) against a running `nightlatch-server`.
+    Lock(lock::LockArgs),
 }
 
 impl Cli {
@@ -31,6 +37,7 @@ impl Cli {
     pub fn run(self) -> Result<(), SimError> {
         match self.command {
             Command::TufClient(args) => args.run(),
+            Command::Lock(args) => args.run(),
         }
     }
 }

@@ -1,0 +1,266 @@
+//! Checking the director's answer to a check-in: the director root chain,
+//! the signed time bound to this check-in's nonce, the director targets
+//! metadata, and the assignment it carries.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::wire::{self, CheckinResponse, InstallPolicy, TimeError};
+use super::{AgentError, Net, Repo};
+use crate::tuf::{
+    Envelope, FetchError, MetadataStore, PublicKey, Role, TargetFile, Targets, TrustedSet,
+    TufError, hex_decode,
+};
+
+/// Most director root versions taken in one check-in.
+pub const MAX_ROOT_STEPS: u64 = 64;
+/// Largest director root file.
+pub const ROOT_MAX: u64 = 512_000;
+
+/// Store names of the director metadata.
+pub const ROOT_FILE: &str = "director/root";
+/// Store name of the director targets metadata.
+pub const TARGETS_FILE: &str = "director/targets";
+
+/// One target of the director metadata, as signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorTarget {
+    /// Target name (the image repository's name).
+    pub name: String,
+    /// Length, hashes, custom.
+    pub file: TargetFile,
+}
+
+/// What the director tells this lock to install now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The image (an envelope).
+    pub image: DirectorTarget,
+    /// A patch from the running version to the image, when the repository has one.
+    pub patch: Option<DirectorTarget>,
+    /// When the lock may install.
+    pub policy: InstallPolicy,
+    /// The rollout that assigned it.
+    pub rollout: Option<String>,
+}
+
+/// `custom.director` of a director target.
+#[derive(Debug, Clone, Deserialize)]
+struct DirectorCustom {
+    device_id: String,
+    hardware_model: String,
+    #[serde(default)]
+    rollout: Option<String>,
+    role: String,
+    #[serde(default)]
+    patch_for: Option<String>,
+    #[serde(default)]
+    policy: Option<InstallPolicy>,
+}
+
+/// A verified director answer.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The signed time (Unix seconds).
+    pub time: u64,
+    /// Newer director roots, in order, to persist (the last is trusted now).
+    pub new_roots: Vec<Vec<u8>>,
+    /// New director targets metadata to persist.
+    pub new_targets: Option<Vec<u8>>,
+    /// Version of the director targets metadata now in force.
+    pub targets_version: u64,
+    /// The assignment, if the metadata holds one.
+    pub assignment: Option<Assignment>,
+}
+
+/// This check-in's values the answer must be bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent<'a> {
+    /// Device id.
+    pub device_id: &'a str,
+    /// Hardware model.
+    pub hardware_model: &'a str,
+    /// Nonce (raw bytes).
+    pub nonce: &'a [u8],
+    /// Counter.
+    pub counter: u64,
+    /// Trusted time floor before this check-in.
+    pub floor: u64,
+}
+
+fn director_err(e: TufError) -> AgentError {
+    AgentError::Director(e)
+}
+
+/// The director targets version the lock holds (0: none).
+pub fn held_targets_version<S: MetadataStore>(store: &S) -> u64 {
+    store
+        .load(TARGETS_FILE)
+        .and_then(|b| Envelope::parse(&b, Role::Targets).ok())
+        .and_then(|env| Targets::parse(&env, Role::Targets).ok())
+        .map_or(0, |t| t.header.version)
+}
+
+/// Verify `resp` for the check-in `sent`. Newer director roots are fetched
+/// through `net`; nothing is persisted here (the caller stores what
+/// [`Verified`] lists, after every check passed).
+pub fn verify<S: MetadataStore, N: Net>(
+    resp: &CheckinResponse,
+    sent: &Sent<'_>,
+    store: &S,
+    net: &mut N,
+) -> Result<Verified, AgentError> {
+    // 1. Director root chain.
+    let root_bytes = store.load(ROOT_FILE).ok_or(AgentError::NotProvisioned)?;
+    let mut trusted = TrustedSet::new(&root_bytes, sent.floor).map_err(director_err)?;
+    let mut new_roots = Vec::new();
+    let start = trusted.root().header.version;
+    if resp.director_root_version > start.saturating_add(MAX_ROOT_STEPS) {
+        return Err(AgentError::Director(TufError::RootVersionGap {
+            expected: start.saturating_add(1),
+            got: resp.director_root_version,
+        }));
+    }
+    while trusted.root().header.version < resp.director_root_version {
+        let v = trusted.root().header.version.saturating_add(1);
+        let bytes = net
+            .fetch_metadata(Repo::Director, &format!("{v}.root.json"), ROOT_MAX)
+            .map_err(|e| match e {
+                FetchError::NotFound => {
+                    AgentError::Director(TufError::MissingMetadata { role: Role::Root })
+                }
+                FetchError::TooLarge => {
+                    AgentError::Director(TufError::TooLarge { role: Role::Root })
+                }
+                _ => AgentError::Network,
+            })?;
+        trusted.update_root(&bytes).map_err(director_err)?;
+        new_roots.push(bytes);
+    }
+    let root = trusted.root().clone();
+
+    // 2. The signed time, bound to this check-in (replays fail here).
+    let sha: [u8; 32] = hex_decode(&resp.director_targets_sha256)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(AgentError::MalformedResponse)?;
+    let leaf = wire::time_leaf(
+        sent.device_id,
+        sent.nonce,
+        sent.counter,
+        resp.director_targets_version,
+        &sha,
+    );
+    if !root.timestamp.keyids.contains(&resp.time.keyid) {
+        return Err(AgentError::TimeSignature);
+    }
+    let key = match root.keys.get(&resp.time.keyid) {
+        Some(PublicKey::Ed25519(k)) => *k,
+        _ => return Err(AgentError::TimeSignature),
+    };
+    let time = wire::verify_signed_time(&resp.time, &key, &leaf).map_err(|e| match e {
+        TimeError::NotBound => AgentError::ReplayedResponse,
+        TimeError::Malformed => AgentError::MalformedResponse,
+        TimeError::Signature => AgentError::TimeSignature,
+    })?;
+    trusted.raise_time(time);
+    let now = trusted.now();
+    trusted.check_root_fresh().map_err(director_err)?;
+
+    // 3. Director targets: the one the signed time names.
+    let held = store.load(TARGETS_FILE);
+    let held_version = held
+        .as_deref()
+        .and_then(|b| Envelope::parse(b, Role::Targets).ok())
+        .and_then(|env| Targets::parse(&env, Role::Targets).ok())
+        .map_or(0, |t| t.header.version);
+    let (bytes, fresh) = match &resp.director_targets {
+        Some(v) => (
+            serde_json::to_vec(v).map_err(|_| AgentError::MalformedResponse)?,
+            true,
+        ),
+        None => (held.ok_or(AgentError::DirectorTargetsMismatch)?, false),
+    };
+    let env = Envelope::parse(&bytes, Role::Targets).map_err(director_err)?;
+    if <[u8; 32]>::from(Sha256::digest(env.canonical())) != sha {
+        return Err(AgentError::DirectorTargetsMismatch);
+    }
+    let targets = Targets::parse(&env, Role::Targets).map_err(director_err)?;
+    env.verify(&root.keys, &root.targets, Role::Targets)
+        .map_err(director_err)?;
+    if targets.header.version != resp.director_targets_version {
+        return Err(AgentError::DirectorTargetsMismatch);
+    }
+    if fresh && targets.header.version < held_version {
+        return Err(AgentError::Director(TufError::Rollback {
+            role: Role::Targets,
+            trusted: held_version,
+            offered: targets.header.version,
+        }));
+    }
+    if targets.header.is_expired(now) {
+        return Err(AgentError::Director(TufError::Expired {
+            role: Role::Targets,
+        }));
+    }
+
+    // 4. The assignment.
+    let assignment = assignment(&targets, sent)?;
+    Ok(Verified {
+        time,
+        new_roots,
+        new_targets: fresh.then_some(bytes),
+        targets_version: targets.header.version,
+        assignment,
+    })
+}
+
+fn custom_of(file: &TargetFile) -> Result<DirectorCustom, AgentError> {
+    let v: &Value = file
+        .custom
+        .as_ref()
+        .and_then(|c| c.get("director"))
+        .ok_or(AgentError::MalformedAssignment)?;
+    DirectorCustom::deserialize(v).map_err(|_| AgentError::MalformedAssignment)
+}
+
+fn assignment(targets: &Targets, sent: &Sent<'_>) -> Result<Option<Assignment>, AgentError> {
+    let mut image: Option<(DirectorTarget, DirectorCustom)> = None;
+    let mut patches = Vec::new();
+    for (name, file) in &targets.targets {
+        let c = custom_of(file)?;
+        if c.device_id != sent.device_id || c.hardware_model != sent.hardware_model {
+            return Err(AgentError::NotForThisLock);
+        }
+        let t = DirectorTarget {
+            name: name.clone(),
+            file: file.clone(),
+        };
+        match c.role.as_str() {
+            "image" if image.is_none() => image = Some((t, c)),
+            "patch" => patches.push((t, c)),
+            _ => return Err(AgentError::MalformedAssignment),
+        }
+    }
+    let Some((image, custom)) = image else {
+        return if patches.is_empty() {
+            Ok(None)
+        } else {
+            Err(AgentError::MalformedAssignment)
+        };
+    };
+    let patch = patches
+        .into_iter()
+        .find(|(_, c)| c.patch_for.as_deref() == Some(image.name.as_str()))
+        .map(|(t, _)| t);
+    Ok(Some(Assignment {
+        image,
+        patch,
+        policy: custom.policy.unwrap_or_default(),
+        rollout: custom.rollout,
+    }))
+}

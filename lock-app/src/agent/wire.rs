@@ -1,0 +1,305 @@
+//! The check-in wire format, lock side (`no_std` + `alloc`): the mirror of
+//! `update-server/src/wire.rs`, whose README section "Check-in wire format"
+//! defines the bytes. Only what the lock sends and checks lives here; the
+//! known-answer test at the bottom pins the leaf layout to the server's.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::tuf::{hex_decode, hex_encode};
+
+/// Prefix of the bytes a lock signs: this, then the exact request body.
+pub const CHECKIN_CONTEXT: &[u8] = b"nightlatch/check-in/v1\n";
+/// Prefix of the bytes the director's timestamp key signs.
+pub const TIME_CONTEXT: &[u8] = b"nightlatch/time/v1\n";
+/// Domain tag of a Merkle leaf.
+pub const LEAF_TAG: &[u8] = b"nightlatch/time-leaf/v1";
+/// Nonce length the lock uses (bytes).
+pub const NONCE_LEN: usize = 16;
+
+/// The body of a check-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckinRequest {
+    /// The lock's id.
+    pub device_id: String,
+    /// Strictly increasing per lock.
+    pub counter: u64,
+    /// Fresh random bytes, hex.
+    pub nonce: String,
+    /// Version of the director targets metadata the lock holds (0: none).
+    pub director_targets_version: u64,
+    /// What the lock runs and what happened since last time.
+    pub report: Report,
+}
+
+/// The lock's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Hardware model.
+    pub hardware_model: String,
+    /// The image in ACTIVE.
+    pub firmware: Firmware,
+    /// Boot state of that image.
+    pub boot_state: BootState,
+    /// The most recent update attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<UpdateResult>,
+    /// Battery charge, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_percent: Option<u8>,
+    /// IANA time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// A firmware image's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firmware {
+    /// `MAJOR.MINOR.PATCH`.
+    pub version: String,
+    /// Anti-rollback counter.
+    pub security_counter: u32,
+}
+
+/// Boot state of the running image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootState {
+    /// Confirmed.
+    Confirmed,
+    /// On trial.
+    Trial,
+    /// Reverted after a failed trial.
+    Reverted,
+}
+
+/// How an update attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateResult {
+    /// Image target name.
+    pub target: String,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Short reason code for failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Outcome of an update attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Swapped, running on trial.
+    Installed,
+    /// Running and confirmed.
+    Confirmed,
+    /// Trial failed; reverted.
+    RolledBack,
+    /// Failed before the swap.
+    Failed,
+}
+
+/// What the director answers (parsed, not yet verified).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckinResponse {
+    /// Newest director root version.
+    pub director_root_version: u64,
+    /// Version of the director targets metadata the lock must hold.
+    pub director_targets_version: u64,
+    /// SHA-256 (hex) of the canonical JSON of that metadata's `signed`.
+    pub director_targets_sha256: String,
+    /// The metadata, unless the lock already holds this version.
+    #[serde(default)]
+    pub director_targets: Option<Value>,
+    /// Time bound to this check-in.
+    pub time: SignedTime,
+}
+
+/// A signed time and this lock's Merkle path to the signed root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTime {
+    /// Unix seconds.
+    pub time: u64,
+    /// Merkle root, hex.
+    pub merkle_root: String,
+    /// Leaf index.
+    pub index: u32,
+    /// Sibling hashes, leaf level first, hex.
+    pub path: Vec<String>,
+    /// Key id of the director timestamp key.
+    pub keyid: String,
+    /// Signature, hex.
+    pub sig: String,
+}
+
+/// Install policy, signed inside the director target's `custom.director.policy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallPolicy {
+    /// Daily window, local time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietWindow>,
+    /// Local dates (`YYYY-MM-DD`) with no installs.
+    #[serde(default)]
+    pub blackout_dates: Vec<String>,
+    /// Site time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Install no later than this (Unix seconds), never while the door is in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_deadline: Option<u64>,
+}
+
+/// A daily window, `HH:MM`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuietWindow {
+    /// Start.
+    pub start: String,
+    /// End.
+    pub end: String,
+}
+
+/// Sign a request body: the `Nightlatch-Signature` header value.
+pub fn sign_body(key: &SigningKey, body: &[u8]) -> String {
+    let mut m = Vec::with_capacity(CHECKIN_CONTEXT.len() + body.len());
+    m.extend_from_slice(CHECKIN_CONTEXT);
+    m.extend_from_slice(body);
+    let sig = key.sign(&m);
+    let mut h = String::from("ed25519=");
+    h.push_str(&hex_encode(&sig.to_bytes()));
+    h
+}
+
+/// The Merkle leaf of one check-in (layout in the server README).
+pub fn time_leaf(
+    device_id: &str,
+    nonce: &[u8],
+    counter: u64,
+    targets_version: u64,
+    targets_sha256: &[u8; 32],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(LEAF_TAG);
+    h.update([u8::try_from(device_id.len()).unwrap_or(u8::MAX)]);
+    h.update(device_id.as_bytes());
+    h.update([u8::try_from(nonce.len()).unwrap_or(u8::MAX)]);
+    h.update(nonce);
+    h.update(counter.to_be_bytes());
+    h.update(targets_version.to_be_bytes());
+    h.update(targets_sha256);
+    h.finalize().into()
+}
+
+fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// Why a signed time was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeError {
+    /// Hex fields of the wrong length, or an index that does not fit the path.
+    Malformed,
+    /// This check-in's leaf does not fold to the signed root: the answer is
+    /// for another check-in (replayed, or misdirected).
+    NotBound,
+    /// The signature does not verify with the key.
+    Signature,
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    hex_decode(s).and_then(|b| <[u8; 32]>::try_from(b).ok())
+}
+
+/// Check a signed time against this check-in's own leaf and the director
+/// timestamp key; returns the time.
+pub fn verify_signed_time(
+    t: &SignedTime,
+    key: &VerifyingKey,
+    leaf: &[u8; 32],
+) -> Result<u64, TimeError> {
+    let root = hex32(&t.merkle_root).ok_or(TimeError::Malformed)?;
+    if t.path.len() > 32 || (t.path.len() < 32 && u64::from(t.index) >> t.path.len() != 0) {
+        return Err(TimeError::Malformed);
+    }
+    let mut h = *leaf;
+    for (level, p) in t.path.iter().enumerate() {
+        let sibling = hex32(p).ok_or(TimeError::Malformed)?;
+        h = if (t.index >> level) & 1 == 1 {
+            node(&sibling, &h)
+        } else {
+            node(&h, &sibling)
+        };
+    }
+    if h != root {
+        return Err(TimeError::NotBound);
+    }
+    let sig: [u8; 64] = hex_decode(&t.sig)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(TimeError::Malformed)?;
+    let mut m = Vec::with_capacity(TIME_CONTEXT.len() + 40);
+    m.extend_from_slice(TIME_CONTEXT);
+    m.extend_from_slice(&t.time.to_be_bytes());
+    m.extend_from_slice(&root);
+    key.verify_strict(&m, &Signature::from_bytes(&sig))
+        .map_err(|_| TimeError::Signature)?;
+    Ok(t.time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_matches_the_server_layout() {
+        // Same known answer as update-server/src/wire.rs `leaf_bytes_are_pinned`.
+        let leaf = time_leaf("lock-1", &[0xab; 16], 7, 3, &[0x11; 32]);
+        let mut pre = alloc::vec![0u8];
+        pre.extend_from_slice(LEAF_TAG);
+        pre.push(6);
+        pre.extend_from_slice(b"lock-1");
+        pre.push(16);
+        pre.extend_from_slice(&[0xab; 16]);
+        pre.extend_from_slice(&7u64.to_be_bytes());
+        pre.extend_from_slice(&3u64.to_be_bytes());
+        pre.extend_from_slice(&[0x11; 32]);
+        assert_eq!(leaf, <[u8; 32]>::from(Sha256::digest(&pre)));
+    }
+
+    #[test]
+    fn signed_time_single_leaf() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let leaf = time_leaf("lock-1", &[1; 16], 1, 0, &[0; 32]);
+        let mut m = Vec::from(TIME_CONTEXT);
+        m.extend_from_slice(&5u64.to_be_bytes());
+        m.extend_from_slice(&leaf);
+        let t = SignedTime {
+            time: 5,
+            merkle_root: hex_encode(&leaf),
+            index: 0,
+            path: Vec::new(),
+            keyid: String::new(),
+            sig: hex_encode(&key.sign(&m).to_bytes()),
+        };
+        assert_eq!(verify_signed_time(&t, &key.verifying_key(), &leaf), Ok(5));
+        let other = time_leaf("lock-1", &[2; 16], 1, 0, &[0; 32]);
+        assert_eq!(
+            verify_signed_time(&t, &key.verifying_key(), &other),
+            Err(TimeError::NotBound)
+        );
+        let mut bad = t.clone();
+        bad.index = 1;
+        assert_eq!(
+            verify_signed_time(&bad, &key.verifying_key(), &leaf),
+            Err(TimeError::Malformed)
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! A real `nightlatch-server` (the `update-server` library: same router,
+//! pipeline, SQLite and local blob store as the binary) serving HTTP on a
+//! loopback port, with a manual clock the simulations advance, plus the
+//! operator's actions (publish, register, rollouts) over its admin API.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use keys_ceremony::keysource::{KeySpec, open_all};
+use serde_json::{Value, json};
+use signing_tools::repo::Expiries;
+use signing_tools::repo::remote::{Http, RemoteReport, publish_remote};
+use update_server::AppState;
+use update_server::clock::{Clock, ManualClock};
+use update_server::config::Config;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// The bootstrap security-admin token.
+    pub admin: String,
+    /// Its clock (milliseconds since the epoch).
+    pub clock: Arc<ManualClock>,
+    runtime: tokio::runtime::Runtime,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Errors of the harness, as text (it drives tests and the simulator).
+pub type Result<T> = std::result::Result<T, String>;
+
+impl Server {
+    /// Start on a fresh temporary directory at virtual time `t0` (Unix seconds).
+    pub fn start(t0: u64) -> Result<Self> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().to_owned();
+        let mut s = Self::start_in(&path, t0)?;
+        s._dir = Some(dir);
+        Ok(s)
+    }
+
+    /// Start on `data_dir` at virtual time `t0`.
+    pub fn start_in(data_dir: &Path, t0: u64) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let clock = Arc::new(ManualClock::new((t0 as i64) * 1000));
+        let config = Config::for_data_dir(data_dir);
+        let (state, addr) = runtime.block_on(async {
+            let state = AppState::build_with_clock(
+                config,
+                Arc::clone(&clock) as Arc<dyn Clock>,
+                Some(Arc::clone(&clock)),
+            )
+            .await
+            .map_err(|e| format!("server: {e:#}"))?;
+            let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .map_err(|e| e.to_string())?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let app = update_server::router(state.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            Ok::<_, String>((state, addr))
+        })?;
+        drop(state);
+        let admin = std::fs::read_to_string(data_dir.join("admin-token"))
+            .map_err(|e| format!("admin token: {e}"))?
+            .trim()
+            .to_owned();
+        Ok(Self {
+            base: format!("http://{addr}"),
+            data_dir: data_dir.to_owned(),
+            admin,
+            clock,
+            runtime,
+            _dir: None,
+        })
+    }
+
+    /// Virtual now (Unix seconds).
+    pub fn now(&self) -> u64 {
+        u64::try_from(Clock::now_ms(&*self.clock) / 1000).unwrap_or(0)
+    }
+
+    /// Set virtual now.
+    pub fn set_now(&self, t: u64) {
+        self.clock.set_ms((t as i64) * 1000);
+    }
+
+    /// The dev image targets (release) key (offline in production).
+    pub fn release_key(&self) -> PathBuf {
+        self.data_dir.join("keys/image/keys/targets.key")
+    }
+
+    /// An admin API call with the bootstrap token: status and JSON.
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.admin);
+        let resp = match (method, body) {
+            ("GET", _) => agent.get(&url).header("authorization", &auth).call(),
+            ("POST", b) => agent
+                .post(&url)
+                .header("authorization", &auth)
+                .header("content-type", "application/json")
+                .send(b.unwrap_or(json!({})).to_string().as_bytes()),
+            ("PUT", b) => agent
+                .put(&url)
+                .header("authorization", &auth)
+                .header("content-type", "application/json")
+                .send(b.unwrap_or(json!({})).to_string().as_bytes()),
+            (m, _) => return Err(format!("method {m}")),
+        };
+        let mut resp = resp.map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// Like [`Self::admin`], but any status outside 2xx is an error.
+    pub fn admin_ok(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let (s, v) = self.admin(method, path, body)?;
+        if (200..300).contains(&s) {
+            Ok(v)
+        } else {
+            Err(format!("{method} {path}: HTTP {s}: {v}"))
+        }
+    }
+
+    /// Publish envelopes and patches with the dev release key, as
+    /// `nightlatch-sign publish --server` does (over HTTP).
+    pub fn publish(&self, files: &[PathBuf]) -> Result<RemoteReport> {
+        let token = self.admin_ok(
+            "POST",
+            "/admin/v1/tokens",
+            Some(json!({"name": format!("release-{}", files.len()), "role": "release"})),
+        )?["token"]
+            .as_str()
+            .ok_or("no token")?
+            .to_owned();
+        let keys = open_all(&[KeySpec::File(self.release_key())]).map_err(|e| e.to_string())?;
+        let t = Http::new(&self.base, &token);
+        publish_remote(&t, &self.base, &keys, files, &Expiries::default())
+            .map_err(|e| format!("publish: {e}"))
+    }
+
+    /// Advance the virtual clock.
+    pub fn advance(&self, secs: u64) {
+        self.clock.advance_ms((secs as i64) * 1000);
+    }
+
+    /// Run `f` on the server's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+}
+
+/// A firmware envelope for `model` `version` with `payload`, signed by `key`.
+pub fn envelope(
+    key: &SigningKey,
+    model: &str,
+    version: &str,
+    counter: u32,
+    payload: &[u8],
+) -> Result<Vec<u8>> {
+    let release = signing_tools::cmd::sign::Release {
+        model: signing_tools::params::parse_model(model).map_err(|e| e.to_string())?,
+        version: signing_tools::params::parse_version(version).map_err(|e| e.to_string())?,
+        security_counter: counter,
+    };
+    signing_tools::cmd::sign::sign_payload(&release, payload, std::slice::from_ref(key))
+        .map_err(|e| e.to_string())
+}
+
+/// A patch from one envelope to another (checked by applying it).
+pub fn patch(old: &[u8], new: &[u8]) -> Result<Vec<u8>> {
+    signing_tools::delta::make_patch(old, new, &signing_tools::delta::NoProgress)
+        .map(|m| m.patch)
+        .map_err(|e| e.to_string())
+}
+
+/// Deterministic firmware-like bytes (a "code" region that changes a little
+/// between versions).
+pub fn payload(len: usize, seed: u64, edits: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    let mut y = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+    for _ in 0..edits {
+        y ^= y << 13;
+        y ^= y >> 7;
+        y ^= y << 17;
+        if len > 0 {
+            let at = (y as usize) % len;
+            out[at] = out[at].wrapping_add(1);
+        }
+    }
+    out
+}

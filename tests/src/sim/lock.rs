@@ -1,0 +1,535 @@
+//! `nightlatch-sim lock`: one simulated lock — the real `lock-app` agent and
+//! `bootloader` on simulated flash — against a running `nightlatch-server`.
+//!
+//! The lock's state lives in `--state-dir`: `flash.bin` (the whole 4 MiB
+//! flash, reference layout), `files/` (the agent's files: device key, agent
+//! state, trusted metadata of both repositories) and `lock.json` (id,
+//! model, anchors). The first run provisions the lock; later runs continue
+//! where it stopped (staging resumes with HTTP Range requests).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bootloader::layout::REFERENCE;
+use bootloader::{HardwareModel, TrustAnchors};
+use clap::{Args, ValueEnum};
+use lock_app::agent::{
+    self, Agent, AgentConfig, AgentError, BootOutcome, CheckIn, Net, Repo, SelfTestFailure,
+    StageStatus,
+};
+use lock_app::scheduler::{Decision, UsageProfile};
+use lock_app::tuf::MetadataStore;
+use serde::{Deserialize, Serialize};
+
+use super::device::{Clock, Device, SimHardware};
+use super::dir_store::DirStore;
+use super::error::SimError;
+use super::net::{HttpNet, Traffic};
+
+/// Clock of the simulated lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClockMode {
+    /// Wall-clock time; waits really wait.
+    Real,
+    /// Virtual time shared with a server started with `--clock manual`:
+    /// waits advance both clocks (needs --token with security-admin role).
+    Virtual,
+}
+
+/// Run one simulated lock against a server.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Server base URL, e.g. `http://127.0.0.1:8080`.
+    #[arg(long)]
+    pub server: String,
+    /// Directory holding the lock's flash and files (created on first run).
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// Lock id (first run).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Factory firmware envelope written to ACTIVE (first run).
+    #[arg(long)]
+    pub firmware: Option<PathBuf>,
+    /// Public key(s) (PEM/SPKI) of the firmware signing key(s): the
+    /// bootloader's trust anchors (first run).
+    #[arg(long = "anchor")]
+    pub anchors: Vec<PathBuf>,
+    /// Image repository root the lock trusts from manufacture (first run).
+    /// Without it the lock takes `1.root.json` from the server (trust on
+    /// first use: for simulations only).
+    #[arg(long)]
+    pub image_root: Option<PathBuf>,
+    /// Director root the lock trusts from manufacture (first run); same
+    /// default as --image-root.
+    #[arg(long)]
+    pub director_root: Option<PathBuf>,
+    /// Register the lock with the server (needs --token, operator role).
+    #[arg(long)]
+    pub register: bool,
+    /// Admin token (register; advancing a manual server clock).
+    #[arg(long, env = "NIGHTLATCH_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Check-ins to make (each followed by staging and, when the scheduler
+    /// says so, an install).
+    #[arg(long, default_value_t = 1)]
+    pub check_ins: u32,
+    /// Keep checking in until this version runs confirmed (at most
+    /// --check-ins times).
+    #[arg(long)]
+    pub until_version: Option<String>,
+    /// Seconds between check-ins (real clock) or advanced (virtual clock).
+    #[arg(long, default_value_t = 3600)]
+    pub interval: u64,
+    /// Clock mode.
+    #[arg(long, value_enum, default_value_t = ClockMode::Real)]
+    pub clock: ClockMode,
+    /// Make the self-test fail when this version runs (a bad release).
+    #[arg(long)]
+    pub fail_self_test_on: Option<String>,
+    /// Print the final summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `lock.json`: what the lock was built with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LockFile {
+    id: String,
+    model: String,
+    anchors: Vec<String>,
+    threshold: u8,
+}
+
+/// Final summary.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Lock id.
+    pub id: String,
+    /// Version running at the end.
+    pub version: String,
+    /// Check-ins made.
+    pub check_ins: u32,
+    /// Installs requested.
+    pub installs: u32,
+    /// Self-test failures.
+    pub self_test_failures: u32,
+    /// Bytes on air.
+    pub traffic: Traffic,
+    /// Flash erases and bytes written.
+    pub flash_erases: u64,
+    /// Flash bytes programmed.
+    pub flash_bytes_written: u64,
+}
+
+fn lock_err(message: impl Into<String>) -> SimError {
+    SimError::Lock {
+        message: message.into(),
+    }
+}
+
+fn admin(
+    net: &HttpNet,
+    token: &Option<String>,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, SimError> {
+    let token = token
+        .as_deref()
+        .ok_or_else(|| lock_err(format!("{path} needs --token (or NIGHTLATCH_ADMIN_TOKEN)")))?;
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!("{}{path}", net.base());
+    let auth = format!("Bearer {token}");
+    let req = match method {
+        "POST" => agent.post(&url),
+        _ => agent.put(&url),
+    };
+    let mut resp = req
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .send(body.to_string().as_bytes())
+        .map_err(|e| SimError::Http {
+            what: format!("{method} {path}"),
+            detail: e.to_string(),
+        })?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    if !(200..300).contains(&status) {
+        return Err(SimError::Http {
+            what: format!("{method} {path}"),
+            detail: format!("HTTP {status}: {text}"),
+        });
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, SimError> {
+    std::fs::read(path).map_err(|source| SimError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl LockArgs {
+    /// Run.
+    pub fn run(self) -> Result<(), SimError> {
+        let summary = self.drive()?;
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).unwrap_or_default()
+            );
+        } else {
+            println!(
+                "{}: running {} after {} check-in(s), {} install(s); {} bytes on air ({} check-in, {} metadata, {} firmware); {} flash erases, {} bytes written",
+                summary.id,
+                summary.version,
+                summary.check_ins,
+                summary.installs,
+                summary.traffic.total(),
+                summary.traffic.checkin_sent + summary.traffic.checkin_received,
+                summary.traffic.metadata_sent + summary.traffic.metadata_received,
+                summary.traffic.target_sent + summary.traffic.target_received,
+                summary.flash_erases,
+                summary.flash_bytes_written,
+            );
+        }
+        Ok(())
+    }
+
+    /// Run and return the summary.
+    pub fn drive(&self) -> Result<Summary, SimError> {
+        std::fs::create_dir_all(&self.state_dir).map_err(|source| SimError::Io {
+            what: "cannot create the state directory",
+            path: self.state_dir.clone(),
+            source,
+        })?;
+        let flash_path = self.state_dir.join("flash.bin");
+        let lock_path = self.state_dir.join("lock.json");
+        let mut files = DirStore::new(&self.state_dir.join("files"));
+        let mut net = HttpNet::new(&self.server);
+        let clock = match self.clock {
+            ClockMode::Real => Clock::real(),
+            ClockMode::Virtual => Clock::virtual_at(Clock::real().now()),
+        };
+
+        let (device, lock) = if flash_path.exists() {
+            let lock: LockFile =
+                serde_json::from_slice(&read(&lock_path, "cannot read lock.json")?)
+                    .map_err(|e| lock_err(format!("lock.json: {e}")))?;
+            let anchors = anchors_from_hex(&lock.anchors, lock.threshold)?;
+            let model =
+                HardwareModel::new(&lock.model).map_err(|e| lock_err(format!("model: {e}")))?;
+            (Device::load(&flash_path, REFERENCE, model, anchors)?, lock)
+        } else {
+            self.first_run(&mut files, &mut net, &clock, &lock_path)?
+        };
+        device.save(&flash_path)?;
+        if self.register {
+            let agent_pub = {
+                let a = Agent::open(
+                    &device.flash,
+                    device.config,
+                    &mut files,
+                    &mut net,
+                    SimHardware::new(clock.clone()),
+                    AgentConfig::new(&lock.id),
+                )?;
+                a.public_key()
+            };
+            admin(
+                &net,
+                &self.token,
+                "POST",
+                "/admin/v1/devices",
+                serde_json::json!({"id": lock.id, "hardware_model": lock.model,
+                                   "public_key": hex::encode(agent_pub)}),
+            )?;
+            println!("{}: registered", lock.id);
+        }
+
+        let mut hw = SimHardware::new(clock.clone());
+        if let Some(v) = &self.fail_self_test_on {
+            hw.failing.push((v.clone(), SelfTestFailure::Motor));
+        }
+        let report = device.boot()?;
+        hw.running = report.image.header().version.to_string();
+        let mut summary = Summary {
+            id: lock.id.clone(),
+            version: hw.running.clone(),
+            check_ins: 0,
+            installs: 0,
+            self_test_failures: 0,
+            traffic: Traffic::default(),
+            flash_erases: 0,
+            flash_bytes_written: 0,
+        };
+        let before = device.stats();
+        let mut agent = Agent::open(
+            &device.flash,
+            device.config,
+            &mut files,
+            &mut net,
+            hw,
+            AgentConfig::new(&lock.id),
+        )?;
+        self.after_boot(&mut agent, &device, &mut summary)?;
+        for round in 0..self.check_ins {
+            if round > 0 {
+                self.wait(&mut agent, self.interval)?;
+            }
+            summary.check_ins += 1;
+            match agent.check_in() {
+                Ok(CheckIn::UpToDate) => println!("{}: check-in: up to date", lock.id),
+                Ok(CheckIn::Withdrawn) => println!("{}: check-in: assignment withdrawn", lock.id),
+                Ok(CheckIn::Assigned { target, patch }) => println!(
+                    "{}: check-in: assigned {target}{}",
+                    lock.id,
+                    if patch { " (patch)" } else { "" }
+                ),
+                Err(AgentError::Network) => {
+                    println!("{}: check-in: server unreachable", lock.id);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.stage_and_install(&mut agent, &device, &mut summary)?;
+            device.save(&flash_path)?;
+            let running = agent.running()?;
+            if self
+                .until_version
+                .as_ref()
+                .is_some_and(|v| *v == running.version && !running.trial)
+            {
+                // One more check-in reports the confirmed install.
+                if agent
+                    .state()
+                    .last_update
+                    .as_ref()
+                    .is_some_and(|u| u.outcome == agent::wire::Outcome::Confirmed)
+                    && round + 1 < self.check_ins
+                {
+                    summary.check_ins += 1;
+                    agent.check_in()?;
+                }
+                break;
+            }
+        }
+        summary.version = agent.running()?.version;
+        drop(agent);
+        device.save(&flash_path)?;
+        summary.traffic = net.traffic;
+        let st = device.stats().since(&before);
+        summary.flash_erases = st.erases;
+        summary.flash_bytes_written = st.bytes_written;
+        Ok(summary)
+    }
+
+    fn first_run(
+        &self,
+        files: &mut DirStore,
+        net: &mut HttpNet,
+        clock: &Clock,
+        lock_path: &Path,
+    ) -> Result<(Device, LockFile), SimError> {
+        let id = self
+            .id
+            .clone()
+            .ok_or_else(|| lock_err("the first run needs --id"))?;
+        let firmware_path = self
+            .firmware
+            .as_ref()
+            .ok_or_else(|| lock_err("the first run needs --firmware (the factory image)"))?;
+        if self.anchors.is_empty() {
+            return Err(lock_err(
+                "the first run needs --anchor (the firmware signing public key)",
+            ));
+        }
+        let mut keys = Vec::new();
+        for a in &self.anchors {
+            let k = signing_tools::keys::load_public_key(a)
+                .map_err(|e| lock_err(format!("--anchor {}: {e}", a.display())))?;
+            keys.push(hex::encode(k.to_bytes()));
+        }
+        let anchors = anchors_from_hex(&keys, 1)?;
+        let firmware = read(firmware_path, "cannot read the factory firmware")?;
+        let device = Device::factory(REFERENCE, anchors, &firmware)?;
+        let model = device.config.model.as_str().to_owned();
+        let image_root = match &self.image_root {
+            Some(p) => read(p, "cannot read the image root")?,
+            None => net
+                .fetch_metadata(Repo::Image, "1.root.json", 512_000)
+                .map_err(|e| lock_err(format!("cannot fetch the image root: {e:?}")))?,
+        };
+        let director_root = match &self.director_root {
+            Some(p) => read(p, "cannot read the director root")?,
+            None => net
+                .fetch_metadata(Repo::Director, "1.root.json", 512_000)
+                .map_err(|e| lock_err(format!("cannot fetch the director root: {e:?}")))?,
+        };
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+        agent::provision(files, &seed, &image_root, &director_root, clock.now())?;
+        let lock = LockFile {
+            id,
+            model,
+            anchors: keys,
+            threshold: 1,
+        };
+        std::fs::write(
+            lock_path,
+            serde_json::to_vec_pretty(&lock).unwrap_or_default(),
+        )
+        .map_err(|source| SimError::Io {
+            what: "cannot write lock.json",
+            path: lock_path.to_owned(),
+            source,
+        })?;
+        println!("{}: provisioned ({})", lock.id, lock.model);
+        Ok((device, lock))
+    }
+
+    fn after_boot<S: MetadataStore, N: Net>(
+        &self,
+        agent: &mut Agent<'_, super::device::Flash, S, N, SimHardware>,
+        device: &Device,
+        summary: &mut Summary,
+    ) -> Result<(), SimError> {
+        loop {
+            match agent.after_boot()? {
+                BootOutcome::Normal => return Ok(()),
+                BootOutcome::Confirmed { version } => {
+                    println!(
+                        "{}: running {version}, self-test passed, confirmed",
+                        summary.id
+                    );
+                    return Ok(());
+                }
+                BootOutcome::Reverted { target } => {
+                    println!("{}: {target} was reverted by the bootloader", summary.id);
+                    return Ok(());
+                }
+                BootOutcome::SelfTestFailed(why) => {
+                    summary.self_test_failures += 1;
+                    println!(
+                        "{}: self-test failed ({}); watchdog reset",
+                        summary.id,
+                        why.code()
+                    );
+                    let report = device.boot()?;
+                    agent.hw.running = report.image.header().version.to_string();
+                }
+            }
+        }
+    }
+
+    fn stage_and_install<S: MetadataStore, N: Net>(
+        &self,
+        agent: &mut Agent<'_, super::device::Flash, S, N, SimHardware>,
+        device: &Device,
+        summary: &mut Summary,
+    ) -> Result<(), SimError> {
+        let mut retries = 0;
+        loop {
+            match agent.stage(16) {
+                Ok(StageStatus::Idle) => return Ok(()),
+                Ok(StageStatus::Downloading { done, total }) => {
+                    println!("{}: staging {done}/{total} bytes", summary.id);
+                }
+                Ok(StageStatus::Staged) => break,
+                Ok(StageStatus::Failed(why)) => {
+                    println!("{}: staging failed: {why}", summary.id);
+                    return Ok(());
+                }
+                Err(AgentError::Network) if retries < 5 => {
+                    retries += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(s) = &agent.state().staging
+            && let Some(why) = &s.patch_fallback
+        {
+            println!(
+                "{}: patch not usable ({why}); full image downloaded",
+                summary.id
+            );
+        }
+        println!("{}: staged and verified", summary.id);
+        loop {
+            let profile = UsageProfile::new();
+            match agent.decide(&profile, true, None, 5_000) {
+                Decision::InstallNow => break,
+                Decision::WaitUntil(t) => {
+                    let now = agent.hw.clock.now();
+                    println!(
+                        "{}: quiet-hours scheduler: install in {} s",
+                        summary.id,
+                        t.saturating_sub(now)
+                    );
+                    self.wait(agent, t.saturating_sub(now).max(1))?;
+                    agent.check_in()?;
+                    summary.check_ins += 1;
+                }
+                Decision::Blocked(why) => {
+                    println!("{}: install blocked: {why:?}", summary.id);
+                    return Ok(());
+                }
+            }
+        }
+        agent.install()?;
+        summary.installs += 1;
+        println!("{}: installing; reset", summary.id);
+        let report = device.boot()?;
+        agent.hw.running = report.image.header().version.to_string();
+        self.after_boot(agent, device, summary)?;
+        // Report the outcome.
+        summary.check_ins += 1;
+        agent.check_in()?;
+        Ok(())
+    }
+
+    fn wait<S: MetadataStore, N: Net>(
+        &self,
+        agent: &mut Agent<'_, super::device::Flash, S, N, SimHardware>,
+        secs: u64,
+    ) -> Result<(), SimError> {
+        match &agent.hw.clock {
+            super::device::Clock::Real(_) => {
+                std::thread::sleep(Duration::from_secs(secs));
+                Ok(())
+            }
+            super::device::Clock::Virtual(_) => {
+                let net = HttpNet::new(&self.server);
+                admin(
+                    &net,
+                    &self.token,
+                    "POST",
+                    "/admin/v1/clock",
+                    serde_json::json!({"advance_secs": secs}),
+                )?;
+                let now = agent.hw.clock.now();
+                agent.hw.clock.set(now + secs);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn anchors_from_hex(keys: &[String], threshold: u8) -> Result<TrustAnchors, SimError> {
+    let mut raw = Vec::new();
+    for k in keys {
+        let b: [u8; 32] = hex::decode(k)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| lock_err("lock.json: bad anchor key"))?;
+        raw.push(b);
+    }
+    TrustAnchors::new(1, threshold, &raw).map_err(|e| lock_err(format!("anchors: {e:?}")))
+}
