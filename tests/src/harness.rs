@@ -52,7 +52,9 @@ impl Server {
             .build()
             .map_err(|e| e.to_string())?;
         let clock = Arc::new(ManualClock::new((t0 as i64) * 1000));
-        let config = Config::for_data_dir(data_dir);
+        let mut config = Config::for_data_dir(data_dir);
+        // A simulation: survive kill -9, not power loss (no fsync per batch).
+        config.sqlite_full_sync = false;
         let (state, addr) = runtime.block_on(async {
             let state = AppState::build_with_clock(
                 config,
@@ -65,6 +67,10 @@ impl Server {
                 .await
                 .map_err(|e| e.to_string())?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            // As the binary does: no Nagle delay on small answers.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let app = update_server::router(state.clone());
             tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;

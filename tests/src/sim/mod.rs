@@ -5,6 +5,7 @@
 pub mod device;
 pub mod dir_store;
 pub mod error;
+pub mod fleet_cmd;
 pub mod lock;
 pub mod net;
 pub mod transport;
@@ -30,6 +31,9 @@ enum Command {
     /// One simulated lock (the real agent and bootloader on simulated
     /// flash) against a running `nightlatch-server`.
     Lock(lock::LockArgs),
+    /// Rehearse a rollout on a virtual fleet (thousands of locks, virtual
+    /// days) against a real server on loopback.
+    Fleet(fleet_cmd::FleetArgs),
 }
 
 impl Cli {
@@ -38,6 +42,7 @@ impl Cli {
         match self.command {
             Command::TufClient(args) => args.run(),
             Command::Lock(args) => args.run(),
+            Command::Fleet(args) => args.run(),
         }
     }
 }

@@ -66,16 +66,10 @@ pub struct HttpNet {
     pub traffic: Traffic,
 }
 
-/// Default headers ureq sends on every request (counted as sent).
-const UA: &str = concat!("ureq/", "3");
-
 fn request_bytes(method: &str, path: &str, host: &str, extra: &[(&str, &str)], body: usize) -> u64 {
-    // "GET /path HTTP/1.1\r\n" + "host: …\r\n" + "user-agent: …\r\n" +
-    // "accept: */*\r\n" + extra headers + "\r\n" + body
+    // "GET /path HTTP/1.1\r\n" + "host: …\r\n" + extra headers + "\r\n" + body
     let mut n = method.len() + 1 + path.len() + 11;
     n += 6 + host.len() + 2;
-    n += 12 + UA.len() + 2;
-    n += 13;
     for (k, v) in extra {
         n += k.len() + 2 + v.len() + 2;
     }
@@ -108,6 +102,9 @@ impl HttpNet {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))
             .http_status_as_error(false)
+            // A lock's HTTP client sends no user-agent or accept header.
+            .user_agent(ureq::config::AutoHeaderValue::None)
+            .accept(ureq::config::AutoHeaderValue::None)
             .build()
             .new_agent();
         Self {

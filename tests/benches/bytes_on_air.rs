@@ -1,0 +1,172 @@
+//! Bytes on air and flash writes of one lock (`nightlatch-sim lock`: the real
+//! agent and bootloader on simulated flash) against a real server on
+//! loopback:
+//!
+//! (a) an idle check-in with no update (aim ≤ 1 KiB);
+//! (b) a whole update through a patch of a firmware-corpus pair (Nuki Hub
+//!     8.11 → 8.12, ESP32, from `../shared/firmware-corpus/`), compared with
+//!     the full image.
+//!
+//! `cargo bench -p nightlatch-system-tests --bench bytes_on_air`
+//! (corpus directory: `NIGHTLATCH_CORPUS`, default `../shared/firmware-corpus`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use nightlatch_system_tests::harness::{self, Server};
+use nightlatch_system_tests::sim::lock::{ClockMode, LockArgs, Summary};
+use nightlatch_system_tests::sim::net::Traffic;
+use serde_json::json;
+
+const MODEL: &str = "nl-lock-esp32";
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn args(server: &Server, state: &Path, fw: &Path, anchor: &Path) -> LockArgs {
+    LockArgs {
+        server: server.base.clone(),
+        state_dir: state.to_owned(),
+        id: Some("lock-bench".into()),
+        firmware: Some(fw.to_owned()),
+        anchors: vec![anchor.to_owned()],
+        image_root: None,
+        director_root: None,
+        register: false,
+        token: Some(server.admin.clone()),
+        check_ins: 1,
+        until_version: None,
+        interval: 3600,
+        clock: ClockMode::Virtual,
+        fail_self_test_on: None,
+        json: false,
+    }
+}
+
+fn row(what: &str, t: &Traffic) {
+    println!(
+        "| {what} | {} | {} | {} | {} | {} | {} |",
+        t.requests,
+        t.checkin_sent,
+        t.checkin_received,
+        t.metadata_sent + t.metadata_received,
+        t.target_sent + t.target_received,
+        t.total()
+    );
+}
+
+fn main() {
+    let corpus = std::env::var("NIGHTLATCH_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/firmware-corpus")
+        });
+    let old = std::fs::read(corpus.join("nuki-hub-esp32/8.11.bin"))
+        .unwrap_or_else(|e| panic!("{}: {e}", corpus.display()));
+    let new = std::fs::read(corpus.join("nuki-hub-esp32/8.12.bin")).unwrap();
+
+    let server = Server::start(now()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let key = SigningKey::from_bytes(&[11; 32]);
+    let anchor = write(
+        dir,
+        "fw.pub",
+        signing_tools::keys::public_key_pem(&key.verifying_key())
+            .unwrap()
+            .as_bytes(),
+    );
+    let v1 = harness::envelope(&key, MODEL, "8.11.0", 1, &old).unwrap();
+    let v2 = harness::envelope(&key, MODEL, "8.12.0", 1, &new).unwrap();
+    let t = std::time::Instant::now();
+    let patch = harness::patch(&v1, &v2).unwrap();
+    println!(
+        "patch 8.11 -> 8.12: {} bytes ({:.2} % of the {} byte image), made in {:.1} s",
+        patch.len(),
+        100.0 * patch.len() as f64 / v2.len() as f64,
+        v2.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let v1p = write(dir, "v1.nlfw", &v1);
+    let v2p = write(dir, "v2.nlfw", &v2);
+    let pp = write(dir, "p.nldp", &patch);
+    server.publish(&[v1p.clone(), v2p, pp]).unwrap();
+
+    let state = dir.join("lock");
+    let mut a = args(&server, &state, &v1p, &anchor);
+    a.register = true;
+    let first: Summary = a.drive().unwrap();
+    // Idle check-ins: the lock holds the current director metadata.
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(args(&server, &state, &v1p, &anchor).drive().unwrap());
+    }
+
+    server
+        .admin_ok(
+            "POST",
+            "/admin/v1/rollouts",
+            Some(
+                json!({"name": "8.12", "target": format!("{MODEL}/8.12.0.nlfw"),
+                        "waves": [{"share": 1.0}], "start": true}),
+            ),
+        )
+        .unwrap();
+    let mut a = args(&server, &state, &v1p, &anchor);
+    a.check_ins = 6;
+    a.until_version = Some("8.12.0".into());
+    let update = a.drive().unwrap();
+    assert_eq!(update.version, "8.12.0", "{update:?}");
+    let after = args(&server, &state, &v1p, &anchor).drive().unwrap();
+
+    println!();
+    println!(
+        "| what | HTTP requests | check-in sent | check-in received | metadata | firmware | total bytes |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    row("first boot: roots + first check-in", &first.traffic);
+    for (i, s) in idle.iter().enumerate() {
+        row(&format!("(a) idle check-in #{}", i + 1), &s.traffic);
+    }
+    row(
+        &format!(
+            "(b) update 8.11 -> 8.12 via patch ({} check-ins)",
+            update.check_ins
+        ),
+        &update.traffic,
+    );
+    row("idle check-in after the update", &after.traffic);
+    println!();
+    let idle_max = idle.iter().map(|s| s.traffic.total()).max().unwrap_or(0);
+    println!(
+        "(a) idle check-in: {idle_max} bytes on air at most (aim <= 1024): {}",
+        if idle_max <= 1024 { "met" } else { "NOT met" }
+    );
+    println!(
+        "(b) whole update: {} bytes on air = {:.2} % of the {} byte full image; firmware bytes {} (patch {} + HTTP headers)",
+        update.traffic.total(),
+        100.0 * update.traffic.total() as f64 / v2.len() as f64,
+        v2.len(),
+        update.traffic.target_sent + update.traffic.target_received,
+        patch.len()
+    );
+    println!(
+        "(b) flash: {} sector erases, {} bytes programmed (staging + swap + agent files); idle check-in: {} erases, {} bytes",
+        update.flash_erases,
+        update.flash_bytes_written,
+        idle.last().map_or(0, |s| s.flash_erases),
+        idle.last().map_or(0, |s| s.flash_bytes_written)
+    );
+}

@@ -1,0 +1,210 @@
+//! `nightlatch-sim fleet` and `nightlatch-sim demo`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::error::SimError;
+use crate::fleet::{Faults, Fleet, FleetConfig, Policy, Report, Scenario};
+
+const DAY: u64 = 86_400;
+
+fn err(message: impl Into<String>) -> SimError {
+    SimError::Lock {
+        message: message.into(),
+    }
+}
+
+/// Rehearse a rollout on a virtual fleet against a real server.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Number of locks.
+    #[arg(long, default_value_t = 1000)]
+    pub locks: usize,
+    /// Virtual days to run after the rollout starts.
+    #[arg(long, default_value_t = 7.0)]
+    pub days: f64,
+    /// When locks install.
+    #[arg(long, value_enum, default_value_t = Policy::QuietHours)]
+    pub policy: Policy,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Hours between check-ins.
+    #[arg(long, default_value_t = 4.0)]
+    pub checkin_hours: f64,
+    /// Probability that a firmware range request drops.
+    #[arg(long, default_value_t = 0.02)]
+    pub wifi_drop: f64,
+    /// Share of locks whose power is cut during the swap.
+    #[arg(long, default_value_t = 0.01)]
+    pub power_cut: f64,
+    /// Share of locks with a dead battery.
+    #[arg(long, default_value_t = 0.005)]
+    pub dead_battery: f64,
+    /// Share of locks with a skewed clock.
+    #[arg(long, default_value_t = 0.05)]
+    pub clock_skew: f64,
+    /// Rollout waves (cumulative shares, canary first).
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,0.5,1.0")]
+    pub waves: Vec<f64>,
+    /// Soak time of each wave (e.g. `12h`).
+    #[arg(long, default_value = "12h")]
+    pub soak: String,
+    /// Parallel HTTP connections.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl FleetArgs {
+    /// Run and print the report.
+    pub fn run(self) -> Result<(), SimError> {
+        let report = self.simulate()?;
+        print_report(&report, self.json);
+        Ok(())
+    }
+
+    /// Run; the report.
+    pub fn simulate(&self) -> Result<Report, SimError> {
+        let t0 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            / DAY
+            * DAY;
+        let stage = |what: &str| {
+            if !self.quiet && !self.json {
+                eprintln!("{what}");
+            }
+        };
+        stage("starting nightlatch-server (SQLite, local blobs, manual clock) on loopback…");
+        let scenario = Scenario::new(&["nl-lock-v2"], t0).map_err(err)?;
+        stage("signing and publishing release 1.1.0 with patches from 1.0.0…");
+        let release = scenario.build("1.1.0", 2, 1, &[]).map_err(err)?;
+        scenario
+            .publish(&release, Some(&scenario.factory))
+            .map_err(err)?;
+        stage(&format!(
+            "provisioning and registering {} locks…",
+            self.locks
+        ));
+        let config = FleetConfig {
+            locks: self.locks,
+            policy: self.policy,
+            seed: self.seed,
+            faults: Faults {
+                wifi_drop: self.wifi_drop,
+                power_cut_swap: self.power_cut,
+                dead_battery: self.dead_battery,
+                clock_skew: self.clock_skew,
+            },
+            checkin_interval: (self.checkin_hours * 3600.0) as u64,
+            workers: self.workers,
+            ..FleetConfig::default()
+        };
+        let mut fleet = Fleet::new(&scenario, config).map_err(err)?;
+        let id = scenario
+            .rollout(&release, "nl-lock-v2", &self.waves, &self.soak, 0.05, 20)
+            .map_err(err)?;
+        stage(&format!(
+            "rollout {id} started: waves {:?}, soak {}",
+            self.waves, self.soak
+        ));
+        let ticks = (self.days * DAY as f64 / 60.0) as u64;
+        let pb = if self.quiet || self.json {
+            ProgressBar::hidden()
+        } else {
+            let pb = ProgressBar::new(ticks);
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} virtual {msg} [{bar:40}] {percent}% ({elapsed} wall)",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            pb.enable_steady_tick(Duration::from_millis(200));
+            pb
+        };
+        let start = fleet.now;
+        let end = start + ticks * 60;
+        let mut newest = BTreeMap::new();
+        newest.insert("nl-lock-v2".to_owned(), release.version.clone());
+        while fleet.now < end {
+            let step_end = (fleet.now + 3 * 3600).min(end);
+            fleet.run_until(&scenario, step_end, None);
+            pb.set_position((fleet.now - start) / 60);
+            let r = fleet.report(&newest);
+            pb.set_message(format!(
+                "day {:.1}, {:.1} % updated, {} installs",
+                (fleet.now - start) as f64 / DAY as f64,
+                r.updated_fraction * 100.0,
+                r.installs
+            ));
+        }
+        pb.finish_and_clear();
+        Ok(fleet.report(&newest))
+    }
+}
+
+/// Print a report as a table or JSON.
+pub fn print_report(r: &Report, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+        return;
+    }
+    let rows: Vec<(&str, String)> = vec![
+        ("locks", r.locks.to_string()),
+        ("virtual days", format!("{:.1}", r.virtual_days)),
+        ("policy", format!("{:?}", r.policy)),
+        ("updated", format!("{:.2} %", r.updated_fraction * 100.0)),
+        ("installs", r.installs.to_string()),
+        ("reverts", r.reverts.to_string()),
+        ("bricked", r.bricked.to_string()),
+        (
+            "entry attempts hit by an install",
+            format!("{} of {}", r.entry_attempts_hit, r.entry_attempts),
+        ),
+        (
+            "hits per 10,000 installs",
+            format!("{:.1}", r.hits_per_10k_installs),
+        ),
+        ("check-ins", r.check_ins.to_string()),
+        ("staged via patch", r.patched.to_string()),
+        (
+            "patch → full image fallbacks",
+            r.patch_fallbacks.to_string(),
+        ),
+        (
+            "power cuts in a swap, recovered",
+            r.power_cuts_recovered.to_string(),
+        ),
+        (
+            "installs held back by battery",
+            r.battery_blocked.to_string(),
+        ),
+        ("bytes on air", r.bytes_on_air.to_string()),
+        ("wall seconds", format!("{:.1}", r.wall_seconds)),
+        (
+            "peak RSS",
+            format!("{:.0} MiB", r.peak_rss_bytes as f64 / 1048576.0),
+        ),
+    ];
+    let w = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (k, v) in rows {
+        println!("{k:<w$}  {v}");
+    }
+    for (v, n) in &r.versions {
+        println!("{:<w$}  {n}", format!("running {v}"));
+    }
+}
