@@ -27,7 +27,9 @@ pub struct Server {
     pub admin: String,
     /// Its clock (milliseconds since the epoch).
     pub clock: Arc<ManualClock>,
+    state: AppState,
     runtime: tokio::runtime::Runtime,
+    last_refresh: std::sync::atomic::AtomicU64,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -52,6 +54,8 @@ impl Server {
             .build()
             .map_err(|e| e.to_string())?;
         let clock = Arc::new(ManualClock::new((t0 as i64) * 1000));
+        // Everything this process signs or checks expires in virtual time.
+        keys_ceremony::metadata::expiry::set_simulated_now(t0);
         let mut config = Config::for_data_dir(data_dir);
         // A simulation: survive kill -9, not power loss (no fsync per batch).
         config.sqlite_full_sync = false;
@@ -77,7 +81,6 @@ impl Server {
             });
             Ok::<_, String>((state, addr))
         })?;
-        drop(state);
         let admin = std::fs::read_to_string(data_dir.join("admin-token"))
             .map_err(|e| format!("admin token: {e}"))?
             .trim()
@@ -87,7 +90,9 @@ impl Server {
             data_dir: data_dir.to_owned(),
             admin,
             clock,
+            state,
             runtime,
+            last_refresh: std::sync::atomic::AtomicU64::new(t0),
             _dir: None,
         })
     }
@@ -97,9 +102,25 @@ impl Server {
         u64::try_from(Clock::now_ms(&*self.clock) / 1000).unwrap_or(0)
     }
 
-    /// Set virtual now.
+    /// Set virtual now. Every virtual ten minutes the repository's
+    /// timestamp is re-signed if due, as the binary's refresh timer does in
+    /// real time.
     pub fn set_now(&self, t: u64) {
         self.clock.set_ms((t as i64) * 1000);
+        keys_ceremony::metadata::expiry::set_simulated_now(t);
+        let last = self.last_refresh.load(std::sync::atomic::Ordering::Relaxed);
+        if t >= last + 600 {
+            self.last_refresh
+                .store(t, std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = self.runtime.block_on(self.state.repo.refresh_if_due()) {
+                eprintln!("repository refresh failed: {e:#}");
+            }
+        }
+    }
+
+    /// The server's state (in-process checks).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// The dev image targets (release) key (offline in production).
@@ -164,7 +185,7 @@ impl Server {
 
     /// Advance the virtual clock.
     pub fn advance(&self, secs: u64) {
-        self.clock.advance_ms((secs as i64) * 1000);
+        self.set_now(self.now() + secs);
     }
 
     /// Run `f` on the server's runtime.

@@ -123,8 +123,10 @@ pub struct LockStats {
     pub patch_fallbacks: u64,
     /// Updates staged through a patch.
     pub patched: u64,
-    /// Refusals by the agent (by error text).
+    /// Refusals by the agent.
     pub refusals: u64,
+    /// The most recent refusal.
+    pub last_refusal: Option<String>,
     /// No bootable image (must stay false).
     pub bricked: bool,
     /// Bytes on air.
@@ -242,6 +244,8 @@ pub struct Report {
     pub battery_blocked: u64,
     /// Agent refusals (attacks, disagreements, network).
     pub refusals: u64,
+    /// Locks by their most recent refusal.
+    pub refusals_by_kind: std::collections::BTreeMap<String, u64>,
     /// Bytes on air, all locks.
     pub bytes_on_air: u64,
     /// Wall-clock seconds.
@@ -550,8 +554,9 @@ impl Fleet {
                             lock.next_checkin = at + 600;
                             break;
                         }
-                        Err(_) => {
+                        Err(e) => {
                             lock.stats.refusals += 1;
+                            lock.stats.last_refusal = Some(format!("staging: {e}"));
                             break;
                         }
                     }
@@ -579,7 +584,10 @@ impl Fleet {
                 lock.next_decide = None;
             }
             Err(AgentError::Network) => lock.next_checkin = at + 600,
-            Err(_) => lock.stats.refusals += 1,
+            Err(e) => {
+                lock.stats.refusals += 1;
+                lock.stats.last_refusal = Some(format!("check-in: {e}"));
+            }
         }
         drop(agent);
         lock.stats.traffic = add(&lock.stats.traffic, &net_delta(net, &before));
@@ -772,6 +780,7 @@ impl Fleet {
             patch_fallbacks: 0,
             battery_blocked: 0,
             refusals: 0,
+            refusals_by_kind: Default::default(),
             bytes_on_air: 0,
             wall_seconds: self.started.elapsed().as_secs_f64(),
             peak_rss_bytes: peak_rss_bytes(),
@@ -792,6 +801,9 @@ impl Fleet {
             r.patch_fallbacks += s.patch_fallbacks;
             r.battery_blocked += u64::from(s.battery_blocked);
             r.refusals += s.refusals;
+            if let Some(k) = &s.last_refusal {
+                *r.refusals_by_kind.entry(k.clone()).or_default() += 1;
+            }
             r.bytes_on_air += s.traffic.total();
             *r.versions
                 .entry(format!("{} {}", l.model, l.running))

@@ -46,6 +46,15 @@ pub async fn set(
         }
     }
     let now = state.clock.now_ms();
+    // Expiries this process signs and checks follow the manual clock too.
+    keys_ceremony::metadata::expiry::set_simulated_now(
+        u64::try_from(now.div_euclid(1000)).unwrap_or(0),
+    );
+    // Time jumped: re-sign the timestamp now if it is due, rather than at
+    // the next real-time refresh tick (simulations move days in seconds).
+    if let Err(e) = state.repo.refresh_if_due().await {
+        tracing::warn!(error = %e, "repository refresh after a clock change failed");
+    }
     state
         .store
         .audit(

@@ -1,0 +1,271 @@
+//! System tests: rollouts rehearsed on a virtual fleet — the real agent and
+//! bootloader on simulated flash for every lock — against a real server on
+//! loopback, in virtual time (CI-sized: a few hundred locks).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use nightlatch_system_tests::fleet::{Faults, Fleet, FleetConfig, Policy, Report, Scenario};
+
+const DAY: u64 = 86_400;
+
+fn t0() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / DAY
+        * DAY
+}
+
+fn newest(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(m, v)| ((*m).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Run until every lock runs `newest` or `max_days` pass; the report.
+fn run(
+    fleet: &mut Fleet,
+    scenario: &Scenario,
+    newest: &BTreeMap<String, String>,
+    max_days: u64,
+) -> Report {
+    let end = fleet.now + max_days * DAY;
+    while fleet.now < end {
+        let step = fleet.now + 6 * 3600;
+        fleet.run_until(scenario, step, None);
+        if fleet.report(newest).updated_fraction >= 1.0 {
+            break;
+        }
+    }
+    fleet.report(newest)
+}
+
+/// Ceremony (the server's dev keys) → sign → publish (with patches) →
+/// rollout with a canary and three waves → nearly every lock updated in
+/// its quiet hours, none bricked, no one at the door during an install.
+#[test]
+fn happy_path_canary_and_three_waves() {
+    let scenario = Scenario::new(&["nl-lock-v2"], t0()).unwrap();
+    let release = scenario.build("1.1.0", 2, 1, &[]).unwrap();
+    scenario.publish(&release, Some(&scenario.factory)).unwrap();
+    let mut fleet = Fleet::new(
+        &scenario,
+        FleetConfig {
+            locks: 240,
+            ..FleetConfig::default()
+        },
+    )
+    .unwrap();
+    let id = scenario
+        .rollout(
+            &release,
+            "nl-lock-v2",
+            &[0.02, 0.2, 0.6, 1.0],
+            "8h",
+            0.05,
+            10,
+        )
+        .unwrap();
+    let r = run(
+        &mut fleet,
+        &scenario,
+        &newest(&[("nl-lock-v2", "1.1.0")]),
+        6,
+    );
+    eprintln!("{r:#?}");
+    assert!(r.updated_fraction >= 0.99, "{r:#?}");
+    assert_eq!(r.bricked, 0);
+    assert_eq!(r.entry_attempts_hit, 0, "{r:#?}");
+    assert_eq!(r.reverts, 0);
+    assert!(r.patched >= 230, "updates go through the patch: {r:#?}");
+    let status = scenario.rollout_status(&id).unwrap().to_string();
+    assert!(status.contains("confirmed"), "{status}");
+}
+
+/// A release whose self-test fails on one hardware model: the canary locks
+/// of that model revert, the rollout pauses itself, no other lock of that
+/// model is touched; the other model's rollout is unaffected; a fix-forward
+/// release with a higher version then reaches everyone.
+#[test]
+fn bad_release_pauses_on_the_canary_and_is_fixed_forward() {
+    let scenario = Scenario::new(&["nl-lock-v2", "nl-lock-v3"], t0()).unwrap();
+    let release = scenario.build("1.1.0", 2, 1, &[]).unwrap();
+    scenario.publish(&release, Some(&scenario.factory)).unwrap();
+    let mut fleet = Fleet::new(
+        &scenario,
+        FleetConfig {
+            locks: 200,
+            ..FleetConfig::default()
+        },
+    )
+    .unwrap();
+    fleet.break_version("nl-lock-v3", "1.1.0");
+    let good = scenario
+        .rollout(&release, "nl-lock-v2", &[0.05, 0.3, 1.0], "12h", 0.2, 3)
+        .unwrap();
+    let bad = scenario
+        .rollout(&release, "nl-lock-v3", &[0.05, 0.3, 1.0], "12h", 0.2, 3)
+        .unwrap();
+    let target = newest(&[("nl-lock-v2", "1.1.0"), ("nl-lock-v3", "1.1.0")]);
+    let r = run(&mut fleet, &scenario, &target, 4);
+    eprintln!("{r:#?}");
+    let bad_status = scenario.rollout_status(&bad).unwrap();
+    assert_eq!(bad_status["state"], "paused", "{bad_status}");
+    let good_status = scenario.rollout_status(&good).unwrap();
+    assert_ne!(good_status["state"], "paused", "{good_status}");
+    let mut v3_installs = 0;
+    let mut v3_locks = 0;
+    let mut v2_updated = 0;
+    fleet.for_each(|l| {
+        if l.model == "nl-lock-v3" {
+            v3_locks += 1;
+            v3_installs += l.stats.installs;
+            assert_eq!(l.running, "1.0.0", "{}: the bad release never stays", l.id);
+            assert_eq!(l.stats.installs, l.stats.reverts, "{}", l.id);
+        } else if l.running == "1.1.0" {
+            v2_updated += 1;
+        }
+    });
+    assert!(v3_installs >= 3, "the canary tried it: {v3_installs}");
+    assert!(
+        v3_installs <= (v3_locks as u64).div_ceil(20) + 1,
+        "only the canary ({v3_installs} installs of {v3_locks} locks)"
+    );
+    assert_eq!(r.bricked, 0);
+    assert!(
+        v2_updated >= 99,
+        "the other model is unaffected: {v2_updated}"
+    );
+
+    // Fix forward: 1.1.1 for nl-lock-v3.
+    let fix = scenario.build("1.1.1", 3, 2, &[]).unwrap();
+    scenario.publish(&fix, Some(&scenario.factory)).unwrap();
+    scenario
+        .server
+        .admin_ok(
+            "POST",
+            &format!("/admin/v1/rollouts/{bad}/abort"),
+            Some(serde_json::json!({"reason": "fixed forward in 1.1.1"})),
+        )
+        .unwrap();
+    scenario
+        .rollout(&fix, "nl-lock-v3", &[0.05, 1.0], "6h", 0.2, 3)
+        .unwrap();
+    let r = run(
+        &mut fleet,
+        &scenario,
+        &newest(&[("nl-lock-v2", "1.1.0"), ("nl-lock-v3", "1.1.1")]),
+        4,
+    );
+    eprintln!("{r:#?}");
+    assert!(r.updated_fraction >= 0.99, "{r:#?}");
+    assert_eq!(r.bricked, 0);
+    assert_eq!(r.entry_attempts_hit, 0);
+}
+
+/// Locks whose 1.0.0 is another build than the published one: the patch's
+/// base does not match, the agent falls back to the full image.
+#[test]
+fn patch_base_mismatch_falls_back_to_the_full_image() {
+    let scenario = Scenario::new(&["nl-lock-v2"], t0()).unwrap();
+    let release = scenario.build("1.1.0", 2, 1, &[]).unwrap();
+    scenario.publish(&release, Some(&scenario.factory)).unwrap();
+    let mut fleet = Fleet::new(
+        &scenario,
+        FleetConfig {
+            locks: 150,
+            alt_base: 0.2,
+            ..FleetConfig::default()
+        },
+    )
+    .unwrap();
+    scenario
+        .rollout(&release, "nl-lock-v2", &[1.0], "1h", 0.05, 10)
+        .unwrap();
+    let r = run(
+        &mut fleet,
+        &scenario,
+        &newest(&[("nl-lock-v2", "1.1.0")]),
+        4,
+    );
+    eprintln!("{r:#?}");
+    assert!(r.patch_fallbacks >= 15, "{r:#?}");
+    assert!(r.patched >= 100, "{r:#?}");
+    assert!(r.updated_fraction >= 0.99, "{r:#?}");
+    assert_eq!(r.bricked, 0);
+}
+
+/// Power cut during the swap on 5 % of locks (and dropped Wi-Fi, skewed
+/// clocks): every lock recovers and updates.
+#[test]
+fn power_cut_during_the_swap_recovers() {
+    let scenario = Scenario::new(&["nl-lock-v2"], t0()).unwrap();
+    let release = scenario.build("1.1.0", 2, 1, &[]).unwrap();
+    scenario.publish(&release, Some(&scenario.factory)).unwrap();
+    let mut fleet = Fleet::new(
+        &scenario,
+        FleetConfig {
+            locks: 200,
+            faults: Faults {
+                power_cut_swap: 0.05,
+                wifi_drop: 0.05,
+                clock_skew: 0.1,
+                dead_battery: 0.0,
+            },
+            ..FleetConfig::default()
+        },
+    )
+    .unwrap();
+    scenario
+        .rollout(&release, "nl-lock-v2", &[1.0], "1h", 0.05, 10)
+        .unwrap();
+    let r = run(
+        &mut fleet,
+        &scenario,
+        &newest(&[("nl-lock-v2", "1.1.0")]),
+        4,
+    );
+    eprintln!("{r:#?}");
+    assert!(r.power_cuts_recovered >= 5, "{r:#?}");
+    assert_eq!(r.bricked, 0);
+    assert!(r.updated_fraction >= 0.99, "{r:#?}");
+}
+
+/// The two baselines in the same simulator: installing on arrival hits
+/// people at the door; quiet hours does not.
+#[test]
+fn baselines_hit_people_quiet_hours_does_not() {
+    let mut hits = BTreeMap::new();
+    for policy in [Policy::OnArrival, Policy::FixedWindow, Policy::QuietHours] {
+        let scenario = Scenario::new(&["nl-lock-v2"], t0()).unwrap();
+        let release = scenario.build("1.1.0", 2, 1, &[]).unwrap();
+        scenario.publish(&release, Some(&scenario.factory)).unwrap();
+        let mut fleet = Fleet::new(
+            &scenario,
+            FleetConfig {
+                locks: 200,
+                policy,
+                downtime_secs: 600,
+                ..FleetConfig::default()
+            },
+        )
+        .unwrap();
+        scenario
+            .rollout(&release, "nl-lock-v2", &[1.0], "1h", 0.05, 10)
+            .unwrap();
+        let r = run(
+            &mut fleet,
+            &scenario,
+            &newest(&[("nl-lock-v2", "1.1.0")]),
+            3,
+        );
+        eprintln!("{policy:?}: {r:#?}");
+        hits.insert(format!("{policy:?}"), r.entry_attempts_hit);
+    }
+    assert_eq!(hits["QuietHours"], 0, "{hits:?}");
+    assert!(hits["OnArrival"] > hits["QuietHours"], "{hits:?}");
+}
