@@ -206,10 +206,17 @@ fn table() {
             want: Decision::WaitUntil(utc(2026, 6, 10, 23, 0)),
         },
         Case {
-            name: "window wrapping midnight: 23:00 CEST",
+            name: "window wrapping midnight, nothing learned: 23:00 CEST waits for 01:00",
             site: &wraps,
             profile: &empty,
             s: s(utc(2026, 6, 10, 21, 0)),
+            want: Decision::WaitUntil(utc(2026, 6, 10, 23, 0)),
+        },
+        Case {
+            name: "window wrapping midnight, 01:00 CEST: now",
+            site: &wraps,
+            profile: &empty,
+            s: s(utc(2026, 6, 10, 23, 0)),
             want: Decision::InstallNow,
         },
         Case {

@@ -264,6 +264,21 @@ fn baselines_hit_people_quiet_hours_does_not() {
             3,
         );
         eprintln!("{policy:?}: {r:#?}");
+        fleet.for_each(|l| {
+            for (at, hit) in &l.stats.install_log {
+                if *hit > 0 {
+                    let local = l.tz.to_local(*at as i64).rem_euclid(86_400);
+                    eprintln!(
+                        "{policy:?} hit: {} {:?} {} install at local {:02}:{:02} ({hit} attempts)",
+                        l.id,
+                        l.kind,
+                        l.tz_name,
+                        local / 3600,
+                        local / 60 % 60
+                    );
+                }
+            }
+        });
         hits.insert(format!("{policy:?}"), r.entry_attempts_hit);
     }
     assert_eq!(hits["QuietHours"], 0, "{hits:?}");

@@ -179,18 +179,28 @@ impl SiteConfig {
         })
     }
 
-    /// Expected use around a slot: the hours the install touches, counted
-    /// twice, plus the hour before and the hour after (a quiet hour between
-    /// two busy ones is a worse bet than one in the middle of the night).
+    /// Expected use around a slot. Per hour touched: its own hour of the
+    /// week counted eight times plus the same hour on the six other days
+    /// once each (a sparse history still says "evenings are busy" even if
+    /// this Sunday evening saw nobody yet); the hour before and the hour
+    /// after count four times each (a quiet hour between two busy ones is a
+    /// worse bet than one in the middle of the night). A tiny prior favours
+    /// 01:00–05:00 local, so a lock that has learned nothing yet (or sees a
+    /// tie) waits for the night instead of installing at once.
     fn expected_use(&self, profile: &UsageProfile, start: u64, downtime: u64) -> u64 {
-        let hour = |t: u64| self.tz.local_date_time(t as i64).hour_of_week();
         let n = profile::HOURS_PER_WEEK;
-        let a = hour(start);
-        let b = hour(start.saturating_add(downtime.saturating_sub(1)));
+        let at = |t: u64| self.tz.local_date_time(t as i64).hour_of_week();
         let e = |h: usize| u64::from(profile.expected(h % n));
-        let mut cost = 2 * e(a) + e(a + n - 1) + e(b + 1);
+        let hour = |h: usize| {
+            let same_hour: u64 = (1..7).map(|d| e(h + 24 * d)).sum();
+            let night = matches!(h % 24, 1..=4);
+            8 * e(h) + same_hour + if night { 0 } else { 64 }
+        };
+        let a = at(start);
+        let b = at(start.saturating_add(downtime.saturating_sub(1)));
+        let mut cost = hour(a) + 4 * e(a + n - 1) + 4 * e(b + 1);
         if b != a {
-            cost += 2 * e(b);
+            cost += hour(b);
         }
         cost
     }

@@ -133,6 +133,8 @@ pub struct LockStats {
     pub traffic: Traffic,
     /// Install blocked by the battery.
     pub battery_blocked: bool,
+    /// When installs started, and the entry attempts each hit.
+    pub install_log: Vec<(u64, u64)>,
 }
 
 /// One lock.
@@ -144,8 +146,10 @@ pub struct FleetLock {
     pub model: String,
     /// Usage profile.
     pub kind: Kind,
-    tz: TzRule,
-    tz_name: &'static str,
+    /// Time zone rule.
+    pub tz: TzRule,
+    /// Time zone name.
+    pub tz_name: &'static str,
     /// Flash and boot configuration.
     pub device: Device,
     files: MemoryStore,
@@ -693,7 +697,9 @@ impl Fleet {
         }
         lock.stats.installs += 1;
         lock.generate(at + 2 * DAY);
-        lock.stats.hits += lock.attempts_in(at, at + downtime);
+        let hit = lock.attempts_in(at, at + downtime);
+        lock.stats.hits += hit;
+        lock.stats.install_log.push((at, hit));
         // Reset: the bootloader swaps (power may be cut mid-way).
         if lock.cut_next_swap {
             lock.cut_next_swap = false;
