@@ -86,11 +86,26 @@ impl FleetArgs {
         };
         stage("starting nightlatch-server (SQLite, local blobs, manual clock) on loopback…");
         let scenario = Scenario::new(&["nl-lock-v2"], t0).map_err(err)?;
-        stage("signing and publishing release 1.1.0 with patches from 1.0.0…");
+        stage(&format!(
+            "  key ceremony (UNSAFE dev keys, as `nightlatch-keys init --dev`): image and director roots in {}",
+            scenario.server.data_dir.join("keys").display()
+        ));
+        stage("signing release 1.1.0, making patches from 1.0.0, publishing with the release key…");
         let release = scenario.build("1.1.0", 2, 1, &[]).map_err(err)?;
         scenario
             .publish(&release, Some(&scenario.factory))
             .map_err(err)?;
+        if let (Some(old), Some(new)) = (
+            scenario.factory.image("nl-lock-v2"),
+            release.image("nl-lock-v2"),
+        ) {
+            let patch = crate::harness::patch(old, new).map_err(err)?;
+            stage(&format!(
+                "  nl-lock-v2 1.1.0: image {} bytes, patch from 1.0.0 {} bytes",
+                new.len(),
+                patch.len()
+            ));
+        }
         stage(&format!(
             "provisioning and registering {} locks…",
             self.locks
@@ -136,11 +151,30 @@ impl FleetArgs {
         let end = start + ticks * 60;
         let mut newest = BTreeMap::new();
         newest.insert("nl-lock-v2".to_owned(), release.version.clone());
+        let mut next_day = start + DAY;
         while fleet.now < end {
             let step_end = (fleet.now + 3 * 3600).min(end);
             fleet.run_until(&scenario, step_end, None);
             pb.set_position((fleet.now - start) / 60);
             let r = fleet.report(&newest);
+            if fleet.now >= next_day && !self.quiet && !self.json {
+                let status = scenario.rollout_status(&id).map_err(err)?;
+                let line = format!(
+                    "day {:.0}: {:.1} % of locks on 1.1.0, {} installs, {} reverts, {} entry attempts hit; rollout {}",
+                    (fleet.now - start) as f64 / DAY as f64,
+                    r.updated_fraction * 100.0,
+                    r.installs,
+                    r.reverts,
+                    r.entry_attempts_hit,
+                    status["state"].as_str().unwrap_or("?"),
+                );
+                if pb.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    pb.println(line);
+                }
+                next_day += DAY;
+            }
             pb.set_message(format!(
                 "day {:.1}, {:.1} % updated, {} installs",
                 (fleet.now - start) as f64 / DAY as f64,
@@ -206,5 +240,54 @@ pub fn print_report(r: &Report, json: bool) {
     }
     for (v, n) in &r.versions {
         println!("{:<w$}  {n}", format!("running {v}"));
+    }
+}
+
+/// The whole system on a small fleet, in about a minute: key ceremony (dev
+/// keys), sign, patch, publish, a staged rollout on a few hundred simulated
+/// locks over three virtual days, and the report.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of locks.
+    #[arg(long, default_value_t = 300)]
+    pub locks: usize,
+    /// Virtual days.
+    #[arg(long, default_value_t = 3.0)]
+    pub days: f64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DemoArgs {
+    /// Run.
+    pub fn run(self) -> Result<(), SimError> {
+        eprintln!(
+            "Nightlatch demo: a real nightlatch-server on loopback (SQLite, local files, manual clock), \
+             {} simulated locks (the real lock agent and bootloader on simulated flash), {} virtual days.",
+            self.locks, self.days
+        );
+        let args = FleetArgs {
+            locks: self.locks,
+            days: self.days,
+            policy: Policy::QuietHours,
+            seed: 7,
+            checkin_hours: 4.0,
+            wifi_drop: 0.02,
+            power_cut: 0.02,
+            dead_battery: 0.0,
+            clock_skew: 0.05,
+            waves: vec![0.02, 0.2, 0.6, 1.0],
+            soak: "6h".into(),
+            workers: 8,
+            json: self.json,
+            quiet: false,
+        };
+        let report = args.simulate()?;
+        if !self.json {
+            eprintln!();
+        }
+        print_report(&report, self.json);
+        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! `nightlatch-sim`: host tools around the lock's firmware logic. One file
-//! per subcommand: `XArgs` with `run()`. (`tuf-client`, `lock`; `fleet` and
-//! `demo` join here.)
+//! per subcommand: `XArgs` with `run()`. (`tuf-client`, `lock`, `fleet`,
+//! `demo`.)
 
 pub mod device;
 pub mod dir_store;
@@ -34,6 +34,9 @@ enum Command {
     /// Rehearse a rollout on a virtual fleet (thousands of locks, virtual
     /// days) against a real server on loopback.
     Fleet(fleet_cmd::FleetArgs),
+    /// The whole system in about a minute: ceremony (dev keys), sign,
+    /// publish, a staged rollout on a simulated fleet, the report.
+    Demo(fleet_cmd::DemoArgs),
 }
 
 impl Cli {
@@ -43,6 +46,7 @@ impl Cli {
             Command::TufClient(args) => args.run(),
             Command::Lock(args) => args.run(),
             Command::Fleet(args) => args.run(),
+            Command::Demo(args) => args.run(),
         }
     }
 }
