@@ -146,6 +146,7 @@ pub struct FleetLock {
     pub model: String,
     /// Usage profile.
     pub kind: Kind,
+    variant: u8,
     /// Time zone rule.
     pub tz: TzRule,
     /// Time zone name.
@@ -187,8 +188,13 @@ impl FleetLock {
         let until_day = (self.tz.to_local(until_utc as i64)).div_euclid(DAY as i64) + 1;
         while self.generated_until_day < until_day {
             self.generated_until_day += 1;
-            let evs =
-                usage::day_events(self.kind, &self.tz, self.generated_until_day, &mut self.rng);
+            let evs = usage::day_events(
+                self.kind,
+                self.variant,
+                &self.tz,
+                self.generated_until_day,
+                &mut self.rng,
+            );
             self.events.extend(evs);
         }
     }
@@ -371,6 +377,7 @@ impl Fleet {
                 id,
                 model,
                 kind,
+                variant: usage::variant_for_index(i),
                 tz,
                 tz_name,
                 device,

@@ -8,7 +8,15 @@
 //!   peaks at arrival, lunch and leaving.
 //! * **rental** (short-term): irregular guest arrivals (afternoon to past
 //!   midnight), departures in the morning, empty days in between.
-//! * **night-shift**: out 21:00–22:30, back 05:30–07:30, little in the day.
+//! * **night-shift**: out 21:00–22:30, back 05:30–07:30, little in the day;
+//!   or (every other such lock) a late shift: out 17:00–18:30, back
+//!   02:00–03:30.
+//!
+//! Nights are not empty everywhere: one home in ten has an early riser
+//! (out 03:45–04:45 on weekdays), one in ten a late-night weekend (back
+//! 01:30–03:30 on Saturday and Sunday mornings), and rental guests
+//! sometimes arrive off a late flight (23:00–03:00). Each lock's variant
+//! comes from its index ([`variant_for_index`]).
 
 use lock_app::scheduler::{LocalResult, TzRule};
 
@@ -89,6 +97,11 @@ impl Kind {
     }
 }
 
+/// Per-lock variant (0–9) of a profile, from the lock's index.
+pub fn variant_for_index(i: usize) -> u8 {
+    ((i / 20) % 10) as u8
+}
+
 /// Minutes of the local day → seconds.
 fn hm(h: u64, m: u64) -> u64 {
     h * 3600 + m * 60
@@ -105,7 +118,7 @@ pub fn local_to_utc(tz: &TzRule, local: i64) -> i64 {
 
 /// Entry attempts (UTC seconds, sorted) of local day number `day`
 /// (days since 1970-01-01 local).
-pub fn day_events(kind: Kind, tz: &TzRule, day: i64, rng: &mut Rng) -> Vec<u64> {
+pub fn day_events(kind: Kind, variant: u8, tz: &TzRule, day: i64, rng: &mut Rng) -> Vec<u64> {
     // 1970-01-01 was a Thursday: Monday = 0.
     let weekday = (day + 3).rem_euclid(7);
     let weekend = weekday >= 5;
@@ -130,6 +143,12 @@ pub fn day_events(kind: Kind, tz: &TzRule, day: i64, rng: &mut Rng) -> Vec<u64> 
                 add(rng, hm(19, 30), hm(22, 30), 0.5);
             }
             add(rng, hm(23, 0), hm(24, 0) + hm(1, 30), 0.05);
+            if variant == 0 && !weekend {
+                add(rng, hm(3, 45), hm(4, 45), 0.9);
+            }
+            if variant == 1 && (weekday == 5 || weekday == 6) {
+                add(rng, hm(1, 30), hm(3, 30), 0.8);
+            }
         }
         Kind::Office => {
             if !weekend {
@@ -149,7 +168,12 @@ pub fn day_events(kind: Kind, tz: &TzRule, day: i64, rng: &mut Rng) -> Vec<u64> 
         Kind::Rental => {
             // Arrival days, departure mornings, occupied days.
             if rng.chance(0.35) {
-                add(rng, hm(14, 0), hm(24, 0) + hm(1, 0), 1.0);
+                if rng.chance(0.2) {
+                    // Off a late flight.
+                    add(rng, hm(23, 0), hm(24, 0) + hm(3, 0), 1.0);
+                } else {
+                    add(rng, hm(14, 0), hm(24, 0) + hm(1, 0), 1.0);
+                }
                 add(rng, hm(14, 0), hm(24, 0), 0.5);
             }
             if rng.chance(0.35) {
@@ -163,7 +187,12 @@ pub fn day_events(kind: Kind, tz: &TzRule, day: i64, rng: &mut Rng) -> Vec<u64> 
             add(rng, hm(11, 0), hm(15, 0), 0.25); // cleaning
         }
         Kind::NightShift => {
-            if !weekend {
+            if !weekend && variant % 2 == 1 {
+                // Late shift.
+                add(rng, hm(17, 0), hm(18, 30), 0.95);
+                add(rng, hm(2, 0), hm(3, 30), 0.95);
+                add(rng, hm(11, 0), hm(16, 0), 0.5);
+            } else if !weekend {
                 add(rng, hm(21, 0), hm(22, 30), 0.95);
                 add(rng, hm(5, 30), hm(7, 30), 0.95);
                 add(rng, hm(14, 0), hm(20, 0), 0.5);
@@ -195,7 +224,7 @@ mod tests {
         let mut total = [0usize; 4];
         for day in 20_000..20_070 {
             for (k, kind) in Kind::ALL.iter().enumerate() {
-                for t in day_events(*kind, &tz, day, &mut rng) {
+                for t in day_events(*kind, 2, &tz, day, &mut rng) {
                     total[k] += 1;
                     let h = (t % DAY) / 3600;
                     if (1..5).contains(&h) {

@@ -56,6 +56,9 @@ pub struct FleetArgs {
     /// Parallel HTTP connections.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
+    /// Modelled install downtime, seconds (the lock cannot open meanwhile).
+    #[arg(long, default_value_t = 90)]
+    pub downtime: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -122,6 +125,7 @@ impl FleetArgs {
             },
             checkin_interval: (self.checkin_hours * 3600.0) as u64,
             workers: self.workers,
+            downtime_secs: self.downtime,
             ..FleetConfig::default()
         };
         let mut fleet = Fleet::new(&scenario, config).map_err(err)?;
@@ -280,6 +284,7 @@ impl DemoArgs {
             waves: vec![0.02, 0.2, 0.6, 1.0],
             soak: "6h".into(),
             workers: 8,
+            downtime: 90,
             json: self.json,
             quiet: false,
         };
