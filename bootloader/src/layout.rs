@@ -11,7 +11,8 @@
 //! | ACTIVE       | 0x012000   | 1,792 KiB | the running envelope (448 pages) |
 //! | DFU          | 0x1D2000   | 1,796 KiB | the staged envelope; one page larger than ACTIVE for the swap |
 //! | CREDENTIALS  | 0x393000   | 64 KiB    | PIN credentials (sequential-storage map) |
-//! | AUDIT        | 0x3A3000   | 372 KiB   | audit log (sequential-storage queue) |
+//! | AGENT        | 0x3A3000   | 64 KiB    | update agent files: device key, agent state, trusted TUF metadata of both repositories (`lock_app::storage::files`) |
+//! | AUDIT        | 0x3B3000   | 308 KiB   | audit log (sequential-storage queue) |
 //!
 //! BOOT_RECORDS belongs to the bootloader's region (it is written by the
 //! bootloader and, for anchor rotations, by the update agent); it is kept out
@@ -95,6 +96,8 @@ pub struct Layout {
     pub dfu: Partition,
     /// PIN credentials.
     pub credentials: Partition,
+    /// Update agent files.
+    pub agent: Partition,
     /// Audit log.
     pub audit: Partition,
 }
@@ -116,6 +119,8 @@ pub struct Sizes {
     pub active: u32,
     /// CREDENTIALS partition.
     pub credentials: u32,
+    /// AGENT partition.
+    pub agent: u32,
 }
 
 impl Layout {
@@ -166,6 +171,11 @@ impl Layout {
             size: s.credentials,
         };
         at += s.credentials;
+        let agent = Partition {
+            offset: at,
+            size: s.agent,
+        };
+        at += s.agent;
         if at >= s.flash_size {
             return Err(LayoutError::TooLarge);
         }
@@ -183,6 +193,7 @@ impl Layout {
             active,
             dfu,
             credentials,
+            agent,
             audit,
         };
         match layout.check() {
@@ -192,7 +203,7 @@ impl Layout {
     }
 
     /// All partitions in flash order.
-    pub const fn partitions(&self) -> [Partition; 7] {
+    pub const fn partitions(&self) -> [Partition; 8] {
         [
             self.bootloader,
             self.boot_records,
@@ -200,6 +211,7 @@ impl Layout {
             self.active,
             self.dfu,
             self.credentials,
+            self.agent,
             self.audit,
         ]
     }
@@ -258,6 +270,7 @@ pub const REFERENCE: Layout = Layout::new(Sizes {
     state: 8 * 1024,
     active: 1792 * 1024,
     credentials: 64 * 1024,
+    agent: 64 * 1024,
 });
 
 /// A small layout (256 KiB flash, ACTIVE of 16 pages) for exhaustive power-cut
@@ -270,6 +283,7 @@ pub const SMALL: Layout = Layout::new(Sizes {
     state: 4096,
     active: 64 * 1024,
     credentials: 16 * 1024,
+    agent: 32 * 1024,
 });
 
 const _: () = {
@@ -278,7 +292,8 @@ const _: () = {
     assert!(REFERENCE.active.offset == 0x12000);
     assert!(REFERENCE.dfu.offset == 0x1D2000);
     assert!(REFERENCE.credentials.offset == 0x393000);
-    assert!(REFERENCE.audit.offset == 0x3A3000);
+    assert!(REFERENCE.agent.offset == 0x3A3000);
+    assert!(REFERENCE.audit.offset == 0x3B3000);
     assert!(REFERENCE.audit.end() == 4 * 1024 * 1024);
 };
 
@@ -295,6 +310,7 @@ mod tests {
             state: 4096,
             active: 64 * 1024,
             credentials: 16 * 1024,
+            agent: 16 * 1024,
         }
     }
 

@@ -434,13 +434,14 @@ pub fn sim_lock(
     let pages = active / sector;
     let state = ((2 + 4 * pages) * 4).div_ceil(sector) * sector;
     let sizes = Sizes {
-        flash_size: 8192 + 2 * sector + state + 2 * active + sector + 2 * sector,
+        flash_size: 8192 + 2 * sector + state + 2 * active + sector + 3 * sector,
         sector,
         write_size: 4,
         bootloader: 8192,
         state,
         active,
         credentials: sector,
+        agent: sector,
     };
     let layout = Layout::try_new(sizes).map_err(|_| DeltaError::UnsupportedParameters)?;
     let mut sim = SimFlash::<4, 4096>::new(layout.flash_size as usize, Erased::Ones);

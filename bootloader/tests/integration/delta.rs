@@ -167,6 +167,7 @@ fn mid_layout() -> bootloader::layout::Layout {
         state: 8192,
         active: 256 * 1024,
         credentials: 16 * 1024,
+        agent: 16 * 1024,
     })
 }
 

@@ -23,6 +23,7 @@
 
 pub mod audit;
 pub mod credential;
+pub mod files;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

@@ -12,14 +12,21 @@ use bootloader::envelope::Prefix;
 use bootloader::layout::Layout;
 use bootloader::sim::{Erased, SimFlash};
 use bootloader::{HardwareModel, TrustAnchors};
+use embassy_embedded_hal::adapter::BlockingAsync;
+use embassy_embedded_hal::flash::partition::BlockingPartition;
 use embassy_sync::blocking_mutex::Mutex;
 use lock_app::agent::{Hardware, SelfTestFailure};
+use lock_app::storage::files::FileStore;
 use rand_core::RngCore;
 
 use super::error::SimError;
 
 /// The simulated flash type (4-byte writes, 4 KiB sectors).
 pub type Flash = SimFlash<4, 4096>;
+
+/// The AGENT partition of a [`Device`]'s flash, for the agent's files.
+pub type AgentFlash<'a> =
+    BlockingAsync<BlockingPartition<'a, embassy_sync::blocking_mutex::raw::NoopRawMutex, Flash>>;
 
 /// A lock's flash and boot configuration.
 #[derive(Debug)]
@@ -112,6 +119,19 @@ impl Device {
             .map_err(|e| SimError::Lock {
                 message: format!("the bootloader stopped: {e}"),
             })
+    }
+
+    /// The agent's files on the AGENT partition of this flash.
+    pub fn files(&self) -> Result<FileStore<AgentFlash<'_>>, SimError> {
+        let p = self.config.layout.agent;
+        FileStore::open(BlockingAsync::new(BlockingPartition::new(
+            &self.flash,
+            p.offset,
+            p.size,
+        )))
+        .map_err(|e| SimError::Lock {
+            message: format!("the AGENT partition cannot hold files: {e:?}"),
+        })
     }
 
     /// Flash operation counters.

@@ -2,9 +2,9 @@
 //! `bootloader` on simulated flash — against a running `nightlatch-server`.
 //!
 //! The lock's state lives in `--state-dir`: `flash.bin` (the whole 4 MiB
-//! flash, reference layout), `files/` (the agent's files: device key, agent
-//! state, trusted metadata of both repositories) and `lock.json` (id,
-//! model, anchors). The first run provisions the lock; later runs continue
+//! flash, reference layout — the agent's files, device key, agent state and
+//! trusted metadata of both repositories, are in its AGENT partition) and
+//! `lock.json` (id, model, anchors). The first run provisions the lock; later runs continue
 //! where it stopped (staging resumes with HTTP Range requests).
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,6 @@ use lock_app::tuf::MetadataStore;
 use serde::{Deserialize, Serialize};
 
 use super::device::{Clock, Device, SimHardware};
-use super::dir_store::DirStore;
 use super::error::SimError;
 use super::net::{HttpNet, Traffic};
 
@@ -211,7 +210,6 @@ impl LockArgs {
         })?;
         let flash_path = self.state_dir.join("flash.bin");
         let lock_path = self.state_dir.join("lock.json");
-        let mut files = DirStore::new(&self.state_dir.join("files"));
         let mut net = HttpNet::new(&self.server);
         let clock = match self.clock {
             ClockMode::Real => Clock::real(),
@@ -227,9 +225,10 @@ impl LockArgs {
                 HardwareModel::new(&lock.model).map_err(|e| lock_err(format!("model: {e}")))?;
             (Device::load(&flash_path, REFERENCE, model, anchors)?, lock)
         } else {
-            self.first_run(&mut files, &mut net, &clock, &lock_path)?
+            self.first_run(&mut net, &clock, &lock_path)?
         };
         device.save(&flash_path)?;
+        let mut files = device.files()?;
         if self.register {
             let agent_pub = {
                 let a = Agent::open(
@@ -332,7 +331,6 @@ impl LockArgs {
 
     fn first_run(
         &self,
-        files: &mut DirStore,
         net: &mut HttpNet,
         clock: &Clock,
         lock_path: &Path,
@@ -374,7 +372,10 @@ impl LockArgs {
         };
         let mut seed = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
-        agent::provision(files, &seed, &image_root, &director_root, clock.now())?;
+        {
+            let mut files = device.files()?;
+            agent::provision(&mut files, &seed, &image_root, &director_root, clock.now())?;
+        }
         let lock = LockFile {
             id,
             model,
