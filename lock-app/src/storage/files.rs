@@ -6,7 +6,9 @@
 //!
 //! * a file's **header** item, key `h << 12 | 0xFFF` (`h` = the first 20
 //!   bits of SHA-256 of the name): format byte `1`, generation (0 or 1),
-//!   length (`u32` LE), SHA-256 of the content, name length and name;
+//!   length (`u32` LE), SHA-256 of the content, the number of chunks the
+//!   other generation may still hold (left by a cut during clean-up), name
+//!   length and name;
 //! * its **chunks**, key `h << 12 | gen << 11 | i`, [`CHUNK`] bytes each
 //!   (the last shorter).
 //!
@@ -43,7 +45,7 @@ pub const MAX_NAME: usize = 64;
 const HEADER_SLOT: u32 = 0xFFF;
 const MAX_CHUNKS: u32 = MAX_FILE.div_ceil(CHUNK) as u32;
 const FORMAT: u8 = 1;
-const HEADER_LEN: usize = 1 + 1 + 4 + 32 + 1;
+const HEADER_LEN: usize = 1 + 1 + 4 + 32 + 1 + 1;
 /// Work buffer: key + largest value, word-aligned with room to spare.
 const BUF: usize = CHUNK + 64;
 
@@ -84,6 +86,7 @@ struct Header {
     generation: u8,
     len: u32,
     sha256: [u8; 32],
+    stale: u8,
 }
 
 fn name_hash(name: &str) -> u32 {
@@ -158,6 +161,7 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
                 generation: fixed[1] & 1,
                 len,
                 sha256,
+                stale: fixed[38],
             })
         })();
         Ok(parsed)
@@ -207,8 +211,14 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         let count = u32::try_from(data.len().div_ceil(CHUNK)).map_err(|_| FileError::TooLarge)?;
         let mut buf = [0u8; BUF];
         let mut map = self.map.borrow_mut();
-        // Leftovers of an interrupted earlier write in this generation.
-        for i in count..MAX_CHUNKS {
+        // Chunks this generation may still hold beyond the new count: what
+        // the last clean-up of it may have left (it runs after the commit,
+        // so a cut can interrupt it). A file never seen before may have
+        // leftovers of a write cut before its first commit.
+        let stale = old
+            .as_ref()
+            .map_or(MAX_CHUNKS, |o| u32::from(o.stale).min(MAX_CHUNKS));
+        for i in count..stale {
             embassy_futures::block_on(map.remove_item(&mut buf, &chunk_key(h, generation, i)))?;
         }
         for (i, c) in data.chunks(CHUNK).enumerate() {
@@ -220,6 +230,10 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         header[1] = generation;
         header[2..6].copy_from_slice(&(data.len() as u32).to_le_bytes());
         header[6..38].copy_from_slice(&Sha256::digest(data));
+        // The old generation's chunks, about to be cleaned up.
+        header[38] = old.as_ref().map_or(0, |o| {
+            (o.len as usize).div_ceil(CHUNK).min(MAX_CHUNKS as usize) as u8
+        });
         header[HEADER_LEN - 1] = name.len() as u8;
         header[HEADER_LEN..].copy_from_slice(name.as_bytes());
         // The commit point.

@@ -85,6 +85,9 @@ pub struct FleetConfig {
     pub layout: Layout,
     /// Modelled install downtime (seconds).
     pub downtime_secs: u64,
+    /// Keep each lock's agent files on its flash (AGENT partition), as a
+    /// real lock does; `false` keeps them in memory (faster).
+    pub files_on_flash: bool,
 }
 
 impl Default for FleetConfig {
@@ -100,6 +103,7 @@ impl Default for FleetConfig {
             history_weeks: 3,
             layout: SMALL,
             downtime_secs: 90,
+            files_on_flash: true,
         }
     }
 }
@@ -314,6 +318,43 @@ impl Net for Flaky<'_> {
     }
 }
 
+/// A lock's agent files: on its flash (the AGENT partition, as on a real
+/// lock) or, to save time in very large runs, in memory.
+enum Files<'a> {
+    Flash(lock_app::storage::files::FileStore<crate::sim::device::AgentFlash<'a>>),
+    Memory(&'a mut MemoryStore),
+}
+
+impl Files<'_> {
+    fn of<'a>(device: &'a Device, memory: &'a mut MemoryStore, on_flash: bool) -> Files<'a> {
+        if on_flash && let Ok(f) = device.files() {
+            return Files::Flash(f);
+        }
+        Files::Memory(memory)
+    }
+}
+
+impl lock_app::tuf::MetadataStore for Files<'_> {
+    fn load(&self, role: &str) -> Option<Vec<u8>> {
+        match self {
+            Files::Flash(f) => f.load(role),
+            Files::Memory(m) => m.load(role),
+        }
+    }
+    fn store(&mut self, role: &str, bytes: &[u8]) -> Result<(), lock_app::tuf::StoreError> {
+        match self {
+            Files::Flash(f) => f.store(role, bytes),
+            Files::Memory(m) => m.store(role, bytes),
+        }
+    }
+    fn remove(&mut self, role: &str) -> Result<(), lock_app::tuf::StoreError> {
+        match self {
+            Files::Flash(f) => lock_app::tuf::MetadataStore::remove(f, role),
+            Files::Memory(m) => m.remove(role),
+        }
+    }
+}
+
 /// The fleet.
 #[derive(Debug)]
 pub struct Fleet {
@@ -365,8 +406,11 @@ impl Fleet {
             for (k, b) in seed.iter_mut().enumerate() {
                 *b = (rng.next_u64() >> (k % 8)) as u8;
             }
-            agent::provision(&mut files, &seed, &image_root, &director_root, now)
-                .map_err(|e| format!("provision: {e}"))?;
+            {
+                let mut f = Files::of(&device, &mut files, config.files_on_flash);
+                agent::provision(&mut f, &seed, &image_root, &director_root, now)
+                    .map_err(|e| format!("provision: {e}"))?;
+            }
             let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
             let tz_name = ZONES[i % ZONES.len()];
             let tz = lock_app::scheduler::tz::rule_for_zone(tz_name).unwrap_or(TzRule::UTC);
@@ -538,14 +582,14 @@ impl Fleet {
         let jitter = lock.rng.range(0, interval / 8 + 1);
         lock.next_checkin = at + interval - interval / 16 + jitter;
         let FleetLock { device, files, .. } = lock;
-        let mut agent =
-            match Agent::open(&device.flash, device.config, &mut *files, flaky, hw, config) {
-                Ok(a) => a,
-                Err(_) => {
-                    lock.stats.refusals += 1;
-                    return;
-                }
-            };
+        let store = Files::of(device, files, self.config.files_on_flash);
+        let mut agent = match Agent::open(&device.flash, device.config, store, flaky, hw, config) {
+            Ok(a) => a,
+            Err(_) => {
+                lock.stats.refusals += 1;
+                return;
+            }
+        };
         let result = agent.check_in();
         let mut staged = false;
         match result {
@@ -624,7 +668,7 @@ impl Fleet {
             let agent = match Agent::open(
                 &device.flash,
                 device.config,
-                &mut *files,
+                Files::of(device, files, self.config.files_on_flash),
                 &mut *net,
                 hw,
                 config,
@@ -690,7 +734,7 @@ impl Fleet {
             let Ok(mut agent) = Agent::open(
                 &device.flash,
                 device.config,
-                &mut *files,
+                Files::of(device, files, self.config.files_on_flash),
                 &mut *net,
                 hw,
                 config.clone(),
@@ -745,7 +789,7 @@ impl Fleet {
             let Ok(mut agent) = Agent::open(
                 &device.flash,
                 device.config,
-                &mut *files,
+                Files::of(device, files, self.config.files_on_flash),
                 &mut *net,
                 hw,
                 config.clone(),

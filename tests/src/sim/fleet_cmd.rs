@@ -59,6 +59,10 @@ pub struct FleetArgs {
     /// Modelled install downtime, seconds (the lock cannot open meanwhile).
     #[arg(long, default_value_t = 90)]
     pub downtime: u64,
+    /// Keep the locks' agent files in memory instead of on their simulated
+    /// flash (about twice as fast for very large fleets).
+    #[arg(long)]
+    pub files_in_memory: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -126,6 +130,7 @@ impl FleetArgs {
             checkin_interval: (self.checkin_hours * 3600.0) as u64,
             workers: self.workers,
             downtime_secs: self.downtime,
+            files_on_flash: !self.files_in_memory,
             ..FleetConfig::default()
         };
         let mut fleet = Fleet::new(&scenario, config).map_err(err)?;
@@ -285,6 +290,7 @@ impl DemoArgs {
             soak: "6h".into(),
             workers: 8,
             downtime: 90,
+            files_in_memory: false,
             json: self.json,
             quiet: false,
         };
