@@ -761,20 +761,33 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             counter: self.counter,
             floor: self.state.time_floor,
         };
-        let verified = director::verify(&resp, &sent, &self.files, &mut self.net)?;
+        let verified = match director::verify(&resp, &sent, &self.files, &mut self.net) {
+            Ok(v) => v,
+            Err(AgentError::DirectorTargetsMismatch) if resp.director_targets.is_none() => {
+                // What we hold is not what the director signed for this
+                // version (e.g. metadata kept from a director that has since
+                // been restored): forget it, so the next check-in asks for
+                // the metadata again.
+                self.files
+                    .remove(director::TARGETS_FILE)
+                    .map_err(|_| AgentError::Storage)?;
+                return Err(AgentError::DirectorTargetsMismatch);
+            }
+            Err(e) => return Err(e),
+        };
 
-        // Everything checked: persist the director's metadata and time.
+        // The roots and the time are verified on their own: keep them.
         for root in &verified.new_roots {
             put(&mut self.files, director::ROOT_FILE, root)?;
-        }
-        if let Some(t) = &verified.new_targets {
-            put(&mut self.files, director::TARGETS_FILE, t)?;
         }
         self.state.time_floor = self.state.time_floor.max(verified.time);
         if self.hw.now().abs_diff(verified.time) > 60 {
             self.hw.set_time(verified.time);
         }
 
+        // The director targets are kept only once what they assign has been
+        // checked against the image repository: metadata that disagrees with
+        // it is discarded, never held (Uptane full verification).
         let outcome = match verified.assignment {
             None => {
                 if self.state.staging.take().is_some() {
@@ -784,8 +797,17 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
                     CheckIn::UpToDate
                 }
             }
-            Some(a) => self.plan(a, &running_version, running_counter, &hardware_model)?,
+            Some(a) => match self.plan(a, &running_version, running_counter, &hardware_model) {
+                Ok(o) => o,
+                Err(e) => {
+                    self.save()?;
+                    return Err(e);
+                }
+            },
         };
+        if let Some(t) = &verified.new_targets {
+            put(&mut self.files, director::TARGETS_FILE, t)?;
+        }
         self.save()?;
         Ok(outcome)
     }
