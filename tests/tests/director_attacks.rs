@@ -239,6 +239,9 @@ impl Net for Evil {
     }
 }
 
+/// How a refusal must look.
+type Expect = fn(&AgentError) -> bool;
+
 thread_local! {
     static OTHER_LEN: std::cell::RefCell<u64> = const { std::cell::RefCell::new(0) };
     static OTHER_SHA: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
@@ -385,7 +388,7 @@ fn a_stolen_director_cannot_install_what_the_release_key_did_not_sign() {
     };
     clean(&mut store);
 
-    let cases: &[(Attack, fn(&AgentError) -> bool)] = &[
+    let cases: &[(Attack, Expect)] = &[
         (Attack::Replay, |e| *e == AgentError::ReplayedResponse),
         (Attack::Disagree, |e| {
             *e == AgentError::DirectorImageDisagreement
