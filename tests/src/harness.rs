@@ -14,7 +14,7 @@ use signing_tools::repo::Expiries;
 use signing_tools::repo::remote::{Http, RemoteReport, publish_remote};
 use update_server::AppState;
 use update_server::clock::{Clock, ManualClock};
-use update_server::config::Config;
+use update_server::config::{Config, KeysConfig};
 
 /// A running server.
 #[derive(Debug)]
@@ -30,6 +30,9 @@ pub struct Server {
     state: AppState,
     runtime: tokio::runtime::Runtime,
     last_refresh: std::sync::atomic::AtomicU64,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -56,31 +59,9 @@ impl Server {
         let clock = Arc::new(ManualClock::new((t0 as i64) * 1000));
         // Everything this process signs or checks expires in virtual time.
         keys_ceremony::metadata::expiry::set_simulated_now(t0);
-        let mut config = Config::for_data_dir(data_dir);
-        // A simulation: survive kill -9, not power loss (no fsync per batch).
-        config.sqlite_full_sync = false;
-        let (state, addr) = runtime.block_on(async {
-            let state = AppState::build_with_clock(
-                config,
-                Arc::clone(&clock) as Arc<dyn Clock>,
-                Some(Arc::clone(&clock)),
-            )
-            .await
-            .map_err(|e| format!("server: {e:#}"))?;
-            let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                .await
-                .map_err(|e| e.to_string())?;
-            let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            // As the binary does: no Nagle delay on small answers.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let app = update_server::router(state.clone());
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-            Ok::<_, String>((state, addr))
-        })?;
+        let config = Self::config(data_dir, KeysConfig::default());
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (state, addr, stop, task) = runtime.block_on(serve(config, &clock, addr))?;
         let admin = std::fs::read_to_string(data_dir.join("admin-token"))
             .map_err(|e| format!("admin token: {e}"))?
             .trim()
@@ -93,8 +74,53 @@ impl Server {
             state,
             runtime,
             last_refresh: std::sync::atomic::AtomicU64::new(t0),
+            addr,
+            stop: Some(stop),
+            task: Some(task),
             _dir: None,
         })
+    }
+
+    fn config(data_dir: &Path, keys: KeysConfig) -> Config {
+        let mut config = Config::for_data_dir(data_dir);
+        // A simulation: survive kill -9, not power loss (no fsync per batch).
+        config.sqlite_full_sync = false;
+        config.keys = keys;
+        config
+    }
+
+    /// Stop serving (in-flight requests finish, idle connections close) and
+    /// start again on the same data directory, address and clock with
+    /// `keys` (e.g. after a key rotation).
+    pub fn restart_with_keys(&mut self, keys: KeysConfig) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = self.runtime.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(10), task).await
+            });
+        }
+        let config = Self::config(&self.data_dir, keys);
+        let mut last = String::new();
+        for _ in 0..50 {
+            match self
+                .runtime
+                .block_on(serve(config.clone(), &self.clock, self.addr))
+            {
+                Ok((state, _, stop, task)) => {
+                    self.state = state;
+                    self.stop = Some(stop);
+                    self.task = Some(task);
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = e;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+        Err(format!("restart: {last}"))
     }
 
     /// Virtual now (Unix seconds).
@@ -241,4 +267,42 @@ pub fn payload(len: usize, seed: u64, edits: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Build the state and serve it on `addr` until the returned sender fires.
+async fn serve(
+    config: Config,
+    clock: &Arc<ManualClock>,
+    addr: SocketAddr,
+) -> Result<(
+    AppState,
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let state = AppState::build_with_clock(
+        config,
+        Arc::clone(clock) as Arc<dyn Clock>,
+        Some(Arc::clone(clock)),
+    )
+    .await
+    .map_err(|e| format!("server: {e:#}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // As the binary does: no Nagle delay on small answers.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let app = update_server::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok((state, addr, tx, task))
 }

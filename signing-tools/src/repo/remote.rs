@@ -151,6 +151,12 @@ pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
         meta.join("root.json"),
         meta.join(format!("{}.root.json", root.signed.version)),
     );
+    // The whole chain: re-signing checks it from version 1 (after a root
+    // rotation the current root alone does not verify the chain).
+    for v in 1..root.signed.version {
+        fetch(t, server, &format!("{v}.root.json"), dir)?
+            .ok_or_else(|| remote_err(server, format!("{v}.root.json is missing")))?;
+    }
     let Some(ts) = fetch(t, server, "timestamp.json", dir)? else {
         return Ok(()); // nothing published yet
     };

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use crate::director::{Director, Resolved, assignment_key};
+use crate::director::{Director, Resolved};
 use crate::repo::catalog::Catalog;
 use crate::rollouts::engine::{DeviceFacts, choose};
 use crate::rollouts::outcome::{DeviceStatus, counter_delta, reconcile, should_pause};
@@ -190,7 +190,10 @@ pub fn plan(
             },
         })
     });
-    let key = assignment_key(resolved.as_ref());
+    // What the metadata assigns, and which key signs it: metadata signed by
+    // a key rotated out of the director root is re-signed at once.
+    let key = cx.director.cache_key(resolved.as_ref());
+    let assigns = |k: &str| k.split('|').next().unwrap_or_default().to_owned();
 
     let mut new_membership = None;
     let mut assigned = None;
@@ -222,7 +225,7 @@ pub fn plan(
             .is_none_or(|e| e - cx.now < cx.director_lifetime_ms / 2);
     let mut director_changed = false;
     if stale {
-        if dev.director.key.as_deref() != Some(key.as_str()) {
+        if dev.director.key.as_deref().map(assigns) != Some(assigns(&key)) {
             match &resolved {
                 Some(r) => events.push((
                     "assigned".to_owned(),
@@ -231,7 +234,12 @@ pub fn plan(
                         "target": r.image.name, "patch": r.patch.map(|p| &p.name),
                     }),
                 )),
-                None if dev.director.key.as_deref().is_some_and(|k| k != "none") => {
+                None if dev
+                    .director
+                    .key
+                    .as_deref()
+                    .is_some_and(|k| assigns(k) != "none") =>
+                {
                     events.push(("unassigned".to_owned(), json!({})));
                 }
                 None => {}

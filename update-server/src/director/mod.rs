@@ -45,6 +45,7 @@ pub struct Director {
     targets_key: FileKey,
     time_key: FileKey,
     time_keyid: KeyId,
+    targets_keyid: String,
     targets_expires: Duration,
 }
 
@@ -107,12 +108,16 @@ impl Director {
             root.signed.version
         );
         let time_keyid = PublicKey::ed25519(time_key.public_key()).key_id();
+        let targets_keyid = PublicKey::ed25519(targets_key.public_key())
+            .key_id()
+            .to_string();
         Ok(Self {
             root,
             root_bytes,
             targets_key,
             time_key,
             time_keyid,
+            targets_keyid,
             targets_expires,
         })
     }
@@ -130,6 +135,23 @@ impl Director {
     /// The verifying key of the signed time.
     pub fn time_public_key(&self) -> &ed25519_dalek::VerifyingKey {
         self.time_key.public_key()
+    }
+
+    /// What a lock's cached metadata must match to be reused: what it
+    /// assigns and which key signs it (`assignment|signer`), so metadata
+    /// signed by a key rotated out of the director root is re-signed at once.
+    pub fn cache_key(&self, resolved: Option<&Resolved<'_>>) -> String {
+        format!(
+            "{}|{}",
+            assignment_key(resolved),
+            self.targets_keyid.get(..16).unwrap_or_default()
+        )
+    }
+
+    /// TUF key id of the director targets key (metadata signed by another
+    /// key — before a key rotation — is re-signed).
+    pub fn targets_keyid(&self) -> &str {
+        &self.targets_keyid
     }
 
     /// The verifying key of director targets.
@@ -184,7 +206,7 @@ impl Director {
         let text = serde_json::to_string(&value)?;
         Ok(DirectorCache {
             version,
-            key: Some(assignment_key(resolved)),
+            key: Some(self.cache_key(resolved)),
             expires: Some(
                 i64::try_from(expires.unix())
                     .unwrap_or(i64::MAX)

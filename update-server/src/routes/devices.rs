@@ -152,7 +152,7 @@ pub fn view(d: &Device) -> serde_json::Value {
             "version": d.director.version,
             "sha256": d.director.sha256,
             "expires": time(d.director.expires),
-            "assignment": d.director.key,
+            "assignment": d.director.key.as_deref().map(|k| k.split('|').next().unwrap_or_default()),
         },
     })
 }
