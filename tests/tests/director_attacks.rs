@@ -84,7 +84,7 @@ impl Evil {
         };
         resp["director_targets"] = sign_env(&signed, key);
         resp["director_targets_version"] = json!(version);
-        resp["director_targets_sha256"] = json!(hex_encode(&sha));
+        resp["director_targets_sha256"] = json!(wire::b64::encode(&sha));
         self.resign_time(req, &mut resp, &sha, version, &self.time_key);
         resp
     }
@@ -97,7 +97,7 @@ impl Evil {
         version: u64,
         key: &(SigningKey, String),
     ) {
-        let nonce = lock_app::tuf::hex_decode(req["nonce"].as_str().unwrap()).unwrap();
+        let nonce = wire::b64::decode(req["nonce"].as_str().unwrap()).unwrap();
         let leaf = wire::time_leaf(
             req["device_id"].as_str().unwrap(),
             &nonce,
@@ -109,8 +109,8 @@ impl Evil {
         let mut m = wire::TIME_CONTEXT.to_vec();
         m.extend_from_slice(&time.to_be_bytes());
         m.extend_from_slice(&leaf);
-        resp["time"] = json!({"time": time, "merkle_root": hex_encode(&leaf), "index": 0,
-            "path": [], "keyid": key.1, "sig": hex_encode(&key.0.sign(&m).to_bytes())});
+        resp["time"] = json!({"time": time, "merkle_root": wire::b64::encode(&leaf), "index": 0,
+            "path": [], "sig": wire::b64::encode(&key.0.sign(&m).to_bytes())});
     }
 }
 
@@ -182,7 +182,7 @@ impl Net for Evil {
             Attack::ShaMismatch => {
                 let version = resp["director_targets_version"].as_u64().unwrap();
                 let other = [0x42u8; 32];
-                resp["director_targets_sha256"] = json!(hex_encode(&other));
+                resp["director_targets_sha256"] = json!(wire::b64::encode(&other));
                 self.resign_time(&req, &mut resp, &other, version, &self.time_key);
                 resp
             }
@@ -194,9 +194,7 @@ impl Net for Evil {
             Attack::ForeignTimeKey => {
                 let version = resp["director_targets_version"].as_u64().unwrap();
                 let sha: [u8; 32] =
-                    lock_app::tuf::hex_decode(resp["director_targets_sha256"].as_str().unwrap())
-                        .unwrap()
-                        .try_into()
+                    wire::b64::decode_array(resp["director_targets_sha256"].as_str().unwrap())
                         .unwrap();
                 let foreign = SigningKey::from_bytes(&[0x99; 32]);
                 let id = hex_encode(&Sha256::digest(foreign.verifying_key().as_bytes()));

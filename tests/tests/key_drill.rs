@@ -16,7 +16,7 @@ use keys_ceremony::cmd::LogArgs;
 use keys_ceremony::cmd::rotate::RotateArgs;
 use keys_ceremony::keysource::KeySpec;
 use lock_app::agent::{self, Agent, AgentConfig, AgentError, Net, NetError, Repo, wire};
-use lock_app::tuf::{FetchError, MetadataStore, hex_encode};
+use lock_app::tuf::{FetchError, MetadataStore};
 use nightlatch_system_tests::fleet::{Fleet, FleetConfig, Report, Scenario};
 use nightlatch_system_tests::sim::device::{Clock, SimHardware};
 use nightlatch_system_tests::sim::net::HttpNet;
@@ -101,7 +101,6 @@ fn root_version(bytes: &[u8]) -> u64 {
 struct OldTimeKey {
     inner: HttpNet,
     key: SigningKey,
-    keyid: String,
 }
 
 impl Net for OldTimeKey {
@@ -116,11 +115,8 @@ impl Net for OldTimeKey {
         let mut resp: Value =
             serde_json::from_slice(&self.inner.check_in(id, body, sig, max)?).unwrap();
         let sha: [u8; 32] =
-            lock_app::tuf::hex_decode(resp["director_targets_sha256"].as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap();
-        let nonce = lock_app::tuf::hex_decode(req["nonce"].as_str().unwrap()).unwrap();
+            wire::b64::decode_array(resp["director_targets_sha256"].as_str().unwrap()).unwrap();
+        let nonce = wire::b64::decode(req["nonce"].as_str().unwrap()).unwrap();
         let leaf = wire::time_leaf(
             id,
             &nonce,
@@ -132,8 +128,8 @@ impl Net for OldTimeKey {
         let mut m = wire::TIME_CONTEXT.to_vec();
         m.extend_from_slice(&time.to_be_bytes());
         m.extend_from_slice(&leaf);
-        resp["time"] = json!({"time": time, "merkle_root": hex_encode(&leaf), "index": 0,
-            "path": [], "keyid": self.keyid, "sig": hex_encode(&self.key.sign(&m).to_bytes())});
+        resp["time"] = json!({"time": time, "merkle_root": wire::b64::encode(&leaf), "index": 0,
+            "path": [], "sig": wire::b64::encode(&self.key.sign(&m).to_bytes())});
         Ok(serde_json::to_vec(&resp).unwrap())
     }
     fn fetch_metadata(&mut self, repo: Repo, file: &str, max: u64) -> Result<Vec<u8>, FetchError> {
@@ -172,12 +168,6 @@ fn key_compromise_drill_rotates_online_keys_under_a_live_fleet() {
     let keys = scenario.server.data_dir.join("keys");
     let old_time =
         signing_tools::keys::load_private_key(&keys.join("director/keys/timestamp.key")).unwrap();
-    let director_root_1 = std::fs::read(keys.join("director/1.root.json")).unwrap();
-    let d1: Value = serde_json::from_slice(&director_root_1).unwrap();
-    let old_time_id = d1["signed"]["roles"]["timestamp"]["keyids"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let fresh = scenario.server.data_dir.join("rotated");
     std::fs::create_dir_all(&fresh).unwrap();
     let (d_ts, d_ts_pub) = new_key(&fresh, "director-timestamp", 0xd1);
@@ -303,7 +293,6 @@ fn key_compromise_drill_rotates_online_keys_under_a_live_fleet() {
         let net = OldTimeKey {
             inner: HttpNet::new(&scenario.server.base),
             key: old_time.clone(),
-            keyid: old_time_id.clone(),
         };
         let mut a = Agent::open(
             &l.device.flash,

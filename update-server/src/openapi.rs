@@ -76,7 +76,7 @@ fn public_paths() -> Value {
         "/repo/targets/{path}": get("Image repository target files (Range supported)", "application/octet-stream"),
         "/director/metadata/{file}": get("Director roots", "application/json"),
         "/v1/devices/{id}/check-in": {"post": {
-            "summary": "A lock's signed check-in (header Nightlatch-Signature: ed25519=<hex>)",
+            "summary": "A lock's signed check-in (header Nightlatch-Signature: ed25519=<base64url>)",
             "security": [],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CheckinRequest"}}}},
             "responses": {"200": {"description": "director targets and signed time", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CheckinResponse"}}}},

@@ -1,13 +1,16 @@
 //! The check-in wire format: what a lock sends to
 //! `POST /v1/devices/{id}/check-in`, how it signs it, and what it gets back.
-//! Self-contained (serde, sha2, hex, ed25519-dalek only) so the lock's agent
-//! can mirror it; the byte-level definition is in `update-server/README.md`
-//! ("Check-in wire format") and the tests below pin it.
+//! Self-contained (serde, sha2, base64, ed25519-dalek only) so the lock's
+//! agent can mirror it; the byte-level definition is in
+//! `update-server/README.md` ("Check-in wire format") and the tests below pin
+//! it. Binary fields (nonce, hashes, signatures) travel as unpadded base64url
+//! ([`b64`]): a third shorter than hex, which keeps an idle check-in under
+//! 1 KiB on air.
 //!
 //! * The request body is JSON ([`CheckinRequest`]). The lock signs the exact
 //!   body bytes it sends: Ed25519 over [`CHECKIN_CONTEXT`] followed by the
 //!   body ([`checkin_message`]), and sends the signature in the
-//!   `Nightlatch-Signature: ed25519=<128 hex>` header. The body carries the
+//!   `Nightlatch-Signature: ed25519=<86 base64url>` header. The body carries the
 //!   device id, a strictly increasing `counter` (replay and staleness) and a
 //!   random `nonce` (echoed in the signed time).
 //! * The response ([`CheckinResponse`]) holds the lock's director targets
@@ -19,6 +22,27 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// Unpadded base64url (RFC 4648 §5), the encoding of every binary field.
+pub mod b64 {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// Encode.
+    pub fn encode(bytes: impl AsRef<[u8]>) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Decode; `None` for anything that is not canonical unpadded base64url.
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        URL_SAFE_NO_PAD.decode(text).ok()
+    }
+
+    /// Decode exactly `N` bytes.
+    pub fn decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+        decode(text)?.try_into().ok()
+    }
+}
 
 /// Prefix of the bytes a lock signs: this, then the exact request body.
 pub const CHECKIN_CONTEXT: &[u8] = b"nightlatch/check-in/v1\n";
@@ -41,7 +65,7 @@ pub struct CheckinRequest {
     /// Strictly increasing per lock (1, 2, …; gaps allowed). A check-in whose
     /// counter is not above the last accepted one is refused as replayed.
     pub counter: u64,
-    /// Random bytes, hex (16 to 64 bytes), fresh for every check-in.
+    /// Random bytes, base64url (16 to 64 bytes), fresh for every check-in.
     pub nonce: String,
     /// Version of the director targets metadata the lock holds (0 or absent: none).
     #[serde(default)]
@@ -131,7 +155,7 @@ pub struct CheckinResponse {
     pub director_root_version: u64,
     /// Version of the director targets metadata the lock must hold.
     pub director_targets_version: u64,
-    /// SHA-256 (hex) of the canonical JSON of that metadata's `signed` object.
+    /// SHA-256 (base64url) of the canonical JSON of that metadata's `signed` object.
     pub director_targets_sha256: String,
     /// The metadata itself (`{"signatures": […], "signed": {…}}`), absent when
     /// the request said the lock already holds this version.
@@ -148,15 +172,14 @@ pub struct CheckinResponse {
 pub struct SignedTime {
     /// Unix seconds.
     pub time: u64,
-    /// Merkle root, hex.
+    /// Merkle root, base64url.
     pub merkle_root: String,
     /// This leaf's index in the tree.
     pub index: u32,
-    /// Sibling hashes from the leaf level up, hex.
+    /// Sibling hashes from the leaf level up, base64url.
     pub path: Vec<String>,
-    /// TUF key id of the signing key (a director root `timestamp` key).
-    pub keyid: String,
-    /// Signature, hex.
+    /// Signature, base64url, by one of the director root's `timestamp` keys
+    /// (no key id: the lock tries each; it saves 80 bytes per check-in).
     pub sig: String,
 }
 
@@ -212,13 +235,13 @@ pub fn checkin_message(body: &[u8]) -> Vec<u8> {
 
 /// The `Nightlatch-Signature` header value for `sig`.
 pub fn signature_header(sig: &ed25519_dalek::Signature) -> String {
-    format!("ed25519={}", hex::encode(sig.to_bytes()))
+    format!("ed25519={}", b64::encode(sig.to_bytes()))
 }
 
 /// Parse a `Nightlatch-Signature` header value.
 pub fn parse_signature_header(value: &str) -> Option<ed25519_dalek::Signature> {
-    let hex_sig = value.trim().strip_prefix("ed25519=")?;
-    let bytes: [u8; 64] = hex::decode(hex_sig).ok()?.try_into().ok()?;
+    let text = value.trim().strip_prefix("ed25519=")?;
+    let bytes: [u8; 64] = b64::decode_array(text)?;
     Some(ed25519_dalek::Signature::from_bytes(&bytes))
 }
 
@@ -310,26 +333,21 @@ pub fn verify_signed_time(
     key: &ed25519_dalek::VerifyingKey,
     leaf: &[u8; 32],
 ) -> Result<u64, &'static str> {
-    let root: [u8; 32] = hex::decode(&t.merkle_root)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or("merkle_root is not 32 hex bytes")?;
+    let root: [u8; 32] =
+        b64::decode_array(&t.merkle_root).ok_or("merkle_root is not 32 base64url bytes")?;
     let path: Vec<[u8; 32]> = t
         .path
         .iter()
-        .map(|p| hex::decode(p).ok().and_then(|b| b.try_into().ok()))
+        .map(|p| b64::decode_array(p))
         .collect::<Option<_>>()
-        .ok_or("a path element is not 32 hex bytes")?;
+        .ok_or("a path element is not 32 base64url bytes")?;
     if path.len() > 32 || (path.len() < 32 && u64::from(t.index) >> path.len() != 0) {
         return Err("index does not fit the path");
     }
     if merkle_fold(leaf, t.index, &path) != root {
         return Err("the leaf does not lead to the signed root");
     }
-    let sig: [u8; 64] = hex::decode(&t.sig)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or("sig is not 64 hex bytes")?;
+    let sig: [u8; 64] = b64::decode_array(&t.sig).ok_or("sig is not 64 base64url bytes")?;
     key.verify_strict(
         &time_message(t.time, &root),
         &ed25519_dalek::Signature::from_bytes(&sig),
@@ -387,11 +405,10 @@ mod tests {
         let sig = key.sign(&time_message(1_700_000_000, &root));
         let t = SignedTime {
             time: 1_700_000_000,
-            merkle_root: hex::encode(root),
+            merkle_root: b64::encode(root),
             index: 3,
-            path: paths[3].iter().map(hex::encode).collect(),
-            keyid: String::new(),
-            sig: hex::encode(sig.to_bytes()),
+            path: paths[3].iter().map(b64::encode).collect(),
+            sig: b64::encode(sig.to_bytes()),
         };
         assert_eq!(
             verify_signed_time(&t, &key.verifying_key(), &leaves[3]),
@@ -415,5 +432,15 @@ mod tests {
         assert_eq!(parse_signature_header(&header), Some(sig));
         assert_eq!(parse_signature_header("rsa=00"), None);
         assert_eq!(parse_signature_header("ed25519=zz"), None);
+        // 86 base64url characters, not 128 hex digits
+        assert_eq!(header.len(), "ed25519=".len() + 86);
+        assert_eq!(
+            parse_signature_header(&format!("ed25519={}", hex::encode(sig.to_bytes()))),
+            None
+        );
+        // padded or standard-alphabet base64 is not accepted
+        assert_eq!(b64::decode("AA=="), None);
+        assert_eq!(b64::decode("+/8"), None);
+        assert_eq!(b64::decode("-_8"), Some(vec![0xfb, 0xff]));
     }
 }

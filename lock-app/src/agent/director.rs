@@ -13,8 +13,7 @@ use sha2::{Digest, Sha256};
 use super::wire::{self, CheckinResponse, InstallPolicy, TimeError};
 use super::{AgentError, Net, Repo};
 use crate::tuf::{
-    Envelope, FetchError, MetadataStore, PublicKey, Role, TargetFile, Targets, TrustedSet,
-    TufError, hex_decode,
+    Envelope, FetchError, MetadataStore, PublicKey, Role, TargetFile, Targets, TrustedSet, TufError,
 };
 
 /// Most director root versions taken in one check-in.
@@ -145,8 +144,7 @@ pub fn verify<S: MetadataStore, N: Net>(
     let root = trusted.root().clone();
 
     // 2. The signed time, bound to this check-in (replays fail here).
-    let sha: [u8; 32] = hex_decode(&resp.director_targets_sha256)
-        .and_then(|b| b.try_into().ok())
+    let sha: [u8; 32] = wire::b64::decode_array(&resp.director_targets_sha256)
         .ok_or(AgentError::MalformedResponse)?;
     let leaf = wire::time_leaf(
         sent.device_id,
@@ -155,14 +153,16 @@ pub fn verify<S: MetadataStore, N: Net>(
         resp.director_targets_version,
         &sha,
     );
-    if !root.timestamp.keyids.contains(&resp.time.keyid) {
-        return Err(AgentError::TimeSignature);
-    }
-    let key = match root.keys.get(&resp.time.keyid) {
-        Some(PublicKey::Ed25519(k)) => *k,
-        _ => return Err(AgentError::TimeSignature),
-    };
-    let time = wire::verify_signed_time(&resp.time, &key, &leaf).map_err(|e| match e {
+    let time_keys: Vec<_> = root
+        .timestamp
+        .keyids
+        .iter()
+        .filter_map(|id| match root.keys.get(id) {
+            Some(PublicKey::Ed25519(k)) => Some(*k),
+            _ => None,
+        })
+        .collect();
+    let time = wire::verify_signed_time(&resp.time, &time_keys, &leaf).map_err(|e| match e {
         TimeError::NotBound => AgentError::ReplayedResponse,
         TimeError::Malformed => AgentError::MalformedResponse,
         TimeError::Signature => AgentError::TimeSignature,

@@ -726,7 +726,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         let req = CheckinRequest {
             device_id: self.config.device_id.clone(),
             counter: self.counter,
-            nonce: tuf::hex_encode(&nonce),
+            nonce: wire::b64::encode(&nonce),
             director_targets_version: director::held_targets_version(&self.files),
             report,
         };

@@ -2,6 +2,7 @@
 //! `update-server/src/wire.rs`, whose README section "Check-in wire format"
 //! defines the bytes. Only what the lock sends and checks lives here; the
 //! known-answer test at the bottom pins the leaf layout to the server's.
+//! Binary fields travel as unpadded base64url ([`b64`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -11,7 +12,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::tuf::{hex_decode, hex_encode};
+/// Unpadded base64url (RFC 4648 §5), the encoding of every binary field.
+pub mod b64 {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// Encode.
+    pub fn encode(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Decode; `None` for anything that is not canonical unpadded base64url.
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        URL_SAFE_NO_PAD.decode(text).ok()
+    }
+
+    /// Decode exactly `N` bytes.
+    pub fn decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+        decode(text)?.try_into().ok()
+    }
+}
 
 /// Prefix of the bytes a lock signs: this, then the exact request body.
 pub const CHECKIN_CONTEXT: &[u8] = b"nightlatch/check-in/v1\n";
@@ -29,7 +51,7 @@ pub struct CheckinRequest {
     pub device_id: String,
     /// Strictly increasing per lock.
     pub counter: u64,
-    /// Fresh random bytes, hex.
+    /// Fresh random bytes, base64url.
     pub nonce: String,
     /// Version of the director targets metadata the lock holds (0: none).
     pub director_targets_version: u64,
@@ -111,7 +133,7 @@ pub struct CheckinResponse {
     pub director_root_version: u64,
     /// Version of the director targets metadata the lock must hold.
     pub director_targets_version: u64,
-    /// SHA-256 (hex) of the canonical JSON of that metadata's `signed`.
+    /// SHA-256 (base64url) of the canonical JSON of that metadata's `signed`.
     pub director_targets_sha256: String,
     /// The metadata, unless the lock already holds this version.
     #[serde(default)]
@@ -125,15 +147,13 @@ pub struct CheckinResponse {
 pub struct SignedTime {
     /// Unix seconds.
     pub time: u64,
-    /// Merkle root, hex.
+    /// Merkle root, base64url.
     pub merkle_root: String,
     /// Leaf index.
     pub index: u32,
-    /// Sibling hashes, leaf level first, hex.
+    /// Sibling hashes, leaf level first, base64url.
     pub path: Vec<String>,
-    /// Key id of the director timestamp key.
-    pub keyid: String,
-    /// Signature, hex.
+    /// Signature by one of the director root's timestamp keys, base64url.
     pub sig: String,
 }
 
@@ -170,7 +190,7 @@ pub fn sign_body(key: &SigningKey, body: &[u8]) -> String {
     m.extend_from_slice(body);
     let sig = key.sign(&m);
     let mut h = String::from("ed25519=");
-    h.push_str(&hex_encode(&sig.to_bytes()));
+    h.push_str(&b64::encode(&sig.to_bytes()));
     h
 }
 
@@ -206,7 +226,7 @@ fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
 /// Why a signed time was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeError {
-    /// Hex fields of the wrong length, or an index that does not fit the path.
+    /// Binary fields of the wrong length, or an index that does not fit the path.
     Malformed,
     /// This check-in's leaf does not fold to the signed root: the answer is
     /// for another check-in (replayed, or misdirected).
@@ -215,24 +235,20 @@ pub enum TimeError {
     Signature,
 }
 
-fn hex32(s: &str) -> Option<[u8; 32]> {
-    hex_decode(s).and_then(|b| <[u8; 32]>::try_from(b).ok())
-}
-
-/// Check a signed time against this check-in's own leaf and the director
-/// timestamp key; returns the time.
+/// Check a signed time against this check-in's own leaf and the director's
+/// timestamp keys (any one of them may have signed); returns the time.
 pub fn verify_signed_time(
     t: &SignedTime,
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
     leaf: &[u8; 32],
 ) -> Result<u64, TimeError> {
-    let root = hex32(&t.merkle_root).ok_or(TimeError::Malformed)?;
+    let root = b64::decode_array::<32>(&t.merkle_root).ok_or(TimeError::Malformed)?;
     if t.path.len() > 32 || (t.path.len() < 32 && u64::from(t.index) >> t.path.len() != 0) {
         return Err(TimeError::Malformed);
     }
     let mut h = *leaf;
     for (level, p) in t.path.iter().enumerate() {
-        let sibling = hex32(p).ok_or(TimeError::Malformed)?;
+        let sibling = b64::decode_array::<32>(p).ok_or(TimeError::Malformed)?;
         h = if (t.index >> level) & 1 == 1 {
             node(&sibling, &h)
         } else {
@@ -242,16 +258,16 @@ pub fn verify_signed_time(
     if h != root {
         return Err(TimeError::NotBound);
     }
-    let sig: [u8; 64] = hex_decode(&t.sig)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(TimeError::Malformed)?;
+    let sig = Signature::from_bytes(&b64::decode_array::<64>(&t.sig).ok_or(TimeError::Malformed)?);
     let mut m = Vec::with_capacity(TIME_CONTEXT.len() + 40);
     m.extend_from_slice(TIME_CONTEXT);
     m.extend_from_slice(&t.time.to_be_bytes());
     m.extend_from_slice(&root);
-    key.verify_strict(&m, &Signature::from_bytes(&sig))
-        .map_err(|_| TimeError::Signature)?;
-    Ok(t.time)
+    if keys.iter().any(|k| k.verify_strict(&m, &sig).is_ok()) {
+        Ok(t.time)
+    } else {
+        Err(TimeError::Signature)
+    }
 }
 
 #[cfg(test)]
@@ -283,22 +299,34 @@ mod tests {
         m.extend_from_slice(&leaf);
         let t = SignedTime {
             time: 5,
-            merkle_root: hex_encode(&leaf),
+            merkle_root: b64::encode(&leaf),
             index: 0,
             path: Vec::new(),
-            keyid: String::new(),
-            sig: hex_encode(&key.sign(&m).to_bytes()),
+            sig: b64::encode(&key.sign(&m).to_bytes()),
         };
-        assert_eq!(verify_signed_time(&t, &key.verifying_key(), &leaf), Ok(5));
+        let other_key = SigningKey::from_bytes(&[8; 32]).verifying_key();
+        assert_eq!(verify_signed_time(&t, &[key.verifying_key()], &leaf), Ok(5));
+        assert_eq!(
+            verify_signed_time(&t, &[other_key, key.verifying_key()], &leaf),
+            Ok(5)
+        );
+        assert_eq!(
+            verify_signed_time(&t, &[other_key], &leaf),
+            Err(TimeError::Signature)
+        );
+        assert_eq!(
+            verify_signed_time(&t, &[], &leaf),
+            Err(TimeError::Signature)
+        );
         let other = time_leaf("lock-1", &[2; 16], 1, 0, &[0; 32]);
         assert_eq!(
-            verify_signed_time(&t, &key.verifying_key(), &other),
+            verify_signed_time(&t, &[key.verifying_key()], &other),
             Err(TimeError::NotBound)
         );
         let mut bad = t.clone();
         bad.index = 1;
         assert_eq!(
-            verify_signed_time(&bad, &key.verifying_key(), &leaf),
+            verify_signed_time(&bad, &[key.verifying_key()], &leaf),
             Err(TimeError::Malformed)
         );
     }

@@ -23,7 +23,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use update_server::wire::{
-    BootState, CheckinRequest, Firmware, Report, checkin_message, signature_header,
+    BootState, CheckinRequest, Firmware, Report, b64, checkin_message, signature_header,
 };
 
 /// Check-in and download load against a nightlatch-server.
@@ -101,7 +101,7 @@ fn prepare(args: &Args, counter_base: u64) -> Vec<Prepared> {
                     let req = CheckinRequest {
                         device_id: id.clone(),
                         counter: counter_base + r + 1,
-                        nonce: hex::encode(nonce),
+                        nonce: b64::encode(nonce),
                         director_targets_version: if r == 0 { 0 } else { 1 },
                         report: Report {
                             hardware_model: args.model.clone(),

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use crate::error::{ApiError, AppResult};
 use crate::ids::check_name;
 use crate::rollouts::version;
-use crate::wire::{CheckinRequest, MAX_NONCE, MIN_NONCE, parse_signature_header};
+use crate::wire::{CheckinRequest, MAX_NONCE, MIN_NONCE, b64, parse_signature_header};
 
 /// A check-in as received.
 #[derive(Debug, Clone)]
@@ -53,14 +53,14 @@ pub fn parse(s: &Submission) -> AppResult<Parsed> {
         .ok_or_else(|| {
             ApiError::unauthorized(
                 "missing_signature",
-                "a check-in must carry a Nightlatch-Signature: ed25519=<hex> header",
+                "a check-in must carry a Nightlatch-Signature: ed25519=<base64url> header",
             )
         })
         .and_then(|h| {
             parse_signature_header(h).ok_or_else(|| {
                 ApiError::unauthorized(
                     "bad_signature",
-                    "the Nightlatch-Signature header is not ed25519=<128 hex digits>",
+                    "the Nightlatch-Signature header is not ed25519=<86 base64url characters>",
                 )
             })
         })?;
@@ -74,12 +74,11 @@ pub fn parse(s: &Submission) -> AppResult<Parsed> {
         ));
     }
     check_name("device id", &req.device_id).map_err(invalid)?;
-    let nonce = hex::decode(&req.nonce)
-        .ok()
+    let nonce = b64::decode(&req.nonce)
         .filter(|n| (MIN_NONCE..=MAX_NONCE).contains(&n.len()))
         .ok_or_else(|| {
             invalid(format!(
-                "nonce must be {MIN_NONCE} to {MAX_NONCE} bytes in hex"
+                "nonce must be {MIN_NONCE} to {MAX_NONCE} bytes in base64url"
             ))
         })?;
     let counter = i64::try_from(req.counter)

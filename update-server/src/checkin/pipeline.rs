@@ -20,7 +20,7 @@ use crate::repo::RepoHost;
 use crate::rollouts::Rollout;
 use crate::store::devices::Device;
 use crate::store::{Backend, Store};
-use crate::wire::{CheckinResponse, SitePolicy, checkin_message, time_leaf};
+use crate::wire::{CheckinResponse, SitePolicy, b64, checkin_message, time_leaf};
 
 /// Everything a batch needs.
 #[derive(Debug)]
@@ -347,7 +347,7 @@ impl Pipeline {
                         &sha,
                     ),
                     version,
-                    sha256: d.sha256.clone().unwrap_or_default(),
+                    sha256: b64::encode(sha),
                     targets: if include && planned.write.director_changed {
                         d.targets.clone()
                     } else {

@@ -28,14 +28,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use keys_ceremony::keysource::{FileKey, KeySource};
-use keys_ceremony::metadata::{Expiry, KeyId, PublicKey, Root, Signed, TargetFile, Targets};
+use keys_ceremony::metadata::{Expiry, PublicKey, Root, Signed, TargetFile, Targets};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::repo::catalog::CatalogTarget;
 use crate::rollouts::engine::Assignment;
 use crate::store::devices::DirectorCache;
-use crate::wire::{InstallPolicy, SignedTime, merkle_tree, time_message};
+use crate::wire::{InstallPolicy, SignedTime, b64, merkle_tree, time_message};
 
 /// The director's online keys and its newest root.
 #[derive(Debug)]
@@ -44,7 +44,6 @@ pub struct Director {
     root_bytes: Vec<u8>,
     targets_key: FileKey,
     time_key: FileKey,
-    time_keyid: KeyId,
     targets_keyid: String,
     targets_expires: Duration,
 }
@@ -107,7 +106,6 @@ impl Director {
             "the director timestamp key is not a timestamp key of director root version {}",
             root.signed.version
         );
-        let time_keyid = PublicKey::ed25519(time_key.public_key()).key_id();
         let targets_keyid = PublicKey::ed25519(targets_key.public_key())
             .key_id()
             .to_string();
@@ -116,7 +114,6 @@ impl Director {
             root_bytes,
             targets_key,
             time_key,
-            time_keyid,
             targets_keyid,
             targets_expires,
         })
@@ -231,18 +228,17 @@ impl Director {
             .time_key
             .sign(&time_message(time_secs, &root))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let root_hex = hex::encode(root);
-        let sig_hex = hex::encode(sig.to_bytes());
+        let root_b64 = b64::encode(root);
+        let sig_b64 = b64::encode(sig.to_bytes());
         Ok(paths
             .into_iter()
             .enumerate()
             .map(|(i, path)| SignedTime {
                 time: time_secs,
-                merkle_root: root_hex.clone(),
+                merkle_root: root_b64.clone(),
                 index: u32::try_from(i).unwrap_or(u32::MAX),
-                path: path.iter().map(hex::encode).collect(),
-                keyid: self.time_keyid.to_string(),
-                sig: sig_hex.clone(),
+                path: path.iter().map(b64::encode).collect(),
+                sig: sig_b64.clone(),
             })
             .collect())
     }

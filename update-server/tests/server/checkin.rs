@@ -65,10 +65,7 @@ async fn signed_check_in_round_trip(backend: Backend) {
     );
     // The signed time is bound to this nonce: another nonce does not verify.
     let key = app.state.director.time_public_key();
-    let sha: [u8; 32] = hex::decode(&r.director_targets_sha256)
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let sha: [u8; 32] = update_server::wire::b64::decode_array(&r.director_targets_sha256).unwrap();
     let other = time_leaf(&lock.id, &[0u8; 16], lock.counter, 1, &sha);
     assert!(verify_signed_time(&r.time, key, &other).is_err());
     // Next check-in: the lock holds version 1, so the metadata is not resent.

@@ -30,7 +30,7 @@ use update_server::checkin::Submission;
 use update_server::clock::{Clock, ManualClock};
 use update_server::config::{BlobConfig, Config, S3Config};
 use update_server::wire::{
-    BootState, CheckinRequest, CheckinResponse, Firmware, Outcome, Report, UpdateResult,
+    BootState, CheckinRequest, CheckinResponse, Firmware, Outcome, Report, UpdateResult, b64,
     checkin_message, signature_header, time_leaf, verify_signed_time,
 };
 
@@ -500,7 +500,7 @@ impl Lock {
         let req = CheckinRequest {
             device_id: self.id.clone(),
             counter: self.counter,
-            nonce: hex::encode(&self.nonce),
+            nonce: b64::encode(&self.nonce),
             director_targets_version: self.director_version,
             report: Report {
                 hardware_model: self.model.clone(),
@@ -548,7 +548,7 @@ impl Lock {
             meta.require(&root.signed.keys, role, "director targets", "targets")
                 .expect("director targets signed by the director targets key");
             assert_eq!(meta.signed.version, r.director_targets_version);
-            let sha = hex::encode(Sha256::digest(meta.canonical().expect("canonical")));
+            let sha = b64::encode(Sha256::digest(meta.canonical().expect("canonical")));
             assert_eq!(sha, r.director_targets_sha256);
             self.director_targets = Some(serde_json::from_str(raw.get()).expect("json"));
             self.director_version = r.director_targets_version;
@@ -564,10 +564,7 @@ impl Lock {
             .keyids[0]
             .clone();
         let key = root.signed.keys[&ts_key].verifying_key().expect("key");
-        let sha: [u8; 32] = hex::decode(&r.director_targets_sha256)
-            .expect("hex")
-            .try_into()
-            .expect("32");
+        let sha: [u8; 32] = b64::decode_array(&r.director_targets_sha256).expect("32 bytes");
         let leaf = time_leaf(
             &self.id,
             &self.nonce,
