@@ -18,10 +18,15 @@
 //!   every operation fails with [`SimError::PowerLost`] until [`SimFlash::reboot`],
 //!   which keeps the contents, as a real reset does.
 //!
+//! Memory is kept per sector and an erased sector holds none, so a fleet of
+//! simulated locks costs what their flash actually holds (the fleet
+//! simulator runs tens of thousands of them in one process).
+//!
 //! `SimFlash` implements the blocking `embedded-storage` traits (bootloader,
 //! embassy-boot) and the async `embedded-storage-async` traits
 //! (sequential-storage).
 
+use std::boxed::Box;
 use std::vec;
 use std::vec::Vec;
 
@@ -158,12 +163,123 @@ pub struct OpRecord {
     pub len: u32,
 }
 
+/// Flash contents, sector by sector; an erased sector holds no memory.
+#[derive(Debug, Clone)]
+struct Sectors<const ERASE: usize> {
+    size: usize,
+    fill: u8,
+    sectors: Vec<Option<Box<[u8]>>>,
+}
+
+impl<const ERASE: usize> Sectors<ERASE> {
+    fn new(size: usize, fill: u8) -> Self {
+        Self {
+            size,
+            fill,
+            sectors: vec![None; size / ERASE],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.size
+    }
+
+    fn read(&self, mut at: usize, out: &mut [u8]) {
+        let mut out = out;
+        while !out.is_empty() {
+            let (s, o) = (at / ERASE, at % ERASE);
+            let n = (ERASE - o).min(out.len());
+            let (head, rest) = out.split_at_mut(n);
+            match &self.sectors[s] {
+                Some(sector) => head.copy_from_slice(&sector[o..o + n]),
+                None => head.fill(self.fill),
+            }
+            out = rest;
+            at += n;
+        }
+    }
+
+    fn byte(&self, at: usize) -> u8 {
+        match &self.sectors[at / ERASE] {
+            Some(sector) => sector[at % ERASE],
+            None => self.fill,
+        }
+    }
+
+    fn sector_mut(&mut self, s: usize) -> &mut [u8] {
+        let fill = self.fill;
+        self.sectors[s].get_or_insert_with(|| vec![fill; ERASE].into_boxed_slice())
+    }
+
+    fn write(&mut self, mut at: usize, mut data: &[u8]) {
+        while !data.is_empty() {
+            let (s, o) = (at / ERASE, at % ERASE);
+            let n = (ERASE - o).min(data.len());
+            let (head, rest) = data.split_at(n);
+            if self.sectors[s].is_some() || head.iter().any(|&b| b != self.fill) {
+                self.sector_mut(s)[o..o + n].copy_from_slice(head);
+            }
+            data = rest;
+            at += n;
+        }
+    }
+
+    fn set(&mut self, at: usize, value: u8) {
+        self.write(at, &[value]);
+    }
+
+    /// Set `start..end` to the erased value; whole sectors release their memory.
+    fn erase(&mut self, start: usize, end: usize) {
+        let mut at = start;
+        while at < end {
+            let (s, o) = (at / ERASE, at % ERASE);
+            let n = (ERASE - o).min(end - at);
+            if n == ERASE {
+                self.sectors[s] = None;
+            } else if let Some(sector) = &mut self.sectors[s] {
+                sector[o..o + n].fill(self.fill);
+            }
+            at += n;
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.size];
+        self.read(0, &mut v);
+        v
+    }
+}
+
+/// One bit per program word: set once any byte of the word was programmed.
+#[derive(Debug, Clone)]
+struct WordBits(Vec<u64>);
+
+impl WordBits {
+    fn new(words: usize) -> Self {
+        Self(vec![0; words.div_ceil(64)])
+    }
+
+    fn get(&self, w: usize) -> bool {
+        self.0[w / 64] & (1 << (w % 64)) != 0
+    }
+
+    fn set(&mut self, w: usize) {
+        self.0[w / 64] |= 1 << (w % 64);
+    }
+
+    fn clear(&mut self, from: usize, to: usize) {
+        for w in from..to {
+            self.0[w / 64] &= !(1 << (w % 64));
+        }
+    }
+}
+
 /// Simulated NOR flash with `WRITE`-byte program units and `ERASE`-byte sectors.
 #[derive(Debug, Clone)]
 pub struct SimFlash<const WRITE: usize = 4, const ERASE: usize = 4096> {
     log: Option<Vec<OpRecord>>,
-    mem: Vec<u8>,
-    written: Vec<bool>,
+    mem: Sectors<ERASE>,
+    written: WordBits,
     erased: Erased,
     double_write: DoubleWrite,
     stats: Stats,
@@ -181,8 +297,8 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
         let size = size.next_multiple_of(ERASE);
         Self {
             log: None,
-            mem: vec![erased.byte(); size],
-            written: vec![false; size / WRITE],
+            mem: Sectors::new(size, erased.byte()),
+            written: WordBits::new(size / WRITE),
             erased,
             double_write: DoubleWrite::Allow,
             stats: Stats::default(),
@@ -195,10 +311,12 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
     /// A flash holding `contents` (for example a dump taken before a reboot).
     pub fn from_contents(contents: Vec<u8>, erased: Erased) -> Self {
         let mut f = Self::new(contents.len(), erased);
-        f.mem[..contents.len()].copy_from_slice(&contents);
+        f.mem.write(0, &contents);
         let e = erased.byte();
-        for (i, w) in f.written.iter_mut().enumerate() {
-            *w = f.mem[i * WRITE..(i + 1) * WRITE].iter().any(|&b| b != e);
+        for (i, word) in contents.chunks(WRITE).enumerate() {
+            if word.iter().any(|&b| b != e) {
+                f.written.set(i);
+            }
         }
         f
     }
@@ -220,9 +338,15 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
         self
     }
 
-    /// The raw contents.
-    pub fn contents(&self) -> &[u8] {
-        &self.mem
+    /// A copy of the raw contents.
+    pub fn contents(&self) -> Vec<u8> {
+        self.mem.to_vec()
+    }
+
+    /// Bytes of memory holding sectors that are not erased (the simulator's
+    /// own footprint, not a flash property).
+    pub fn resident_bytes(&self) -> usize {
+        self.mem.sectors.iter().flatten().count() * ERASE
     }
 
     /// Erased value.
@@ -263,7 +387,7 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
 
     /// Write directly, bypassing checks and counters (factory programming in tests).
     pub fn program_raw(&mut self, offset: usize, data: &[u8]) {
-        self.mem[offset..offset + data.len()].copy_from_slice(data);
+        self.mem.write(offset, data);
     }
 
     fn check(&self, offset: u32, len: usize, align: usize) -> Result<(usize, usize), SimError> {
@@ -323,7 +447,7 @@ impl<const WRITE: usize, const ERASE: usize> ReadNorFlash for SimFlash<WRITE, ER
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), SimError> {
         let (start, end) = self.check(offset, bytes.len(), 1)?;
-        bytes.copy_from_slice(&self.mem[start..end]);
+        self.mem.read(start, &mut bytes[..end - start]);
         self.stats.reads += 1;
         self.stats.bytes_read += bytes.len() as u64;
         Ok(())
@@ -354,15 +478,13 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
         }
         self.stats.erases += 1;
         let done = torn.unwrap_or(len);
-        self.mem[start..start + done].fill(e);
-        for w in &mut self.written[start / WRITE..(start + done) / WRITE] {
-            *w = false;
-        }
+        self.mem.erase(start, start + done);
+        self.written.clear(start / WRITE, (start + done) / WRITE);
         if torn.is_some() {
             if start + done < end {
                 // Half-erased byte: the low nibble reached the erased state.
-                let b = &mut self.mem[start + done];
-                *b = (*b & 0xF0) | (e & 0x0F);
+                let b = self.mem.byte(start + done);
+                self.mem.set(start + done, (b & 0xF0) | (e & 0x0F));
             }
             self.dead = true;
             return Err(SimError::PowerLost);
@@ -374,7 +496,9 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), SimError> {
         let (start, end) = self.check(offset, bytes.len(), WRITE)?;
-        for (i, (&old, &new)) in self.mem[start..end].iter().zip(bytes).enumerate() {
+        let mut current = vec![0; bytes.len()];
+        self.mem.read(start, &mut current);
+        for (i, (&old, &new)) in current.iter().zip(bytes).enumerate() {
             if self.program_byte(old, new) != new {
                 return Err(SimError::WouldSetBits((start + i) as u32));
             }
@@ -383,7 +507,7 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
             let e = self.erased.byte();
             for (k, chunk) in bytes.chunks(WRITE).enumerate() {
                 // Writing an all-erased word programs nothing.
-                if self.written[start / WRITE + k] && chunk.iter().any(|&b| b != e) {
+                if self.written.get(start / WRITE + k) && chunk.iter().any(|&b| b != e) {
                     return Err(SimError::DoubleWrite((start + k * WRITE) as u32));
                 }
             }
@@ -398,9 +522,12 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
         }
         self.stats.writes += 1;
         let done = torn.unwrap_or(bytes.len());
-        for (i, &b) in bytes[..done].iter().enumerate() {
-            self.mem[start + i] = self.program_byte(self.mem[start + i], b);
-        }
+        let programmed: Vec<u8> = current[..done]
+            .iter()
+            .zip(&bytes[..done])
+            .map(|(&old, &new)| self.program_byte(old, new))
+            .collect();
+        self.mem.write(start, &programmed);
         // A word counts as written once any byte of it has been (partly) programmed.
         let touched = if torn.is_some() {
             (done + 1).min(bytes.len())
@@ -408,19 +535,17 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
             bytes.len()
         };
         let e = self.erased.byte();
-        for (k, w) in self.written[start / WRITE..end / WRITE]
-            .iter_mut()
-            .enumerate()
-        {
+        for k in 0..(end - start) / WRITE {
             let word = &bytes[k * WRITE..(k + 1) * WRITE];
             if k * WRITE < touched && word.iter().any(|&b| b != e) {
-                *w = true;
+                self.written.set(start / WRITE + k);
             }
         }
         if torn.is_some() {
             if done < bytes.len() {
-                let old = self.mem[start + done];
-                self.mem[start + done] = self.half_program(old, bytes[done]);
+                let old = current[done];
+                self.mem
+                    .set(start + done, self.half_program(old, bytes[done]));
             }
             self.stats.bytes_written += done as u64;
             self.dead = true;
@@ -554,6 +679,29 @@ mod tests {
         assert_eq!(b, [2; 4]);
         let again = F::from_contents(f.contents().to_vec(), Erased::Ones);
         assert_eq!(again.contents(), f.contents());
+    }
+
+    #[test]
+    fn erased_sectors_hold_no_memory() {
+        let mut f = F::new(1024, Erased::Ones);
+        assert_eq!(f.resident_bytes(), 0);
+        // Writing erased bytes materialises nothing.
+        f.write(0, &[0xFF; 8]).unwrap();
+        assert_eq!(f.resident_bytes(), 0);
+        f.write(300, &[0x12; 4]).unwrap();
+        f.write(508, &[0x34; 8]).unwrap();
+        assert_eq!(f.resident_bytes(), 2 * 256, "a write across a boundary");
+        let mut b = [0; 12];
+        f.read(500, &mut b).unwrap();
+        assert_eq!(
+            b,
+            [
+                0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x34, 0x34, 0x34, 0x34
+            ]
+        );
+        f.erase(256, 768).unwrap();
+        assert_eq!(f.resident_bytes(), 0);
+        assert!(f.contents().iter().all(|&b| b == 0xFF));
     }
 
     #[test]

@@ -29,7 +29,10 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use embedded_storage_async::nor_flash::MultiwriteNorFlash;
-use sequential_storage::cache::{Cache, Uncached};
+use sequential_storage::cache::Cache;
+use sequential_storage::cache::key_pointers::HeapKeyPointers;
+use sequential_storage::cache::page_pointers::HeapPagePointers;
+use sequential_storage::cache::page_states::HeapPageStates;
 use sequential_storage::map::{MapConfig, MapStorage};
 use sha2::{Digest, Sha256};
 
@@ -49,7 +52,16 @@ const HEADER_LEN: usize = 1 + 1 + 4 + 32 + 1 + 1;
 /// Work buffer: key + largest value, word-aligned with room to spare.
 const BUF: usize = CHUNK + 64;
 
-type Map<F> = MapStorage<u32, F, Cache<Uncached, Uncached, Uncached, u32>>;
+/// Keys whose flash location is cached in RAM (headers and chunks of the
+/// agent's dozen files); more keys still work, by scanning.
+const CACHED_KEYS: usize = 96;
+
+/// RAM cache of page states, page pointers and key locations (a few hundred
+/// bytes): without it every read scans and CRC-checks the whole partition.
+/// sequential-storage marks it dirty around each write, so an interrupted
+/// write invalidates it rather than leaving it wrong.
+type FileCache = Cache<HeapPageStates, HeapPagePointers, HeapKeyPointers<u32>, u32>;
+type Map<F> = MapStorage<u32, F, FileCache>;
 
 /// Why a file operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,8 +140,14 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
             0..u32::try_from(flash.capacity()).map_err(|_| FileError::BadPartition)?,
         )
         .map_err(|_| FileError::BadPartition)?;
+        let pages = flash.capacity() / F::ERASE_SIZE;
+        let cache = Cache::new(
+            HeapPageStates::new(pages),
+            HeapPagePointers::new(pages),
+            HeapKeyPointers::new(CACHED_KEYS),
+        );
         Ok(Self {
-            map: RefCell::new(MapStorage::new(flash, cfg, Cache::new_uncached())),
+            map: RefCell::new(MapStorage::new(flash, cfg, cache)),
         })
     }
 
@@ -218,8 +236,14 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         let stale = old
             .as_ref()
             .map_or(MAX_CHUNKS, |o| u32::from(o.stale).min(MAX_CHUNKS));
+        // Each removal scans the partition: remove only keys that are there
+        // (one scan finds them), not every key that might be.
+        let present = present_keys(&mut map, &mut buf, h)?;
         for i in count..stale {
-            embassy_futures::block_on(map.remove_item(&mut buf, &chunk_key(h, generation, i)))?;
+            let key = chunk_key(h, generation, i);
+            if present.contains(&key) {
+                embassy_futures::block_on(map.remove_item(&mut buf, &key))?;
+            }
         }
         for (i, c) in data.chunks(CHUNK).enumerate() {
             let i = u32::try_from(i).map_err(|_| FileError::TooLarge)?;
@@ -242,9 +266,10 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         if let Some(o) = old {
             let old_count = (o.len as usize).div_ceil(CHUNK).min(MAX_CHUNKS as usize) as u32;
             for i in 0..old_count {
-                embassy_futures::block_on(
-                    map.remove_item(&mut buf, &chunk_key(h, o.generation, i)),
-                )?;
+                let key = chunk_key(h, o.generation, i);
+                if present.contains(&key) {
+                    embassy_futures::block_on(map.remove_item(&mut buf, &key))?;
+                }
             }
         }
         Ok(())
@@ -259,13 +284,36 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         let h = name_hash(name);
         let mut buf = [0u8; BUF];
         let mut map = self.map.borrow_mut();
+        let present = present_keys(&mut map, &mut buf, h)?;
         embassy_futures::block_on(map.remove_item(&mut buf, &header_key(h)))?;
         let count = (hd.len as usize).div_ceil(CHUNK).min(MAX_CHUNKS as usize) as u32;
         for i in 0..count {
-            embassy_futures::block_on(map.remove_item(&mut buf, &chunk_key(h, hd.generation, i)))?;
+            let key = chunk_key(h, hd.generation, i);
+            if present.contains(&key) {
+                embassy_futures::block_on(map.remove_item(&mut buf, &key))?;
+            }
         }
         Ok(())
     }
+}
+
+/// Keys of name hash `h` present on flash (one scan of the partition).
+fn present_keys<F: MultiwriteNorFlash>(
+    map: &mut Map<F>,
+    buf: &mut [u8; BUF],
+    h: u32,
+) -> Result<Vec<u32>, FileError> {
+    embassy_futures::block_on(async {
+        let mut found = Vec::new();
+        let mut items = map.fetch_all_items(buf).await?;
+        let mut item = [0u8; BUF];
+        while let Some((key, _)) = items.next::<&[u8]>(&mut item).await? {
+            if key >> 12 == h && !found.contains(&key) {
+                found.push(key);
+            }
+        }
+        Ok(found)
+    })
 }
 
 impl<F: MultiwriteNorFlash> MetadataStore for FileStore<F> {
