@@ -268,6 +268,39 @@ pub struct Report {
     pub peak_rss_bytes: u64,
     /// Locks per version.
     pub versions: std::collections::BTreeMap<String, u64>,
+    /// Installs that hit an entry attempt (the first 100): who, and when
+    /// in the lock's local time.
+    pub hit_installs: Vec<HitInstall>,
+}
+
+/// An install that hit an entry attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct HitInstall {
+    /// Lock id.
+    pub lock: String,
+    /// Usage profile.
+    pub profile: Kind,
+    /// Profile variant (0–9; see `fleet::usage`).
+    pub variant: u8,
+    /// Time zone.
+    pub zone: &'static str,
+    /// Local weekday and time the install started (`Sat 03:12`).
+    pub local_start: String,
+    /// Entry attempts it hit.
+    pub attempts_hit: u64,
+}
+
+/// `Www HH:MM` of local seconds since the epoch (a Thursday).
+fn weekday_time(local: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let day = local.div_euclid(DAY as i64);
+    let sod = local.rem_euclid(DAY as i64);
+    format!(
+        "{} {:02}:{:02}",
+        DAYS[day.rem_euclid(7) as usize],
+        sod / 3600,
+        sod % 3600 / 60
+    )
 }
 
 /// Peak resident set size (VmHWM) of this process.
@@ -842,6 +875,7 @@ impl Fleet {
             wall_seconds: self.started.elapsed().as_secs_f64(),
             peak_rss_bytes: peak_rss_bytes(),
             versions: Default::default(),
+            hit_installs: Vec::new(),
         };
         let mut updated = 0u64;
         for l in &self.locks {
@@ -852,6 +886,18 @@ impl Fleet {
             r.bricked += u64::from(s.bricked);
             r.entry_attempts_hit += s.hits;
             r.entry_attempts += s.attempts;
+            for &(at, hit) in &s.install_log {
+                if hit > 0 && r.hit_installs.len() < 100 {
+                    r.hit_installs.push(HitInstall {
+                        lock: l.id.clone(),
+                        profile: l.kind,
+                        variant: l.variant,
+                        zone: l.tz_name,
+                        local_start: weekday_time(l.tz.to_local(at as i64)),
+                        attempts_hit: hit,
+                    });
+                }
+            }
             r.check_ins += s.check_ins;
             r.power_cuts_recovered += s.power_cuts;
             r.patched += s.patched;
@@ -904,5 +950,19 @@ fn add(a: &Traffic, b: &Traffic) -> Traffic {
         metadata_received: a.metadata_received + b.metadata_received,
         target_sent: a.target_sent + b.target_sent,
         target_received: a.target_received + b.target_received,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weekday_time;
+
+    #[test]
+    fn weekday_time_of_local_seconds() {
+        assert_eq!(weekday_time(0), "Thu 00:00");
+        // 2026-11-22 was a Sunday.
+        let day = lock_app::scheduler::tz::days_from_civil(2026, 11, 22);
+        assert_eq!(weekday_time(day * 86_400 + 3 * 3600 + 12 * 60), "Sun 03:12");
+        assert_eq!(weekday_time(-60), "Wed 23:59");
     }
 }

@@ -250,6 +250,18 @@ pub fn print_report(r: &Report, json: bool) {
     for (v, n) in &r.versions {
         println!("{:<w$}  {n}", format!("running {v}"));
     }
+    for h in r.hit_installs.iter().take(10) {
+        println!(
+            "{:<w$}  {} ({} {}, {}) at {} local: {} attempt(s)",
+            "install that hit an entry",
+            h.lock,
+            h.profile.as_str(),
+            h.variant,
+            h.zone,
+            h.local_start,
+            h.attempts_hit
+        );
+    }
 }
 
 /// The whole system on a small fleet, in about a minute: key ceremony (dev
