@@ -205,8 +205,16 @@ impl Server {
             .to_owned();
         let keys = open_all(&[KeySpec::File(self.release_key())]).map_err(|e| e.to_string())?;
         let t = Http::new(&self.base, &token);
-        publish_remote(&t, &self.base, &keys, files, &Expiries::default())
-            .map_err(|e| format!("publish: {e}"))
+        let root = self.data_dir.join("keys/image/1.root.json");
+        publish_remote(
+            &t,
+            &self.base,
+            &keys,
+            files,
+            &Expiries::default(),
+            Some(&root),
+        )
+        .map_err(|e| format!("publish: {e}"))
     }
 
     /// Advance the virtual clock.

@@ -39,6 +39,17 @@ pub struct PublishArgs {
     /// Release key: a .key file (plain or passphrase-encrypted) or a pkcs11: URI. Repeatable.
     #[arg(long = "key", value_name = "KEY", required = true)]
     pub keys: Vec<KeySpec>,
+    /// With --server: a root the release engineer trusts (from the key
+    /// ceremony, e.g. image/1.root.json). The server's root of that version
+    /// must be this one, and the chain from it is verified before signing.
+    /// Without it the server's root chain is trusted on first use.
+    #[arg(
+        long,
+        value_name = "ROOT.json",
+        env = "NIGHTLATCH_TRUSTED_ROOT",
+        requires = "server"
+    )]
+    pub trusted_root: Option<PathBuf>,
     /// Lifetime of the targets metadata written.
     #[arg(long, value_name = "DURATION", default_value = "90d")]
     pub targets_expires: String,
@@ -64,12 +75,18 @@ pub fn run(args: &PublishArgs) -> Result<()> {
             help: "pass --token TOKEN or set NIGHTLATCH_TOKEN (a token with the release role)"
                 .into(),
         })?;
+        if args.trusted_root.is_none() {
+            eprintln!(
+                "warning: no --trusted-root: the root chain {server} serves is trusted as it is; pass the key ceremony's root to check it"
+            );
+        }
         let report = publish_remote(
             &Http::new(server, token),
             server,
             &keys,
             &args.files,
             &expiries,
+            args.trusted_root.as_deref(),
         )?;
         if args.json {
             return fsio::print_json(&report);

@@ -12,6 +12,13 @@
 //!    with a bearer token of the `release` role. The server checks the
 //!    metadata against its trusted root and delegations before accepting it,
 //!    and re-signs snapshot and timestamp.
+//!
+//! The copy is signed on top of, so it must be the real repository: with
+//! a trusted root (`--trusted-root`, a root from the key ceremony) the
+//! server's root of that version must be that very root, and the chain from
+//! it to the newest root is verified before anything is signed. Without one
+//! the chain the server serves is taken on trust (first use), and a stolen
+//! server could have the release key sign targets it made up.
 
 use std::path::{Path, PathBuf};
 
@@ -180,13 +187,56 @@ pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Publish `files` to the server behind `t`, signing with `keys`.
+/// Check that the mirrored root chain in `dir` holds `trusted` (a root
+/// file the caller trusts) at its version. The rest of the chain is
+/// verified from there by [`publish`] (each root signed by the thresholds
+/// of the one before and its own).
+pub fn check_trusted_root(server: &str, dir: &Path, trusted: &Path) -> Result<()> {
+    let pinned = std::fs::read(trusted).map_err(|e| Error::Read {
+        path: trusted.to_owned(),
+        source: e,
+    })?;
+    let root: Signed<keys_ceremony::metadata::Root> =
+        Signed::parse(&pinned, trusted).map_err(Error::Tuf)?;
+    let v = root.signed.version;
+    let served_path = metadata_dir(dir).join(format!("{v}.root.json"));
+    let served = std::fs::read(&served_path).map_err(|_| {
+        remote_err(
+            server,
+            format!("the server's root chain has no version {v}, the version of the trusted root"),
+        )
+    })?;
+    let same = served == pinned
+        || matches!(
+            (
+                serde_json::from_slice::<serde_json::Value>(&served),
+                serde_json::from_slice::<serde_json::Value>(&pinned),
+            ),
+            (Ok(a), Ok(b)) if a == b
+        );
+    if !same {
+        return Err(Error::RepoState {
+            path: PathBuf::from(server),
+            reason: format!(
+                "the server's {v}.root.json is not the trusted root {}",
+                trusted.display()
+            ),
+            help: "the server may be compromised or be another repository: do not sign on top of it; compare its roots with the key ceremony's".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Publish `files` to the server behind `t`, signing with `keys`. With
+/// `trusted_root`, the server's root chain must contain that root (see the
+/// module documentation).
 pub fn publish_remote(
     t: &dyn Transport,
     server: &str,
     keys: &[Box<dyn KeySource>],
     files: &[PathBuf],
     expiries: &Expiries,
+    trusted_root: Option<&Path>,
 ) -> Result<RemoteReport> {
     let tmp = tempfile::tempdir().map_err(|e| Error::Write {
         path: std::env::temp_dir(),
@@ -194,6 +244,9 @@ pub fn publish_remote(
     })?;
     let dir = tmp.path();
     mirror(t, server, dir)?;
+    if let Some(trusted) = trusted_root {
+        check_trusted_root(server, dir, trusted)?;
+    }
     let report = publish(dir, keys, files, expiries)?;
     let mut out = RemoteReport {
         added: report.added.clone(),

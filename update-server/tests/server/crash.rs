@@ -99,6 +99,7 @@ async fn kill_9_mid_rollout_loses_no_acknowledged_report() {
         envelopes.push(path);
     }
     let targets_key = dir.path().join("keys/image/keys/targets.key");
+    let trusted_root = dir.path().join("keys/image/1.root.json");
     let (b, t) = (base.clone(), token.clone());
     tokio::task::spawn_blocking(move || {
         let keys = keys_ceremony::keysource::open_all(&[keys_ceremony::keysource::KeySpec::File(
@@ -111,6 +112,7 @@ async fn kill_9_mid_rollout_loses_no_acknowledged_report() {
             &keys,
             &envelopes,
             &signing_tools::repo::Expiries::default(),
+            Some(&trusted_root),
         )
         .unwrap()
     })

@@ -405,3 +405,56 @@ async fn patches_are_published_beside_their_envelopes() {
     );
     assert!(c.patch_for("nl-lock-v2/2.0.0.nlfw", "0.9.0").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_refuses_a_server_whose_roots_are_not_the_trusted_root() {
+    let app = TestApp::new().await;
+    let env = app.envelope("nl-lock-v2", "1.0.0", 1, &[7u8; 4096]);
+    let token = app.token("release").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, before) = app
+        .call(Method::GET, "/repo/metadata/timestamp.json", None, &[], "")
+        .await;
+
+    // Another repository's root (here: the real one with other contents).
+    let mut other: Value =
+        serde_json::from_slice(&std::fs::read(app.image_root()).unwrap()).unwrap();
+    other["signed"]["expires"] = Value::from("2099-01-01T00:00:00Z");
+    let other_path = dir.path().join("other.root.json");
+    std::fs::write(&other_path, serde_json::to_vec(&other).unwrap()).unwrap();
+    let err = app
+        .publish_trusting(
+            std::slice::from_ref(&env),
+            &token,
+            &app.targets_key(),
+            &other_path,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.contains("is not the trusted root"), "{err}");
+
+    // A trusted root of a version the server does not have.
+    other["signed"]["version"] = Value::from(2);
+    std::fs::write(&other_path, serde_json::to_vec(&other).unwrap()).unwrap();
+    let err = app
+        .publish_trusting(
+            std::slice::from_ref(&env),
+            &token,
+            &app.targets_key(),
+            &other_path,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.contains("has no version 2"), "{err}");
+
+    // Nothing was uploaded; with the ceremony's root it goes through.
+    let (_, _, after) = app
+        .call(Method::GET, "/repo/metadata/timestamp.json", None, &[], "")
+        .await;
+    assert_eq!(before, after, "a refused publish uploads nothing");
+    let report = app
+        .publish_trusting(&[env], &token, &app.targets_key(), &app.image_root())
+        .await
+        .unwrap();
+    assert_eq!(report.added, ["nl-lock-v2/1.0.0.nlfw"]);
+}

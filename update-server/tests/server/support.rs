@@ -245,12 +245,29 @@ impl TestApp {
             .expect("publish")
     }
 
+    /// The image repository's first root, from the key ceremony.
+    pub fn image_root(&self) -> PathBuf {
+        self.dir.path().join("keys/image/1.root.json")
+    }
+
     /// Publish with a given token and release key; the error text on refusal.
     pub async fn publish_with(
         &self,
         files: &[PathBuf],
         token: &str,
         key: &Path,
+    ) -> Result<RemoteReport, String> {
+        self.publish_trusting(files, token, key, &self.image_root())
+            .await
+    }
+
+    /// Publish trusting `root` (`--trusted-root`); the error text on refusal.
+    pub async fn publish_trusting(
+        &self,
+        files: &[PathBuf],
+        token: &str,
+        key: &Path,
+        root: &Path,
     ) -> Result<RemoteReport, String> {
         let t = InProcess {
             router: self.router.clone(),
@@ -259,10 +276,18 @@ impl TestApp {
         };
         let files = files.to_vec();
         let key = key.to_owned();
+        let root = root.to_owned();
         tokio::task::spawn_blocking(move || {
             let keys = open_all(&[KeySpec::File(key)]).map_err(|e| e.to_string())?;
-            publish_remote(&t, "in-process", &keys, &files, &Expiries::default())
-                .map_err(|e| format!("{e}: {e:?}"))
+            publish_remote(
+                &t,
+                "in-process",
+                &keys,
+                &files,
+                &Expiries::default(),
+                Some(&root),
+            )
+            .map_err(|e| format!("{e}: {e:?}"))
         })
         .await
         .expect("join")
