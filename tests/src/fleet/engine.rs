@@ -290,16 +290,14 @@ pub struct HitInstall {
     pub attempts_hit: u64,
 }
 
-/// `Www HH:MM` of local seconds since the epoch (a Thursday).
-fn weekday_time(local: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    let day = local.div_euclid(DAY as i64);
-    let sod = local.rem_euclid(DAY as i64);
+/// `Www HH:MM` of a local date and time.
+fn weekday_time(t: &lock_app::scheduler::tz::LocalDateTime) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     format!(
         "{} {:02}:{:02}",
-        DAYS[day.rem_euclid(7) as usize],
-        sod / 3600,
-        sod % 3600 / 60
+        DAYS[usize::from(t.weekday_mon % 7)],
+        t.secs_of_day / 3600,
+        t.secs_of_day % 3600 / 60
     )
 }
 
@@ -893,7 +891,7 @@ impl Fleet {
                         profile: l.kind,
                         variant: l.variant,
                         zone: l.tz_name,
-                        local_start: weekday_time(l.tz.to_local(at as i64)),
+                        local_start: weekday_time(&l.tz.local_date_time(at as i64)),
                         attempts_hit: hit,
                     });
                 }
@@ -959,10 +957,12 @@ mod tests {
 
     #[test]
     fn weekday_time_of_local_seconds() {
-        assert_eq!(weekday_time(0), "Thu 00:00");
+        let utc = lock_app::scheduler::tz::TzRule::parse("UTC0").unwrap();
+        assert_eq!(weekday_time(&utc.local_date_time(0)), "Thu 00:00");
         // 2026-11-22 was a Sunday.
         let day = lock_app::scheduler::tz::days_from_civil(2026, 11, 22);
-        assert_eq!(weekday_time(day * 86_400 + 3 * 3600 + 12 * 60), "Sun 03:12");
-        assert_eq!(weekday_time(-60), "Wed 23:59");
+        let t = utc.local_date_time(day * 86_400 + 3 * 3600 + 12 * 60);
+        assert_eq!(weekday_time(&t), "Sun 03:12");
+        assert_eq!(weekday_time(&utc.local_date_time(-60)), "Wed 23:59");
     }
 }

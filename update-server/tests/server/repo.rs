@@ -416,36 +416,26 @@ async fn publishing_refuses_a_server_whose_roots_are_not_the_trusted_root() {
         .call(Method::GET, "/repo/metadata/timestamp.json", None, &[], "")
         .await;
 
-    // Another repository's root (here: the real one with other contents).
+    // Another repository's root (here: the real one with other contents),
+    // then a trusted root of a version the server does not have.
     let mut other: Value =
         serde_json::from_slice(&std::fs::read(app.image_root()).unwrap()).unwrap();
     other["signed"]["expires"] = Value::from("2099-01-01T00:00:00Z");
     let other_path = dir.path().join("other.root.json");
-    std::fs::write(&other_path, serde_json::to_vec(&other).unwrap()).unwrap();
-    let err = app
-        .publish_trusting(
-            std::slice::from_ref(&env),
-            &token,
-            &app.targets_key(),
-            &other_path,
-        )
-        .await
-        .unwrap_err();
-    assert!(err.contains("is not the trusted root"), "{err}");
-
-    // A trusted root of a version the server does not have.
-    other["signed"]["version"] = Value::from(2);
-    std::fs::write(&other_path, serde_json::to_vec(&other).unwrap()).unwrap();
-    let err = app
-        .publish_trusting(
-            std::slice::from_ref(&env),
-            &token,
-            &app.targets_key(),
-            &other_path,
-        )
-        .await
-        .unwrap_err();
-    assert!(err.contains("has no version 2"), "{err}");
+    for (version, refusal) in [(1, "is not the trusted root"), (2, "has no version 2")] {
+        other["signed"]["version"] = Value::from(version);
+        std::fs::write(&other_path, serde_json::to_vec(&other).unwrap()).unwrap();
+        let err = app
+            .publish_trusting(
+                std::slice::from_ref(&env),
+                &token,
+                &app.targets_key(),
+                &other_path,
+            )
+            .await
+            .unwrap_err();
+        assert!(err.contains(refusal), "{err}");
+    }
 
     // Nothing was uploaded; with the ceremony's root it goes through.
     let (_, _, after) = app
