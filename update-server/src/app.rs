@@ -5,19 +5,29 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::routes::{self, admin, checkin, health, repo};
 use crate::state::AppState;
-use crate::{auth, metrics, openapi};
+use crate::{auth, limits, metrics, openapi};
 
-/// Every route, with authorization, metrics and tracing layered on.
+/// Every route, with authorization, per-client limits, request timeouts,
+/// metrics and tracing layered on.
 pub fn router(state: AppState) -> Router {
     let max_upload = usize::try_from(state.config.repo.max_upload_bytes).unwrap_or(usize::MAX);
-    let admin = admin::router(max_upload).layer(from_fn_with_state(state.clone(), auth::authorize));
-    Router::new()
+    let http = &state.config.http;
+    let admin = admin::router(max_upload)
+        .layer(from_fn_with_state(state.clone(), auth::authorize))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            http.admin_request_timeout,
+        ));
+    let rate_limits = limits::RateLimits::new(http, Arc::clone(&state.metrics));
+    let public = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -30,8 +40,14 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(state.config.checkin.max_body_bytes)),
         )
         .route("/admin/v1/openapi.json", get(openapi::serve))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            http.request_timeout,
+        ));
+    public
         .merge(admin)
         .fallback(routes::not_found)
+        .layer(from_fn_with_state(rate_limits, limits::guard))
         .layer(from_fn_with_state(
             Arc::clone(&state.metrics),
             metrics::track,

@@ -138,6 +138,29 @@ pub struct CheckinConfig {
     pub workers: usize,
 }
 
+/// Uploads of target files (`[uploads]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadsConfig {
+    /// Target and metadata uploads handled at once (each streams its body to
+    /// a temporary file); more get 503 `busy` with `Retry-After`.
+    pub max_concurrent: usize,
+    /// How long an uploaded target that no targets metadata references yet
+    /// is kept (staged, not served) before it is deleted.
+    pub staged_grace: Duration,
+    /// How often staged uploads older than `staged_grace` are looked for.
+    pub sweep_interval: Duration,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 2,
+            staged_grace: Duration::from_secs(24 * 3600),
+            sweep_interval: Duration::from_secs(300),
+        }
+    }
+}
+
 /// Repository settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RepoConfig {
@@ -153,9 +176,67 @@ pub struct RepoConfig {
     pub max_upload_bytes: u64,
 }
 
+/// Connection and request limits: what keeps a client without a token from
+/// exhausting the server (see update-server/README.md, "Limits").
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// A connection that has not sent a whole request header within this
+    /// time is closed (also how long an idle keep-alive connection lives).
+    pub header_read_timeout: Duration,
+    /// Longest time a request to a public route (repository, director,
+    /// check-in, health, metrics) may take, body included: then 408.
+    pub request_timeout: Duration,
+    /// The same for admin routes (uploads of large targets take longer).
+    pub admin_request_timeout: Duration,
+    /// Most open connections; past it a new connection is answered 503 and
+    /// closed. Lowered at start to what the open-files limit allows.
+    pub max_connections: usize,
+    /// Most open connections from one client address.
+    pub max_connections_per_client: usize,
+    /// Requests served on one keep-alive connection before it is closed.
+    pub max_requests_per_connection: u32,
+    /// A connection older than this is closed after its current request.
+    pub max_connection_age: Duration,
+    /// Requests per second to public routes from one client address
+    /// (sustained; `public_burst` at once).
+    pub public_rate: u32,
+    /// Burst allowed above `public_rate`.
+    pub public_burst: u32,
+    /// Refused requests per second from one client address (unknown lock,
+    /// bad signature, malformed check-in, bad admin token): past it the
+    /// client's check-ins and admin requests get 429 before any work.
+    pub refusal_rate: u32,
+    /// Burst allowed above `refusal_rate`.
+    pub refusal_burst: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (the last address
+    /// before them); from any other peer the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            admin_request_timeout: Duration::from_secs(900),
+            max_connections: 4096,
+            max_connections_per_client: 256,
+            max_requests_per_connection: 10_000,
+            max_connection_age: Duration::from_secs(3600),
+            public_rate: 500,
+            public_burst: 1000,
+            refusal_rate: 10,
+            refusal_burst: 100,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 /// The whole resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Connection and request limits.
+    pub http: HttpConfig,
     /// Listen address.
     pub listen: SocketAddr,
     /// Data directory.
@@ -176,6 +257,8 @@ pub struct Config {
     pub checkin: CheckinConfig,
     /// Repository.
     pub repo: RepoConfig,
+    /// Uploads of target files.
+    pub uploads: UploadsConfig,
     /// Lifetime of each lock's director targets metadata.
     pub director_targets_expires: Duration,
     /// SQLite: fsync every commit (`full`, default) or not (`normal`).
@@ -196,8 +279,27 @@ struct FileConfig {
     keys: Option<KeysConfig>,
     checkin: Option<CheckinFile>,
     repo: Option<RepoFile>,
+    uploads: Option<UploadsFile>,
     director: Option<DirectorFile>,
     database: Option<DatabaseFile>,
+    http: Option<HttpFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    header_read_timeout: Option<String>,
+    request_timeout: Option<String>,
+    admin_request_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
+    max_requests_per_connection: Option<u32>,
+    max_connection_age: Option<String>,
+    public_rate: Option<u32>,
+    public_burst: Option<u32>,
+    refusal_rate: Option<u32>,
+    refusal_burst: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +324,14 @@ struct RepoFile {
     snapshot_expires: Option<String>,
     timestamp_expires: Option<String>,
     max_upload_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadsFile {
+    max_concurrent: Option<usize>,
+    staged_grace: Option<String>,
+    sweep_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -252,6 +362,7 @@ impl Config {
     /// Defaults for a data directory (what tests start from).
     pub fn for_data_dir(data_dir: &Path) -> Self {
         Self {
+            http: HttpConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: data_dir.to_owned(),
             database_url: sqlite_url(&data_dir.join("fleet.sqlite")),
@@ -272,6 +383,7 @@ impl Config {
                 timestamp_expires: keys_ceremony::metadata::expiry::TIMESTAMP_LIFETIME,
                 max_upload_bytes: 64 * 1024 * 1024,
             },
+            uploads: UploadsConfig::default(),
             director_targets_expires: Duration::from_secs(7 * 86_400),
             sqlite_full_sync: true,
         }
@@ -401,6 +513,22 @@ impl Config {
             )?;
             c.repo.max_upload_bytes = r.max_upload_bytes.unwrap_or(c.repo.max_upload_bytes);
         }
+        if let Some(u) = file.uploads {
+            c.uploads.max_concurrent = u.max_concurrent.unwrap_or(c.uploads.max_concurrent);
+            c.uploads.staged_grace = duration(
+                "uploads.staged_grace",
+                u.staged_grace.as_deref(),
+                c.uploads.staged_grace,
+            )?;
+            c.uploads.sweep_interval = duration(
+                "uploads.sweep_interval",
+                u.sweep_interval.as_deref(),
+                c.uploads.sweep_interval,
+            )?;
+        }
+        if c.uploads.max_concurrent == 0 || c.uploads.max_concurrent > 64 {
+            bail!("uploads.max_concurrent must be between 1 and 64");
+        }
         if let Some(db) = file.database {
             c.sqlite_full_sync = match db.sqlite_synchronous.as_deref() {
                 None | Some("full") => true,
@@ -409,6 +537,9 @@ impl Config {
                     bail!("database.sqlite_synchronous {other:?} is neither full nor normal")
                 }
             };
+        }
+        if let Some(h) = file.http {
+            c.http = http_config(h)?;
         }
         if let Some(d) = file.director {
             c.director_targets_expires = duration(
@@ -419,6 +550,67 @@ impl Config {
         }
         Ok(c)
     }
+}
+
+fn http_config(h: HttpFile) -> anyhow::Result<HttpConfig> {
+    let d = HttpConfig::default();
+    let positive = |name: &str, v: Option<u32>, default: u32| -> anyhow::Result<u32> {
+        match v {
+            Some(0) => bail!("http.{name} must be at least 1"),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        }
+    };
+    let mut trusted_proxies = Vec::new();
+    for p in h.trusted_proxies.unwrap_or_default() {
+        trusted_proxies.push(
+            p.parse()
+                .with_context(|| format!("http.trusted_proxies: {p:?} is not an IP address"))?,
+        );
+    }
+    let c = HttpConfig {
+        header_read_timeout: duration(
+            "http.header_read_timeout",
+            h.header_read_timeout.as_deref(),
+            d.header_read_timeout,
+        )?,
+        request_timeout: duration(
+            "http.request_timeout",
+            h.request_timeout.as_deref(),
+            d.request_timeout,
+        )?,
+        admin_request_timeout: duration(
+            "http.admin_request_timeout",
+            h.admin_request_timeout.as_deref(),
+            d.admin_request_timeout,
+        )?,
+        max_connections: h.max_connections.unwrap_or(d.max_connections),
+        max_connections_per_client: h
+            .max_connections_per_client
+            .unwrap_or(d.max_connections_per_client),
+        max_requests_per_connection: positive(
+            "max_requests_per_connection",
+            h.max_requests_per_connection,
+            d.max_requests_per_connection,
+        )?,
+        max_connection_age: duration(
+            "http.max_connection_age",
+            h.max_connection_age.as_deref(),
+            d.max_connection_age,
+        )?,
+        public_rate: positive("public_rate", h.public_rate, d.public_rate)?,
+        public_burst: positive("public_burst", h.public_burst, d.public_burst)?,
+        refusal_rate: positive("refusal_rate", h.refusal_rate, d.refusal_rate)?,
+        refusal_burst: positive("refusal_burst", h.refusal_burst, d.refusal_burst)?,
+        trusted_proxies,
+    };
+    if c.max_connections < 16 {
+        bail!("http.max_connections must be at least 16");
+    }
+    if c.max_connections_per_client == 0 || c.max_connections_per_client > c.max_connections {
+        bail!("http.max_connections_per_client must be between 1 and http.max_connections");
+    }
+    Ok(c)
 }
 
 /// S3 settings from the file, overridden by `NIGHTLATCH_S3_*` (and the

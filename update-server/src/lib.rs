@@ -10,6 +10,7 @@ pub mod config;
 pub mod director;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod repo;

@@ -1,5 +1,6 @@
 //! Prometheus metrics at `GET /metrics`. Labels are bounded: route
-//! *templates* (never raw paths), methods, status classes, result codes from
+//! *templates* (never raw paths), methods from a fixed set (anything else is
+//! `other`), status classes, result codes from
 //! a fixed set, rollout ids (as many as operators create) and wave indexes.
 
 use std::sync::Arc;
@@ -41,6 +42,13 @@ pub struct Metrics {
     pub rollout_devices: IntGaugeVec,
     /// Repository refreshes by result.
     pub repo_refreshes: IntCounterVec,
+    /// Refused admin authentications by reason (`missing_token`,
+    /// `bad_token`, `forbidden`: [`crate::auth::REFUSAL_REASONS`]).
+    pub auth_refusals: IntCounterVec,
+    /// Connections and requests refused by the server's limits, by reason
+    /// (`connection_limit`, `client_connection_limit`, `rate_limited`,
+    /// `refusal_limited`, `accept_error`).
+    pub http_refused: IntCounterVec,
 }
 
 fn counter(
@@ -141,6 +149,18 @@ impl Metrics {
                 "Snapshot/timestamp refreshes",
                 &["result"],
             )?,
+            auth_refusals: counter(
+                &r,
+                "nightlatch_admin_auth_refusals_total",
+                "Refused admin authentications by reason",
+                &["reason"],
+            )?,
+            http_refused: counter(
+                &r,
+                "nightlatch_http_refused_total",
+                "Connections and requests refused by the server's limits",
+                &["reason"],
+            )?,
             registry: r,
             http_duration,
             checkin_batch,
@@ -166,13 +186,30 @@ impl Metrics {
     }
 }
 
+/// The `method` label: one of the methods the server routes, else `other`.
+/// (HTTP lets a client send any token as its method; taking it verbatim
+/// would let anyone without a token grow the registry without bound.)
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Middleware: count and time every request by its route template.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let start = Instant::now();
     let response = next.run(req).await;
     let class = match response.status().as_u16() {
@@ -184,11 +221,11 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
     };
     metrics
         .http_requests
-        .with_label_values(&[&route, &method, class])
+        .with_label_values(&[&route, method, class])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[&route, &method])
+        .with_label_values(&[&route, method])
         .observe(start.elapsed().as_secs_f64());
     response
 }

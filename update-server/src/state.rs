@@ -79,6 +79,7 @@ impl AppState {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+        private_dir(&config.data_dir)?;
         let keys = bootstrap::server_keys(&config)?;
         let store = Store::connect_with(&config.database_url, config.sqlite_full_sync)
             .await
@@ -157,4 +158,23 @@ impl AppState {
             tokens: TokenCache::default(),
         })))
     }
+}
+
+/// The data directory holds keys, the first admin token and the fleet
+/// database: owner-only (0700).
+#[cfg(unix)]
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read data directory {}", dir.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make data directory {} private", dir.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_dir(_dir: &std::path::Path) -> anyhow::Result<()> {
+    Ok(())
 }

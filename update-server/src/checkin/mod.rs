@@ -5,12 +5,14 @@
 //! 1. parse and check each body ([`parse`]);
 //! 2. load the locks: from memory with SQLite (the process owns the file;
 //!    rows are written through on commit), in one query with PostgreSQL;
-//! 3. verify the device signatures in one batch verification (one by one
-//!    only to find the culprit when the batch fails);
+//! 3. verify each device signature strictly (`verify_strict`; a batch
+//!    equation would accept signatures a lone check refuses, see
+//!    [`pipeline`]);
 //! 4. reconcile each report, decide each assignment ([`plan`]), re-signing a
 //!    lock's director metadata only when its assignment changed;
 //! 5. commit every accepted check-in in one transaction (the counter check is
-//!    part of the `UPDATE`), pausing rollouts that crossed their threshold —
+//!    a compare-and-swap in the `UPDATE`: the row must still hold the counter
+//!    the check-in was planned from, so one signed check-in counts once), pausing rollouts that crossed their threshold —
 //!    through one committer ([`commit`]) that merges the batches of all
 //!    workers waiting at that moment into the same transaction;
 //! 6. sign one time over the Merkle root of the batch's leaves;

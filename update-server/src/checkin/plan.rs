@@ -255,6 +255,7 @@ pub fn plan(
         director_changed = true;
     }
 
+    let base_counter = dev.last_counter;
     dev.last_counter = counter;
     dev.last_seen = Some(cx.now);
     dev.firmware_version = Some(report.firmware.version.clone());
@@ -267,6 +268,7 @@ pub fn plan(
     Ok(Plan {
         write: CheckinWrite {
             device_id: dev.id.clone(),
+            base_counter,
             counter,
             firmware_version: report.firmware.version.clone(),
             firmware_order: version::order(&report.firmware.version),

@@ -2,9 +2,12 @@
 //! (group commit): one acknowledged check-in is one committed row update, so
 //! nothing a lock was told "accepted" is lost to a crash.
 //!
-//! The replay check is part of the write: a lock's row is updated only if
-//! the new counter is above the stored one, so two replicas (or two batches)
-//! can never both accept the same or an older check-in.
+//! The replay check is part of the write, as a compare-and-swap: a lock's
+//! row is updated only if it still holds the counter the check-in was
+//! planned from (and the new counter is above it), and the rows updated are
+//! read back with `RETURNING`. So two replicas, two batches, or two workers
+//! whose batches are committed together can never both accept the same
+//! check-in, nor count one planned from a row that has moved on since.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,7 +25,12 @@ use crate::store::{Placeholders, Store, kv};
 pub struct CheckinWrite {
     /// Lock id.
     pub device_id: String,
-    /// The check-in's counter (must be above the stored one).
+    /// The stored counter this write was planned from: the write applies
+    /// only if the row still holds exactly this counter (compare-and-swap),
+    /// so a check-in planned from a row another batch or replica has changed
+    /// since is refused rather than counted twice.
+    pub base_counter: i64,
+    /// The check-in's counter (must be above `base_counter`).
     pub counter: i64,
     /// Reported firmware version.
     pub firmware_version: String,
@@ -61,6 +69,17 @@ pub struct BatchResult {
     pub applied: Vec<bool>,
     /// Rollouts this batch paused because their failure threshold was crossed.
     pub auto_paused: Vec<Rollout>,
+}
+
+/// The writes of one lock in a commit group that apply together.
+#[derive(Clone, Copy)]
+struct Chain<'a> {
+    /// The counter the row must still hold.
+    base: i64,
+    /// The state written.
+    last: &'a CheckinWrite,
+    /// Whether any write of the chain re-signed the director metadata.
+    changed: bool,
 }
 
 impl Store {
@@ -139,26 +158,49 @@ impl Store {
             crate::store::Backend::Postgres => None,
         };
         let mut tx = self.pool().begin().await?;
-        // One row per lock: its last write, conditional on its first counter.
+        // One row per lock. Writes of one lock in this group form a chain when
+        // each was planned from the state the one before leaves (its base is
+        // the previous counter): the row gets the last write's state, on the
+        // condition that it still holds the first write's base counter. A
+        // write that does not extend its lock's chain (the same signed
+        // check-in handled by two workers, or one planned from an older row)
+        // is refused here and never counted.
         let mut order: Vec<&str> = Vec::new();
-        let mut by_device: HashMap<&str, (i64, &CheckinWrite, bool)> = HashMap::new();
-        for w in writes {
+        let mut by_device: HashMap<&str, Chain<'_>> = HashMap::new();
+        let mut in_chain = vec![false; writes.len()];
+        for (i, w) in writes.iter().enumerate() {
+            if w.counter <= w.base_counter {
+                continue;
+            }
             match by_device.get_mut(w.device_id.as_str()) {
-                Some(slot) => {
-                    slot.2 |= w.director_changed;
-                    slot.1 = w;
+                Some(chain) => {
+                    if w.base_counter == chain.last.counter {
+                        chain.changed |= w.director_changed;
+                        chain.last = w;
+                        in_chain[i] = true;
+                    }
                 }
                 None => {
                     order.push(&w.device_id);
-                    by_device.insert(&w.device_id, (w.counter, w, w.director_changed));
+                    by_device.insert(
+                        &w.device_id,
+                        Chain {
+                            base: w.base_counter,
+                            last: w,
+                            changed: w.director_changed,
+                        },
+                    );
+                    in_chain[i] = true;
                 }
             }
         }
+        // Exactly the rows this transaction changed (RETURNING), never a
+        // guess from what a row looks like afterwards.
         let mut updated: HashSet<String> = HashSet::new();
         for chunk in order.chunks(400) {
             let mut ph = Placeholders::new(self.backend());
             let mut sql = String::from(
-                "WITH v (id, min_counter, counter, fw, ford, sc, boot, bat, tz, lt, lo, lr, ar, at, dv, dk, de, ds, dt) AS (VALUES ",
+                "WITH v (id, base_counter, counter, fw, ford, sc, boot, bat, tz, lt, lo, lr, ar, at, dv, dk, de, ds, dt) AS (VALUES ",
             );
             for i in 0..chunk.len() {
                 if i > 0 {
@@ -174,15 +216,20 @@ impl Store {
                  time_zone = v.tz, last_target = v.lt, last_outcome = v.lo, last_reason = v.lr, \
                  assigned_rollout = v.ar, assigned_target = v.at, director_version = v.dv, director_key = v.dk, \
                  director_expires = v.de, director_sha256 = v.ds, director_targets = COALESCE(v.dt, devices.director_targets) \
-                 FROM v WHERE devices.id = v.id AND devices.status = 'active' AND devices.last_counter < v.min_counter",
+                 FROM v WHERE devices.id = v.id AND devices.status = 'active' AND devices.last_counter = v.base_counter \
+                 RETURNING devices.id",
                 ph.take(1)
             ));
             let mut q = sqlx::query(&sql);
             for id in chunk {
-                let (first, w, changed) = by_device[id];
+                let Chain {
+                    base,
+                    last: w,
+                    changed,
+                } = by_device[id];
                 q = q
                     .bind(&w.device_id)
-                    .bind(first)
+                    .bind(base)
                     .bind(w.counter)
                     .bind(&w.firmware_version)
                     .bind(w.firmware_order)
@@ -206,40 +253,16 @@ impl Store {
                     });
             }
             q = q.bind(now);
-            let n = q.execute(&mut *tx).await?.rows_affected();
-            if n == chunk.len() as u64 {
-                updated.extend(chunk.iter().map(|id| (*id).to_owned()));
-                continue;
-            }
-            // Some lock had a newer check-in committed first (another
-            // batch or replica): find out which rows are ours.
-            let sql = format!(
-                "SELECT id, last_counter, last_seen FROM devices WHERE id IN ({})",
-                Placeholders::new(self.backend()).take(chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
             for row in q.fetch_all(&mut *tx).await? {
-                let id: String = row.try_get("id")?;
-                let counter: i64 = row.try_get("last_counter")?;
-                let seen: Option<i64> = row.try_get("last_seen")?;
-                if by_device
-                    .get(id.as_str())
-                    .is_some_and(|(_, w, _)| w.counter == counter)
-                    && seen == Some(now)
-                {
-                    updated.insert(id);
-                }
+                updated.insert(row.try_get("id")?);
             }
         }
         let mut result = BatchResult::default();
         let mut deltas: HashMap<&str, (i64, i64)> = HashMap::new();
         let mut events: Vec<(&str, &str, &serde_json::Value)> = Vec::new();
         let mut members: Vec<(&str, &(String, i64, String))> = Vec::new();
-        for w in writes {
-            let applied = updated.contains(&w.device_id);
+        for (w, chained) in writes.iter().zip(in_chain) {
+            let applied = chained && updated.contains(&w.device_id);
             result.applied.push(applied);
             if !applied {
                 continue;

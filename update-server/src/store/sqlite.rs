@@ -17,13 +17,18 @@ pub async fn connect(
     url: &str,
     full_sync: bool,
 ) -> anyhow::Result<AnyPool> {
-    if let Some(path) = url
+    let file = url
         .strip_prefix("sqlite://")
         .map(|p| p.split('?').next().unwrap_or(p))
-        && let Some(dir) = std::path::Path::new(path).parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)?;
+        .filter(|p| !p.is_empty() && !p.starts_with(':'))
+        .map(std::path::Path::new);
+    if let Some(path) = file {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        private_files(path)?;
     }
     let pool = options
         .max_connections(8)
@@ -44,5 +49,42 @@ pub async fn connect(
         })
         .connect(url)
         .await?;
+    if let Some(path) = file {
+        // SQLite gives the -wal and -shm files the database file's mode;
+        // files from an older version may still be world-readable.
+        private_files(path)?;
+    }
     Ok(pool)
+}
+
+/// The database holds token hashes, device keys and the audit log: create
+/// it owner-only (0600) before SQLite opens it, and take group and other
+/// permissions off it and its `-wal` / `-shm` files if they exist.
+#[cfg(unix)]
+fn private_files(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use anyhow::Context;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create the database file {}", path.display()))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let p = std::path::PathBuf::from(name);
+        if let Ok(meta) = std::fs::metadata(&p)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_files(_path: &std::path::Path) -> anyhow::Result<()> {
+    Ok(())
 }
