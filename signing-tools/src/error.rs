@@ -89,7 +89,7 @@ pub enum Error {
     #[diagnostic(
         code(nightlatch_sign::private_key),
         help(
-            "pass a .key file written by `nightlatch-sign keygen` (unencrypted PKCS#8 PEM, `-----BEGIN PRIVATE KEY-----`)"
+            "pass a .key file written by `nightlatch-sign keygen` or `nightlatch-keys keygen` (PKCS#8 PEM, passphrase-encrypted or not)"
         )
     )]
     PrivateKey {
@@ -97,6 +97,32 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+
+    /// No passphrase for an encrypted key file (to read, or for a new one).
+    #[error("no passphrase for {what}: {reason}")]
+    #[diagnostic(code(nightlatch_sign::no_passphrase))]
+    NoPassphrase {
+        /// The key file.
+        what: String,
+        /// Why there is none.
+        reason: String,
+        /// What to do.
+        #[help]
+        help: String,
+    },
+
+    /// The passphrase does not decrypt the key file.
+    #[error("wrong passphrase for {} (or the file is damaged)", path.display())]
+    #[diagnostic(
+        code(nightlatch_sign::wrong_passphrase),
+        help(
+            "check the passphrase; NIGHTLATCH_KEY_PASSPHRASE, when set, is used instead of asking (unset it to be asked at the terminal)"
+        )
+    )]
+    WrongPassphrase {
+        /// The key file.
+        path: PathBuf,
     },
 
     /// An `--anchor` file is not an Ed25519 public key.

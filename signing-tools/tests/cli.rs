@@ -1,7 +1,7 @@
 //! End-to-end tests of the `nightlatch-sign` binary.
 
 // Test helpers outside `#[test]` functions may unwrap too.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,8 +20,12 @@ const MODEL: &str = "nl-lock-v2";
 const VERSION: &str = "1.4.2";
 const COUNTER: u32 = 7;
 
+/// nightlatch-sign with the test passphrase in `$NIGHTLATCH_KEY_PASSPHRASE`,
+/// as automation runs it: the fixture's keys are encrypted.
 fn nls() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nightlatch-sign"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nightlatch-sign"));
+    c.env(PASS_ENV, PASS);
+    c
 }
 
 /// Deterministic pseudo-random bytes (xorshift64).
@@ -36,8 +40,8 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// A temp dir with two key pairs (`a`, `b`, made by `keygen`), a raw image and
-/// an envelope of it signed by `a`.
+/// A temp dir with two key pairs (`a`, `b`, made by `keygen`: encrypted with
+/// `PASS`), a raw image and an envelope of it signed by `a`.
 struct Fixture {
     dir: TempDir,
     image: Vec<u8>,
@@ -51,7 +55,7 @@ impl Fixture {
             image: noise(5000, 0x5EED),
         };
         for name in ["a", "b"] {
-            nls().arg("keygen").arg(fx.path(name)).assert().success();
+            keygen_encrypted(&fx.path(name));
         }
         fs::write(fx.path("fw.bin"), &fx.image).unwrap();
         fx.sign(&["a"], "fw.nlfw").success();
@@ -131,10 +135,12 @@ fn keygen_writes_pem_files_and_prints_key_id() {
 
     let private = fs::read_to_string(dir.path().join("release.key")).unwrap();
     let public = fs::read_to_string(dir.path().join("release.pub")).unwrap();
-    assert!(private.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    assert!(private.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
     assert!(public.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+    assert!(stdout.contains("passphrase-encrypted"), "{stdout:?}");
 
-    let signing = keys::parse_private_key(&private).unwrap();
+    let signing =
+        keys::decrypt_private_key(&private, PASS.as_bytes(), Path::new("release.key")).unwrap();
     let verifying = keys::parse_public_key(&public).unwrap();
     assert_eq!(signing.verifying_key(), verifying);
     let id = hex::encode(Sha256::digest(verifying.as_bytes()));
@@ -168,6 +174,7 @@ fn keygen_json() {
     let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
     let public = keys::load_public_key(&dir.path().join("k.pub")).unwrap();
     assert_eq!(json["key_id"], keys::key_id_hex(&public));
+    assert_eq!(json["encrypted"], true);
     assert_eq!(
         json["private_key"],
         dir.path().join("k.key").display().to_string()
@@ -214,25 +221,34 @@ fn keygen_output_is_readable_by_openssl() {
         return;
     }
     let dir = TempDir::new().unwrap();
+    // Unencrypted, and encrypted at the cost OpenSSL accepts (it caps scrypt
+    // at 32 MiB: N = 2^14; the default 2^17 needs 128 MiB).
     nls()
-        .arg("keygen")
-        .arg(dir.path().join("k"))
+        .args(["keygen", "--unencrypted"])
+        .arg(dir.path().join("plain"))
         .assert()
         .success();
-    let private = std::process::Command::new("openssl")
-        .args(["pkey", "-noout", "-text", "-in"])
-        .arg(dir.path().join("k.key"))
-        .output()
-        .unwrap();
-    assert!(private.status.success());
-    assert!(String::from_utf8_lossy(&private.stdout).contains("ED25519 Private-Key"));
-    let derived = std::process::Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(dir.path().join("k.key"))
-        .output()
-        .unwrap();
-    assert!(derived.status.success());
-    assert_eq!(derived.stdout, fs::read(dir.path().join("k.pub")).unwrap());
+    keygen_encrypted(&dir.path().join("enc"));
+    for name in ["plain", "enc"] {
+        let openssl = |args: &[&str]| {
+            std::process::Command::new("openssl")
+                .args(args)
+                .arg(dir.path().join(format!("{name}.key")))
+                .args(["-passin", &format!("env:{PASS_ENV}")])
+                .env(PASS_ENV, PASS)
+                .output()
+                .unwrap()
+        };
+        let private = openssl(&["pkey", "-noout", "-text", "-in"]);
+        assert!(private.status.success(), "{name}: {private:?}");
+        assert!(String::from_utf8_lossy(&private.stdout).contains("ED25519 Private-Key"));
+        let derived = openssl(&["pkey", "-pubout", "-in"]);
+        assert!(derived.status.success(), "{name}: {derived:?}");
+        assert_eq!(
+            derived.stdout,
+            fs::read(dir.path().join(format!("{name}.pub"))).unwrap()
+        );
+    }
 }
 
 // ---------------------------------------------------------------- sign + verify
@@ -846,4 +862,377 @@ fn anchor_rotation_records() {
         .boot(&mut buf)
         .unwrap();
     assert_eq!(r.anchors_version, 2);
+}
+
+// ---------------------------------------------------------------- keys at rest (issue 13)
+
+/// Where nightlatch-sign (like nightlatch-keys) takes a key file passphrase from.
+const PASS_ENV: &str = "NIGHTLATCH_KEY_PASSPHRASE";
+const PASS: &str = "Quiet-Hours-4-Door-7";
+const ENCRYPTED_LABEL: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+
+/// nightlatch-sign with `passphrase` in its environment, or none at all
+/// (whatever the developer's shell holds).
+fn nls_pass(passphrase: Option<&str>) -> Command {
+    let mut c = nls();
+    match passphrase {
+        Some(p) => c.env(PASS_ENV, p),
+        None => c.env_remove(PASS_ENV),
+    };
+    c
+}
+
+/// stdout and stderr of a finished command.
+fn all_output(assert: &assert_cmd::assert::Assert) -> String {
+    let out = assert.get_output();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The passphrase must never be echoed, whatever happened.
+fn no_secret(assert: &assert_cmd::assert::Assert, secret: &str) {
+    let text = all_output(assert);
+    assert!(!text.contains(secret), "the passphrase leaked: {text}");
+}
+
+/// `keygen OUT` with a passphrase in the environment, cheapest accepted KDF cost.
+fn keygen_encrypted(out: &Path) {
+    let a = nls_pass(Some(PASS))
+        .args(["keygen", "--kdf-log-n", "14"])
+        .arg(out)
+        .assert()
+        .success();
+    no_secret(&a, PASS);
+}
+
+fn sign_one(
+    key: &Path,
+    image: &Path,
+    out: &Path,
+    passphrase: Option<&str>,
+) -> assert_cmd::assert::Assert {
+    nls_pass(passphrase)
+        .arg("sign")
+        .arg("--key")
+        .arg(key)
+        .args(["--model", MODEL, "--version", VERSION, "--counter"])
+        .arg(COUNTER.to_string())
+        .arg(image)
+        .arg("-o")
+        .arg(out)
+        .assert()
+}
+
+#[test]
+fn keygen_encrypts_by_default_in_the_nightlatch_keys_format() {
+    use pkcs8::der::Decode;
+    use pkcs8::pkcs5::{EncryptionScheme, pbes2};
+
+    let dir = TempDir::new().unwrap();
+    let a = nls_pass(Some(PASS))
+        .arg("keygen")
+        .arg(dir.path().join("release"))
+        .assert()
+        .success();
+    no_secret(&a, PASS);
+    let text = fs::read_to_string(dir.path().join("release.key")).unwrap();
+    assert!(text.starts_with(ENCRYPTED_LABEL), "not encrypted: {text}");
+    assert!(!text.contains("-----BEGIN PRIVATE KEY-----"));
+    assert!(keys::parse_private_key(&text).is_err());
+
+    // PBES2 with scrypt N = 2^17, r = 8, p = 1 and AES-256-CBC: exactly what
+    // `nightlatch-keys keygen` writes by default.
+    let (label, der) = pkcs8::der::pem::decode_vec(text.as_bytes()).unwrap();
+    assert_eq!(label, "ENCRYPTED PRIVATE KEY");
+    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&der).unwrap();
+    let EncryptionScheme::Pbes2(params) = &info.encryption_algorithm else {
+        panic!("not PBES2: {:?}", info.encryption_algorithm);
+    };
+    let pbes2::Kdf::Scrypt(cost) = &params.kdf else {
+        panic!("not scrypt: {:?}", params.kdf);
+    };
+    assert_eq!(
+        (cost.cost_parameter, cost.block_size, cost.parallelization),
+        (1 << keys_ceremony::keysource::file::DEFAULT_KDF_LOG_N, 8, 1)
+    );
+    assert!(matches!(
+        params.encryption,
+        pbes2::EncryptionScheme::Aes256Cbc { .. }
+    ));
+
+    // nightlatch-keys' own reader (and its KDF limits) opens it.
+    let key = keys_ceremony::keysource::file::decrypt_pem(
+        &text,
+        PASS.as_bytes(),
+        Path::new("release.key"),
+    )
+    .unwrap();
+    let public = keys::load_public_key(&dir.path().join("release.pub")).unwrap();
+    assert_eq!(key.verifying_key(), public);
+    assert!(keys_ceremony::keysource::file::decrypt_pem(&text, b"not it", Path::new("k")).is_err());
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |name: &str| {
+            fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("release.key"), 0o600);
+        assert_eq!(mode("release.pub"), 0o644);
+    }
+}
+
+#[test]
+fn encrypted_key_signs_with_the_right_passphrase_and_the_envelope_verifies() {
+    let dir = TempDir::new().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    keygen_encrypted(&p("release"));
+    let image = noise(3000, 0xC0FFEE);
+    fs::write(p("fw.bin"), &image).unwrap();
+
+    let a = sign_one(&p("release.key"), &p("fw.bin"), &p("fw.nlfw"), Some(PASS)).success();
+    no_secret(&a, PASS);
+
+    // The device's own check, with the public key as its only anchor.
+    let public = keys::load_public_key(&p("release.pub")).unwrap();
+    let anchors = TrustAnchors::new(1, 1, &[public.to_bytes()]).unwrap();
+    let model = HardwareModel::new(MODEL).unwrap();
+    let policy = Policy {
+        anchors: &anchors,
+        model: Some(&model),
+        min_security_counter: COUNTER,
+        max_payload_len: u32::MAX,
+    };
+    let envelope = fs::read(p("fw.nlfw")).unwrap();
+    verify_bytes(&envelope, &policy).unwrap();
+    assert_eq!(&envelope[PREFIX_LEN..], image.as_slice());
+
+    // verify takes the .pub, or the encrypted .key (its public half).
+    nls_pass(None)
+        .args(["verify", "--model", MODEL, "--anchor"])
+        .arg(p("release.pub"))
+        .arg(p("fw.nlfw"))
+        .assert()
+        .success();
+    let a = nls_pass(Some(PASS))
+        .args(["verify", "--anchor"])
+        .arg(p("release.key"))
+        .arg(p("fw.nlfw"))
+        .assert()
+        .success();
+    no_secret(&a, PASS);
+
+    // Trust anchor rotation records are signed with encrypted keys too.
+    keygen_encrypted(&p("next"));
+    let a = nls_pass(Some(PASS))
+        .args([
+            "anchors",
+            "rotate",
+            "--set-version",
+            "2",
+            "--threshold",
+            "1",
+            "--new-key",
+        ])
+        .arg(p("next.pub"))
+        .arg("--sign")
+        .arg(p("release.key"))
+        .arg("-o")
+        .arg(p("r.nlta"))
+        .assert()
+        .success();
+    no_secret(&a, PASS);
+    nls_pass(Some(PASS))
+        .args(["anchors", "sign", "--key"])
+        .arg(p("next.key"))
+        .arg(p("r.nlta"))
+        .assert()
+        .success();
+    nls_pass(None)
+        .args(["anchors", "verify", "--current"])
+        .arg(p("release.pub"))
+        .arg(p("r.nlta"))
+        .assert()
+        .success();
+}
+
+#[test]
+fn wrong_passphrase_is_a_clear_error() {
+    let dir = TempDir::new().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    keygen_encrypted(&p("release"));
+    fs::write(p("fw.bin"), noise(1000, 3)).unwrap();
+    let wrong = "Not-The-Passphrase-42";
+
+    let a = sign_one(&p("release.key"), &p("fw.bin"), &p("fw.nlfw"), Some(wrong));
+    no_secret(&a, wrong);
+    refused(a, "wrong passphrase for");
+    assert!(!p("fw.nlfw").exists());
+
+    let a = nls_pass(Some(wrong))
+        .args(["anchors", "sign", "--key"])
+        .arg(p("release.key"))
+        .arg(p("missing.nlta"))
+        .assert();
+    no_secret(&a, wrong);
+    let a = nls_pass(Some(wrong))
+        .args(["verify", "--anchor"])
+        .arg(p("release.key"))
+        .arg(p("fw.bin"))
+        .assert();
+    no_secret(&a, wrong);
+    refused(a, "wrong passphrase for");
+}
+
+#[test]
+fn missing_passphrase_without_a_terminal_is_a_clear_error() {
+    let dir = TempDir::new().unwrap();
+    let p = |n: &str| dir.path().join(n);
+
+    // keygen: no NIGHTLATCH_KEY_PASSPHRASE, no --unencrypted, stdin not a
+    // terminal: refused, naming both ways out, and nothing is written.
+    let a = nls_pass(None).arg("keygen").arg(p("release")).assert();
+    refused(a, PASS_ENV);
+    let a = nls_pass(None).arg("keygen").arg(p("release")).assert();
+    refused(a, "--unencrypted");
+    assert!(!p("release.key").exists());
+    assert!(!p("release.pub").exists());
+
+    // sign with an encrypted key: refused, naming the variable.
+    keygen_encrypted(&p("release"));
+    fs::write(p("fw.bin"), noise(1000, 4)).unwrap();
+    let a = sign_one(&p("release.key"), &p("fw.bin"), &p("fw.nlfw"), None);
+    refused(a, PASS_ENV);
+    assert!(!p("fw.nlfw").exists());
+}
+
+#[test]
+fn keygen_unencrypted_warns_loudly() {
+    let dir = TempDir::new().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let a = nls_pass(None)
+        .args(["keygen", "--unencrypted"])
+        .arg(p("ci"))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("WARNING") && stderr.contains("unencrypted private key"),
+        "no warning on stderr: {stderr:?}"
+    );
+    let stdout = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert!(
+        !stdout.contains("WARNING"),
+        "warning belongs on stderr: {stdout}"
+    );
+    let text = fs::read_to_string(p("ci.key")).unwrap();
+    assert!(text.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    keys::parse_private_key(&text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(p("ci.key")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // An unencrypted key needs no passphrase to sign.
+    fs::write(p("fw.bin"), noise(1000, 5)).unwrap();
+    sign_one(&p("ci.key"), &p("fw.bin"), &p("fw.nlfw"), None).success();
+}
+
+#[test]
+fn keygen_refuses_a_short_passphrase_and_unreadable_kdf_costs() {
+    let dir = TempDir::new().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let short = "Ab3$xyz";
+    let a = nls_pass(Some(short)).arg("keygen").arg(p("k")).assert();
+    no_secret(&a, short);
+    refused(a, "at least 8 characters");
+    assert!(!p("k.key").exists() && !p("k.pub").exists());
+
+    // Below nightlatch-keys' floor, or above what its reader accepts.
+    for log_n in ["13", "19"] {
+        nls_pass(Some(PASS))
+            .args(["keygen", "--kdf-log-n", log_n])
+            .arg(p("k"))
+            .assert()
+            .failure();
+        assert!(!p("k.key").exists());
+    }
+    // A KDF cost means nothing for an unencrypted key.
+    nls_pass(None)
+        .args(["keygen", "--unencrypted", "--kdf-log-n", "14"])
+        .arg(p("k"))
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn publish_and_repo_read_encrypted_release_keys() {
+    use clap::Parser;
+
+    // Dev roots and keys (unencrypted) from keys-ceremony, then the targets
+    // (release) key re-written encrypted, as `nightlatch-keys keygen` writes.
+    let dir = TempDir::new().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    keys_ceremony::cmd::Cli::try_parse_from([
+        "nightlatch-keys",
+        "init",
+        "--dev",
+        "--out",
+        p("dev").to_str().unwrap(),
+    ])
+    .unwrap()
+    .run()
+    .unwrap();
+    let release = p("dev/image/keys/targets.key");
+    let plain = keys::load_private_key(&release).unwrap();
+    keys_ceremony::keysource::file::write_private(
+        &release,
+        &plain,
+        Some((
+            PASS.as_bytes(),
+            keys_ceremony::keysource::file::MIN_KDF_LOG_N,
+        )),
+        true,
+    )
+    .unwrap();
+    assert!(
+        fs::read_to_string(&release)
+            .unwrap()
+            .starts_with(ENCRYPTED_LABEL)
+    );
+
+    nls_pass(None)
+        .args(["repo", "init", "--repo"])
+        .arg(p("repo"))
+        .arg(p("dev/image/1.root.json"))
+        .assert()
+        .success();
+    fs::write(p("fw.bin"), noise(2000, 6)).unwrap();
+    sign_one(&release, &p("fw.bin"), &p("fw.nlfw"), Some(PASS)).success();
+
+    let publish = |pass: Option<&str>| {
+        nls_pass(pass)
+            .args(["publish", "--repo"])
+            .arg(p("repo"))
+            .arg("--key")
+            .arg(&release)
+            .arg(p("fw.nlfw"))
+            .assert()
+    };
+    refused(publish(None), PASS_ENV);
+    let wrong = "Not-The-Passphrase-42";
+    let a = publish(Some(wrong));
+    no_secret(&a, wrong);
+    refused(a, "wrong passphrase for");
+    let a = publish(Some(PASS)).success();
+    no_secret(&a, PASS);
+    assert!(p("repo/metadata/1.targets.json").exists());
 }

@@ -388,9 +388,10 @@ fn reads_a_repository_made_by_nightlatch_keys_and_nightlatch_sign() {
     let root = dev.join("image/1.root.json");
     sign_tool(&["repo", "init", "--repo", s(&repo), s(&root)]);
 
-    // A per-model release key, delegated for nl-lock-v2/*.
+    // A per-model release key, delegated for nl-lock-v2/*. Unencrypted: these
+    // in-process calls have no passphrase to give (and must not prompt).
     let model_key = t.join("model");
-    sign_tool(&["keygen", s(&model_key)]);
+    sign_tool(&["keygen", "--unencrypted", s(&model_key)]);
     let model_pub = t.join("model.pub");
     let model_priv = t.join("model.key");
     sign_tool(&[
@@ -562,8 +563,9 @@ fn follows_a_root_rotation_made_by_nightlatch_keys() {
 
     let root4 = t.join("root-4");
     let ts2 = t.join("timestamp-2");
-    sign_tool(&["keygen", s(&root4)]);
-    sign_tool(&["keygen", s(&ts2)]);
+    // Throwaway test keys: unencrypted (no passphrase in process, no prompt).
+    sign_tool(&["keygen", "--unencrypted", s(&root4)]);
+    sign_tool(&["keygen", "--unencrypted", s(&ts2)]);
     let revoke_root = format!("--revoke=root={}", s(&key("root-3.pub")));
     let add_root = format!("--add=root={}", s(&t.join("root-4.pub")));
     let revoke_ts = format!("--revoke=timestamp={}", s(&key("timestamp.pub")));

@@ -171,7 +171,7 @@ pub fn encrypt_pem(key: &SigningKey, pass: &[u8], log_n: u8) -> Result<Zeroizing
         .map_err(|e| encoding(&e))
 }
 
-/// Plain (unencrypted) PKCS#8 v1 PEM, as `nightlatch-sign keygen` writes.
+/// Plain (unencrypted) PKCS#8 v1 PEM, as `nightlatch-sign keygen --unencrypted` writes.
 pub fn plain_pem(key: &SigningKey) -> Result<Zeroizing<String>> {
     KeypairBytes {
         secret_key: key.to_bytes(),

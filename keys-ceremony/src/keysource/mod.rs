@@ -5,7 +5,7 @@
 //! * a file path: a PKCS#8 private key, passphrase-encrypted
 //!   (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2 with scrypt and
 //!   AES-256-CBC, as `nightlatch-keys keygen` writes and OpenSSL reads) or
-//!   plain (`nightlatch-sign keygen`, dev keys);
+//!   plain (`nightlatch-sign keygen --unencrypted`, dev keys);
 //! * a `pkcs11:` URI (RFC 7512) naming an Ed25519 key in a token, used through
 //!   `CKM_EDDSA` (module from `module-path=` or `NIGHTLATCH_PKCS11_MODULE`).
 //!

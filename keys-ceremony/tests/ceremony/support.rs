@@ -209,8 +209,13 @@ pub fn refresh(repo: &Path, keys_dir: &Path) {
     ]);
 }
 
-/// A plain key pair made by `nightlatch-sign keygen` (OUT.key, OUT.pub).
+/// A plain key pair made by `nightlatch-sign keygen --unencrypted` (OUT.key,
+/// OUT.pub): these in-process calls have no passphrase to give.
 pub fn plain_key(out: &Path) -> (PathBuf, PathBuf) {
-    nls_ok([OsStr::new("keygen"), out.as_os_str()]);
+    nls_ok([
+        OsStr::new("keygen"),
+        OsStr::new("--unencrypted"),
+        out.as_os_str(),
+    ]);
     (out.with_extension("key"), out.with_extension("pub"))
 }

@@ -1,6 +1,8 @@
-//! `nightlatch-sign keygen OUT`: write `OUT.key` and `OUT.pub`.
+//! `nightlatch-sign keygen OUT`: write `OUT.key` (passphrase-encrypted unless
+//! `--unencrypted`) and `OUT.pub`.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -13,9 +15,25 @@ use crate::keys;
 /// Arguments of `keygen`.
 #[derive(Debug, Clone, Args)]
 pub struct KeygenArgs {
-    /// Output name prefix: writes OUT.key (private) and OUT.pub (public).
+    /// Output name prefix: writes OUT.key (private, passphrase-encrypted) and OUT.pub (public).
+    /// The passphrase comes from $NIGHTLATCH_KEY_PASSPHRASE, or is asked twice at the terminal.
     #[arg(value_name = "OUT")]
     pub out: PathBuf,
+    /// Write the private key UNENCRYPTED (plain PKCS#8): only for throwaway test and CI keys,
+    /// never for a release key (anyone who reads the file can sign firmware).
+    #[arg(long)]
+    pub unencrypted: bool,
+    /// scrypt cost of the key file's encryption: N = 2^LOG_N (r = 8, p = 1), as nightlatch-keys;
+    /// 17 uses 128 MiB per unlock, 14 to 18 accepted.
+    #[arg(
+        long,
+        value_name = "LOG_N",
+        default_value_t = keys::DEFAULT_KDF_LOG_N,
+        value_parser = clap::value_parser!(u8)
+            .range(i64::from(keys::MIN_KDF_LOG_N)..=i64::from(keys::MAX_KDF_LOG_N)),
+        conflicts_with = "unencrypted"
+    )]
+    pub kdf_log_n: u8,
     /// Replace OUT.key and OUT.pub if they exist.
     #[arg(long)]
     pub force: bool,
@@ -33,6 +51,8 @@ pub struct KeygenReport {
     pub public_key: String,
     /// Key id (SHA-256 of the raw public key), hex.
     pub key_id: String,
+    /// Whether the private key file is passphrase-encrypted.
+    pub encrypted: bool,
 }
 
 /// `OUT.key` and `OUT.pub` for an `OUT` prefix.
@@ -58,9 +78,18 @@ pub fn generate(args: &KeygenArgs) -> Result<KeygenReport> {
             }
         }
     }
+    // The passphrase first: without one nothing is generated or written.
+    let passphrase = if args.unencrypted {
+        None
+    } else {
+        Some(keys::new_passphrase(&key_path)?)
+    };
     let key = keys::generate();
     let public = key.verifying_key();
-    let private_pem = keys::private_key_pem(&key)?;
+    let private_pem = match &passphrase {
+        Some(p) => keys::encrypted_private_key_pem(&key, p.as_bytes(), args.kdf_log_n)?,
+        None => keys::private_key_pem(&key)?,
+    };
     let public_pem = keys::public_key_pem(&public)?;
 
     let staged_key = fsio::stage(&key_path, private_pem.as_bytes(), Access::Secret)?;
@@ -75,17 +104,33 @@ pub fn generate(args: &KeygenArgs) -> Result<KeygenReport> {
         private_key: key_path.display().to_string(),
         public_key: pub_path.display().to_string(),
         key_id: keys::key_id_hex(&public),
+        encrypted: passphrase.is_some(),
     })
 }
 
 /// Run `keygen`.
 pub fn run(args: &KeygenArgs) -> Result<()> {
     let report = generate(args)?;
+    if !report.encrypted {
+        // Loud, and on stderr so it shows even with --json or stdout redirected.
+        let _ = writeln!(
+            std::io::stderr(),
+            "WARNING: wrote an unencrypted private key to {}: anyone who can read that file can \
+             sign firmware. Use --unencrypted only for throwaway test and CI keys; release keys \
+             must be passphrase-encrypted (the default).",
+            report.private_key
+        );
+    }
     if args.json {
         return fsio::print_json(&report);
     }
+    let protection = if report.encrypted {
+        "passphrase-encrypted"
+    } else {
+        "UNENCRYPTED"
+    };
     fsio::print(&format!(
-        "private key  {} (keep secret)\npublic key   {}\nkey id       {}",
+        "private key  {} ({protection}, keep secret)\npublic key   {}\nkey id       {}",
         report.private_key, report.public_key, report.key_id
     ))
 }

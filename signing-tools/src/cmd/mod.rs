@@ -39,7 +39,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate an Ed25519 key pair: OUT.key (private, mode 0600) and OUT.pub.
+    /// Generate an Ed25519 key pair: OUT.key (private, passphrase-encrypted, mode 0600) and OUT.pub.
     Keygen(KeygenArgs),
     /// Sign a raw firmware image into an envelope.
     Sign(SignArgs),

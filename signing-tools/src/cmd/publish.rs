@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use keys_ceremony::keysource::{KeySpec, open_all};
+use keys_ceremony::keysource::KeySpec;
 
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::keys::open_key_sources;
 use crate::repo::Expiries;
 use crate::repo::expiries::lifetime;
 use crate::repo::publish::publish;
@@ -36,7 +37,8 @@ pub struct PublishArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
-    /// Release key: a .key file (plain or passphrase-encrypted) or a pkcs11: URI. Repeatable.
+    /// Release key: a .key file (plain or passphrase-encrypted: the passphrase comes from
+    /// $NIGHTLATCH_KEY_PASSPHRASE or is asked at the terminal) or a pkcs11: URI. Repeatable.
     #[arg(long = "key", value_name = "KEY", required = true)]
     pub keys: Vec<KeySpec>,
     /// With --server: a root the release engineer trusts (from the key
@@ -67,7 +69,7 @@ pub fn run(args: &PublishArgs) -> Result<()> {
         targets: lifetime(&args.targets_expires, "targets-expires")?,
         ..Expiries::default()
     };
-    let keys = open_all(&args.keys)?;
+    let keys = open_key_sources(&args.keys)?;
     if let Some(server) = &args.server {
         let token = args.token.as_deref().ok_or_else(|| Error::RepoState {
             path: PathBuf::from(server),

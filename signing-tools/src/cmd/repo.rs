@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use keys_ceremony::keysource::{KeySpec, load_public, open_all};
+use keys_ceremony::keysource::{KeySpec, load_public};
 
 use crate::error::Result;
 use crate::fsio;
+use crate::keys::open_key_sources;
 use crate::repo::expiries::lifetime;
 use crate::repo::{Expiries, delegate, refresh, roots};
 
@@ -119,7 +120,7 @@ pub fn run(args: &RepoArgs) -> Result<()> {
                 .iter()
                 .map(load_public)
                 .collect::<keys_ceremony::Result<Vec<_>>>()?;
-            let keys = open_all(keys)?;
+            let keys = open_key_sources(keys)?;
             let written = delegate::delegate(repo, &keys, model, &publics, *threshold, &expiries)?;
             fsio::print(&format!(
                 "delegated {model}/* to {} key(s), threshold {threshold}: wrote {written}",
@@ -145,7 +146,7 @@ pub fn run(args: &RepoArgs) -> Result<()> {
                     .filter(|k| !snapshot_keys.contains(k))
                     .cloned(),
             );
-            let keys = open_all(&specs)?;
+            let keys = open_key_sources(&specs)?;
             let r = refresh::refresh(repo, &keys, &expiries)?;
             fsio::print(&format!(
                 "snapshot version {}{}, timestamp version {} (expires {})",

@@ -20,7 +20,8 @@ use crate::summary::EnvelopeSummary;
 /// Arguments of `sign`.
 #[derive(Debug, Clone, Args)]
 pub struct SignArgs {
-    /// Private key file (.key from keygen). Repeat for several signatures (at most 8).
+    /// Private key file (.key from keygen). Repeat for several signatures (at most 8). The
+    /// passphrase of an encrypted key comes from $NIGHTLATCH_KEY_PASSPHRASE or is asked at the terminal.
     #[arg(long = "key", value_name = "KEY", required = true)]
     pub keys: Vec<PathBuf>,
     /// Hardware model the image is built for, e.g. nl-lock-v2 ([a-z0-9._-], 1 to 32 characters).

@@ -17,7 +17,8 @@ use crate::summary::EnvelopeSummary;
 /// Arguments of `verify`.
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// Trusted public key (.pub, or a .key whose public half is used). Repeat for several.
+    /// Trusted public key (.pub, or a .key whose public half is used; an encrypted .key needs
+    /// its passphrase, so prefer the .pub). Repeat for several.
     #[arg(long = "anchor", value_name = "PUB", required = true)]
     pub anchors: Vec<PathBuf>,
     /// How many distinct anchors must have signed.
