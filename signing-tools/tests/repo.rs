@@ -591,3 +591,172 @@ fn hostile_files_are_refused_clearly() {
         .unwrap();
     fx.refresh().failure().stderr(contains("larger than"));
 }
+
+/// A hostile `nightlatch-server` for `publish --server`'s mirror: serves
+/// the files of a local repository's `metadata/`, answers any other path
+/// with junk (so a path the server made up would be written if it were
+/// asked for), and records what it was asked.
+struct HostileServer {
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+    asked: std::cell::RefCell<Vec<String>>,
+}
+
+impl signing_tools::repo::remote::Transport for HostileServer {
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        self.asked.borrow_mut().push(path.to_owned());
+        let name = path.strip_prefix("/repo/metadata/").unwrap_or(path);
+        Ok(Some(
+            self.files
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| b"pwned".to_vec()),
+        ))
+    }
+    fn put(&self, path: &str, _: &[u8]) -> Result<(), String> {
+        Err(format!("read-only test server: PUT {path}"))
+    }
+}
+
+/// Issue 13: `publish --server` turned role names from the server's
+/// snapshot into local file names before checking anything. A stolen server
+/// (it holds the online snapshot and timestamp keys, so its snapshot is
+/// properly signed) lists hostile role names: each is refused with a clear
+/// error, never asked for, and nothing is written outside the mirror's
+/// metadata directory (nor anything but the genuine metadata inside it).
+#[test]
+fn mirror_refuses_hostile_role_names_from_the_server() {
+    use keys_ceremony::metadata::{MetaFile, Snapshot, Timestamp};
+    use signing_tools::repo::remote::mirror;
+
+    let fx = Fx::new();
+    let fw = fx.envelope(&fx.key("targets"), "nl-lock-v2", "1.0.0", 1);
+    fx.publish(&fx.key("targets"), &[&fw]).success();
+    fx.refresh().success();
+    let meta = fx.repo().join("metadata");
+    let served: std::collections::BTreeMap<String, Vec<u8>> = walk(&meta)
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    let ts: Signed<Timestamp> = Signed::load(&meta.join("timestamp.json")).unwrap();
+    let snap_version = ts.signed.snapshot().unwrap().version;
+    let snap: Signed<Snapshot> =
+        Signed::load(&meta.join(format!("{snap_version}.snapshot.json"))).unwrap();
+    let open = |role: &str| KeySpec::File(fx.key(role)).open().unwrap();
+
+    // The server's metadata, re-signed by its own online keys with `name`
+    // listed in the snapshot (snapshot signed by `snapshot_key`).
+    let hostile = |name: &str, snapshot_key: &str| {
+        let mut s = snap.signed.clone();
+        s.version = snap_version + 1;
+        s.meta.insert(
+            name.to_owned(),
+            MetaFile {
+                version: 1,
+                length: None,
+                hashes: None,
+            },
+        );
+        let snap_name = format!("{}.snapshot.json", s.version);
+        let mut signed = Signed::new(s).unwrap();
+        signed
+            .sign_with(open(snapshot_key).as_ref(), Path::new(&snap_name))
+            .unwrap();
+        let mut t = ts.signed.clone();
+        t.version += 1;
+        t.meta.insert(
+            "snapshot.json".into(),
+            MetaFile {
+                version: snap_version + 1,
+                length: None,
+                hashes: None,
+            },
+        );
+        let mut t = Signed::new(t).unwrap();
+        t.sign_with(open("timestamp").as_ref(), Path::new("timestamp.json"))
+            .unwrap();
+        let mut files = served.clone();
+        files.insert(snap_name, signed.to_bytes().unwrap());
+        files.insert("timestamp.json".into(), t.to_bytes().unwrap());
+        HostileServer {
+            files,
+            asked: Default::default(),
+        }
+    };
+
+    let long = format!("{}.json", "a".repeat(65));
+    let cases: [(&str, &str); 11] = [
+        ("../../etc/x.json", "role name"),
+        ("a/b.json", "role name"),
+        ("/etc/x.json", "role name"),
+        ("..\\..\\x.json", "role name"),
+        ("a\0b.json", "role name"),
+        (".hidden.json", "role name"),
+        ("...json", "role name"),
+        ("a..b.json", "\"..\""),
+        ("root.json", "top-level role"),
+        ("Upper.json", "role name"),
+        (&long, "role name"),
+    ];
+    for (i, (name, why)) in cases.into_iter().enumerate() {
+        let case = fx.p(&format!("case-{i}"));
+        let dir = case.join("deep").join("mirror");
+        let server = hostile(name, "snapshot");
+        let err = mirror(&server, "test-server", &dir)
+            .expect_err(name)
+            .to_string();
+        assert!(err.contains(why), "{name:?}: {err}");
+        assert!(
+            err.contains("refusing the server's metadata"),
+            "{name:?}: {err}"
+        );
+        let role = name.trim_end_matches(".json");
+        let asked = server.asked.borrow();
+        assert!(
+            asked.iter().all(|p| !p.contains(&format!(".{role}.json"))),
+            "{name:?} was asked for: {asked:?}"
+        );
+        // Only the genuine metadata, and only in DIR/metadata.
+        for p in walk(&case) {
+            assert_eq!(p.parent(), Some(dir.join("metadata").as_path()), "{p:?}");
+            let file = p.file_name().unwrap().to_str().unwrap();
+            let ok = file == "timestamp.json"
+                || ["root", "snapshot"].iter().any(|r| {
+                    file.strip_suffix(&format!(".{r}.json"))
+                        .is_some_and(|v| v.parse::<u64>().is_ok())
+                });
+            assert!(ok, "{name:?}: wrote {p:?}");
+        }
+    }
+
+    // A snapshot not signed by the server root's snapshot key is refused
+    // before any role it lists is used.
+    let server = hostile("nl-other.json", "targets");
+    let err = mirror(&server, "test-server", &fx.p("case-unsigned"))
+        .expect_err("unsigned snapshot")
+        .to_string();
+    assert!(err.contains("does not verify"), "{err}");
+    assert!(
+        server
+            .asked
+            .borrow()
+            .iter()
+            .all(|p| !p.contains("nl-other")),
+        "{:?}",
+        server.asked.borrow()
+    );
+
+    // The genuine repository still mirrors.
+    let server = HostileServer {
+        files: served.clone(),
+        asked: Default::default(),
+    };
+    mirror(&server, "test-server", &fx.p("case-genuine")).unwrap();
+    assert!(
+        fx.p("case-genuine/metadata/1.targets.json").exists(),
+        "{:?}",
+        walk(&fx.p("case-genuine"))
+    );
+}

@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | [`Agent::after_boot`] | trial image: self-test, then confirm (or leave it for the watchdog to revert); a reverted install is noticed | `last_update` |
 //! | [`Agent::check_in`] | signed request; director root chain, signed time bound to the nonce, director targets; assignment checked against the image repository (TUF) | counter reservation, director metadata, time floor, staging plan |
-//! | [`Agent::stage`] | download into DFU in HTTP `Range` chunks (full image) or through `bootloader::delta` (patch; falls back to the full image when the base does not match); verify | progress (full), applier checkpoints (patch) |
+//! | [`Agent::stage`] | download into DFU in HTTP `Range` chunks (full image), or download the patch into DFU's patch area, check its listed SHA-256, and only then rebuild the image through `bootloader::delta` (falls back to the full image when the patch does not apply); verify | progress (full and patch download), applier checkpoints (patch) |
 //! | [`Agent::decide`] | quiet-hours scheduler on the signed install policy | — |
 //! | [`Agent::install`] | request the swap; the caller resets | `installing` |
 //!
@@ -297,7 +297,14 @@ pub struct Staging {
     /// Full image: bytes written to DFU (a multiple of [`CHUNK`]).
     #[serde(default)]
     pub offset: u64,
-    /// Patch: the applier has written checkpoints (resume, not restart).
+    /// Patch: bytes of the patch downloaded into DFU's patch area (a
+    /// multiple of [`CHUNK`] until complete). The patch reaches the delta
+    /// applier only once all of it is there and hashes to its listed
+    /// SHA-256 (see `agent/stage.rs`).
+    #[serde(default)]
+    pub patch_offset: u64,
+    /// Patch: the applier was started on the downloaded and verified patch
+    /// and has written checkpoints (resume, not restart).
     #[serde(default)]
     pub patch_started: bool,
     /// Install policy, as signed by the director.
@@ -885,6 +892,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             phase: if patch { Phase::Patch } else { Phase::Full },
             patch: patch_ref,
             offset: 0,
+            patch_offset: 0,
             patch_started: false,
             policy: a.policy,
             patch_fallback: None,
@@ -896,7 +904,9 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
     }
 
     /// Stage the planned update: up to `max_chunks` range requests (full
-    /// image), or the patch until it is rebuilt or the network fails.
+    /// image or patch download); once the whole patch is downloaded and
+    /// matches its listed SHA-256, the image is rebuilt from it in the same
+    /// call.
     pub fn stage(&mut self, max_chunks: u32) -> Result<StageStatus, AgentError> {
         stage::run(self, max_chunks)
     }

@@ -100,6 +100,11 @@ pub enum TufError {
     // --- endless data ---
     /// A metadata file is larger than its limit.
     TooLarge { role: Role },
+    /// The parent metadata (timestamp for the snapshot, snapshot for
+    /// targets) lists a length above the client's own limit for the role:
+    /// refused without fetching (the listed length may only lower the
+    /// client's limit, never raise it).
+    ListedLengthOverLimit { role: Role, listed: u64, limit: u64 },
     /// A target is larger than its signed length or the target size limit.
     TargetTooLarge,
 
@@ -185,6 +190,14 @@ impl fmt::Display for TufError {
                 write!(f, "{role} metadata hash differs from the signed hash")
             }
             TooLarge { role } => write!(f, "{role} metadata exceeds its size limit"),
+            ListedLengthOverLimit {
+                role,
+                listed,
+                limit,
+            } => write!(
+                f,
+                "{role} metadata is listed with {listed} bytes, above this client's limit of {limit} bytes; not fetched"
+            ),
             TargetTooLarge => f.write_str("target exceeds its signed length or the size limit"),
             MissingMetadata { role } => write!(f, "{role} metadata is missing from the repository"),
             NotInSnapshot { role } => write!(f, "{role} metadata is not listed in the snapshot"),

@@ -15,15 +15,24 @@ use super::trusted::{TimestampUpdate, TrustedSet, meta_file_name};
 
 /// Size and count limits (the endless-data defence). Defaults are
 /// python-tuf's.
+///
+/// These are the client's own caps and always bound a download: a length
+/// the timestamp (for the snapshot) or the snapshot (for targets metadata)
+/// lists may only lower them. Metadata listed with a length above the cap is
+/// refused before it is fetched ([`TufError::ListedLengthOverLimit`]), so
+/// whoever holds the online timestamp or snapshot key cannot make the lock
+/// download more than it budgeted for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest root file.
     pub root_max: u64,
     /// Largest timestamp file.
     pub timestamp_max: u64,
-    /// Largest snapshot file when the timestamp gives no length.
+    /// Largest snapshot file (the timestamp's listed length may only lower
+    /// it).
     pub snapshot_max: u64,
-    /// Largest targets file when the snapshot gives no length.
+    /// Largest targets file, top-level or delegated (the snapshot's listed
+    /// length may only lower it).
     pub targets_max: u64,
     /// Largest target the client will download, whatever metadata says.
     pub target_max: u64,
@@ -186,7 +195,7 @@ impl<T: Transport, S: MetadataStore> Updater<T, S> {
             .ok_or(TufError::OutOfOrder)?
             .snapshot_meta
             .clone();
-        let max = meta.length.unwrap_or(self.limits.snapshot_max);
+        let max = download_cap(meta.length, self.limits.snapshot_max, Role::Snapshot)?;
         let path = if self.trusted.root().consistent_snapshot {
             format!("{}.snapshot.json", meta.version)
         } else {
@@ -216,7 +225,7 @@ impl<T: Transport, S: MetadataStore> Updater<T, S> {
             .get(&meta_file_name(name))
             .ok_or(TufError::NotInSnapshot { role })?
             .clone();
-        let max = meta.length.unwrap_or(self.limits.targets_max);
+        let max = download_cap(meta.length, self.limits.targets_max, role)?;
         let quoted = quote(name);
         let path = if self.trusted.root().consistent_snapshot {
             format!("{}.{quoted}.json", meta.version)
@@ -294,6 +303,23 @@ impl<T: Transport, S: MetadataStore> Updater<T, S> {
         verifier.update(&bytes)?;
         verifier.finish()?;
         Ok(bytes)
+    }
+}
+
+/// How many bytes to read for metadata its parent lists with `listed`
+/// length: the listed length (the file must have exactly that length
+/// anyway) when it is within the client's own `cap`, the cap when nothing is
+/// listed, and a refusal — before anything is fetched — when the listing
+/// asks for more than the cap.
+fn download_cap(listed: Option<u64>, cap: u64, role: Role) -> Result<u64> {
+    match listed {
+        None => Ok(cap),
+        Some(len) if len <= cap => Ok(len),
+        Some(listed) => Err(TufError::ListedLengthOverLimit {
+            role,
+            listed,
+            limit: cap,
+        }),
     }
 }
 

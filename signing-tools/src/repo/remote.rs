@@ -13,6 +13,15 @@
 //!    metadata against its trusted root and delegations before accepting it,
 //!    and re-signs snapshot and timestamp.
 //!
+//! Everything the server sends is hostile until checked. The mirror verifies
+//! `timestamp.json` and the snapshot against the online keys of the newest
+//! root the server serves (that root's chain is verified before anything is
+//! signed, below), and every role name the snapshot lists must be a valid
+//! role name (`a-z 0-9 . _ -`, 1 to 64 characters, no leading dot, no `..`,
+//! not a top-level role other than `targets`, see [`check_listed_role`])
+//! before it goes into a URL or a file name: no `/`, `\`, NUL or `..` from
+//! the server ever reaches the file system.
+//!
 //! The copy is signed on top of, so it must be the real repository: with
 //! a trusted root (`--trusted-root`, a root from the key ceremony) the
 //! server's root of that version must be that very root, and the chain from
@@ -169,22 +178,86 @@ pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
     };
     let ts: Signed<Timestamp> =
         Signed::parse(&ts, Path::new("timestamp.json")).map_err(Error::Tuf)?;
-    let Some(snap_version) = ts.signed.snapshot().map(|s| s.version) else {
+    require_online(server, &root.signed, &ts, "timestamp.json", "timestamp")?;
+    let Some(listed) = ts.signed.snapshot() else {
         return Ok(());
     };
-    let snap = fetch(t, server, &format!("{snap_version}.snapshot.json"), dir)?
-        .ok_or_else(|| remote_err(server, format!("{snap_version}.snapshot.json is missing")))?;
+    let snap_version = listed.version;
+    let snap_name = format!("{snap_version}.snapshot.json");
+    let snap = fetch(t, server, &snap_name, dir)?
+        .ok_or_else(|| remote_err(server, format!("{snap_name} is missing")))?;
     let snap: Signed<Snapshot> =
         Signed::parse(&snap, Path::new("snapshot.json")).map_err(Error::Tuf)?;
+    require_online(server, &root.signed, &snap, &snap_name, "snapshot")?;
+    if snap.signed.version != snap_version {
+        return Err(hostile(
+            server,
+            format!(
+                "{snap_name} holds snapshot version {}, not the version {snap_version} timestamp.json lists",
+                snap.signed.version
+            ),
+        ));
+    }
+    // Every name is checked before any of them is used.
+    let mut roles = Vec::with_capacity(snap.signed.meta.len());
     for (name, file) in &snap.signed.meta {
-        let Some(role) = name.strip_suffix(".json") else {
-            continue;
-        };
-        fetch(t, server, &format!("{}.{role}.json", file.version), dir)?.ok_or_else(|| {
-            remote_err(server, format!("{}.{role}.json is missing", file.version))
-        })?;
+        let role = check_listed_role(name).map_err(|reason| hostile(server, reason))?;
+        roles.push((role, file.version));
+    }
+    for (role, version) in roles {
+        fetch(t, server, &format!("{version}.{role}.json"), dir)?
+            .ok_or_else(|| remote_err(server, format!("{version}.{role}.json is missing")))?;
     }
     Ok(())
+}
+
+/// The role a snapshot entry names (`<role>.json`), if it is one the mirror
+/// may turn into a URL and a file name: `targets`, or a delegated role name
+/// as `nightlatch-sign repo delegate` writes them (1 to 64 characters from
+/// `a-z 0-9 . _ -`, no leading dot, no `..`, not `root`, `snapshot` or
+/// `timestamp`). So no `/`, `\`, NUL, `..` or absolute path from the server
+/// reaches the file system, and no listed role overwrites the mirrored
+/// root chain. The reason on refusal.
+pub fn check_listed_role(name: &str) -> std::result::Result<&str, String> {
+    let shown: String = name.chars().take(80).collect();
+    let role = name
+        .strip_suffix(".json")
+        .ok_or_else(|| format!("the snapshot lists {shown:?}, which is not a <role>.json name"))?;
+    if role == "targets" {
+        return Ok(role);
+    }
+    let refused = |why: String| format!("the snapshot lists role name {shown:?}: {why}");
+    if role.contains("..") {
+        return Err(refused("a role name must not contain \"..\"".into()));
+    }
+    keys_ceremony::metadata::targets::check_role_name(role).map_err(refused)?;
+    Ok(role)
+}
+
+/// Refuse `m` unless the online role `role` of `root` (the newest root the
+/// server serves; its chain is verified before anything is signed) signed it.
+fn require_online<T: keys_ceremony::metadata::Metadata>(
+    server: &str,
+    root: &keys_ceremony::metadata::Root,
+    m: &Signed<T>,
+    what: &str,
+    role: &str,
+) -> Result<()> {
+    let keys = root
+        .role(role)
+        .ok_or_else(|| hostile(server, format!("the server's root has no {role} role")))?;
+    m.require(&root.keys, keys, what, role)
+        .map_err(|e| hostile(server, format!("{what} does not verify: {e}")))?;
+    Ok(())
+}
+
+/// The server sent something a genuine repository never holds.
+fn hostile(server: &str, reason: String) -> Error {
+    Error::RepoState {
+        path: PathBuf::from(server),
+        reason: format!("refusing the server's metadata: {reason}"),
+        help: "the server may be compromised or be another repository: do not sign on top of it; compare its metadata with a trusted copy".into(),
+    }
 }
 
 /// Check that the mirrored root chain in `dir` holds `trusted` (a root
