@@ -118,7 +118,11 @@ impl Fx {
         self.p(&format!("dev/image/keys/{role}.key"))
     }
     fn keygen(&self, name: &str) -> (PathBuf, PathBuf) {
-        nls().arg("keygen").arg(self.p(name)).assert().success();
+        nls()
+            .args(["keygen", "--unencrypted"])
+            .arg(self.p(name))
+            .assert()
+            .success();
         (
             self.p(&format!("{name}.key")),
             self.p(&format!("{name}.pub")),
