@@ -7,6 +7,12 @@
 //! [`crate::routes::admin::ENDPOINTS`]; the middleware here enforces that
 //! table (an admin route missing from it is refused), the OpenAPI document
 //! is generated from it, and the security tests walk it.
+//!
+//! Every refused request (no token, unknown or revoked token, role too low)
+//! is counted in `nightlatch_admin_auth_refusals_total{reason}` and sampled
+//! into the audit log: at most one entry per reason per
+//! [`REFUSAL_SAMPLE_MS`] on each replica (server clock), carrying the
+//! number of refusals it stands for — never the token or its hash.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -74,9 +80,10 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// An audit entry by this caller.
+    /// An audit entry by this caller (by token id, and name).
     pub fn audit(&self, action: &str, subject: &str, detail: serde_json::Value) -> AuditEntry {
         AuditEntry {
+            token_id: Some(self.token_id.clone()),
             actor: self.name.clone(),
             role: self.role.as_str().to_owned(),
             action: action.to_owned(),
@@ -84,6 +91,55 @@ impl Caller {
             detail,
         }
     }
+}
+
+/// Longest token name, in characters.
+pub const MAX_TOKEN_NAME_CHARS: usize = 64;
+
+/// Whether `c` must not appear in a token name: control characters, bidi
+/// embeddings, overrides, isolates and marks, zero-width and other invisible
+/// formatting characters (names are shown to people reading the audit log,
+/// who must see what is there).
+fn forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}'                 // Arabic letter mark
+            | '\u{00AD}'               // soft hyphen
+            | '\u{180E}'               // Mongolian vowel separator
+            | '\u{200B}'..='\u{200F}'  // zero-width space/non-joiner/joiner, LRM, RLM
+            | '\u{2028}'..='\u{202E}'  // line/paragraph separators, bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}'  // word joiner, invisible operators
+            | '\u{2066}'..='\u{206F}'  // bidi isolates, deprecated format characters
+            | '\u{FEFF}'               // zero-width no-break space (BOM)
+            | '\u{FFF9}'..='\u{FFFB}'  // interlinear annotation
+        )
+}
+
+/// Check a token name given by a client: printable text people can read in
+/// the audit log. The refusal says what is wrong.
+pub fn check_token_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("the name must not be empty or only whitespace".into());
+    }
+    let chars = name.chars().count();
+    if chars > MAX_TOKEN_NAME_CHARS {
+        return Err(format!(
+            "the name is {chars} characters long; at most {MAX_TOKEN_NAME_CHARS} are allowed"
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| forbidden_in_name(*c)) {
+        return Err(format!(
+            "the name contains U+{:04X}: control, bidirectional-override, zero-width and other invisible characters are not allowed",
+            u32::from(c)
+        ));
+    }
+    if name.trim() != name {
+        return Err("the name must not start or end with whitespace".into());
+    }
+    if name.eq_ignore_ascii_case("system") {
+        return Err("\"system\" is reserved for entries the server writes itself".into());
+    }
+    Ok(())
 }
 
 /// A new secret token.
@@ -102,6 +158,22 @@ pub fn hash_token(token: &str) -> String {
 #[derive(Debug, Default)]
 pub struct TokenCache {
     entries: Mutex<HashMap<String, (Instant, Option<Caller>)>>,
+    refusals: Mutex<HashMap<&'static str, RefusalSample>>,
+}
+
+/// At most one audit entry per refusal reason per this many milliseconds
+/// (server clock), on each replica.
+pub const REFUSAL_SAMPLE_MS: i64 = 60_000;
+
+/// Refusal reasons, the values of the metric's `reason` label.
+pub const REFUSAL_REASONS: [&str; 3] = ["missing_token", "bad_token", "forbidden"];
+
+#[derive(Debug, Clone, Copy)]
+struct RefusalSample {
+    /// When the last entry for this reason was written.
+    last_at: i64,
+    /// Refusals since then that got no entry.
+    suppressed: u64,
 }
 
 impl TokenCache {
@@ -130,6 +202,73 @@ impl TokenCache {
             map.clear();
         }
     }
+
+    /// A refusal for `reason` at `now`: Some(refusals left unrecorded since
+    /// the last entry) if this one is to be written to the audit log.
+    fn sample_refusal(&self, reason: &'static str, now: i64) -> Option<u64> {
+        let mut map = self.refusals.lock().ok()?;
+        match map.get_mut(reason) {
+            Some(s) if now.saturating_sub(s.last_at) < REFUSAL_SAMPLE_MS && now >= s.last_at => {
+                s.suppressed += 1;
+                None
+            }
+            Some(s) => {
+                let suppressed = s.suppressed;
+                *s = RefusalSample {
+                    last_at: now,
+                    suppressed: 0,
+                };
+                Some(suppressed)
+            }
+            None => {
+                map.insert(
+                    reason,
+                    RefusalSample {
+                        last_at: now,
+                        suppressed: 0,
+                    },
+                );
+                Some(0)
+            }
+        }
+    }
+}
+
+/// Count a refused request, sample it into the audit log, and answer with `error`.
+async fn refuse(
+    state: &AppState,
+    reason: &'static str,
+    caller: Option<&Caller>,
+    route: &str,
+    method: &str,
+    needed: Role,
+    error: ApiError,
+) -> Response {
+    state
+        .metrics
+        .auth_refusals
+        .with_label_values(&[reason])
+        .inc();
+    let now = state.clock.now_ms();
+    if let Some(suppressed) = state.tokens.sample_refusal(reason, now) {
+        let entry = AuditEntry {
+            token_id: caller.map(|c| c.token_id.clone()),
+            actor: caller.map_or_else(|| "anonymous".to_owned(), |c| c.name.clone()),
+            role: caller.map_or("none", |c| c.role.as_str()).to_owned(),
+            action: "auth.refused".into(),
+            subject: format!("{method} {route}"),
+            detail: serde_json::json!({
+                "reason": reason,
+                "needed": needed.as_str(),
+                "refusals_not_recorded_since_last_entry": suppressed,
+                "sample_interval_secs": REFUSAL_SAMPLE_MS / 1000,
+            }),
+        };
+        if let Err(e) = state.store.audit(&entry, now).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not record a refused authentication");
+        }
+    }
+    error.into_response()
 }
 
 async fn caller_for(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
@@ -158,9 +297,10 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
     let needed = path
         .as_deref()
         .and_then(|p| crate::routes::admin::required_role(req.method(), p));
-    let Some(needed) = needed else {
+    let (Some(needed), Some(route)) = (needed, path.as_deref()) else {
         return ApiError::not_found("no such admin endpoint").into_response();
     };
+    let method = req.method().as_str().to_owned();
     let token = req
         .headers()
         .get(AUTHORIZATION)
@@ -169,27 +309,36 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>")
-            .into_response();
+        let e = ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>");
+        return refuse(&state, "missing_token", None, route, &method, needed, e).await;
     };
     let caller = match caller_for(&state, token).await {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return ApiError::unauthorized("bad_token", "the token is unknown or revoked")
-                .into_response();
+            let e = ApiError::unauthorized("bad_token", "the token is unknown or revoked");
+            return refuse(&state, "bad_token", None, route, &method, needed, e).await;
         }
         Err(e) => return e.into_response(),
     };
     if caller.role < needed {
-        return ApiError::forbidden(
+        let e = ApiError::forbidden(
             "forbidden",
             format!(
                 "this needs the {} role; the token has {}",
                 needed.as_str(),
                 caller.role.as_str()
             ),
+        );
+        return refuse(
+            &state,
+            "forbidden",
+            Some(&caller),
+            route,
+            &method,
+            needed,
+            e,
         )
-        .into_response();
+        .await;
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
@@ -210,5 +359,61 @@ mod tests {
         assert!(t.starts_with("nlt_") && t.len() == 68);
         assert_eq!(hash_token(&t).len(), 64);
         assert_ne!(hash_token(&t), hash_token(&new_token()));
+    }
+
+    #[test]
+    fn token_names_are_readable_text() {
+        for good in [
+            "Alice Example",
+            "ops-bot",
+            "Zoë",
+            "release 2030",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(check_token_name(good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "system",
+            "SYSTEM",
+            "System",
+            " alice",
+            "alice ",
+            "a\tb",
+            "a\nb",
+            "a\u{7f}b",
+            "admin\u{202E}txt.exe",
+            "\u{202A}x",
+            "\u{2066}x\u{2069}",
+            "a\u{200B}b",
+            "a\u{200D}b",
+            "\u{FEFF}bob",
+            &"x".repeat(65),
+        ] {
+            assert!(check_token_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            check_token_name("a\u{202E}b")
+                .unwrap_err()
+                .contains("U+202E")
+        );
+    }
+
+    #[test]
+    fn refusals_are_sampled_per_reason() {
+        let c = TokenCache::default();
+        assert_eq!(c.sample_refusal("bad_token", 1_000), Some(0));
+        assert_eq!(c.sample_refusal("bad_token", 2_000), None);
+        assert_eq!(c.sample_refusal("bad_token", 3_000), None);
+        assert_eq!(c.sample_refusal("forbidden", 3_000), Some(0));
+        assert_eq!(
+            c.sample_refusal("bad_token", 1_000 + REFUSAL_SAMPLE_MS),
+            Some(2)
+        );
+        assert_eq!(
+            c.sample_refusal("bad_token", 2_000 + REFUSAL_SAMPLE_MS),
+            None
+        );
     }
 }

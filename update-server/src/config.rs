@@ -676,6 +676,40 @@ mod tests {
     }
 
     #[test]
+    fn uploads_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&ServeArgs {
+                config: Some(path.clone()),
+                data_dir: Some("/x".into()),
+                ..ServeArgs::default()
+            })
+        };
+        let c = load("").unwrap();
+        assert_eq!(c.uploads, UploadsConfig::default());
+        assert_eq!(c.uploads.max_concurrent, 2);
+        assert_eq!(c.uploads.staged_grace, Duration::from_secs(86_400));
+        let c = load(
+            "[uploads]\nmax_concurrent = 4\nstaged_grace = \"1h\"\nsweep_interval = \"30s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.uploads.max_concurrent, 4);
+        assert_eq!(c.uploads.staged_grace, Duration::from_secs(3600));
+        assert_eq!(c.uploads.sweep_interval, Duration::from_secs(30));
+        for bad in [
+            "[uploads]\nmax_concurrent = 0\n",
+            "[uploads]\nmax_concurrent = 65\n",
+            "[uploads]\nstaged_grace = \"soon\"\n",
+            "[uploads]\nsweep_interval = \"0s\"\n",
+            "[uploads]\nbogus = 1\n",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn file_settings_and_bad_values() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

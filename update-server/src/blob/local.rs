@@ -29,6 +29,17 @@ fn missing(e: &std::io::Error) -> bool {
     )
 }
 
+/// Served files are world-readable (as `write_atomic` leaves them).
+fn set_public(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 impl LocalBlobs {
     /// Blobs under `dir` (created if missing).
     pub fn new(dir: &Path) -> anyhow::Result<Self> {
@@ -126,6 +137,74 @@ impl LocalBlobs {
             .map_err(|e| anyhow::anyhow!("write {key}: {e}"))
         })
         .await?
+    }
+
+    pub(crate) async fn put_file(&self, key: &str, from: &Path) -> anyhow::Result<()> {
+        let path = self.path(key);
+        let from = from.to_owned();
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let parent = path
+                .parent()
+                .with_context(|| format!("{key} has no parent directory"))?;
+            std::fs::create_dir_all(parent)?;
+            std::fs::File::open(&from)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("sync {}", from.display()))?;
+            // Same file system: one rename. Else copy to a temporary file
+            // beside the target first, so the rename stays atomic.
+            if std::fs::rename(&from, &path).is_err() {
+                let tmp = tempfile::Builder::new()
+                    .prefix(".put-")
+                    .tempfile_in(parent)
+                    .with_context(|| format!("write {key}"))?;
+                std::fs::copy(&from, tmp.path()).with_context(|| format!("write {key}"))?;
+                tmp.as_file().sync_all()?;
+                tmp.persist(&path)
+                    .map_err(|e| anyhow::anyhow!("write {key}: {}", e.error))?;
+            }
+            set_public(&path);
+            if let Ok(dir) = std::fs::File::open(parent) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })
+        .await?
+    }
+
+    pub(crate) async fn copy(&self, from: &str, to: &str) -> anyhow::Result<()> {
+        let src = self.path(from);
+        let dst = self.path(to);
+        let to = to.to_owned();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let parent = dst
+                .parent()
+                .with_context(|| format!("{to} has no parent directory"))?;
+            std::fs::create_dir_all(parent)?;
+            let tmp = tempfile::Builder::new()
+                .prefix(".copy-")
+                .tempfile_in(parent)
+                .with_context(|| format!("write {to}"))?;
+            std::fs::copy(&src, tmp.path())
+                .with_context(|| format!("copy {} to {to}", src.display()))?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(&dst)
+                .map_err(|e| anyhow::anyhow!("write {to}: {}", e.error))?;
+            set_public(&dst);
+            if let Ok(dir) = std::fs::File::open(parent) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })
+        .await?
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        match tokio::fs::remove_file(self.path(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if missing(&e) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("delete {key}")),
+        }
     }
 
     pub(crate) async fn list(&self, prefix: &str) -> anyhow::Result<Vec<(String, u64)>> {

@@ -93,6 +93,37 @@ impl BlobStore {
         }
     }
 
+    /// Store the file at `path` (`len` bytes) at `key`, streaming it (the
+    /// file is consumed: moved into place locally when it can be, left to
+    /// the caller to delete otherwise).
+    pub async fn put_file(&self, key: &str, path: &Path, len: u64) -> anyhow::Result<()> {
+        check_key(key).map_err(anyhow::Error::msg)?;
+        match self {
+            Self::Local(s) => s.put_file(key, path).await,
+            Self::S3(s) => s.put_file(key, path, len).await,
+        }
+    }
+
+    /// Copy blob `from` to `to` (replacing `to` atomically), without
+    /// holding it in memory.
+    pub async fn copy(&self, from: &str, to: &str) -> anyhow::Result<()> {
+        check_key(from).map_err(anyhow::Error::msg)?;
+        check_key(to).map_err(anyhow::Error::msg)?;
+        match self {
+            Self::Local(s) => s.copy(from, to).await,
+            Self::S3(s) => s.copy(from, to).await,
+        }
+    }
+
+    /// Delete `key` (no error if it is absent).
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        check_key(key).map_err(anyhow::Error::msg)?;
+        match self {
+            Self::Local(s) => s.delete(key).await,
+            Self::S3(s) => s.delete(key).await,
+        }
+    }
+
     /// Every key under `prefix` (e.g. `metadata/`) with its length.
     pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<(String, u64)>> {
         match self {

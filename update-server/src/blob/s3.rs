@@ -158,6 +158,62 @@ impl S3Blobs {
         Ok(())
     }
 
+    pub(crate) async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        len: u64,
+    ) -> anyhow::Result<()> {
+        let body = ByteStream::read_from()
+            .path(path)
+            .buffer_size(256 * 1024)
+            .length(aws_sdk_s3::primitives::Length::Exact(len))
+            .build()
+            .await
+            .with_context(|| format!("S3 PUT {key}: reading {}", path.display()))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .content_type("application/octet-stream")
+            .content_length(i64::try_from(len).unwrap_or(i64::MAX))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e.into_service_error()))
+            .with_context(|| format!("S3 PUT {key}"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn copy(&self, from: &str, to: &str) -> anyhow::Result<()> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .copy_source(format!(
+                "{}/{}",
+                self.bucket,
+                percent_encode(&self.key(from))
+            ))
+            .key(self.key(to))
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e.into_service_error()))
+            .with_context(|| format!("S3 COPY {from} to {to}"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e.into_service_error()))
+            .with_context(|| format!("S3 DELETE {key}"))?;
+        Ok(())
+    }
+
     pub(crate) async fn list(&self, prefix: &str) -> anyhow::Result<Vec<(String, u64)>> {
         let mut out = Vec::new();
         let mut pages = self
@@ -192,4 +248,17 @@ impl S3Blobs {
             .with_context(|| format!("S3 bucket {} is not reachable", self.bucket))?;
         Ok(())
     }
+}
+
+/// `x-amz-copy-source` wants the key URL-encoded (`/` kept).
+fn percent_encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

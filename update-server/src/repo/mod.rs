@@ -8,19 +8,28 @@
 //! store that directory is the served one (`DATA/public/repo`); with S3 it
 //! is a working copy of the metadata (`DATA/repo-work`) synced down before
 //! and up after each write, under a lease in the database so that one
-//! replica at a time writes. Every write bumps a generation counter in the
-//! database; replicas poll it and reload their [`Catalog`].
+//! replica at a time writes.
+//!
+//! A write is decided by one database transaction, the repository's commit
+//! point ([`commit`]): it records the new `timestamp.json` and newest root
+//! version (which is what the server serves to clients), bumps the
+//! generation replicas poll to reload their [`Catalog`], and writes the
+//! change's audit entries. Files of a write that did not commit are removed
+//! before the next one. Uploaded target files are staged ([`staging`]) and
+//! published by the commit of the first targets metadata that lists them.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use keys_ceremony::keysource::{KeySpec, open_all};
-use keys_ceremony::metadata::{Expiry, MAX_METADATA_LEN};
+use keys_ceremony::metadata::{Expiry, MAX_METADATA_LEN, Signed, Snapshot, Timestamp};
 use sha2::{Digest, Sha256};
 use signing_tools::repo::{Expiries, Repo, metadata_dir};
 
@@ -28,18 +37,31 @@ use crate::blob::BlobStore;
 use crate::clock::Clock;
 use crate::error::{ApiError, AppResult};
 use crate::store::Store;
+use crate::store::audit::AuditEntry;
 
 pub mod catalog;
+pub mod commit;
 pub mod paths;
+pub mod staging;
 mod sync;
 pub mod upload;
 
 pub use catalog::Catalog;
+pub use commit::Committed;
+pub use staging::{StagedUpload, TargetState};
 
 /// Blob key prefix of the image repository.
 pub const PREFIX: &str = "repo/";
-const GENERATION_KEY: &str = "repo_generation";
 const LEASE_KEY: &str = "repo_lease";
+
+/// The audit entries of a repository write, made from its outcome; they are
+/// written in the write's commit transaction.
+pub type AuditFn<T> = Box<dyn FnOnce(&T) -> Vec<AuditEntry> + Send>;
+
+/// No audit entries (writes the server makes by itself).
+pub fn unaudited<T>() -> AuditFn<T> {
+    Box::new(|_| Vec::new())
+}
 const LEASE_MS: i64 = 60_000;
 
 /// Online keys of the image repository.
@@ -65,6 +87,17 @@ pub struct RepoHost {
     catalog: RwLock<Arc<Catalog>>,
     generation: AtomicI64,
     served: RwLock<HashMap<String, Arc<CachedFile>>>,
+    committed: RwLock<Arc<ServedState>>,
+    upload_slots: OnceLock<Arc<tokio::sync::Semaphore>>,
+    upload_tmp: PathBuf,
+}
+
+/// What clients are served as the entry points of the repository: the
+/// committed timestamp and newest root version.
+#[derive(Debug, Default)]
+struct ServedState {
+    root_version: Option<u64>,
+    timestamp: Option<Arc<CachedFile>>,
 }
 
 /// A metadata file held in memory for serving.
@@ -113,6 +146,9 @@ impl RepoHost {
         std::fs::create_dir_all(metadata_dir(&workdir))
             .with_context(|| format!("cannot create {}", workdir.display()))?;
         std::fs::create_dir_all(workdir.join("targets"))?;
+        let upload_tmp = data_dir.join("upload-tmp");
+        std::fs::create_dir_all(&upload_tmp)
+            .with_context(|| format!("cannot create {}", upload_tmp.display()))?;
         Ok(Self {
             blobs,
             workdir,
@@ -125,6 +161,9 @@ impl RepoHost {
             catalog: RwLock::new(Arc::new(Catalog::default())),
             generation: AtomicI64::new(-1),
             served: RwLock::new(HashMap::new()),
+            committed: RwLock::new(Arc::default()),
+            upload_slots: OnceLock::new(),
+            upload_tmp,
         })
     }
 
@@ -191,43 +230,73 @@ impl RepoHost {
         Ok(())
     }
 
-    /// Load the repository at startup (syncing the working copy down from S3).
+    /// The committed `timestamp.json` (what clients are served).
+    pub fn served_timestamp(&self) -> Option<Arc<CachedFile>> {
+        self.committed.read().ok().and_then(|c| c.timestamp.clone())
+    }
+
+    /// The committed newest root version (newer root files are not served).
+    pub fn committed_root_version(&self) -> Option<u64> {
+        self.committed.read().ok().and_then(|c| c.root_version)
+    }
+
+    fn set_committed(&self, root_version: Option<u64>, timestamp: Option<Bytes>) {
+        let timestamp = timestamp.map(|bytes| {
+            let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
+            Arc::new(CachedFile { bytes, etag })
+        });
+        if let Ok(mut slot) = self.committed.write() {
+            *slot = Arc::new(ServedState {
+                root_version,
+                timestamp,
+            });
+        }
+    }
+
+    /// Load the repository at startup (syncing the working copy down from
+    /// S3, and dropping whatever a write that did not commit left in it).
     pub async fn open(&self) -> anyhow::Result<()> {
-        self.sync_down().await?;
-        self.reload().await?;
-        let g = self.store.kv_get(GENERATION_KEY).await?;
-        self.generation.store(
-            g.and_then(|v| v.parse().ok()).unwrap_or(0),
-            Ordering::SeqCst,
-        );
+        self.clear_upload_tmp();
+        {
+            let _w = self.write.lock().await;
+            self.sync_down().await?;
+            let c = commit::load(&self.store).await?;
+            self.align(&c, false).await?;
+            self.reload().await?;
+            self.set_committed(c.root_version, c.timestamp.clone());
+            self.generation.store(c.generation, Ordering::SeqCst);
+            if c.root_version.is_some() || !self.has_root() {
+                return Ok(());
+            }
+        }
+        // A repository written by an older server: its files become the
+        // committed state.
+        self.write_op(Vec::new(), |_| Ok(()), unaudited())
+            .await
+            .map_err(|e| anyhow::anyhow!("recording the repository's committed state: {e}"))?;
+        tracing::info!("repository state recorded in the database (commit point)");
         Ok(())
     }
 
     /// Reload if another replica changed the repository.
     pub async fn poll(&self) -> anyhow::Result<bool> {
-        let g: i64 = self
-            .store
-            .kv_get(GENERATION_KEY)
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let g = commit::generation(&self.store).await?;
         if g == self.generation.load(Ordering::SeqCst) {
             return Ok(false);
         }
         let _w = self.write.lock().await;
         self.sync_down().await?;
+        let c = commit::load(&self.store).await?;
+        self.align(&c, false).await?;
         self.reload().await?;
-        self.generation.store(g, Ordering::SeqCst);
+        self.set_committed(c.root_version, c.timestamp.clone());
+        self.generation.store(c.generation, Ordering::SeqCst);
         Ok(true)
     }
 
-    /// Run `op` on the working copy as the only writer (local lock, database
-    /// lease), then publish the result and tell the other replicas.
-    async fn write_op<T, F>(&self, op: F) -> AppResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Path) -> AppResult<T> + Send + 'static,
-    {
+    /// Run `work` as the only writer: the local lock, then the lease in
+    /// the database.
+    async fn as_writer<T>(&self, work: impl Future<Output = AppResult<T>>) -> AppResult<T> {
         let _w = self.write.lock().await;
         let mut waited = Duration::ZERO;
         while !self
@@ -243,42 +312,170 @@ impl RepoHost {
             tokio::time::sleep(Duration::from_millis(100)).await;
             waited += Duration::from_millis(100);
         }
-        let result = async {
-            self.sync_down().await?;
-            let dir = self.workdir.clone();
-            let out = tokio::task::spawn_blocking(move || op(&dir))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))??;
-            self.sync_up().await?;
-            let g = self
-                .store
-                .kv_bump(GENERATION_KEY, self.clock.now_ms())
-                .await?;
-            self.generation.store(g, Ordering::SeqCst);
-            self.reload().await?;
-            Ok::<T, ApiError>(out)
-        }
-        .await;
+        let result = work.await;
         if let Err(e) = self.store.lease_release(LEASE_KEY, &self.holder).await {
             tracing::warn!(error = %e, "could not release the repository lease");
         }
         result
     }
 
+    /// Run `op` on the working copy as the only writer, after publishing
+    /// the staged uploads `promote` (path under `targets/`, length); then
+    /// commit: upload the new versioned files, and in one database
+    /// transaction record the new timestamp and root version, bump the
+    /// generation, delete the promoted uploads' rows and write `audit`'s
+    /// entries. Clients see the change only once that transaction
+    /// committed; if anything fails before, what the write left is removed.
+    async fn write_op<T, F>(
+        &self,
+        promote: Vec<(String, u64)>,
+        op: F,
+        audit: AuditFn<T>,
+    ) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Path) -> AppResult<T> + Send + 'static,
+    {
+        self.as_writer(async {
+            self.sync_down().await?;
+            let before = commit::load(&self.store).await?;
+            self.align(&before, true).await?;
+            let staged_done: Vec<String> = promote.iter().map(|(p, _)| p.clone()).collect();
+            let mut copied: Vec<String> = Vec::new();
+            let attempt = async {
+                for (path, len) in &promote {
+                    if self.promote(path, *len).await? {
+                        copied.push(path.clone());
+                    }
+                }
+                let dir = self.workdir.clone();
+                let out = tokio::task::spawn_blocking(move || op(&dir))
+                    .await
+                    .map_err(|e| ApiError::Internal(e.into()))??;
+                self.sync_up(false).await?;
+                let (root_version, timestamp) = self.working_state().await?;
+                let entries = audit(&out);
+                let g = commit::commit(
+                    &self.store,
+                    &commit::Commit {
+                        expected_generation: before.generation,
+                        root_version,
+                        timestamp: timestamp.as_deref(),
+                        audit: &entries,
+                        staged_done: &staged_done,
+                        now: self.clock.now_ms(),
+                    },
+                )
+                .await?
+                .ok_or_else(|| {
+                    ApiError::unavailable(
+                        "the repository was changed by another replica meanwhile; try again",
+                    )
+                })?;
+                Ok::<_, ApiError>((out, g, root_version, timestamp))
+            }
+            .await;
+            match attempt {
+                Ok((out, g, root_version, timestamp)) => {
+                    self.generation.store(g, Ordering::SeqCst);
+                    self.set_committed(Some(root_version), timestamp);
+                    // For readers of the bucket itself (a CDN, older replicas).
+                    if let Err(e) = self.sync_up(true).await {
+                        tracing::warn!(error = %e, "uploading timestamp.json/root.json after a commit failed");
+                    }
+                    for path in &staged_done {
+                        if let Err(e) = self.blobs.delete(&staging::staged_key(path)).await {
+                            tracing::warn!(error = %e, path, "deleting a published staged upload failed");
+                        }
+                    }
+                    self.reload().await?;
+                    Ok(out)
+                }
+                Err(e) => {
+                    for path in &copied {
+                        if let Err(e) = self.blobs.delete(&format!("{PREFIX}targets/{path}")).await {
+                            tracing::warn!(error = %e, path, "removing an unpublished target failed");
+                        }
+                    }
+                    match commit::load(&self.store).await {
+                        Ok(c) => {
+                            if let Err(e) = self.align(&c, true).await {
+                                tracing::warn!(error = %e, "undoing a failed repository write");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "undoing a failed repository write"),
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Newest root version and `timestamp.json` of the working copy.
+    async fn working_state(&self) -> anyhow::Result<(u64, Option<Bytes>)> {
+        let dir = self.workdir.clone();
+        tokio::task::spawn_blocking(move || {
+            let versions = signing_tools::repo::scan(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let root = versions
+                .get("root")
+                .copied()
+                .context("the repository has no root")?;
+            let ts = match std::fs::read(metadata_dir(&dir).join("timestamp.json")) {
+                Ok(b) => Some(Bytes::from(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(anyhow::Error::new(e).context("reading timestamp.json")),
+            };
+            Ok((root, ts))
+        })
+        .await?
+    }
+
+    /// Bring the working copy (and with `remote`, the bucket) to the
+    /// committed state `c`: remove metadata files no commit made (newer
+    /// than what the committed timestamp, its snapshot and the committed
+    /// root name), and write the committed `timestamp.json` and `root.json`.
+    async fn align(&self, c: &Committed, remote: bool) -> anyhow::Result<()> {
+        let Some(root_version) = c.root_version else {
+            return Ok(());
+        };
+        let dir = metadata_dir(&self.workdir);
+        let ts = c.timestamp.clone();
+        let removed =
+            tokio::task::spawn_blocking(move || align_dir(&dir, root_version, ts.as_deref()))
+                .await??;
+        if !removed.is_empty() {
+            tracing::info!(files = ?removed, "removed repository metadata that was never committed");
+        }
+        if remote && self.blobs.local_dir().is_none() {
+            for name in &removed {
+                self.blobs
+                    .delete(&format!("{PREFIX}metadata/{name}"))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Start an empty repository from a trusted root file (no-op if it has one).
     pub async fn init_root(&self, root: &Path) -> AppResult<bool> {
         let root = root.to_owned();
-        self.write_op(move |dir| {
-            if signing_tools::repo::scan(dir)
-                .map(|v| v.contains_key("root"))
-                .unwrap_or(false)
-            {
-                return Ok(false);
-            }
-            signing_tools::repo::roots::init(dir, &root)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("starting the repository: {e}")))?;
-            Ok(true)
-        })
+        self.write_op(
+            Vec::new(),
+            move |dir| {
+                if signing_tools::repo::scan(dir)
+                    .map(|v| v.contains_key("root"))
+                    .unwrap_or(false)
+                {
+                    return Ok(false);
+                }
+                signing_tools::repo::roots::init(dir, &root).map_err(|e| {
+                    ApiError::Internal(anyhow::anyhow!("starting the repository: {e}"))
+                })?;
+                Ok(true)
+            },
+            unaudited(),
+        )
         .await
     }
 
@@ -286,22 +483,38 @@ impl RepoHost {
     /// dev bootstrap does this: in production the targets key is offline.
     pub async fn dev_publish(&self, keys: Vec<KeySpec>) -> AppResult<()> {
         let expiries = self.expiries;
-        self.write_op(move |dir| {
-            let keys = open_all(&keys).map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-            signing_tools::repo::publish::publish(dir, &keys, &[], &expiries)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("dev publish: {e}")))?;
-            Ok(())
-        })
-        .await?;
-        self.refresh().await.map(|_| ())
+        let online = self.keys.clone();
+        self.write_op(
+            Vec::new(),
+            move |dir| {
+                let keys =
+                    open_all(&keys).map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+                signing_tools::repo::publish::publish(dir, &keys, &[], &expiries)
+                    .map_err(|e| ApiError::Internal(anyhow::anyhow!("dev publish: {e}")))?;
+                refresh_in(dir, &online, &expiries).map(|_| ())
+            },
+            unaudited(),
+        )
+        .await
     }
 
-    /// Re-sign snapshot (if needed) and timestamp.
+    /// Re-sign snapshot (if needed) and timestamp (the server's own
+    /// refresh: no audit entry).
     pub async fn refresh(&self) -> AppResult<RefreshOutcome> {
+        self.refresh_with(unaudited()).await
+    }
+
+    /// Re-sign snapshot (if needed) and timestamp, with `audit`'s entries
+    /// in the commit.
+    pub async fn refresh_with(&self, audit: AuditFn<RefreshOutcome>) -> AppResult<RefreshOutcome> {
         let keys = self.keys.clone();
         let expiries = self.expiries;
-        self.write_op(move |dir| refresh_in(dir, &keys, &expiries))
-            .await
+        self.write_op(
+            Vec::new(),
+            move |dir| refresh_in(dir, &keys, &expiries),
+            audit,
+        )
+        .await
     }
 
     /// Refresh if the timestamp expires within half its lifetime (or is missing).
@@ -324,44 +537,37 @@ impl RepoHost {
         self.refresh().await.map(Some)
     }
 
-    /// Store an uploaded target file at `path` (`<dir>/<sha256>.<name>`, as
-    /// consistent snapshots name it) after checking its hash.
-    pub async fn put_target(&self, path: &str, bytes: Bytes) -> AppResult<String> {
-        crate::blob::check_key(path).map_err(|r| ApiError::bad_request("bad_path", r))?;
-        let base = path.rsplit('/').next().unwrap_or(path);
-        let claimed = base.split_once('.').map(|(h, _)| h).unwrap_or("");
-        if claimed.len() != 64 || !claimed.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::bad_request(
-                "bad_path",
-                "target files are uploaded under their consistent-snapshot name: <dir>/<sha256>.<name>",
-            ));
-        }
-        let actual = hex::encode(Sha256::digest(&bytes));
-        if actual != claimed.to_ascii_lowercase() {
-            return Err(ApiError::bad_request(
-                "hash_mismatch",
-                format!("the body hashes to {actual}, not {claimed}"),
-            ));
-        }
-        self.blobs
-            .put(&format!("{PREFIX}targets/{path}"), bytes)
-            .await?;
-        Ok(actual)
-    }
-
-    /// Accept uploaded targets metadata `N.ROLE.json` (see [`upload`]), then
-    /// refresh snapshot and timestamp.
-    pub async fn put_metadata(&self, file_name: &str, bytes: Bytes) -> AppResult<RefreshOutcome> {
+    /// Accept uploaded targets metadata `N.ROLE.json` (see [`upload`]),
+    /// publishing the staged uploads it lists, then refresh snapshot and
+    /// timestamp — one commit, with `audit`'s entries.
+    pub async fn put_metadata(
+        &self,
+        file_name: &str,
+        bytes: Bytes,
+        audit: AuditFn<RefreshOutcome>,
+    ) -> AppResult<RefreshOutcome> {
         // Check against the current working copy, then again under the write
         // lock (another upload may have landed in between).
         let accepted = self.check_upload(file_name, &bytes).await?;
+        let mut promote = Vec::new();
         for (key, len) in &accepted.needed {
+            let path = key.strip_prefix("targets/").unwrap_or(key);
             match self.blobs.head(&format!("{PREFIX}{key}")).await? {
-                Some(m) if m.len == *len => {}
+                Some(m) if m.len == *len => continue,
                 Some(m) => {
                     return Err(ApiError::invalid(format!(
                         "{key} is {} bytes, the metadata says {len}",
                         m.len
+                    )));
+                }
+                None => {}
+            }
+            match self.staged_one(path).await? {
+                Some(s) if s.length == *len => promote.push((path.to_owned(), *len)),
+                Some(s) => {
+                    return Err(ApiError::invalid(format!(
+                        "{key} is {} bytes, the metadata says {len}",
+                        s.length
                     )));
                 }
                 None => {
@@ -374,18 +580,23 @@ impl RepoHost {
         let name = file_name.to_owned();
         let keys = self.keys.clone();
         let expiries = self.expiries;
-        self.write_op(move |dir| {
-            let repo = Repo::load(dir).map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-            upload::check(&repo, &name, &bytes).map_err(ApiError::invalid)?;
-            keys_ceremony::fsio::write_atomic(
-                &metadata_dir(dir).join(&name),
-                &bytes,
-                keys_ceremony::fsio::Access::Public,
-                false,
-            )
-            .map_err(|e| ApiError::conflict("exists", e.to_string()))?;
-            refresh_in(dir, &keys, &expiries)
-        })
+        self.write_op(
+            promote,
+            move |dir| {
+                let repo =
+                    Repo::load(dir).map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+                upload::check(&repo, &name, &bytes).map_err(ApiError::invalid)?;
+                keys_ceremony::fsio::write_atomic(
+                    &metadata_dir(dir).join(&name),
+                    &bytes,
+                    keys_ceremony::fsio::Access::Public,
+                    false,
+                )
+                .map_err(|e| ApiError::conflict("exists", e.to_string()))?;
+                refresh_in(dir, &keys, &expiries)
+            },
+            audit,
+        )
         .await
     }
 
@@ -402,8 +613,16 @@ impl RepoHost {
     }
 
     /// Add a rotated root `N.root.json` (checked against the current root's
-    /// and its own thresholds).
-    pub async fn put_root(&self, file_name: &str, bytes: Bytes) -> AppResult<Vec<String>> {
+    /// and its own thresholds), committed with `audit`'s entries; then
+    /// re-sign snapshot and timestamp (a second commit, with
+    /// `refresh_audit`'s entries) if the online keys allow.
+    pub async fn put_root(
+        &self,
+        file_name: &str,
+        bytes: Bytes,
+        audit: AuditFn<Vec<String>>,
+        refresh_audit: AuditFn<RefreshOutcome>,
+    ) -> AppResult<Vec<String>> {
         let Some((version, "root")) = upload::parse_file_name(file_name) else {
             return Err(ApiError::bad_request(
                 "bad_path",
@@ -417,7 +636,7 @@ impl RepoHost {
         std::fs::write(tmp.path(), &bytes).map_err(|e| ApiError::Internal(e.into()))?;
         let path = tmp.path().to_owned();
         let changed = self
-            .write_op(move |dir| {
+            .write_op(Vec::new(), move |dir| {
                 let current = signing_tools::repo::scan(dir)
                     .ok()
                     .and_then(|v| v.get("root").copied())
@@ -429,15 +648,104 @@ impl RepoHost {
                     )));
                 }
                 signing_tools::repo::roots::add(dir, &path).map_err(|e| ApiError::invalid(e.to_string()))
-            })
+            }, audit)
             .await?;
         drop(tmp);
         // New online keys may be needed; try, but the root is in either way.
-        if let Err(e) = self.refresh().await {
+        if let Err(e) = self.refresh_with(refresh_audit).await {
             tracing::warn!(error = %e, "refresh after a root rotation failed (are the new online keys configured?)");
         }
         Ok(changed)
     }
+}
+
+/// Parse `V.ROLE.json`.
+fn versioned(name: &str) -> Option<(u64, &str)> {
+    let (v, role) = name.strip_suffix(".json")?.split_once('.')?;
+    Some((v.parse().ok()?, role))
+}
+
+/// [`RepoHost::align`] on the metadata directory `dir`; the names removed.
+fn align_dir(
+    dir: &Path,
+    root_version: u64,
+    timestamp: Option<&[u8]>,
+) -> anyhow::Result<Vec<String>> {
+    // Versions the committed timestamp reaches: its snapshot, and the
+    // targets roles that snapshot lists.
+    let reach: Option<(u64, BTreeMap<String, u64>)> = match timestamp {
+        None => None,
+        Some(ts) => {
+            let ts = Signed::<Timestamp>::parse(ts, Path::new("timestamp.json"))
+                .map_err(|e| anyhow::anyhow!("the committed timestamp: {e}"))?;
+            let s = ts
+                .signed
+                .snapshot()
+                .map(|m| m.version)
+                .context("the committed timestamp names no snapshot")?;
+            let snap = Signed::<Snapshot>::load(&dir.join(format!("{s}.snapshot.json")))
+                .map_err(|e| anyhow::anyhow!("the committed snapshot {s}: {e}"))?;
+            let roles = snap
+                .signed
+                .meta
+                .iter()
+                .filter_map(|(name, m)| Some((name.strip_suffix(".json")?.to_owned(), m.version)))
+                .collect();
+            Some((s, roles))
+        }
+    };
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let Some((version, role)) = versioned(&name) else {
+            continue;
+        };
+        let committed = match role {
+            "root" => Some(root_version),
+            "snapshot" => reach.as_ref().map(|(s, _)| *s),
+            "timestamp" => continue,
+            other => reach.as_ref().and_then(|(_, r)| r.get(other).copied()),
+        };
+        if committed.is_none_or(|c| version > c) {
+            std::fs::remove_file(entry.path())?;
+            removed.push(name);
+        }
+    }
+    let ts_path = dir.join("timestamp.json");
+    match timestamp {
+        Some(ts) => {
+            if std::fs::read(&ts_path).ok().as_deref() != Some(ts) {
+                keys_ceremony::fsio::write_atomic(
+                    &ts_path,
+                    ts,
+                    keys_ceremony::fsio::Access::Public,
+                    true,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+        None => {
+            if ts_path.exists() {
+                std::fs::remove_file(&ts_path)?;
+                removed.push("timestamp.json".into());
+            }
+        }
+    }
+    let root = std::fs::read(dir.join(format!("{root_version}.root.json")))
+        .with_context(|| format!("the committed root {root_version}.root.json is missing"))?;
+    let root_path = dir.join("root.json");
+    if std::fs::read(&root_path).ok() != Some(root.clone()) {
+        keys_ceremony::fsio::write_atomic(
+            &root_path,
+            &root,
+            keys_ceremony::fsio::Access::Public,
+            true,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(removed)
 }
 
 fn refresh_in(dir: &Path, keys: &RepoKeys, expiries: &Expiries) -> AppResult<RefreshOutcome> {

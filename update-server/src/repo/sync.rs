@@ -52,10 +52,12 @@ impl RepoHost {
         Ok(())
     }
 
-    /// Upload working-copy metadata S3 lacks (versioned files first, then
-    /// `root.json`, `timestamp.json` last so clients never see a timestamp
-    /// naming a snapshot that is not there yet).
-    pub(super) async fn sync_up(&self) -> anyhow::Result<()> {
+    /// Upload working-copy metadata S3 lacks: the versioned files (before
+    /// the commit), or with `mutable` only `root.json` then
+    /// `timestamp.json` (after it, so that readers of the bucket never see a
+    /// timestamp naming a snapshot that is not there yet, nor one that was
+    /// not committed).
+    pub(super) async fn sync_up(&self, mutable: bool) -> anyhow::Result<()> {
         if self.blobs.local_dir().is_some() {
             return Ok(());
         }
@@ -66,7 +68,7 @@ impl RepoHost {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            if name.starts_with('.') {
+            if name.starts_with('.') || is_mutable(&name) != mutable {
                 continue;
             }
             let len = entry.metadata()?.len();

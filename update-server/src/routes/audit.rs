@@ -1,4 +1,6 @@
-//! Admin: the audit log.
+//! Admin: the audit log. Each entry names who by `token_id` (the id of the
+//! token used; null for the server itself and for refusals without a usable
+//! token) and `actor` (that token's name, `system` or `anonymous`).
 
 use axum::Json;
 use axum::extract::State;
@@ -29,7 +31,7 @@ pub async fn list(
         .await?;
     Ok(Json(json!({
         "entries": entries.iter().map(|e| json!({
-            "id": e.id, "at": time(Some(e.at)), "actor": e.actor, "role": e.role,
+            "id": e.id, "at": time(Some(e.at)), "token_id": e.token_id, "actor": e.actor, "role": e.role,
             "action": e.action, "subject": e.subject, "detail": e.detail,
         })).collect::<Vec<_>>(),
         "next_after": entries.last().map(|e| &e.id),

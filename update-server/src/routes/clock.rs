@@ -36,14 +36,34 @@ pub async fn set(
             "the server runs on the system clock (start it with --clock manual)",
         ));
     };
-    match (&body.time, body.advance_secs) {
-        (Some(t), None) => clock.set_ms(parse_rfc3339(t).map_err(ApiError::invalid)?),
-        (None, Some(s)) => clock.advance_ms(i64::try_from(s).unwrap_or(0).saturating_mul(1000)),
+    // The entry is written before the clock moves (the clock lives in
+    // memory, not in the database): a change is never made unrecorded.
+    let before = state.clock.now_ms();
+    let (target, detail) = match (&body.time, body.advance_secs) {
+        (Some(t), None) => {
+            let ms = parse_rfc3339(t).map_err(ApiError::invalid)?;
+            (ms, json!({"time": rfc3339(ms), "from": rfc3339(before)}))
+        }
+        (None, Some(s)) => {
+            let ms = before.saturating_add(i64::try_from(s).unwrap_or(0).saturating_mul(1000));
+            (
+                ms,
+                json!({"time": rfc3339(ms), "from": rfc3339(before), "advance_secs": s}),
+            )
+        }
         _ => {
             return Err(ApiError::invalid(
                 "give exactly one of time or advance_secs",
             ));
         }
+    };
+    state
+        .store
+        .audit(&caller.audit("clock.set", "clock", detail), target)
+        .await?;
+    match body.advance_secs {
+        Some(s) => clock.advance_ms(i64::try_from(s).unwrap_or(0).saturating_mul(1000)),
+        None => clock.set_ms(target),
     }
     let now = state.clock.now_ms();
     // Expiries this process signs and checks follow the manual clock too.
@@ -55,12 +75,5 @@ pub async fn set(
     if let Err(e) = state.repo.refresh_if_due().await {
         tracing::warn!(error = %e, "repository refresh after a clock change failed");
     }
-    state
-        .store
-        .audit(
-            &caller.audit("clock.set", "clock", json!({"time": rfc3339(now)})),
-            now,
-        )
-        .await?;
     Ok(Json(json!({ "time": rfc3339(now) })))
 }

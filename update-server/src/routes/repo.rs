@@ -3,6 +3,13 @@
 //! TUF client expects: `application/json` metadata, immutable caching for
 //! versioned and hash-named files, `no-cache` for `timestamp.json` and
 //! `root.json`, entity tags, and single-range requests (resumable downloads).
+//!
+//! The entry points of the image repository follow its commit point in the
+//! database ([`crate::repo::commit`]), not the files: `timestamp.json` is
+//! the committed one (from memory), `root.json` the committed newest root,
+//! and `N.root.json` newer than that is not found — so nothing a write
+//! leaves behind without committing is reachable. Targets are only those
+//! published: uploads staged until metadata lists them live elsewhere.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -26,20 +33,111 @@ pub async fn metadata(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let cache = if file == "timestamp.json" || file == "root.json" {
+    let committed_root = state.repo.committed_root_version();
+    let key = match (file.as_str(), committed_root) {
+        ("timestamp.json", _) => {
+            let Some(ts) = state.repo.served_timestamp() else {
+                return Err(ApiError::not_found("no such file"));
+            };
+            return Ok(serve_memory(
+                &state, &ts.bytes, &ts.etag, "metadata", REVALIDATE, &headers,
+            ));
+        }
+        ("root.json", Some(v)) => format!("repo/metadata/{v}.root.json"),
+        (name, Some(v))
+            if crate::repo::upload::parse_file_name(name)
+                .is_some_and(|(n, role)| role == "root" && n > v) =>
+        {
+            return Err(ApiError::not_found("no such file"));
+        }
+        (name, _) => format!("repo/metadata/{name}"),
+    };
+    let cache = if file == "root.json" {
         REVALIDATE
     } else {
         IMMUTABLE
     };
     serve(
         &state,
-        &format!("repo/metadata/{file}"),
+        &key,
         "metadata",
         cache,
         "application/json",
         &headers,
     )
     .await
+}
+
+/// Serve `bytes` held in memory, as [`serve`] serves blobs.
+fn serve_memory(
+    state: &AppState,
+    bytes: &bytes::Bytes,
+    etag: &str,
+    kind: &'static str,
+    cache: &'static str,
+    headers: &HeaderMap,
+) -> Response {
+    let len = bytes.len() as u64;
+    let etag_value =
+        HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    let common = |mut r: Response| {
+        let h = r.headers_mut();
+        h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+        h.insert(ETAG, etag_value.clone());
+        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        r
+    };
+    if let Some(inm) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok())
+        && inm.split(',').any(|t| t.trim() == etag || t.trim() == "*")
+    {
+        return common(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let if_range_ok = headers
+        .get(IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == etag);
+    let range = match headers.get(RANGE).and_then(|v| v.to_str().ok()) {
+        Some(v) if if_range_ok => parse_range(v, len),
+        _ => RangeRequest::Full,
+    };
+    let (status, start, end) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0, len),
+        RangeRequest::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e),
+        RangeRequest::Unsatisfiable => {
+            let mut r = common(
+                ApiError::client(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    format!("the file is {len} bytes"),
+                )
+                .into_response(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
+    let (s, e) = (
+        usize::try_from(start).unwrap_or(0),
+        usize::try_from(end).unwrap_or(0),
+    );
+    state.metrics.downloads.with_label_values(&[kind]).inc();
+    state
+        .metrics
+        .download_bytes
+        .with_label_values(&[kind])
+        .inc_by(end - start);
+    let mut r = common((status, Body::from(bytes.slice(s..e))).into_response());
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, len))
+    {
+        h.insert(CONTENT_RANGE, v);
+    }
+    r
 }
 
 /// `GET /repo/targets/{*path}`.

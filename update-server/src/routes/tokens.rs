@@ -6,7 +6,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Caller, Role, hash_token, new_token};
+use crate::auth::{Caller, Role, check_token_name, hash_token, new_token};
 use crate::error::{ApiError, AppResult};
 use crate::routes::extract::ApiJson;
 use crate::routes::time;
@@ -17,7 +17,9 @@ use crate::store::tokens::TokenRecord;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// Name (shown in the audit log), e.g. a person.
+    /// Name (shown in the audit log beside the token's id), e.g. a person:
+    /// 1 to 64 printable characters, no control, bidi-override or
+    /// zero-width characters, not `system`.
     pub name: String,
     /// `viewer`, `operator`, `release` or `security-admin`.
     pub role: String,
@@ -52,11 +54,7 @@ pub async fn create(
     let role = Role::parse(&body.role).ok_or_else(|| {
         ApiError::invalid("role must be viewer, operator, release or security-admin")
     })?;
-    if body.name.is_empty() || body.name.len() > 100 || body.name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "name must be 1 to 100 printable characters",
-        ));
-    }
+    check_token_name(&body.name).map_err(|why| ApiError::bad_request("invalid_name", why))?;
     let now = state.clock.now_ms();
     let token = new_token();
     let record = TokenRecord {

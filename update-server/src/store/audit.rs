@@ -1,5 +1,9 @@
 //! The audit log: every change made through the admin API (and every
-//! automatic pause), written in the same transaction as the change itself.
+//! automatic pause), written in the same transaction as the change itself,
+//! and a sample of refused authentications. An entry names who by the id of
+//! their token (`token_id`; token names need not be unique) as well as by
+//! the token's name; entries by the server itself have no token id and the
+//! actor `system` (a name no token can have).
 
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
@@ -9,7 +13,10 @@ use crate::store::{Store, from_json, to_json};
 /// One entry to write.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
-    /// Who: a token's name, or `system`.
+    /// Who: the id of the token used, None for the server itself (and for
+    /// refused requests that presented no usable token).
+    pub token_id: Option<String>,
+    /// Who, readably: the token's name, `system`, or `anonymous`.
     pub actor: String,
     /// Their role.
     pub role: String,
@@ -25,6 +32,7 @@ impl AuditEntry {
     /// An entry by the server itself (automatic pauses, bootstrap).
     pub fn system(action: &str, subject: &str, detail: serde_json::Value) -> Self {
         Self {
+            token_id: None,
             actor: "system".into(),
             role: "system".into(),
             action: action.into(),
@@ -41,7 +49,9 @@ pub struct AuditRecord {
     pub id: String,
     /// When (Unix ms).
     pub at: i64,
-    /// Who.
+    /// Who: the token's id (None: the server itself, or no usable token).
+    pub token_id: Option<String>,
+    /// Who, readably: the token's name at the time.
     pub actor: String,
     /// Their role.
     pub role: String,
@@ -60,10 +70,11 @@ pub async fn write(
     now: i64,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO audit_log (id, at, actor, role, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit_log (id, at, token_id, actor, role, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(crate::ids::new_id("au", now))
     .bind(now)
+    .bind(entry.token_id.as_deref())
     .bind(&entry.actor)
     .bind(&entry.role)
     .bind(&entry.action)
@@ -75,7 +86,9 @@ pub async fn write(
 }
 
 impl Store {
-    /// Write one entry on its own.
+    /// Write one entry on its own: only for what changes nothing in the
+    /// database (a sampled refusal); a change writes its entry in its own
+    /// transaction with [`write`].
     pub async fn audit(&self, entry: &AuditEntry, now: i64) -> anyhow::Result<()> {
         let mut tx = self.pool().begin().await?;
         write(&mut tx, entry, now).await?;
@@ -90,7 +103,7 @@ impl Store {
         limit: i64,
     ) -> anyhow::Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
-            "SELECT id, at, actor, role, action, subject, detail FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+            "SELECT id, at, token_id, actor, role, action, subject, detail FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after.unwrap_or(""))
         .bind(limit)
@@ -101,6 +114,7 @@ impl Store {
                 Ok(AuditRecord {
                     id: r.try_get("id")?,
                     at: r.try_get("at")?,
+                    token_id: r.try_get("token_id")?,
                     actor: r.try_get("actor")?,
                     role: r.try_get("role")?,
                     action: r.try_get("action")?,

@@ -7,7 +7,11 @@ use sqlx::Row;
 use crate::store::{Backend, Store};
 
 /// Every migration, in order: (version, SQL).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_fleet.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_fleet.sql")),
+    (2, include_str!("migrations/0002_audit_token_id.sql")),
+    (3, include_str!("migrations/0003_staged_uploads.sql")),
+];
 
 /// The statements of one migration file (separated by lines ending in `;`,
 /// comments dropped).
@@ -82,5 +86,10 @@ mod tests {
         assert!(s.len() > 10);
         assert!(s.iter().all(|s| !s.contains(';')), "{s:?}");
         assert!(s[0].starts_with("CREATE TABLE devices"));
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+        assert_eq!(versions, (1..=MIGRATIONS.len() as i64).collect::<Vec<_>>());
+        for (_, sql) in MIGRATIONS {
+            assert!(statements(sql).iter().all(|s| !s.contains(';')));
+        }
     }
 }

@@ -5,15 +5,18 @@
 // Test helpers and scenarios outside `#[test]` functions may unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod backends;
 mod checkin;
 mod crash;
+mod hardening;
 mod interop;
 mod repo;
 mod rollouts;
 mod security;
 mod service;
 mod support;
+mod uploads;
 
 /// Run an async scenario `fn NAME(Backend)` on both backend pairs:
 /// `NAME_embedded` and `NAME_postgres_s3`.
