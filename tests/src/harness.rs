@@ -85,6 +85,15 @@ impl Server {
         let mut config = Config::for_data_dir(data_dir);
         // A simulation: survive kill -9, not power loss (no fsync per batch).
         config.sqlite_full_sync = false;
+        // Every simulated lock connects from 127.0.0.1, thousands of them at
+        // once in virtual time: per-client budgets sized for a whole fleet
+        // (the connection loop and its timeouts are the production ones).
+        config.http.max_connections_per_client = config.http.max_connections;
+        config.http.public_rate = 1_000_000;
+        config.http.public_burst = 1_000_000;
+        config.http.refusal_rate = 1_000_000;
+        config.http.refusal_burst = 1_000_000;
+        config.http.header_read_timeout = std::time::Duration::from_secs(300);
         config.keys = keys;
         config
     }
@@ -299,18 +308,14 @@ async fn serve(
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    // As the binary does: no Nagle delay on small answers.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = update_server::router(state.clone());
+    // The binary's own connection loop (limits, timeouts, TCP_NODELAY).
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let served = state.clone();
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
+        let _ = update_server::server::run(served, listener, async move {
+            let _ = rx.await;
+        })
+        .await;
     });
     Ok((state, addr, tx, task))
 }

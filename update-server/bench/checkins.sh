@@ -26,7 +26,17 @@ if [ "$backend" = postgres ]; then
   run "$psql_bin" -q -h 127.0.0.1 -p 55432 -U nightlatch -d postgres -c "CREATE DATABASE $db"
   db_args=(--database-url "postgres://nightlatch@127.0.0.1:55432/$db")
 fi
-NIGHTLATCH_LOG=warn target/release/nightlatch-server --data-dir "$dir/data" --listen "127.0.0.1:$port" "${db_args[@]}" \
+# One load generator on one address stands for a whole fleet: lift the
+# per-client budgets (the connection loop and timeouts stay as shipped).
+cat >"$dir/server.toml" <<'TOML'
+[http]
+max_connections_per_client = 4096
+public_rate = 10000000
+public_burst = 10000000
+refusal_rate = 10000000
+refusal_burst = 10000000
+TOML
+NIGHTLATCH_LOG=warn target/release/nightlatch-server --data-dir "$dir/data" --listen "127.0.0.1:$port" "${db_args[@]}" --config "$dir/server.toml" \
   >"$dir/server.log" 2>&1 &
 server=$!
 cleanup() {
@@ -40,7 +50,7 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 head -c 1048576 /dev/urandom >"$dir/fw.bin"
-target/release/nightlatch-sign keygen "$dir/release" >/dev/null
+target/release/nightlatch-sign keygen --unencrypted "$dir/release" >/dev/null 2>&1
 target/release/nightlatch-sign sign --key "$dir/release.key" --model nl-lock-v2 --version 1.0.0 --counter 1 \
   "$dir/fw.bin" -o "$dir/fw.nlfw" >/dev/null
 NIGHTLATCH_TOKEN=$(cat "$dir/data/admin-token") target/release/nightlatch-sign publish \
