@@ -55,12 +55,22 @@ pub struct Reason {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    prefix: Option<String>,
     model: Option<String>,
     site: Option<String>,
     group: Option<String>,
+    version: Option<String>,
+    status: Option<String>,
+    seen_after: Option<String>,
+    seen_before: Option<String>,
     after: Option<String>,
     limit: Option<i64>,
 }
+
+/// The device list's `total` counts at most this many matches (then
+/// `total_capped` is true): an exact count over 100,000 locks with several
+/// filters may touch every row.
+pub const TOTAL_CAP: i64 = 10_000;
 
 /// Query of a history.
 #[derive(Debug, Clone, Deserialize)]
@@ -225,25 +235,58 @@ pub async fn import(
     ))
 }
 
-/// `GET /admin/v1/devices`.
+fn time_query(what: &str, text: Option<&str>) -> AppResult<Option<i64>> {
+    text.map(|t| {
+        crate::clock::parse_rfc3339(t)
+            .map_err(|e| ApiError::bad_request("bad_query", format!("{what}: {e}")))
+    })
+    .transpose()
+}
+
+/// `GET /admin/v1/devices`: filters `prefix` (id prefix), `model`, `site`,
+/// `group`, `version` (reported firmware version), `status` (`active` or
+/// `revoked`), `seen_after` / `seen_before` (RFC 3339, last check-in in
+/// `[seen_after, seen_before)`); keyset paging by id (`after`, `limit`);
+/// `total` counts every match (not only this page), up to [`TOTAL_CAP`].
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let devices = state
-        .store
-        .devices(&DeviceFilter {
-            hardware_model: q.model,
-            site: q.site,
-            group: q.group,
-            after: q.after,
-            limit: limit(q.limit, 100, 1000),
-        })
-        .await?;
+    if let Some(p) = q.prefix.as_deref().filter(|p| !p.is_empty()) {
+        check_name("prefix", p).map_err(|e| ApiError::bad_request("bad_query", e))?;
+    }
+    if let Some(s) = &q.status
+        && s != "active"
+        && s != "revoked"
+    {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "status must be active or revoked",
+        ));
+    }
+    let empty_none = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let filter = DeviceFilter {
+        prefix: empty_none(q.prefix),
+        hardware_model: empty_none(q.model),
+        site: empty_none(q.site),
+        group: empty_none(q.group),
+        firmware_version: empty_none(q.version),
+        status: empty_none(q.status),
+        seen_after: time_query("seen_after", q.seen_after.as_deref())?,
+        seen_before: time_query("seen_before", q.seen_before.as_deref())?,
+        after: q.after,
+        limit: limit(q.limit, 100, 1000),
+    };
+    let (devices, (total, capped)) = tokio::try_join!(
+        state.store.devices(&filter),
+        state.store.count_devices(&filter, TOTAL_CAP)
+    )?;
     let next = devices.last().map(|d| d.id.clone());
     Ok(Json(json!({
         "devices": devices.iter().map(view).collect::<Vec<_>>(),
         "next_after": next,
+        "total": total,
+        "total_capped": capped,
     })))
 }
 

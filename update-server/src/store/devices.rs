@@ -104,16 +104,144 @@ pub struct DeviceEvent {
 /// Filters of the device list.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceFilter {
+    /// Only ids starting with this (byte order: SQLite, and PostgreSQL
+    /// databases with the `C` collation).
+    pub prefix: Option<String>,
     /// Only this model.
     pub hardware_model: Option<String>,
     /// Only this site.
     pub site: Option<String>,
     /// Only locks in this group.
     pub group: Option<String>,
+    /// Only locks that last reported this firmware version.
+    pub firmware_version: Option<String>,
+    /// Only `active` or only `revoked` locks.
+    pub status: Option<String>,
+    /// Only locks last seen at or after this (Unix ms).
+    pub seen_after: Option<i64>,
+    /// Only locks last seen before this (Unix ms).
+    pub seen_before: Option<i64>,
     /// Only ids after this one (paging).
     pub after: Option<String>,
     /// At most this many.
     pub limit: i64,
+}
+
+/// A bind value of a query built from optional filters.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    /// Text.
+    Text(String),
+    /// Integer.
+    Int(i64),
+}
+
+/// `WHERE` conditions built from optional filters, with numbered
+/// placeholders (`$1`…) and their values in order: only the conditions
+/// given appear in the text, so each query can use the index that fits
+/// (a `$1 = '' OR col = $1` form defeats indexes on both databases).
+#[derive(Debug, Default)]
+pub(crate) struct Conditions {
+    conds: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Conditions {
+    /// The next placeholder, bound to `arg`.
+    pub(crate) fn arg(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    /// Add `cond`, in which each `?` is replaced by a placeholder bound to
+    /// the next of `args`.
+    pub(crate) fn push(&mut self, cond: &str, args: Vec<Arg>) {
+        let mut out = String::with_capacity(cond.len() + 8);
+        let mut args = args.into_iter();
+        for ch in cond.chars() {
+            if ch == '?' {
+                // Callers pass one value per `?`.
+                let a = args.next().unwrap_or(Arg::Text(String::new()));
+                out.push_str(&self.arg(a));
+            } else {
+                out.push(ch);
+            }
+        }
+        self.conds.push(out);
+    }
+
+    /// ` WHERE a AND b` (empty if no condition).
+    pub(crate) fn where_clause(&self) -> String {
+        if self.conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conds.join(" AND "))
+        }
+    }
+
+    /// Bind the values to `q`.
+    pub(crate) fn bind<'q>(
+        &self,
+        mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        for a in &self.args {
+            q = match a {
+                Arg::Text(t) => q.bind(t.clone()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+}
+
+/// The exclusive upper bound of ids starting with `prefix` (byte order):
+/// the prefix with its last character raised by one. None if the prefix
+/// is empty or ends in a character that cannot be raised.
+pub(crate) fn prefix_upper(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    let last = chars.pop()?;
+    let next = char::from_u32(u32::from(last) + 1)?;
+    chars.push(next);
+    Some(chars.into_iter().collect())
+}
+
+impl DeviceFilter {
+    /// The conditions of every filter but the paging cursor.
+    fn conditions(&self) -> Conditions {
+        use Arg::{Int, Text};
+        let mut c = Conditions::default();
+        if let Some(p) = self.prefix.as_deref().filter(|p| !p.is_empty()) {
+            match prefix_upper(p) {
+                Some(upper) => c.push("d.id >= ? AND d.id < ?", vec![Text(p.into()), Text(upper)]),
+                None => c.push("d.id >= ?", vec![Text(p.into())]),
+            }
+        }
+        if let Some(m) = &self.hardware_model {
+            c.push("d.hardware_model = ?", vec![Text(m.clone())]);
+        }
+        if let Some(s) = &self.site {
+            c.push("d.site = ?", vec![Text(s.clone())]);
+        }
+        if let Some(g) = &self.group {
+            c.push(
+                "d.id IN (SELECT t.device_id FROM device_tags t WHERE t.tag = ?)",
+                vec![Text(g.clone())],
+            );
+        }
+        if let Some(v) = &self.firmware_version {
+            c.push("d.firmware_version = ?", vec![Text(v.clone())]);
+        }
+        if let Some(s) = &self.status {
+            c.push("d.status = ?", vec![Text(s.clone())]);
+        }
+        if let Some(t) = self.seen_after {
+            c.push("d.last_seen >= ?", vec![Int(t)]);
+        }
+        if let Some(t) = self.seen_before {
+            c.push("d.last_seen < ?", vec![Int(t)]);
+        }
+        c
+    }
 }
 
 pub(crate) const DEVICE_COLUMNS: &str = "d.id, d.hardware_model, d.public_key, d.site, d.status, d.registered_at, d.revoked_at, \
@@ -294,20 +422,16 @@ impl Store {
 
     /// Locks matching `filter`, by id.
     pub async fn devices(&self, filter: &DeviceFilter) -> anyhow::Result<Vec<Device>> {
+        let mut c = filter.conditions();
+        if let Some(after) = filter.after.as_deref().filter(|a| !a.is_empty()) {
+            c.push("d.id > ?", vec![Arg::Text(after.into())]);
+        }
+        let limit = c.arg(Arg::Int(filter.limit));
         let sql = format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id > $1 \
-             AND ($2 = '' OR d.hardware_model = $2) AND ($3 = '' OR d.site = $3) \
-             AND ($4 = '' OR EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = d.id AND t.tag = $4)) \
-             ORDER BY d.id LIMIT $5"
+            "SELECT {DEVICE_COLUMNS} FROM devices d{} ORDER BY d.id LIMIT {limit}",
+            c.where_clause()
         );
-        let rows = sqlx::query(&sql)
-            .bind(filter.after.as_deref().unwrap_or(""))
-            .bind(filter.hardware_model.as_deref().unwrap_or(""))
-            .bind(filter.site.as_deref().unwrap_or(""))
-            .bind(filter.group.as_deref().unwrap_or(""))
-            .bind(filter.limit)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = c.bind(sqlx::query(&sql)).fetch_all(self.pool()).await?;
         let mut devices = rows
             .iter()
             .map(|r| device_from_row(r, false))
@@ -318,6 +442,28 @@ impl Store {
             d.groups = groups.remove(&d.id).unwrap_or_default();
         }
         Ok(devices)
+    }
+
+    /// How many locks match `filter` (its paging cursor and limit aside),
+    /// counting at most `cap + 1`: the count, and whether there are more
+    /// than `cap` (then the count is `cap`).
+    pub async fn count_devices(
+        &self,
+        filter: &DeviceFilter,
+        cap: i64,
+    ) -> anyhow::Result<(i64, bool)> {
+        let mut c = filter.conditions();
+        let limit = c.arg(Arg::Int(cap.saturating_add(1)));
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM devices d{} LIMIT {limit}) matches",
+            c.where_clause()
+        );
+        let n: i64 = c
+            .bind(sqlx::query(&sql))
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?;
+        Ok(if n > cap { (cap, true) } else { (n, false) })
     }
 
     /// Revoke a lock: its check-ins are refused from now on. False if unknown

