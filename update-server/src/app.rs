@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::routes::{self, admin, checkin, health, repo};
 use crate::state::AppState;
-use crate::{auth, limits, metrics, openapi};
+use crate::{auth, console, limits, metrics, openapi};
 
 /// Every route, with authorization, per-client limits, request timeouts,
 /// metrics and tracing layered on.
@@ -25,6 +25,12 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             http.admin_request_timeout,
+        ));
+    // The console reads and changes everything through the same API.
+    let console = console::router(state.clone(), admin.clone().with_state(state.clone()))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            http.request_timeout,
         ));
     let rate_limits = limits::RateLimits::new(http, Arc::clone(&state.metrics));
     let public = Router::new()
@@ -46,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         ));
     public
         .merge(admin)
+        .merge(console)
         .fallback(routes::not_found)
         .layer(from_fn_with_state(rate_limits, limits::guard))
         .layer(from_fn_with_state(

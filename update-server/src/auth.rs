@@ -142,6 +142,13 @@ pub fn check_token_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The identity of a console session, attached by [`crate::console`] to
+/// the in-process API requests it makes (never present on a request from
+/// the network). The session was checked against the tokens table for
+/// this very request; the role table applies to it as to a bearer token.
+#[derive(Debug, Clone)]
+pub struct InternalCaller(pub Caller);
+
 /// A new secret token.
 pub fn new_token() -> String {
     format!("nlt_{}", hex::encode(crate::ids::random_bytes::<32>()))
@@ -301,6 +308,10 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         return ApiError::not_found("no such admin endpoint").into_response();
     };
     let method = req.method().as_str().to_owned();
+    // The console calls the API in process for a signed-in session it has
+    // just checked against the tokens table; nothing from the network can
+    // put this extension on a request.
+    let internal = req.extensions_mut().remove::<InternalCaller>();
     let token = req
         .headers()
         .get(AUTHORIZATION)
@@ -308,11 +319,15 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        let e = ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>");
-        return refuse(&state, "missing_token", None, route, &method, needed, e).await;
+    let caller = match (internal, token) {
+        (Some(InternalCaller(c)), _) => Ok(Some(c)),
+        (None, Some(token)) => caller_for(&state, token).await,
+        (None, None) => {
+            let e = ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>");
+            return refuse(&state, "missing_token", None, route, &method, needed, e).await;
+        }
     };
-    let caller = match caller_for(&state, token).await {
+    let caller = match caller {
         Ok(Some(c)) => c,
         Ok(None) => {
             let e = ApiError::unauthorized("bad_token", "the token is unknown or revoked");

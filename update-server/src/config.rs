@@ -232,9 +232,35 @@ impl Default for HttpConfig {
     }
 }
 
+/// The operator console at `/console/` (`[console]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// Serve it (default true).
+    pub enabled: bool,
+    /// How long a sign-in lasts.
+    pub session_lifetime: Duration,
+    /// Mark the session cookie `Secure`: `Some(true)` always (the server
+    /// is reached over HTTPS through a proxy), `Some(false)` never, `None`
+    /// when the request came over HTTPS (`X-Forwarded-Proto: https` from a
+    /// trusted proxy).
+    pub secure_cookies: Option<bool>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_lifetime: Duration::from_secs(8 * 3600),
+            secure_cookies: None,
+        }
+    }
+}
+
 /// The whole resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The operator console.
+    pub console: ConsoleConfig,
     /// Connection and request limits.
     pub http: HttpConfig,
     /// Listen address.
@@ -283,6 +309,15 @@ struct FileConfig {
     director: Option<DirectorFile>,
     database: Option<DatabaseFile>,
     http: Option<HttpFile>,
+    console: Option<ConsoleFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleFile {
+    enabled: Option<bool>,
+    session_lifetime: Option<String>,
+    secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -362,6 +397,7 @@ impl Config {
     /// Defaults for a data directory (what tests start from).
     pub fn for_data_dir(data_dir: &Path) -> Self {
         Self {
+            console: ConsoleConfig::default(),
             http: HttpConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: data_dir.to_owned(),
@@ -540,6 +576,15 @@ impl Config {
         }
         if let Some(h) = file.http {
             c.http = http_config(h)?;
+        }
+        if let Some(k) = file.console {
+            c.console.enabled = k.enabled.unwrap_or(c.console.enabled);
+            c.console.session_lifetime = duration(
+                "console.session_lifetime",
+                k.session_lifetime.as_deref(),
+                c.console.session_lifetime,
+            )?;
+            c.console.secure_cookies = k.secure_cookies;
         }
         if let Some(d) = file.director {
             c.director_targets_expires = duration(

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod checkin;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod director;
 pub mod error;
 pub mod ids;

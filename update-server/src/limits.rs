@@ -289,7 +289,8 @@ enum Class {
 fn class(path: &str) -> Class {
     if path.starts_with("/admin/") && path != "/admin/v1/openapi.json" {
         Class::Admin
-    } else if path.starts_with("/v1/devices/") {
+    } else if path.starts_with("/v1/devices/") || path == "/console/login" {
+        // Check-ins, and console sign-ins (a bad token there is a refusal).
         Class::CheckIn
     } else {
         Class::Public

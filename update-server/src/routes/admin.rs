@@ -9,7 +9,9 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::Role;
-use crate::routes::{audit, clock, devices, fleet, rollouts, sites, tokens, uploads};
+use crate::routes::{
+    audit, clock, devices, fleet, rollout_devices, rollouts, sites, tokens, uploads,
+};
 use crate::state::AppState;
 
 /// One admin endpoint.
@@ -90,6 +92,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
     ),
     ep(
+        "GET",
+        "/admin/v1/devices/{id}/usage",
+        Viewer,
+        "A lock's learned usage: quiet slot per weekday, 7x24 heat map, reported_at (404 no_usage if none yet)",
+        None,
+    ),
+    ep(
         "POST",
         "/admin/v1/devices/{id}/revoke",
         SecurityAdmin,
@@ -115,6 +124,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "/admin/v1/rollouts/{id}",
         Viewer,
         "Rollout status per wave, per version, per delivery",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/rollouts/{id}/devices",
+        Viewer,
+        "The locks of a rollout with their status there (?status=failed,rolled_back&after=&limit=)",
         None,
     ),
     ep(
@@ -247,7 +263,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "GET",
         "/admin/v1/audit",
         SecurityAdmin,
-        "The audit log, oldest first (paging: after, limit)",
+        "The audit log, oldest first (filters: actor, token_id, action or prefix.*, since, until; paging: after, limit)",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/audit/export",
+        SecurityAdmin,
+        "The audit log as CSV (same filters; at most 100,000 rows, streamed)",
         None,
     ),
     ep(
@@ -277,10 +300,12 @@ fn handler(e: &Endpoint, max_upload: usize) -> Option<MethodRouter<AppState>> {
         }
         ("GET", "/admin/v1/devices/{id}") => get(devices::show),
         ("GET", "/admin/v1/devices/{id}/history") => get(devices::history),
+        ("GET", "/admin/v1/devices/{id}/usage") => get(super::usage::show),
         ("POST", "/admin/v1/devices/{id}/revoke") => post(devices::revoke),
         ("GET", "/admin/v1/rollouts") => get(rollouts::list),
         ("POST", "/admin/v1/rollouts") => post(rollouts::create),
         ("GET", "/admin/v1/rollouts/{id}") => get(rollouts::show),
+        ("GET", "/admin/v1/rollouts/{id}/devices") => get(rollout_devices::list),
         ("POST", "/admin/v1/rollouts/{id}/start") => post(rollouts::start),
         ("POST", "/admin/v1/rollouts/{id}/pause") => post(rollouts::pause),
         ("POST", "/admin/v1/rollouts/{id}/resume") => post(rollouts::resume),
@@ -306,6 +331,7 @@ fn handler(e: &Endpoint, max_upload: usize) -> Option<MethodRouter<AppState>> {
         ("POST", "/admin/v1/tokens") => post(tokens::create),
         ("DELETE", "/admin/v1/tokens/{id}") => delete(tokens::revoke),
         ("GET", "/admin/v1/audit") => get(audit::list),
+        ("GET", "/admin/v1/audit/export") => get(audit::export),
         ("POST", "/admin/v1/clock") => post(clock::set),
         // Every entry of the table has a handler (checked by a test).
         _ => return None,

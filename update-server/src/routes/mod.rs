@@ -13,10 +13,12 @@ pub mod extract;
 pub mod fleet;
 pub mod health;
 pub mod repo;
+pub mod rollout_devices;
 pub mod rollouts;
 pub mod sites;
 pub mod tokens;
 pub mod uploads;
+pub mod usage;
 
 /// 404 with the JSON error body.
 pub async fn not_found() -> ApiError {

@@ -11,6 +11,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_fleet.sql")),
     (2, include_str!("migrations/0002_audit_token_id.sql")),
     (3, include_str!("migrations/0003_staged_uploads.sql")),
+    (4, include_str!("migrations/0004_usage.sql")),
+    (5, include_str!("migrations/0005_console_sessions.sql")),
     (6, include_str!("migrations/0006_console_indexes.sql")),
 ];
 

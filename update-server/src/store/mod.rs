@@ -21,6 +21,7 @@ pub mod kv;
 pub mod migrations;
 pub mod postgres;
 pub mod rollouts;
+pub mod sessions;
 pub mod sites;
 pub mod sqlite;
 pub mod tokens;

@@ -8,6 +8,7 @@
 mod audit;
 mod backends;
 mod checkin;
+mod console;
 mod console_api;
 mod crash;
 mod hardening;
