@@ -162,6 +162,19 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         max_connections = state.config.http.max_connections,
         "nightlatch-server listening"
     );
+    if state.config.console.enabled {
+        let token = state.config.data_dir.join("admin-token");
+        let host = if local.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            local.ip().to_string()
+        };
+        tracing::info!(
+            url = %format!("http://{host}:{}/console/", local.port()),
+            first_token = %if token.exists() { token.display().to_string() } else { "NIGHTLATCH_ADMIN_TOKEN (as configured)".to_owned() },
+            "operator console: sign in with an admin token"
+        );
+    }
     let (signal_tx, mut signal_rx) = watch::channel(false);
     let server = tokio::spawn(run(state.clone(), listener, async move {
         shutdown_signal().await;

@@ -125,12 +125,12 @@ fn api_error(s: &Session, e: &ApiFailure) -> Response {
     error_page(s, e.status, &e.code, &e.message)
 }
 
-/// A POST's CSRF token must be the session's.
-fn csrf_ok(s: &Session, given: &str) -> Result<(), Response> {
+/// A POST's CSRF token must be the session's: the refusal if it is not.
+fn csrf_refusal(s: &Session, given: &str) -> Option<Response> {
     if session::same(&s.csrf, given) {
-        Ok(())
+        None
     } else {
-        Err(error_page(
+        Some(error_page(
             s,
             StatusCode::FORBIDDEN,
             "csrf",
@@ -282,7 +282,7 @@ async fn logout(c: C, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Respons
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&s, &form.csrf) {
+    if let Some(r) = csrf_refusal(&s, &form.csrf) {
         return r;
     }
     if let Err(e) = session::sign_out(&c.state.store, &s).await {
@@ -715,7 +715,7 @@ async fn rollout_submit(c: C, headers: HeaderMap, Form(form): Form<RolloutForm>)
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&s, &form.csrf) {
+    if let Some(r) = csrf_refusal(&s, &form.csrf) {
         return r;
     }
     let mut body = match rollout_body(&form) {
@@ -881,7 +881,7 @@ async fn rollout_confirm(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&s, &form.csrf) {
+    if let Some(r) = csrf_refusal(&s, &form.csrf) {
         return r;
     }
     if !known_action(&form.action) {
@@ -928,7 +928,7 @@ async fn rollout_action(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&s, &form.csrf) {
+    if let Some(r) = csrf_refusal(&s, &form.csrf) {
         return r;
     }
     if !known_action(&form.action) {
@@ -1145,7 +1145,7 @@ async fn device_revoke(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&s, &form.csrf) {
+    if let Some(r) = csrf_refusal(&s, &form.csrf) {
         return r;
     }
     let reason = form.reason.trim();
@@ -1230,7 +1230,7 @@ async fn site_set(c: C, headers: HeaderMap, Form(form): Form<SiteForm>) -> Respo
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&s, &form.csrf) {
+    if let Some(r) = csrf_refusal(&s, &form.csrf) {
         return r;
     }
     let mut policy = json!({ "blackout_dates": list(&form.blackout) });
@@ -1343,7 +1343,7 @@ async fn token_create(c: C, headers: HeaderMap, Form(form): Form<TokenForm>) -> 
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&s, &form.csrf) {
+    if let Some(r) = csrf_refusal(&s, &form.csrf) {
         return r;
     }
     match c
@@ -1376,7 +1376,7 @@ async fn token_revoke(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_ok(&s, &form.csrf) {
+    if let Some(r) = csrf_refusal(&s, &form.csrf) {
         return r;
     }
     match c
