@@ -8,6 +8,7 @@
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
+use crate::store::devices::{Arg, Conditions, prefix_upper};
 use crate::store::{Store, from_json, to_json};
 
 /// One entry to write.
@@ -102,13 +103,26 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> anyhow::Result<Vec<AuditRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, at, token_id, actor, role, action, subject, detail FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
+        self.audit_entries(&AuditFilter {
+            after: after.map(str::to_owned),
+            limit,
+            ..AuditFilter::default()
+        })
+        .await
+    }
+
+    /// Entries matching `filter`, oldest first (by id), at most its limit.
+    pub async fn audit_entries(&self, filter: &AuditFilter) -> anyhow::Result<Vec<AuditRecord>> {
+        let mut c = filter.conditions();
+        if let Some(after) = filter.after.as_deref().filter(|a| !a.is_empty()) {
+            c.push("id > ?", vec![Arg::Text(after.into())]);
+        }
+        let limit = c.arg(Arg::Int(filter.limit));
+        let sql = format!(
+            "SELECT id, at, token_id, actor, role, action, subject, detail FROM audit_log{} ORDER BY id LIMIT {limit}",
+            c.where_clause()
+        );
+        let rows = c.bind(sqlx::query(&sql)).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditRecord {
@@ -123,5 +137,110 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Whether more than `n` entries match `filter` from its cursor on
+    /// (counts at most `n + 1`).
+    pub async fn audit_more_than(&self, filter: &AuditFilter, n: i64) -> anyhow::Result<bool> {
+        let mut c = filter.conditions();
+        if let Some(after) = filter.after.as_deref().filter(|a| !a.is_empty()) {
+            c.push("id > ?", vec![Arg::Text(after.into())]);
+        }
+        let limit = c.arg(Arg::Int(n.saturating_add(1)));
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM audit_log{} LIMIT {limit}) matches",
+            c.where_clause()
+        );
+        let count: i64 = c
+            .bind(sqlx::query(&sql))
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?;
+        Ok(count > n)
+    }
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries by tokens of this name (`system`: the server itself).
+    pub actor: Option<String>,
+    /// Only entries made with this token.
+    pub token_id: Option<String>,
+    /// Only this action, or with [`ActionMatch::Prefix`] every action
+    /// starting with it.
+    pub action: Option<ActionMatch>,
+    /// Only entries at or after this (Unix ms).
+    pub since: Option<i64>,
+    /// Only entries before this (Unix ms).
+    pub until: Option<i64>,
+    /// Only ids after this one (paging).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// How the action filter matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionMatch {
+    /// This action.
+    Exact(String),
+    /// Every action starting with this (`rollout.` for `rollout.*`).
+    Prefix(String),
+}
+
+impl ActionMatch {
+    /// `rollout.pause` (exact) or `rollout.*` (prefix; `*` alone: all).
+    /// None if a `*` is anywhere but at the end.
+    pub fn parse(text: &str) -> Option<Option<Self>> {
+        match text.strip_suffix('*') {
+            Some(p) if p.contains('*') => None,
+            Some("") => Some(None),
+            Some(p) => Some(Some(Self::Prefix(p.to_owned()))),
+            None if text.contains('*') => None,
+            None if text.is_empty() => Some(None),
+            None => Some(Some(Self::Exact(text.to_owned()))),
+        }
+    }
+}
+
+/// The smallest audit entry id made at or after `ms` (ids start with the
+/// time: see [`crate::ids::new_id`]).
+fn id_at(ms: i64) -> String {
+    let ms = u64::try_from(ms).unwrap_or(0).min(0xffff_ffff_ffff);
+    format!("au-{ms:012x}")
+}
+
+impl AuditFilter {
+    /// The conditions of every filter but the paging cursor.
+    fn conditions(&self) -> Conditions {
+        use Arg::{Int, Text};
+        let mut c = Conditions::default();
+        if let Some(a) = &self.actor {
+            c.push("actor = ?", vec![Text(a.clone())]);
+        }
+        if let Some(t) = &self.token_id {
+            c.push("token_id = ?", vec![Text(t.clone())]);
+        }
+        match &self.action {
+            Some(ActionMatch::Exact(a)) => c.push("action = ?", vec![Text(a.clone())]),
+            Some(ActionMatch::Prefix(p)) => match prefix_upper(p) {
+                Some(upper) => c.push(
+                    "action >= ? AND action < ?",
+                    vec![Text(p.clone()), Text(upper)],
+                ),
+                None => c.push("action >= ?", vec![Text(p.clone())]),
+            },
+            None => {}
+        }
+        // Ids sort by time and carry it: the id range lets the primary key
+        // do the work, `at` states the filter exactly.
+        if let Some(t) = self.since {
+            c.push("id >= ? AND at >= ?", vec![Text(id_at(t)), Int(t)]);
+        }
+        if let Some(t) = self.until {
+            c.push("id < ? AND at < ?", vec![Text(id_at(t)), Int(t)]);
+        }
+        c
     }
 }

@@ -254,8 +254,6 @@ async fn device_total_is_capped_at_10000() {
     assert_eq!(v["total_capped"], false);
 }
 
-crate::both_backends!(device_filters_paging_and_totals);
-
 /// Roles of the read endpoints: no token 401, a viewer reads what viewers
 /// may, lower roles get 403 where the endpoint needs more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,8 +262,19 @@ async fn console_endpoints_answer_their_roles() {
     let viewer = app.token("viewer").await;
     let operator = app.token("operator").await;
     let release = app.token("release").await;
-    let cases: &[(Method, &str, &str)] =
-        &[(Method::GET, "/admin/v1/devices?status=active", "viewer")];
+    let cases: &[(Method, &str, &str)] = &[
+        (Method::GET, "/admin/v1/devices?status=active", "viewer"),
+        (
+            Method::GET,
+            "/admin/v1/audit?action=token.*",
+            "security-admin",
+        ),
+        (
+            Method::GET,
+            "/admin/v1/audit/export?actor=alice",
+            "security-admin",
+        ),
+    ];
     let tokens: HashMap<&str, &str> = [
         ("viewer", viewer.as_str()),
         ("operator", operator.as_str()),
@@ -289,3 +298,309 @@ async fn console_endpoints_answer_their_roles() {
         }
     }
 }
+
+/// A token named `name` with `role`: (secret, id).
+async fn named_token(app: &TestApp, name: &str, role: &str) -> (String, String) {
+    let (s, v) = app
+        .json(
+            Method::POST,
+            "/admin/v1/tokens",
+            Some(&app.admin),
+            Some(json!({"name": name, "role": role})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (
+        v["token"].as_str().unwrap().to_owned(),
+        v["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Every audit entry matching `query`, paging with `limit`.
+async fn audit_pages(app: &TestApp, query: &str, limit: usize) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/admin/v1/audit?limit={limit}&{query}");
+        if let Some(a) = &after {
+            path.push_str(&format!("&after={a}"));
+        }
+        let v = ok(app, &path).await;
+        let page = v["entries"].as_array().unwrap().clone();
+        if page.is_empty() {
+            return out;
+        }
+        assert!(page.len() <= limit);
+        after = v["next_after"].as_str().map(str::to_owned);
+        out.extend(page);
+    }
+}
+
+/// RFC 4180 records (quoted fields, doubled quotes, CRLF line ends).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') if cell.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut cell)),
+            (false, '\r') => {
+                assert_eq!(chars.next(), Some('\n'), "CR without LF");
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, '\n') => panic!("bare LF outside a quoted cell"),
+            (false, c) => cell.push(c),
+        }
+    }
+    assert!(
+        cell.is_empty() && row.is_empty(),
+        "the last record ends with CRLF"
+    );
+    rows
+}
+
+/// GET the audit export with `query`.
+async fn export(app: &TestApp, query: &str) -> (StatusCode, axum::http::HeaderMap, bytes::Bytes) {
+    let path = format!("/admin/v1/audit/export?{query}");
+    app.call(Method::GET, &path, Some(&app.admin), &[], "")
+        .await
+}
+
+/// Audit filters (actor, token id, exact and prefix actions, time window),
+/// paging, and the CSV export: header row, RFC 4180 quoting, formula
+/// neutralisation, row cap, role.
+async fn audit_filters_and_csv_export(backend: Backend) {
+    let app = TestApp::with(backend).await;
+    let (alice, alice_id) = named_token(&app, "alice", "operator").await;
+    let (formula, formula_id) = named_token(&app, "=1+2", "operator").await;
+    let (viewer, _) = named_token(&app, "@carol", "viewer").await;
+    app.clock.set_ms(T0 + HOUR);
+    let policy = json!({"quiet_hours": {"start": "01:00", "end": "05:00"}, "blackout_dates": ["2030-01-05"], "time_zone": "Europe/Berlin"});
+    let (s, v) = app
+        .json(
+            Method::PUT,
+            "/admin/v1/sites/hq/policy",
+            Some(&alice),
+            Some(policy.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.clock.set_ms(T0 + 2 * HOUR);
+    let (s, v) = app
+        .json(
+            Method::PUT,
+            "/admin/v1/sites/-annex/policy",
+            Some(&formula),
+            Some(policy),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.clock.set_ms(T0 + 3 * HOUR);
+    import(&app, &[("door-1".into(), MODEL, "hq", vec!["east"])]).await;
+    let l = Lock::new("door-2", MODEL);
+    let (s, v) = app
+        .json(
+            Method::POST,
+            "/admin/v1/devices",
+            Some(&alice),
+            Some(
+                json!({"id": "door-2", "hardware_model": MODEL, "site": "hq",
+                        "public_key": hex::encode(l.key.verifying_key().as_bytes())}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    let all = audit_pages(&app, "", 1000).await;
+    assert!(all.len() >= 6, "{all:#?}");
+    let at = |e: &Value| update_server::clock::parse_rfc3339(e["at"].as_str().unwrap()).unwrap();
+    type Pred = Box<dyn Fn(&Value) -> bool>;
+    let cases: Vec<(String, Pred)> = vec![
+        ("actor=alice".into(), Box::new(|e| e["actor"] == "alice")),
+        (
+            format!("token_id={alice_id}"),
+            Box::new(move |e| e["token_id"] == alice_id.as_str()),
+        ),
+        (
+            format!("token_id={formula_id}"),
+            Box::new(move |e| e["token_id"] == formula_id.as_str()),
+        ),
+        (
+            "action=site.policy".into(),
+            Box::new(|e| e["action"] == "site.policy"),
+        ),
+        (
+            "action=site.*".into(),
+            Box::new(|e| e["action"].as_str().unwrap().starts_with("site.")),
+        ),
+        (
+            "action=token.*".into(),
+            Box::new(|e| e["action"].as_str().unwrap().starts_with("token.")),
+        ),
+        (
+            "action=devic*".into(),
+            Box::new(|e| e["action"].as_str().unwrap().starts_with("devic")),
+        ),
+        (
+            "action=device.register".into(),
+            Box::new(|e| e["action"] == "device.register"),
+        ),
+        ("action=*".into(), Box::new(|_| true)),
+        ("action=site".into(), Box::new(|_| false)),
+        (
+            "since=2030-01-01T01:30:00Z".into(),
+            Box::new(move |e| at(e) >= T0 + 90 * 60_000),
+        ),
+        (
+            "until=2030-01-01T02:00:00Z".into(),
+            Box::new(move |e| at(e) < T0 + 2 * HOUR),
+        ),
+        (
+            "since=2030-01-01T02:00:00Z&until=2030-01-01T03:00:00Z".into(),
+            Box::new(move |e| (T0 + 2 * HOUR..T0 + 3 * HOUR).contains(&at(e))),
+        ),
+        (
+            "actor=alice&action=device.*&since=2030-01-01T00:30:00Z".into(),
+            Box::new(|e| e["actor"] == "alice" && e["action"] == "device.register"),
+        ),
+    ];
+    for (query, pred) in &cases {
+        let want: Vec<&Value> = all.iter().filter(|e| pred(e)).collect();
+        for limit in [1, 1000] {
+            let got = audit_pages(&app, query, limit).await;
+            let got_ids: Vec<&Value> = got.iter().map(|e| &e["id"]).collect();
+            let want_ids: Vec<&Value> = want.iter().map(|e| &e["id"]).collect();
+            assert_eq!(got_ids, want_ids, "{query} (limit {limit})");
+        }
+    }
+    // Helper-3's fields are all there.
+    let e = &audit_pages(&app, "action=site.policy&actor=alice", 10).await[0];
+    assert_eq!(e["subject"], "hq");
+    assert_eq!(e["role"], "operator");
+    assert!(e["detail"]["quiet_hours"].is_object());
+    for bad in [
+        "action=a*b",
+        "action=**",
+        "since=tomorrow",
+        "until=2030-02-30T00:00:00Z",
+        "who=me",
+    ] {
+        let (s, v) = get(&app, &format!("/admin/v1/audit?{bad}"), Some(&app.admin)).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_query")),
+            "{bad}: {v}"
+        );
+    }
+
+    // The export: every entry, as CSV.
+    let (s, headers, body) = export(&app, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    assert!(headers.get("x-nightlatch-truncated").is_none());
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.starts_with("id,at,token_id,actor,role,action,subject,detail\r\n"));
+    let rows = parse_csv(&text);
+    assert_eq!(
+        rows[0],
+        [
+            "id", "at", "token_id", "actor", "role", "action", "subject", "detail"
+        ]
+    );
+    let now_all = audit_pages(&app, "", 1000).await;
+    assert_eq!(rows.len() - 1, now_all.len());
+    for (row, e) in rows[1..].iter().zip(&now_all) {
+        assert_eq!(row.len(), 8);
+        assert_eq!(row[0], e["id"].as_str().unwrap());
+        assert_eq!(row[1], e["at"].as_str().unwrap());
+        assert_eq!(row[2], e["token_id"].as_str().unwrap_or(""));
+        let actor = e["actor"].as_str().unwrap();
+        let expect_actor = if actor.starts_with(['=', '+', '-', '@']) {
+            format!("'{actor}")
+        } else {
+            actor.to_owned()
+        };
+        assert_eq!(row[3], expect_actor);
+        assert_eq!(row[5], e["action"].as_str().unwrap());
+        let detail: Value = serde_json::from_str(&row[7]).unwrap();
+        assert_eq!(detail, e["detail"]);
+    }
+    // Formulas are neutralised, quotes doubled inside quoted cells.
+    let (_, _, body) = export(
+        &app,
+        &format!(
+            "token_id={}",
+            audit_pages(&app, "actor=%3D1%2B2", 10).await[0]["token_id"]
+                .as_str()
+                .unwrap()
+        ),
+    )
+    .await;
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let rows = parse_csv(&text);
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(rows[1][3], "'=1+2");
+    assert_eq!(rows[1][6], "'-annex");
+    assert!(
+        text.contains(",'=1+2,operator,site.policy,'-annex,\"{\"\""),
+        "{text}"
+    );
+    assert!(!text.contains(",=1+2,"));
+    // Filters and the row cap.
+    let (s, headers, body) = export(&app, "action=site.*&limit=1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(headers["x-nightlatch-truncated"], "true");
+    let rows = parse_csv(std::str::from_utf8(&body).unwrap());
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1][6], "hq");
+    let (_, headers, body) = export(&app, &format!("action=site.*&after={}", rows[1][0])).await;
+    assert!(headers.get("x-nightlatch-truncated").is_none());
+    let rows = parse_csv(std::str::from_utf8(&body).unwrap());
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1][6], "'-annex");
+    let (s, _, body) = export(&app, "since=2031-01-01T00:00:00Z").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        body.as_ref(),
+        b"id,at,token_id,actor,role,action,subject,detail\r\n"
+    );
+    let (s, _, _) = export(&app, "action=x*y").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Security-admin only, like the list.
+    for token in [&alice, &viewer] {
+        let (s, _, _) = app
+            .call(Method::GET, "/admin/v1/audit/export", Some(token), &[], "")
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    let (s, _, _) = app
+        .call(Method::GET, "/admin/v1/audit/export", None, &[], "")
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+crate::both_backends!(
+    device_filters_paging_and_totals,
+    audit_filters_and_csv_export
+);
