@@ -10,7 +10,8 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::Role;
 use crate::routes::{
-    audit, clock, devices, fleet, rollout_devices, rollouts, sites, tokens, uploads,
+    audit, clock, devices, fleet, releases, repo_health, rollout_devices, rollouts, sites, tokens,
+    uploads,
 };
 use crate::state::AppState;
 
@@ -211,6 +212,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
     ),
     ep(
+        "GET",
+        "/admin/v1/repo/health",
+        Viewer,
+        "Expiry of every role of the image and director repositories, with warnings (?warning_days=7)",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/releases",
+        Viewer,
+        "Published firmware images with their patches, by model then version, newest first (?model=)",
+        None,
+    ),
+    ep(
         "PUT",
         "/admin/v1/repo/targets/{*path}",
         Release,
@@ -317,6 +332,8 @@ fn handler(e: &Endpoint, max_upload: usize) -> Option<MethodRouter<AppState>> {
         ("GET", "/admin/v1/sites/{site}/policy") => get(sites::show),
         ("PUT", "/admin/v1/sites/{site}/policy") => put(sites::set),
         ("GET", "/admin/v1/repo") => get(uploads::status),
+        ("GET", "/admin/v1/repo/health") => get(repo_health::show),
+        ("GET", "/admin/v1/releases") => get(releases::list),
         ("PUT", "/admin/v1/repo/targets/{*path}") => {
             put(uploads::target).layer(DefaultBodyLimit::max(max_upload))
         }

@@ -160,6 +160,46 @@ impl Store {
     }
 }
 
+/// When the repository accepted what, from the audit log: each uploaded
+/// target file's first upload (`repo.target`, by consistent-snapshot path)
+/// and every accepted targets metadata file (`repo.metadata`, `N.ROLE.json`),
+/// oldest first. Both come from the `(action, id)` index and grow with
+/// releases, not with the fleet; at most `max` of each.
+#[derive(Debug, Clone, Default)]
+pub struct RepoLog {
+    /// (target path `<dir>/<sha256>.<name>`, first upload, Unix ms).
+    pub uploads: Vec<(String, i64)>,
+    /// (metadata file name, accepted at, Unix ms), oldest first.
+    pub metadata: Vec<(String, i64)>,
+}
+
+impl Store {
+    /// See [`RepoLog`].
+    pub async fn repo_log(&self, max: i64) -> anyhow::Result<RepoLog> {
+        let mut log = RepoLog::default();
+        for (action, out) in [
+            ("repo.target", &mut log.uploads),
+            ("repo.metadata", &mut log.metadata),
+        ] {
+            let rows = sqlx::query(
+                "SELECT subject, at FROM audit_log WHERE action = $1 ORDER BY id LIMIT $2",
+            )
+            .bind(action)
+            .bind(max)
+            .fetch_all(self.pool())
+            .await?;
+            let mut seen = std::collections::HashSet::new();
+            for r in &rows {
+                let subject: String = r.try_get("subject")?;
+                if action == "repo.metadata" || seen.insert(subject.clone()) {
+                    out.push((subject, r.try_get("at")?));
+                }
+            }
+        }
+        Ok(log)
+    }
+}
+
 /// Filters of the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

@@ -600,7 +600,217 @@ async fn audit_filters_and_csv_export(backend: Backend) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+/// A payload of `n` bytes for version tests.
+fn payload(seed: u8, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// The release catalog: every published image by model, newest version
+/// first, its patches, and when it was published (from the audit log).
+async fn releases_list_images_patches_and_publication(backend: Backend) {
+    let app = TestApp::with(backend).await;
+    let v = ok(&app, "/admin/v1/releases").await;
+    assert_eq!(v, json!({"releases": []}));
+    let v1 = payload(1, 30_000);
+    let mut v2 = v1.clone();
+    v2[100..200].fill(7);
+    let e1 = app.envelope(MODEL, "1.0.0", 1, &v1);
+    let e15 = app.envelope(MODEL, "1.10.0", 1, &payload(3, 30_000));
+    let other = app.envelope("nl-lock-v1", "3.0.0", 4, &payload(9, 1000));
+    app.clock.set_ms(T0 + HOUR);
+    app.publish(&[e1.clone(), e15, other]).await;
+    let e2 = app.envelope(MODEL, "2.0.0", 2, &v2);
+    let made = signing_tools::delta::make_patch(
+        &std::fs::read(&e1).unwrap(),
+        &std::fs::read(&e2).unwrap(),
+        &signing_tools::delta::NoProgress,
+    )
+    .unwrap();
+    let patch = app.dir.path().join("p.nldp");
+    std::fs::write(&patch, &made.patch).unwrap();
+    app.clock.set_ms(T0 + 5 * HOUR);
+    app.publish(&[e2.clone(), patch]).await;
+
+    let v = ok(&app, "/admin/v1/releases").await;
+    let r = v["releases"].as_array().unwrap();
+    let names: Vec<&str> = r.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "nl-lock-v1/3.0.0.nlfw",
+            "nl-lock-v2/2.0.0.nlfw",
+            "nl-lock-v2/1.10.0.nlfw",
+            "nl-lock-v2/1.0.0.nlfw"
+        ],
+        "model, then version newest first (numerically: 1.10.0 > 1.0.0)"
+    );
+    let sha = |p: &std::path::Path| {
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(p).unwrap(),
+        ))
+    };
+    let two = &r[1];
+    assert_eq!(two["hardware_model"], MODEL);
+    assert_eq!(two["version"], "2.0.0");
+    assert_eq!(two["security_counter"], 2);
+    assert_eq!(two["length"], std::fs::metadata(&e2).unwrap().len());
+    assert_eq!(two["sha256"], sha(&e2));
+    assert_eq!(two["published_at"], "2030-01-01T05:00:00Z");
+    let patches = two["patches"].as_array().unwrap();
+    assert_eq!(patches.len(), 1, "{two}");
+    assert_eq!(patches[0]["from_version"], "1.0.0");
+    assert_eq!(patches[0]["length"], made.patch.len() as u64);
+    assert!(
+        patches[0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("nl-lock-v2/")
+    );
+    assert_eq!(r[3]["published_at"], "2030-01-01T01:00:00Z");
+    assert_eq!(r[3]["patches"], json!([]));
+    assert_eq!(r[0]["published_at"], "2030-01-01T01:00:00Z");
+    assert_eq!(r[0]["security_counter"], 4);
+    for x in r {
+        let keys: BTreeSet<&str> = x.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from([
+                "name",
+                "hardware_model",
+                "version",
+                "security_counter",
+                "length",
+                "sha256",
+                "published_at",
+                "patches"
+            ])
+        );
+    }
+    // One model.
+    let v = ok(&app, "/admin/v1/releases?model=nl-lock-v1").await;
+    assert_eq!(v["releases"].as_array().unwrap().len(), 1);
+    let v = ok(&app, "/admin/v1/releases?model=nobody").await;
+    assert_eq!(v, json!({"releases": []}));
+}
+
+/// The role of `repository` named `role` in a health answer.
+fn role<'a>(v: &'a Value, repository: &str, role: &str) -> &'a Value {
+    v["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["repository"] == repository)
+        .and_then(|r| {
+            r["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["role"] == role)
+        })
+        .unwrap_or_else(|| panic!("no {repository} {role} in {v}"))
+}
+
+/// Repository health: every role of both repositories, and warnings near
+/// expiry (the clock set relative to the metadata's own expiry dates).
+async fn repo_health_lists_roles_and_warns_near_expiry(backend: Backend) {
+    let app = TestApp::with(backend).await;
+    app.publish(&[app.envelope(MODEL, "1.0.0", 1, b"one")])
+        .await;
+    let v = ok(&app, "/admin/v1/repo/health").await;
+    assert_eq!(v["warning_days"], 7);
+    let image: Vec<&str> = v["repositories"][0]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(v["repositories"][0]["repository"], "image");
+    assert_eq!(image, ["root", "targets", "snapshot", "timestamp"]);
+    assert_eq!(v["repositories"][1]["repository"], "director");
+    let director: Vec<&str> = v["repositories"][1]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(director, ["root", "targets", "timestamp"]);
+    for repo in v["repositories"].as_array().unwrap() {
+        for r in repo["roles"].as_array().unwrap() {
+            assert!(r["threshold"].as_u64().unwrap() >= 1, "{r}");
+            let keys = r["keys"].as_array().unwrap();
+            assert!(!keys.is_empty(), "{r}");
+            for k in keys {
+                assert_eq!(k["keytype"], "ed25519", "{k}");
+                assert_eq!(k["scheme"], "ed25519", "{k}");
+                assert_eq!(k["keyid"].as_str().unwrap().len(), 64);
+            }
+        }
+    }
+    assert_eq!(role(&v, "image", "targets")["version"], 2);
+    assert_eq!(role(&v, "image", "targets")["online"], false);
+    assert_eq!(role(&v, "image", "timestamp")["online"], true);
+    assert_eq!(role(&v, "director", "targets")["version"], Value::Null);
+    assert_eq!(role(&v, "director", "timestamp")["expires"], Value::Null);
+    assert_eq!(role(&v, "director", "timestamp")["warning"], false);
+    assert_eq!(role(&v, "director", "targets")["expires_in_s"], 7 * 86_400);
+
+    // Move the clock to three days before the image targets expire.
+    let expires = |v: &Value, repo: &str, r: &str| {
+        update_server::clock::parse_rfc3339(role(v, repo, r)["expires"].as_str().unwrap()).unwrap()
+    };
+    let targets_expire = expires(&v, "image", "targets");
+    let root_expires = expires(&v, "image", "root");
+    let ts_expires = expires(&v, "image", "timestamp");
+    assert!(
+        root_expires > targets_expire + 30 * DAY,
+        "the dev root outlives targets"
+    );
+    app.clock.set_ms(targets_expire - 3 * DAY);
+    let v = ok(&app, "/admin/v1/repo/health").await;
+    let t = role(&v, "image", "targets");
+    assert_eq!(t["warning"], true, "{t}");
+    assert_eq!(t["expires_in_s"], 3 * 86_400);
+    assert_eq!(t["warn_within_s"], 7 * 86_400);
+    assert_eq!(role(&v, "image", "root")["warning"], false);
+    assert_eq!(role(&v, "director", "targets")["warning"], false);
+    // The timestamp (re-signed by the server) is long expired by then.
+    assert_eq!(role(&v, "image", "timestamp")["warning"], true);
+    // Ten days before: no warning at 7 days, one at 14.
+    app.clock.set_ms(targets_expire - 10 * DAY);
+    let v = ok(&app, "/admin/v1/repo/health").await;
+    assert_eq!(role(&v, "image", "targets")["warning"], false);
+    let v = ok(&app, "/admin/v1/repo/health?warning_days=14").await;
+    assert_eq!(v["warning_days"], 14);
+    assert_eq!(role(&v, "image", "targets")["warning"], true);
+    // Online roles warn only when re-signing has fallen behind: a
+    // timestamp with two hours left does, one with 23 hours left does not.
+    app.clock.set_ms(ts_expires - 23 * HOUR);
+    let v = ok(&app, "/admin/v1/repo/health?warning_days=30").await;
+    let ts = role(&v, "image", "timestamp");
+    assert_eq!(ts["warning"], false, "{ts}");
+    assert_eq!(ts["warn_within_s"], 6 * 3600);
+    app.clock.set_ms(ts_expires - 2 * HOUR);
+    let v = ok(&app, "/admin/v1/repo/health").await;
+    assert_eq!(role(&v, "image", "timestamp")["warning"], true);
+    // The director root expires, too.
+    let droot = expires(&v, "director", "root");
+    app.clock.set_ms(droot - DAY);
+    let v = ok(&app, "/admin/v1/repo/health").await;
+    assert_eq!(role(&v, "director", "root")["warning"], true);
+    let (s, v) = get(
+        &app,
+        "/admin/v1/repo/health?warning_days=-1",
+        Some(&app.admin),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
 crate::both_backends!(
     device_filters_paging_and_totals,
-    audit_filters_and_csv_export
+    audit_filters_and_csv_export,
+    releases_list_images_patches_and_publication,
+    repo_health_lists_roles_and_warns_near_expiry,
 );
