@@ -283,7 +283,11 @@ async fn caller_for(state: &AppState, token: &str) -> Result<Option<Caller>, Api
     if let Some(hit) = state.tokens.get(&hash) {
         return Ok(hit);
     }
-    let caller = state.store.token_by_hash(&hash).await?.and_then(|t| {
+    let caller = state
+        .store
+        .token_by_hash(&hash, state.clock.now_ms())
+        .await?
+        .and_then(|t| {
         Some(Caller {
             role: Role::parse(&t.role)?,
             token_id: t.id,

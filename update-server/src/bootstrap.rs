@@ -155,6 +155,7 @@ pub async fn admin_token(store: &Store, data_dir: &Path, now: i64) -> anyhow::Re
         created_at: now,
         created_by: "system".into(),
         revoked_at: None,
+        expires_at: None,
     };
     store
         .insert_token(

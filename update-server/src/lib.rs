@@ -14,6 +14,7 @@ pub mod ids;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod recovery;
 pub mod repo;
 pub mod rollouts;
 pub mod routes;

@@ -25,6 +25,29 @@ enum Command {
     Serve,
     /// Print the resolved configuration and exit.
     CheckConfig,
+    /// Administrative recovery, run on the server's machine: mint a new
+    /// security-admin token directly in the fleet database (the configured
+    /// one: --data-dir, --config or --database-url) when the last admin
+    /// token is lost, optionally revoking the lost or leaked ones, with an
+    /// audit entry. The token is printed once on stdout (or written to
+    /// --out, mode 0600). Works while the server runs.
+    RecoverAdmin {
+        /// Name of the new token.
+        #[arg(long, default_value = "recovered-admin")]
+        name: String,
+        /// Revoke every live security-admin token (lost or leaked).
+        #[arg(long, conflicts_with = "revoke_all")]
+        revoke_security_admins: bool,
+        /// Revoke every live token of every role.
+        #[arg(long)]
+        revoke_all: bool,
+        /// Token lifetime (`1d`, `12h`); default: until revoked.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Write the token to this file (created 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 /// The system allocator spends a sixth of a busy server's time in malloc.
@@ -58,6 +81,16 @@ fn main() -> std::process::ExitCode {
         println!("{config:#?}");
         return std::process::ExitCode::SUCCESS;
     }
+    let recover = match cli.command {
+        Some(Command::RecoverAdmin {
+            name,
+            revoke_security_admins,
+            revoke_all,
+            expires_in,
+            out,
+        }) => Some((name, revoke_security_admins, revoke_all, expires_in, out)),
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,6 +101,28 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Some((name, admins, all, expires_in, out)) = recover {
+        let revoke = if all {
+            update_server::store::tokens::RecoverRevoke::All
+        } else if admins {
+            update_server::store::tokens::RecoverRevoke::SecurityAdmins
+        } else {
+            update_server::store::tokens::RecoverRevoke::Nothing
+        };
+        return match runtime.block_on(update_server::recovery::recover_admin(
+            &config,
+            &name,
+            revoke,
+            expires_in.as_deref(),
+            out.as_deref(),
+        )) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nightlatch-server recover-admin: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(update_server::server::serve(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -139,7 +139,7 @@ pub async fn sign_in(
         return Ok(None);
     }
     let Some(t) = store
-        .token_by_hash(&crate::auth::hash_token(token))
+        .token_by_hash(&crate::auth::hash_token(token), now_ms())
         .await?
     else {
         return Ok(None);

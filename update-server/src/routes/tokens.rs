@@ -23,12 +23,16 @@ pub struct CreateToken {
     pub name: String,
     /// `viewer`, `operator`, `release` or `security-admin`.
     pub role: String,
+    /// Lifetime (`30d`, `12h`); none: until revoked.
+    #[serde(default)]
+    pub expires_in: Option<String>,
 }
 
 fn view(t: &TokenRecord) -> serde_json::Value {
     json!({
         "id": t.id, "name": t.name, "role": t.role, "created_at": time(Some(t.created_at)),
         "created_by": t.created_by, "revoked_at": time(t.revoked_at),
+        "expires_at": time(t.expires_at),
     })
 }
 
@@ -56,6 +60,18 @@ pub async fn create(
     })?;
     check_token_name(&body.name).map_err(|why| ApiError::bad_request("invalid_name", why))?;
     let now = state.clock.now_ms();
+    let expires_at = match body.expires_in.as_deref() {
+        None | Some("") => None,
+        Some(text) => {
+            let d = humantime::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero() && d.as_secs() <= 10 * 366 * 86_400)
+                .ok_or_else(|| {
+                    ApiError::invalid("expires_in must be a duration like 30d or 12h, at most 10 years")
+                })?;
+            Some(now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        }
+    };
     let token = new_token();
     let record = TokenRecord {
         id: crate::ids::new_id("tok", now),
@@ -64,11 +80,12 @@ pub async fn create(
         created_at: now,
         created_by: caller.name.clone(),
         revoked_at: None,
+        expires_at,
     };
     let entry = caller.audit(
         "token.create",
         &record.id,
-        json!({"name": record.name, "role": record.role}),
+        json!({"name": record.name, "role": record.role, "expires_at": time(expires_at)}),
     );
     state
         .store

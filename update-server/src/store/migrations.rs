@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_usage.sql")),
     (5, include_str!("migrations/0005_console_sessions.sql")),
     (6, include_str!("migrations/0006_console_indexes.sql")),
+    (8, include_str!("migrations/0008_token_expiry.sql")),
 ];
 
 /// The statements of one migration file (separated by lines ending in `;`,

@@ -64,7 +64,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT s.id_hash, s.token_id, s.csrf, s.expires_at, t.name, t.role FROM console_sessions s \
              JOIN tokens t ON t.id = s.token_id \
-             WHERE s.id_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL \
+             AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(id_hash)
         .bind(now)

@@ -22,6 +22,8 @@ pub struct TokenRecord {
     pub created_by: String,
     /// Revoked (Unix ms).
     pub revoked_at: Option<i64>,
+    /// Expires (Unix ms); None: never.
+    pub expires_at: Option<i64>,
 }
 
 fn record(r: &sqlx::any::AnyRow) -> anyhow::Result<TokenRecord> {
@@ -32,6 +34,7 @@ fn record(r: &sqlx::any::AnyRow) -> anyhow::Result<TokenRecord> {
         created_at: r.try_get("created_at")?,
         created_by: r.try_get("created_by")?,
         revoked_at: r.try_get("revoked_at")?,
+        expires_at: r.try_get("expires_at")?,
     })
 }
 
@@ -45,7 +48,7 @@ impl Store {
     ) -> anyhow::Result<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
-            "INSERT INTO tokens (id, name, role, hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO tokens (id, name, role, hash, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&record.id)
         .bind(&record.name)
@@ -53,6 +56,7 @@ impl Store {
         .bind(hash)
         .bind(record.created_at)
         .bind(&record.created_by)
+        .bind(record.expires_at)
         .execute(&mut *tx)
         .await?;
         if let Some(e) = entry {
@@ -62,12 +66,14 @@ impl Store {
         Ok(())
     }
 
-    /// The live token with this hash.
-    pub async fn token_by_hash(&self, hash: &str) -> anyhow::Result<Option<TokenRecord>> {
+    /// The live token with this hash: not revoked, not expired at `now`.
+    pub async fn token_by_hash(&self, hash: &str, now: i64) -> anyhow::Result<Option<TokenRecord>> {
         let row = sqlx::query(
-            "SELECT id, name, role, created_at, created_by, revoked_at FROM tokens WHERE hash = $1 AND revoked_at IS NULL",
+            "SELECT id, name, role, created_at, created_by, revoked_at, expires_at FROM tokens \
+             WHERE hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(hash)
+        .bind(now)
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(record).transpose()
@@ -76,7 +82,7 @@ impl Store {
     /// Every token.
     pub async fn tokens(&self) -> anyhow::Result<Vec<TokenRecord>> {
         let rows = sqlx::query(
-            "SELECT id, name, role, created_at, created_by, revoked_at FROM tokens ORDER BY id",
+            "SELECT id, name, role, created_at, created_by, revoked_at, expires_at FROM tokens ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?;
@@ -112,5 +118,78 @@ impl Store {
             tx.commit().await?;
         }
         Ok(done)
+    }
+}
+
+/// Which tokens `recover-admin` revokes as it mints the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoverRevoke {
+    /// None.
+    Nothing,
+    /// Every live security-admin token (the lost or leaked ones).
+    SecurityAdmins,
+    /// Every live token.
+    All,
+}
+
+impl Store {
+    /// Administrative recovery, on the server's machine: in one transaction,
+    /// revoke what `revoke` says, store `record` (a new security-admin
+    /// token, by its hash) and write the audit entry. The revoked ids.
+    pub async fn recover_admin(
+        &self,
+        record: &TokenRecord,
+        hash: &str,
+        revoke: RecoverRevoke,
+        operator: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let now = record.created_at;
+        let mut tx = self.pool().begin().await?;
+        let sql = match revoke {
+            RecoverRevoke::Nothing => None,
+            RecoverRevoke::SecurityAdmins => Some(
+                "UPDATE tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND role = 'security-admin' RETURNING id",
+            ),
+            RecoverRevoke::All => {
+                Some("UPDATE tokens SET revoked_at = $1 WHERE revoked_at IS NULL RETURNING id")
+            }
+        };
+        let mut revoked = Vec::new();
+        if let Some(sql) = sql {
+            for row in sqlx::query(sql).bind(now).fetch_all(&mut *tx).await? {
+                revoked.push(row.try_get::<String, _>("id")?);
+            }
+        }
+        revoked.sort();
+        sqlx::query(
+            "INSERT INTO tokens (id, name, role, hash, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&record.id)
+        .bind(&record.name)
+        .bind(&record.role)
+        .bind(hash)
+        .bind(now)
+        .bind(&record.created_by)
+        .bind(record.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        audit::write(
+            &mut tx,
+            &AuditEntry {
+                token_id: None,
+                actor: "recover-admin".into(),
+                role: "local".into(),
+                action: "token.recover".into(),
+                subject: record.id.clone(),
+                detail: serde_json::json!({
+                    "name": record.name, "role": record.role, "revoked": revoked,
+                    "operator": operator,
+                }),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 }
