@@ -121,6 +121,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some("CreateRollout"),
     ),
     ep(
+        "POST",
+        "/admin/v1/rollouts/preview",
+        Operator,
+        "Preview a rollout (the create body): eligible locks per wave and the nights they would install on; creates nothing",
+        Some("CreateRollout"),
+    ),
+    ep(
         "GET",
         "/admin/v1/rollouts/{id}",
         Viewer,
@@ -297,6 +304,18 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
 ];
 
+/// Endpoints other than `GET` that change nothing (no audit entry either).
+pub const READ_ONLY_POSTS: &[&str] = &["/admin/v1/rollouts/preview"];
+
+impl Endpoint {
+    /// Whether calling it changes state (and so writes an audit entry in
+    /// the same transaction): every method but `GET`, except
+    /// [`READ_ONLY_POSTS`].
+    pub fn changes_state(&self) -> bool {
+        self.method != "GET" && !READ_ONLY_POSTS.contains(&self.path)
+    }
+}
+
 /// The role `method path` needs; None if it is not an admin endpoint.
 pub fn required_role(method: &Method, path: &str) -> Option<Role> {
     ENDPOINTS
@@ -319,6 +338,7 @@ fn handler(e: &Endpoint, max_upload: usize) -> Option<MethodRouter<AppState>> {
         ("POST", "/admin/v1/devices/{id}/revoke") => post(devices::revoke),
         ("GET", "/admin/v1/rollouts") => get(rollouts::list),
         ("POST", "/admin/v1/rollouts") => post(rollouts::create),
+        ("POST", "/admin/v1/rollouts/preview") => post(rollouts::preview),
         ("GET", "/admin/v1/rollouts/{id}") => get(rollouts::show),
         ("GET", "/admin/v1/rollouts/{id}/devices") => get(rollout_devices::list),
         ("POST", "/admin/v1/rollouts/{id}/start") => post(rollouts::start),

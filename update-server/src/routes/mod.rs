@@ -16,6 +16,7 @@ pub mod releases;
 pub mod repo;
 pub mod repo_health;
 pub mod rollout_devices;
+pub mod rollout_preview;
 pub mod rollouts;
 pub mod sites;
 pub mod tokens;

@@ -18,6 +18,7 @@ use crate::rollouts::outcome::DeviceStatus;
 use crate::rollouts::{FailureThreshold, Rollout, RolloutSpec, RolloutState, Wave};
 use crate::routes::devices::optional_reason;
 use crate::routes::extract::{ApiBytes, ApiJson, ApiQuery};
+use crate::routes::rollout_preview as preview;
 use crate::routes::{limit, time};
 use crate::state::AppState;
 
@@ -101,12 +102,15 @@ fn time_arg(what: &str, text: &Option<String>) -> AppResult<Option<i64>> {
         .transpose()
 }
 
-/// `POST /admin/v1/rollouts`.
-pub async fn create(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    ApiJson(body): ApiJson<CreateRollout>,
-) -> AppResult<(StatusCode, Json<serde_json::Value>)> {
+/// A rollout from a create body, checked (the target must be a published
+/// firmware image, the spec valid), in state draft, not stored.
+fn build(
+    state: &AppState,
+    body: &CreateRollout,
+    id: String,
+    now: i64,
+    created_by: &str,
+) -> AppResult<Rollout> {
     if body.name.is_empty() || body.name.len() > 200 {
         return Err(ApiError::invalid("name must be 1 to 200 characters"));
     }
@@ -156,9 +160,8 @@ pub async fn create(
         security_deadline: time_arg("security_deadline", &body.security_deadline)?,
     };
     spec.validate().map_err(ApiError::invalid)?;
-    let now = state.clock.now_ms();
-    let mut r = Rollout {
-        id: new_id("ro", now),
+    Ok(Rollout {
+        id,
         name: body.name.clone(),
         target: target.name.clone(),
         hardware_model: target.hardware_model.clone(),
@@ -173,8 +176,18 @@ pub async fn create(
         failures: 0,
         created_at: now,
         updated_at: now,
-        created_by: caller.name.clone(),
-    };
+        created_by: created_by.to_owned(),
+    })
+}
+
+/// `POST /admin/v1/rollouts`.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<CreateRollout>,
+) -> AppResult<(StatusCode, Json<serde_json::Value>)> {
+    let now = state.clock.now_ms();
+    let mut r = build(&state, &body, new_id("ro", now), now, &caller.name)?;
     if body.start {
         r.start(now)
             .map_err(|e| ApiError::conflict("invalid_state", e))?;
@@ -186,6 +199,32 @@ pub async fn create(
     );
     state.store.insert_rollout(&r, &entry).await?;
     Ok((StatusCode::CREATED, Json(state_view(&r, now))))
+}
+
+/// `POST /admin/v1/rollouts/preview`: what `POST /admin/v1/rollouts` with
+/// the same body would do, creating nothing (see [`crate::rollouts::preview`]).
+pub async fn preview(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<CreateRollout>,
+) -> AppResult<Json<serde_json::Value>> {
+    let now = state.clock.now_ms();
+    let r = build(
+        &state,
+        &body,
+        preview::provisional_id(&body.target, &body.name),
+        now,
+        &caller.name,
+    )?;
+    let soaks: Vec<String> = body
+        .waves
+        .iter()
+        .map(|w| w.min_soak.clone().unwrap_or_else(|| "0s".into()))
+        .chain(std::iter::repeat("0s".to_owned()))
+        .take(r.spec.waves.len())
+        .collect();
+    let p = preview::run(&state, r, now).await?;
+    Ok(Json(p.view(&soaks)))
 }
 
 /// `GET /admin/v1/rollouts`.

@@ -1,6 +1,8 @@
 //! Rollouts as stored: the rollout row (state, wave clock, success and
 //! failure counters) and one row per lock it assigned (its status there).
 
+use std::collections::HashMap;
+
 use sqlx::{Any, Row, Transaction};
 
 use crate::rollouts::{Rollout, RolloutState};
@@ -169,4 +171,72 @@ impl Store {
             })
             .collect()
     }
+
+    /// Active locks of `model` that last reported a version below
+    /// `below_order` (a version sort key): the locks a new rollout of an
+    /// image of that model and version could assign, before the engine's
+    /// own checks. By id, at most `limit`.
+    pub async fn rollout_candidates(
+        &self,
+        model: &str,
+        below_order: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Candidate>> {
+        let rows = sqlx::query(
+            "SELECT id, site, firmware_version, security_counter, time_zone FROM devices \
+             WHERE hardware_model = $1 AND status = 'active' AND firmware_order < $2 ORDER BY id LIMIT $3",
+        )
+        .bind(model)
+        .bind(below_order)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Candidate {
+                    id: r.try_get("id")?,
+                    site: r.try_get("site")?,
+                    firmware_version: r.try_get("firmware_version")?,
+                    security_counter: r.try_get("security_counter")?,
+                    time_zone: r.try_get("time_zone")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The locks in any of `groups`, with those of their groups that are in
+    /// `groups`.
+    pub async fn group_members(
+        &self,
+        groups: &[String],
+    ) -> anyhow::Result<HashMap<String, Vec<String>>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for g in groups {
+            let rows = sqlx::query("SELECT device_id FROM device_tags WHERE tag = $1")
+                .bind(g)
+                .fetch_all(self.pool())
+                .await?;
+            for r in &rows {
+                out.entry(r.try_get("device_id")?)
+                    .or_default()
+                    .push(g.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A lock a rollout could assign (see [`Store::rollout_candidates`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Id.
+    pub id: String,
+    /// Site (install policy).
+    pub site: String,
+    /// Reported firmware version.
+    pub firmware_version: Option<String>,
+    /// Reported security counter.
+    pub security_counter: Option<i64>,
+    /// Reported time zone.
+    pub time_zone: Option<String>,
 }

@@ -5,7 +5,7 @@
 //! fixed virtual date (the test clock, never today's date). The scale test
 //! (`--ignored`) times them over 100,000 locks and 1,000,000 history rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -808,9 +808,338 @@ async fn repo_health_lists_roles_and_warns_near_expiry(backend: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 }
 
+const TARGET: &str = "nl-lock-v2/2.0.0.nlfw";
+
+/// A fleet for previews, checked in at 2030-01-01T12:00Z (a Tuesday) on
+/// 1.0.0 (reporting Europe/Berlin): 40 locks at `hq` (01:00–05:00 Berlin,
+/// 2 January blacked out; the even ones in group `pilot`), 30 at `ny`
+/// (02:00–03:00 New York), 20 at `annex` (no policy: all day, the lock's
+/// zone), 10 at `frozen` (UTC, every date to 20 January blacked out); and
+/// locks no rollout of the target may take: never checked in, already on
+/// 2.0.0, revoked, another model.
+async fn preview_fleet(backend: Backend) -> (TestApp, Vec<(String, &'static str, bool)>) {
+    let app = TestApp::with(backend).await;
+    app.publish(&[
+        app.envelope(MODEL, "1.0.0", 1, b"one"),
+        app.envelope(MODEL, "2.0.0", 2, b"two"),
+        app.envelope("nl-lock-v1", "1.0.0", 1, b"old"),
+    ])
+    .await;
+    let blackout: Vec<String> = (1..=20).map(|d| format!("2030-01-{d:02}")).collect();
+    for (site, policy) in [
+        (
+            "hq",
+            json!({"quiet_hours": {"start": "01:00", "end": "05:00"}, "blackout_dates": ["2030-01-02"], "time_zone": "Europe/Berlin"}),
+        ),
+        (
+            "ny",
+            json!({"quiet_hours": {"start": "02:00", "end": "03:00"}, "time_zone": "America/New_York"}),
+        ),
+        (
+            "frozen",
+            json!({"quiet_hours": {"start": "01:00", "end": "05:00"}, "blackout_dates": blackout, "time_zone": "UTC"}),
+        ),
+    ] {
+        let (s, v) = app
+            .json(
+                Method::PUT,
+                &format!("/admin/v1/sites/{site}/policy"),
+                Some(&app.admin),
+                Some(policy),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let mut spec = Vec::new();
+    let mut fleet = Vec::new();
+    for (site, n) in [("hq", 40), ("ny", 30), ("annex", 20), ("frozen", 10)] {
+        for i in 0..n {
+            let id = format!("{site}-{i:03}");
+            let pilot = site == "hq" && i % 2 == 0;
+            spec.push((
+                id.clone(),
+                MODEL,
+                site,
+                if pilot { vec!["pilot"] } else { vec![] },
+            ));
+            fleet.push((id, site, pilot));
+        }
+    }
+    for i in 0..14 {
+        let model = if i >= 10 { "nl-lock-v1" } else { MODEL };
+        spec.push((format!("other-{i:02}"), model, "hq", vec!["pilot"]));
+    }
+    let mut locks = import(&app, &spec).await;
+    app.clock.set_ms(T0 + 12 * HOUR);
+    for l in &mut locks {
+        if l.id == "other-05" || l.id == "other-06" || l.id == "other-07" {
+            l.version = "2.0.0".into();
+            l.security_counter = 2;
+        }
+    }
+    // other-00..04 never check in.
+    let checking: Vec<usize> = (0..locks.len())
+        .filter(|&i| !(locks[i].id.starts_with("other-0") && locks[i].id.as_str() < "other-05"))
+        .collect();
+    let mut active: Vec<Lock> = checking.iter().map(|&i| locks[i].clone()).collect();
+    let r = app.check_in_all(&mut active, 64).await;
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    for id in ["other-08", "other-09"] {
+        let (s, v) = app
+            .json(
+                Method::POST,
+                &format!("/admin/v1/devices/{id}/revoke"),
+                Some(&app.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    (app, fleet)
+}
+
+/// POST a preview as `token`.
+async fn preview(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    app.json(
+        Method::POST,
+        "/admin/v1/rollouts/preview",
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+/// `nights` of a preview wave as (date, locks).
+fn nights(w: &Value) -> Vec<(String, u64)> {
+    w["nights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["date"].as_str().unwrap().to_owned(),
+                n["locks"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Preview numbers on a small fleet with known site windows: eligibility
+/// and waves as the planner decides them, each lock's install night from
+/// the lock's own scheduler, unscheduled locks, the horizon, a security
+/// deadline, groups; it creates nothing.
+async fn rollout_preview_places_installs_by_site_window(backend: Backend) {
+    let (app, fleet) = preview_fleet(backend).await;
+    let operator = app.token("operator").await;
+    let name = "2.0.0 staged";
+    let body = json!({"name": name, "target": TARGET,
+        "waves": [{"share": 0.3, "min_soak": "2d"}, {"share": 1.0}]});
+    let (s, v) = preview(&app, &operator, body.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["target"], TARGET);
+    assert_eq!(v["hardware_model"], MODEL);
+    assert_eq!(v["horizon_days"], 14);
+    assert_eq!(v["eligible"], 100, "{v}");
+    assert_eq!(v["start_at"], "2030-01-01T12:00:00Z");
+    let id = update_server::routes::rollout_preview::provisional_id(TARGET, name);
+    assert_eq!(v["provisional_id"], id.as_str());
+    // Waves by the stable bucket.
+    let wave_of =
+        |lock: &str| usize::from(update_server::rollouts::bucket::bucket(&id, lock) >= 0.3);
+    let waves = v["waves"].as_array().unwrap();
+    assert_eq!(waves.len(), 2);
+    let count = |w: usize, site: &str| {
+        fleet
+            .iter()
+            .filter(|(l, s, _)| *s == site && wave_of(l) == w)
+            .count() as u64
+    };
+    // Where each site's locks install (local dates), per wave:
+    // wave 0 from 2030-01-01T12:00Z, wave 1 from 2030-01-03T12:00Z.
+    //   hq: 13:00 Berlin, 2 January blacked out -> 01:00 on the 3rd; wave 1 -> 4th.
+    //   ny: 07:00 New York -> 02:00 on the 2nd; wave 1 -> 4th.
+    //   annex: no window, nothing learned: the night prior -> 01:00 Berlin on the 2nd; 4th.
+    //   frozen: every date blacked out past the horizon -> unscheduled.
+    for (w, dates) in [
+        (
+            0,
+            [
+                ("hq", "2030-01-03"),
+                ("ny", "2030-01-02"),
+                ("annex", "2030-01-02"),
+            ],
+        ),
+        (
+            1,
+            [
+                ("hq", "2030-01-04"),
+                ("ny", "2030-01-04"),
+                ("annex", "2030-01-04"),
+            ],
+        ),
+    ] {
+        let wave = &waves[w];
+        assert_eq!(wave["index"], w as u64);
+        let in_wave: u64 = ["hq", "ny", "annex", "frozen"]
+            .iter()
+            .map(|s| count(w, s))
+            .sum();
+        assert_eq!(wave["eligible"], in_wave, "{wave}");
+        let mut want: BTreeMap<String, u64> = BTreeMap::new();
+        for (site, date) in dates {
+            *want.entry(date.to_owned()).or_default() += count(w, site);
+        }
+        want.retain(|_, n| *n > 0);
+        let got: BTreeMap<String, u64> = nights(wave).into_iter().collect();
+        assert_eq!(got, want, "wave {w}: {wave}");
+        assert_eq!(wave["unscheduled"], count(w, "frozen"), "{wave}");
+        assert_eq!(wave["expected_door_openings"], 0.0);
+    }
+    assert_eq!(waves[0]["share"], 0.3);
+    assert_eq!(waves[0]["min_soak"], "2d");
+    assert_eq!(waves[0]["starts_at"], "2030-01-01T12:00:00Z");
+    assert_eq!(waves[1]["starts_at"], "2030-01-03T12:00:00Z");
+    assert!(
+        count(0, "hq") > 0 && count(1, "hq") > 0,
+        "the fleet spans both waves"
+    );
+    // The same body previews the same (buckets for the same provisional id).
+    let (_, again) = preview(&app, &operator, body.clone()).await;
+    assert_eq!(again, v);
+
+    // A wave that starts after the horizon is all unscheduled.
+    let (s, v) = preview(
+        &app,
+        &operator,
+        json!({"name": name, "target": TARGET,
+        "waves": [{"share": 0.3, "min_soak": "20d"}, {"share": 1.0}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["waves"][1]["unscheduled"], v["waves"][1]["eligible"]);
+    assert_eq!(v["waves"][1]["nights"], json!([]));
+    // A start in the future moves every night.
+    let (_, v) = preview(
+        &app,
+        &operator,
+        json!({"name": name, "target": TARGET,
+        "start_at": "2030-01-05T12:00:00Z"}),
+    )
+    .await;
+    assert_eq!(v["start_at"], "2030-01-05T12:00:00Z");
+    assert_eq!(nights(&v["waves"][0]), [("2030-01-06".to_owned(), 90)]);
+    assert_eq!(v["waves"][0]["unscheduled"], 10);
+    // Past a security deadline the window and blackout dates no longer
+    // hold: everyone installs at the deadline (19:00 Berlin, 13:00 New
+    // York, 18:00 UTC: all on the 1st).
+    let (_, v) = preview(
+        &app,
+        &operator,
+        json!({"name": name, "target": TARGET,
+        "security_deadline": "2030-01-01T18:00:00Z"}),
+    )
+    .await;
+    assert_eq!(
+        nights(&v["waves"][0]),
+        [("2030-01-01".to_owned(), 100)],
+        "{v}"
+    );
+    assert_eq!(v["waves"][0]["unscheduled"], 0);
+    // Groups and from_versions, as the planner applies them.
+    let (_, v) = preview(
+        &app,
+        &operator,
+        json!({"name": name, "target": TARGET, "groups": ["pilot"]}),
+    )
+    .await;
+    assert_eq!(
+        v["eligible"], 20,
+        "only pilot locks that run an older version: {v}"
+    );
+    assert_eq!(nights(&v["waves"][0]), [("2030-01-03".to_owned(), 20)]);
+    let (_, v) = preview(
+        &app,
+        &operator,
+        json!({"name": name, "target": TARGET, "from_versions": ["1.5.0"]}),
+    )
+    .await;
+    assert_eq!(v["eligible"], 0);
+    assert_eq!(v["waves"][0]["nights"], json!([]));
+    // A last wave below 100 %: the rest stay outside.
+    let (_, v) = preview(
+        &app,
+        &operator,
+        json!({"name": name, "target": TARGET, "waves": [{"share": 0.5}]}),
+    )
+    .await;
+    assert_eq!(v["eligible"], 100);
+    assert_eq!(
+        v["waves"][0]["eligible"].as_u64().unwrap() + v["outside_waves"].as_u64().unwrap(),
+        100
+    );
+
+    // It creates nothing and writes no audit entry.
+    let rollouts = ok(&app, "/admin/v1/rollouts").await;
+    assert_eq!(rollouts["rollouts"], json!([]));
+    let entries = audit_pages(&app, "action=rollout.*", 100).await;
+    assert!(entries.is_empty(), "{entries:?}");
+    // The body is the create body, checked the same way.
+    let (s, v) = preview(
+        &app,
+        &operator,
+        json!({"name": name, "target": "nl-lock-v2/9.9.9.nlfw"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid"))
+    );
+    let (s, _) = preview(
+        &app,
+        &operator,
+        json!({"name": name, "target": TARGET, "waves": [{"share": 2}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, v) = preview(
+        &app,
+        &operator,
+        json!({"name": name, "target": TARGET, "colour": "red"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+    // The same body creates the rollout, with as many locks per wave.
+    let (s, created) = app
+        .json(
+            Method::POST,
+            "/admin/v1/rollouts",
+            Some(&operator),
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    // Operator and above; a viewer is refused.
+    let viewer = app.token("viewer").await;
+    let (s, _) = preview(&app, &viewer, json!({"name": name, "target": TARGET})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .json(
+            Method::POST,
+            "/admin/v1/rollouts/preview",
+            None,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
 crate::both_backends!(
     device_filters_paging_and_totals,
     audit_filters_and_csv_export,
     releases_list_images_patches_and_publication,
     repo_health_lists_roles_and_warns_near_expiry,
+    rollout_preview_places_installs_by_site_window,
 );

@@ -1,0 +1,328 @@
+//! Rollout preview (`POST /admin/v1/rollouts/preview`): what a rollout
+//! would do, computed with the code that does it, creating nothing.
+//!
+//! * **Who, and in which wave**: every active lock of the target's model
+//!   that last reported an older version is judged by the check-in
+//!   planner's own [`eligibility`] (versions, `from_versions`, groups,
+//!   security counter, the stable bucket of [`crate::rollouts::bucket`]) at
+//!   the moment the last wave would start. Buckets need a rollout id; the
+//!   preview draws them for a provisional one ([`provisional_id`]: the
+//!   target and name, so repeated previews of the same rollout agree and
+//!   raising a share only adds locks). The rollout created from the same
+//!   body gets a new id, so *which* locks fall in a wave differs, not how
+//!   many (up to sampling).
+//! * **When**: wave `i` starts at the rollout's start (`start_at`, or now
+//!   if that is later or not given) plus the soaks of the waves before it;
+//!   each lock is taken to be assigned and staged when its wave starts, and
+//!   installs when the lock's own quiet-hours scheduler
+//!   ([`lock_app::scheduler::decide`], asked again at each time it names,
+//!   as the agent does) says so, for its site's window, blackout dates and
+//!   time zone (else the lock's own zone, as the agent falls back), the
+//!   rollout's security deadline, and the lock's door (the scheduler's
+//!   profile; a lock that reported no usage summary has learned nothing,
+//!   which makes the scheduler wait for the night: 01:00–05:00 local). A
+//!   night is the local calendar date (site zone) on which the install
+//!   starts. Locks whose install falls more than [`HORIZON_DAYS`] after
+//!   the start (or never) count as `unscheduled`.
+//! * **Risk**: `expected_door_openings` sums, over a wave's locks, the
+//!   expected door entries in the hour the install starts, from the lock's
+//!   usage profile (0 without one).
+//!
+//! Bounded: at most [`MAX_LOCKS`] candidate locks are read (one indexed
+//! query); the scheduler runs once per (site, zone, wave) for locks that
+//! have learned nothing, not once per lock.
+
+use std::collections::{BTreeMap, HashMap};
+
+use lock_app::agent::{AgentConfig, site_config};
+use lock_app::scheduler::{
+    self, Decision, InstallCost, LocalDate, SiteConfig, Situation, UsageProfile, tz,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, AppResult};
+use crate::rollouts::engine::{DeviceFacts, Ineligible, eligibility};
+use crate::rollouts::{Rollout, RolloutState, version};
+use crate::routes::time;
+use crate::state::AppState;
+use crate::store::rollouts::Candidate;
+use crate::wire::SitePolicy;
+
+/// How far ahead installs are placed, days from the rollout's start.
+pub const HORIZON_DAYS: i64 = 14;
+/// Most candidate locks one preview reads.
+pub const MAX_LOCKS: i64 = 250_000;
+/// The scheduler is asked at most this often per lock before giving up.
+const MAX_DECISIONS: usize = 256;
+/// When the scheduler finds no slot (window, blackout dates), the agent
+/// asks again this much later (as the fleet simulator does).
+const RETRY_SECS: u64 = 6 * 3600;
+const DAY_MS: i64 = 86_400_000;
+
+/// The id buckets are drawn for (see the module documentation).
+pub fn provisional_id(target: &str, name: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"nightlatch/rollout-preview/v1\0");
+    h.update(target.as_bytes());
+    h.update([0]);
+    h.update(name.as_bytes());
+    format!("ro-preview-{}", hex::encode(&h.finalize()[..8]))
+}
+
+/// One wave of a preview.
+#[derive(Debug, Clone, Default)]
+pub struct WavePreview {
+    /// Cumulative share.
+    pub share: f64,
+    /// Minimum soak, seconds.
+    pub soak_secs: u64,
+    /// When it would start (Unix ms).
+    pub starts_at: i64,
+    /// Locks in it.
+    pub eligible: usize,
+    /// Installs per local date.
+    pub nights: BTreeMap<(i32, u8, u8), usize>,
+    /// Locks with no install within the horizon.
+    pub unscheduled: usize,
+    /// Expected door entries in the install hours.
+    pub door_openings: f64,
+}
+
+/// A preview.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// Image target.
+    pub target: String,
+    /// Its model.
+    pub hardware_model: String,
+    /// The provisional id buckets were drawn for.
+    pub provisional_id: String,
+    /// Start (Unix ms).
+    pub start: i64,
+    /// Eligible locks (in a wave or beyond the last wave's share).
+    pub eligible: usize,
+    /// Eligible locks whose bucket is beyond the last wave's share.
+    pub outside_waves: usize,
+    /// More than [`MAX_LOCKS`] candidates: counts cover the first ones by id.
+    pub capped: bool,
+    /// The waves.
+    pub waves: Vec<WavePreview>,
+}
+
+impl Preview {
+    /// The JSON answer; `soaks` are the waves' `min_soak` as given.
+    pub fn view(&self, soaks: &[String]) -> Value {
+        json!({
+            "target": self.target,
+            "hardware_model": self.hardware_model,
+            "provisional_id": self.provisional_id,
+            "start_at": time(Some(self.start)),
+            "eligible": self.eligible,
+            "outside_waves": self.outside_waves,
+            "capped": self.capped,
+            "horizon_days": HORIZON_DAYS,
+            "waves": self.waves.iter().enumerate().map(|(i, w)| json!({
+                "index": i,
+                "share": w.share,
+                "min_soak": soaks.get(i).cloned().unwrap_or_else(|| "0s".into()),
+                "min_soak_secs": w.soak_secs,
+                "starts_at": time(Some(w.starts_at)),
+                "eligible": w.eligible,
+                "nights": w.nights.iter().map(|((y, m, d), n)| json!({
+                    "date": format!("{y:04}-{m:02}-{d:02}"), "locks": n,
+                })).collect::<Vec<_>>(),
+                "unscheduled": w.unscheduled,
+                "expected_door_openings": (w.door_openings * 1000.0).round() / 1000.0,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// When a staged lock installs: the scheduler asked at `from` (Unix s) and
+/// again at each time it names, as the agent does; None if not before
+/// `until`. The door is taken to be closed and idle and the battery full:
+/// the preview places installs, it does not guess who is at the door.
+pub fn install_time(
+    site: &SiteConfig,
+    cost: &InstallCost,
+    battery: &scheduler::BatteryPolicy,
+    profile: &UsageProfile,
+    deadline: Option<u64>,
+    from: u64,
+    until: u64,
+) -> Option<u64> {
+    let mut now = from;
+    for _ in 0..MAX_DECISIONS {
+        if now >= until {
+            return None;
+        }
+        let s = Situation {
+            now,
+            door_closed: true,
+            last_activity: None,
+            battery_mwh: u32::MAX,
+            staged: true,
+            deadline,
+        };
+        now = match scheduler::decide(site, cost, battery, profile, &s) {
+            Decision::InstallNow => return Some(now),
+            Decision::WaitUntil(t) => t.max(now + 1),
+            Decision::Blocked(_) => now + RETRY_SECS,
+        };
+    }
+    None
+}
+
+/// The scheduler's site configuration for `policy` (with the rollout's
+/// `deadline`), as a lock reporting zone `lock_zone` builds it.
+fn lock_site(policy: &SitePolicy, lock_zone: Option<&str>) -> (SiteConfig, AgentConfig) {
+    use lock_app::agent::wire::{InstallPolicy, QuietWindow};
+    let p = InstallPolicy {
+        quiet_hours: policy.quiet_hours.as_ref().map(|q| QuietWindow {
+            start: q.start.clone(),
+            end: q.end.clone(),
+        }),
+        blackout_dates: policy.blackout_dates.clone(),
+        time_zone: policy.time_zone.clone(),
+        security_deadline: None,
+    };
+    let mut config = AgentConfig::new("preview");
+    config.time_zone = lock_zone.map(str::to_owned);
+    (site_config(&p, &config), config)
+}
+
+fn local_date(tz: &tz::TzRule, t: u64) -> (i32, u8, u8) {
+    let dt = tz.local_date_time(i64::try_from(t).unwrap_or(i64::MAX));
+    (dt.year, dt.month, dt.day)
+}
+
+/// Preview `r` (a draft built from the create body) at `now`.
+pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Preview> {
+    let start = r.spec.start_at.map_or(now, |s| s.max(now));
+    let mut starts = Vec::with_capacity(r.spec.waves.len());
+    let mut at = start;
+    for w in &r.spec.waves {
+        starts.push(at);
+        at = at.saturating_add(
+            i64::try_from(w.min_soak_secs)
+                .unwrap_or(i64::MAX / 2000)
+                .saturating_mul(1000),
+        );
+    }
+    // Running from `start`, judged when the last wave has started: every
+    // lock's wave, as the check-in planner would assign it.
+    r.state = RolloutState::Running;
+    r.wave_index = 0;
+    r.wave_started_at = Some(start);
+    r.paused_at = None;
+    let judged_at = starts.last().copied().unwrap_or(start);
+    let target_order = version::order(&r.target_version)
+        .ok_or_else(|| ApiError::invalid("the target's version is not MAJOR.MINOR.PATCH"))?;
+    let mut candidates = state
+        .store
+        .rollout_candidates(&r.hardware_model, target_order, MAX_LOCKS + 1)
+        .await?;
+    let capped = candidates.len() > MAX_LOCKS as usize;
+    candidates.truncate(MAX_LOCKS as usize);
+    let groups = if r.spec.groups.is_empty() {
+        HashMap::new()
+    } else {
+        state.store.group_members(&r.spec.groups).await?
+    };
+    let policies: HashMap<String, SitePolicy> =
+        state.store.site_policies().await?.into_iter().collect();
+    let catalog = state.repo.catalog();
+    let deadline = r
+        .spec
+        .security_deadline
+        .and_then(|ms| u64::try_from(ms.div_euclid(1000)).ok());
+    let provisional = r.id.clone();
+    let (target, model) = (r.target.clone(), r.hardware_model.clone());
+    let waves_spec = r.spec.waves.clone();
+
+    tokio::task::spawn_blocking(move || {
+        let none: Vec<String> = Vec::new();
+        let mut members: Vec<Vec<&Candidate>> = vec![Vec::new(); waves_spec.len()];
+        let (mut eligible, mut outside) = (0, 0);
+        for c in &candidates {
+            let facts = DeviceFacts {
+                id: &c.id,
+                hardware_model: &model,
+                groups: groups.get(&c.id).unwrap_or(&none),
+                firmware_version: c.firmware_version.as_deref(),
+                security_counter: c.security_counter.and_then(|v| u32::try_from(v).ok()),
+                rollout_status: None,
+            };
+            match eligibility(&r, &facts, &catalog, judged_at) {
+                Ok(w) => {
+                    eligible += 1;
+                    if let Some(m) = members.get_mut(w) {
+                        m.push(c);
+                    }
+                }
+                Err(Ineligible::LaterWave(usize::MAX)) => {
+                    eligible += 1;
+                    outside += 1;
+                }
+                Err(_) => {}
+            }
+        }
+        let horizon_end =
+            u64::try_from(start.saturating_add(HORIZON_DAYS * DAY_MS) / 1000).unwrap_or(u64::MAX);
+        let default_policy = SitePolicy::default();
+        // (site, zone the lock reports if the site names none, wave) →
+        // the install time and its local date.
+        type Slot = Option<(u64, (i32, u8, u8))>;
+        let mut cache: HashMap<(&str, Option<&str>, usize), Slot> = HashMap::new();
+        let mut waves = Vec::with_capacity(waves_spec.len());
+        for (i, (w, locks)) in waves_spec.iter().zip(&members).enumerate() {
+            let staged = u64::try_from((starts[i] + 999).div_euclid(1000)).unwrap_or(0);
+            let mut out = WavePreview {
+                share: w.share,
+                soak_secs: w.min_soak_secs,
+                starts_at: starts[i],
+                eligible: locks.len(),
+                ..WavePreview::default()
+            };
+            for c in locks {
+                let policy = policies.get(&c.site).unwrap_or(&default_policy);
+                let zone = if policy.time_zone.is_some() {
+                    None
+                } else {
+                    c.time_zone.as_deref()
+                };
+                let slot = *cache.entry((c.site.as_str(), zone, i)).or_insert_with(|| {
+                    let (site, config) = lock_site(policy, zone);
+                    install_time(
+                        &site,
+                        &config.install_cost,
+                        &config.battery,
+                        &UsageProfile::new(),
+                        deadline,
+                        staged,
+                        horizon_end,
+                    )
+                    .map(|t| (t, local_date(&site.tz, t)))
+                });
+                match slot {
+                    Some((_, date)) => *out.nights.entry(date).or_default() += 1,
+                    None => out.unscheduled += 1,
+                }
+            }
+            waves.push(out);
+        }
+        Preview {
+            target,
+            hardware_model: model,
+            provisional_id: provisional,
+            start,
+            eligible,
+            outside_waves: outside,
+            capped,
+            waves,
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("preview task: {e}")))
+}
