@@ -159,14 +159,23 @@ async fn shot(c: &Client, name: &str) {
 }
 
 async fn text(c: &Client, css: &str) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    // Live parts are replaced by the page's poller: an element found a
+    // moment ago may be gone; find it again.
+    let mut last = String::new();
+    for _ in 0..20 {
+        let e = c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match e.text().await {
+            Ok(t) => return t,
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{css}: {last}")
 }
 
 async fn exists(c: &Client, css: &str) -> bool {
@@ -247,7 +256,7 @@ async fn an_operator_runs_a_rollout_from_the_console() {
         .select_by_value(TARGET)
         .await
         .unwrap();
-    fill(&c, "#waves", "25:0s, 100:0s").await;
+    fill(&c, "#waves", "25:24h, 100:0s").await;
     fill(&c, "#failure_rate", "20").await;
     fill(&c, "#min_sample", "50").await;
     click(&c, "#preview").await;
