@@ -288,12 +288,12 @@ async fn caller_for(state: &AppState, token: &str) -> Result<Option<Caller>, Api
         .token_by_hash(&hash, state.clock.now_ms())
         .await?
         .and_then(|t| {
-        Some(Caller {
-            role: Role::parse(&t.role)?,
-            token_id: t.id,
-            name: t.name,
-        })
-    });
+            Some(Caller {
+                role: Role::parse(&t.role)?,
+                token_id: t.id,
+                name: t.name,
+            })
+        });
     state.tokens.put(hash, caller.clone());
     Ok(caller)
 }

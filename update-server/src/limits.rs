@@ -211,7 +211,8 @@ impl RateLimits {
     pub fn new(http: &HttpConfig, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             public: RateLimiter::keyed(
-                Quota::per_second(nonzero(http.public_rate)).allow_burst(nonzero(http.public_burst)),
+                Quota::per_second(nonzero(http.public_rate))
+                    .allow_burst(nonzero(http.public_burst)),
             ),
             refusals: RateLimiter::keyed(
                 Quota::per_second(nonzero(http.refusal_rate))
@@ -404,10 +405,7 @@ mod tests {
             client_ip(&mk("203.0.113.5", Some("198.51.100.1")), &trusted),
             Some("203.0.113.5".parse().unwrap())
         );
-        assert_eq!(
-            client_ip(&mk("10.0.0.1", None), &trusted),
-            Some(proxy)
-        );
+        assert_eq!(client_ip(&mk("10.0.0.1", None), &trusted), Some(proxy));
     }
 
     #[test]

@@ -70,7 +70,10 @@ pub async fn recover_admin(
             );
         }
         None => {
-            eprintln!("new security-admin token {} ({name}); it is shown once:", record.id);
+            eprintln!(
+                "new security-admin token {} ({name}); it is shown once:",
+                record.id
+            );
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{token}")?;
         }

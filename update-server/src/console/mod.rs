@@ -64,22 +64,27 @@ pub struct ApiFailure {
 }
 
 impl Console {
-    /// Call the admin API as `caller` for a non-JSON answer: status and bytes.
+    /// Call the admin API as `caller`: the status and the body's bytes.
     pub async fn api_raw(
         &self,
         caller: &Caller,
         method: Method,
         path: &str,
+        body: Option<Value>,
     ) -> Result<(StatusCode, bytes::Bytes), ApiFailure> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Body::empty())
-            .map_err(|e| ApiFailure {
-                status: StatusCode::BAD_REQUEST,
-                code: "bad_request".into(),
-                message: e.to_string(),
-            })?;
+        let failure = |status: StatusCode, e: String| ApiFailure {
+            status,
+            code: "internal".into(),
+            message: e,
+        };
+        let mut req = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut req = req
+            .body(Body::from(body))
+            .map_err(|e| failure(StatusCode::BAD_REQUEST, e.to_string()))?;
         req.extensions_mut().insert(InternalCaller(caller.clone()));
         let response = match self.api.clone().oneshot(req).await {
             Ok(r) => r,
@@ -88,11 +93,7 @@ impl Console {
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 256 * 1024 * 1024)
             .await
-            .map_err(|e| ApiFailure {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "internal".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         Ok((status, bytes))
     }
 
@@ -104,29 +105,7 @@ impl Console {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, ApiFailure> {
-        let mut req = Request::builder().method(method).uri(path);
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = req.body(Body::from(body)).map_err(|e| ApiFailure {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request".into(),
-            message: e.to_string(),
-        })?;
-        req.extensions_mut().insert(InternalCaller(caller.clone()));
-        let response = match self.api.clone().oneshot(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
-            .await
-            .map_err(|e| ApiFailure {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "internal".into(),
-                message: e.to_string(),
-            })?;
+        let (status, bytes) = self.api_raw(caller, method, path, body).await?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
             Ok(value)

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::auth::Role;
 use crate::console::session::{self, Session};
 use crate::console::views::{
-    AuditFilter, AuditPage, AuditRow, ConfirmPage, DevicePage, DeviceFilter, DeviceRow,
+    AuditFilter, AuditPage, AuditRow, ConfirmPage, DeviceFilter, DevicePage, DeviceRow,
     DevicesPage, ErrorPage, EventRow, FailedRow, FleetPage, Frame, HealthRow, HeatRow, Login,
     PreviewWave, ReleaseRow, ReleasesPage, RolloutForm, RolloutNewPage, RolloutPage,
     RolloutProgress, RolloutRow, RolloutsPage, SecurityPage, SiteRow, SitesPage, TokenRow,
@@ -38,7 +38,10 @@ pub fn routes(console: Arc<Console>) -> Router<AppState> {
         .route("/console/fleet", get(fleet))
         .route("/console/releases", get(releases))
         .route("/console/rollouts", get(rollouts))
-        .route("/console/rollouts/new", get(rollout_new).post(rollout_submit))
+        .route(
+            "/console/rollouts/new",
+            get(rollout_new).post(rollout_submit),
+        )
         .route("/console/rollouts/{id}", get(rollout))
         .route("/console/rollouts/{id}/progress", get(rollout_progress))
         .route("/console/rollouts/{id}/confirm", post(rollout_confirm))
@@ -98,6 +101,15 @@ async fn signed_in(c: &Console, headers: &HeaderMap) -> Result<Session, Response
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(redirect("/console/login")),
         Err(e) => Err(internal(&e)),
+    }
+}
+
+/// The session of a form POST, its CSRF token checked.
+async fn posted(c: &Console, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+    let s = signed_in(c, headers).await?;
+    match csrf_refusal(&s, csrf) {
+        Some(r) => Err(r),
+        None => Ok(s),
     }
 }
 
@@ -278,13 +290,10 @@ struct CsrfForm {
 }
 
 async fn logout(c: C, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    let s = match signed_in(&c, &headers).await {
+    let s = match posted(&c, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(&s, &form.csrf) {
-        return r;
-    }
     if let Err(e) = session::sign_out(&c.state.store, &s).await {
         return internal(&e);
     }
@@ -414,11 +423,7 @@ fn health_rows(v: &Value) -> Vec<HealthRow> {
                     .flatten()
                     .map(|k| {
                         let id = text(&k["keyid"]);
-                        format!(
-                            "{} {}",
-                            id.get(..12).unwrap_or(&id),
-                            text(&k["keytype"])
-                        )
+                        format!("{} {}", id.get(..12).unwrap_or(&id), text(&k["keytype"]))
                     })
                     .collect(),
             });
@@ -468,7 +473,12 @@ async fn fleet(c: C, headers: HeaderMap) -> Response {
         .map(|v| devices_of(&v))
         .unwrap_or_default();
     let below = c
-        .api(who, Method::GET, "/admin/v1/fleet/below-minimum?limit=20", None)
+        .api(
+            who,
+            Method::GET,
+            "/admin/v1/fleet/below-minimum?limit=20",
+            None,
+        )
         .await
         .map(|v| devices_of(&v))
         .unwrap_or_default();
@@ -701,23 +711,17 @@ fn preview_waves(v: &Value) -> (i64, Vec<PreviewWave>) {
                 .map(|n| (text(&n["date"]), int(&n["locks"])))
                 .collect(),
             unscheduled: int(&w["unscheduled"]),
-            door_openings: format!(
-                "{:.1}",
-                w["expected_door_openings"].as_f64().unwrap_or(0.0)
-            ),
+            door_openings: format!("{:.1}", w["expected_door_openings"].as_f64().unwrap_or(0.0)),
         })
         .collect();
     (int(&v["eligible"]), waves)
 }
 
 async fn rollout_submit(c: C, headers: HeaderMap, Form(form): Form<RolloutForm>) -> Response {
-    let s = match signed_in(&c, &headers).await {
+    let s = match posted(&c, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(&s, &form.csrf) {
-        return r;
-    }
     let mut body = match rollout_body(&form) {
         Ok(b) => b,
         Err(e) => return new_page(&c, &s, StatusCode::BAD_REQUEST, form, e, None).await,
@@ -877,13 +881,10 @@ async fn rollout_confirm(
     Path(id): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let s = match signed_in(&c, &headers).await {
+    let s = match posted(&c, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(&s, &form.csrf) {
-        return r;
-    }
     if !known_action(&form.action) {
         return error_page(&s, StatusCode::BAD_REQUEST, "invalid", "unknown action");
     }
@@ -924,13 +925,10 @@ async fn rollout_action(
     Path(id): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let s = match signed_in(&c, &headers).await {
+    let s = match posted(&c, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(&s, &form.csrf) {
-        return r;
-    }
     if !known_action(&form.action) {
         return error_page(&s, StatusCode::BAD_REQUEST, "invalid", "unknown action");
     }
@@ -1141,13 +1139,10 @@ async fn device_revoke(
     Path(id): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let s = match signed_in(&c, &headers).await {
+    let s = match posted(&c, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(&s, &form.csrf) {
-        return r;
-    }
     let reason = form.reason.trim();
     let body = (!reason.is_empty()).then(|| json!({ "reason": reason }));
     match c
@@ -1167,10 +1162,7 @@ async fn device_revoke(
 // --- sites -------------------------------------------------------------------------
 
 async fn sites_page(c: &Console, s: &Session, status: StatusCode, error: String) -> Response {
-    match c
-        .api(&s.caller, Method::GET, "/admin/v1/sites", None)
-        .await
-    {
+    match c.api(&s.caller, Method::GET, "/admin/v1/sites", None).await {
         Ok(v) => render(
             status,
             &SitesPage {
@@ -1226,13 +1218,10 @@ struct SiteForm {
 }
 
 async fn site_set(c: C, headers: HeaderMap, Form(form): Form<SiteForm>) -> Response {
-    let s = match signed_in(&c, &headers).await {
+    let s = match posted(&c, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(&s, &form.csrf) {
-        return r;
-    }
     let mut policy = json!({ "blackout_dates": list(&form.blackout) });
     if !form.window_start.trim().is_empty() || !form.window_end.trim().is_empty() {
         policy["quiet_hours"] =
@@ -1270,12 +1259,22 @@ async fn security_page(
 ) -> Response {
     let who = &s.caller;
     let below = c
-        .api(who, Method::GET, "/admin/v1/fleet/below-minimum?limit=50", None)
+        .api(
+            who,
+            Method::GET,
+            "/admin/v1/fleet/below-minimum?limit=50",
+            None,
+        )
         .await
         .map(|v| devices_of(&v))
         .unwrap_or_default();
     let revoked = c
-        .api(who, Method::GET, "/admin/v1/devices?status=revoked&limit=50", None)
+        .api(
+            who,
+            Method::GET,
+            "/admin/v1/devices?status=revoked&limit=50",
+            None,
+        )
         .await
         .map(|v| devices_of(&v))
         .unwrap_or_default();
@@ -1339,13 +1338,10 @@ struct TokenForm {
 }
 
 async fn token_create(c: C, headers: HeaderMap, Form(form): Form<TokenForm>) -> Response {
-    let s = match signed_in(&c, &headers).await {
+    let s = match posted(&c, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(&s, &form.csrf) {
-        return r;
-    }
     match c
         .api(
             &s.caller,
@@ -1372,13 +1368,10 @@ async fn token_revoke(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let s = match signed_in(&c, &headers).await {
+    let s = match posted(&c, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(&s, &form.csrf) {
-        return r;
-    }
     match c
         .api(
             &s.caller,
@@ -1417,7 +1410,12 @@ async fn audit(c: C, headers: HeaderMap, Query(q): Query<AuditFilter>) -> Respon
         .collect::<Vec<_>>()
         .join("&");
     let v = match c
-        .api(&s.caller, Method::GET, &format!("/admin/v1/audit?{qs}"), None)
+        .api(
+            &s.caller,
+            Method::GET,
+            &format!("/admin/v1/audit?{qs}"),
+            None,
+        )
         .await
     {
         Ok(v) => v,
@@ -1465,7 +1463,7 @@ async fn audit_csv(c: C, headers: HeaderMap, Query(q): Query<AuditFilter>) -> Re
         Err(r) => return r,
     };
     let path = format!("/admin/v1/audit/export?{}", audit_query(&q));
-    match c.api_raw(&s.caller, Method::GET, &path).await {
+    match c.api_raw(&s.caller, Method::GET, &path, None).await {
         Ok((status, bytes)) if status.is_success() => (
             [
                 (CONTENT_TYPE, "text/csv; charset=utf-8"),

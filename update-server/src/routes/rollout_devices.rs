@@ -85,9 +85,13 @@ pub async fn list(
         }));
     }
     let next_after = if i64::try_from(devices.len()).unwrap_or(0) == n {
-        devices.last().and_then(|d| d["id"].as_str().map(str::to_owned))
+        devices
+            .last()
+            .and_then(|d| d["id"].as_str().map(str::to_owned))
     } else {
         None
     };
-    Ok(Json(json!({ "devices": devices, "next_after": next_after })))
+    Ok(Json(
+        json!({ "devices": devices, "next_after": next_after }),
+    ))
 }

@@ -67,7 +67,9 @@ pub async fn create(
                 .ok()
                 .filter(|d| !d.is_zero() && d.as_secs() <= 10 * 366 * 86_400)
                 .ok_or_else(|| {
-                    ApiError::invalid("expires_in must be a duration like 30d or 12h, at most 10 years")
+                    ApiError::invalid(
+                        "expires_in must be a duration like 30d or 12h, at most 10 years",
+                    )
                 })?;
             Some(now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
         }

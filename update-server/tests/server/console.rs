@@ -17,7 +17,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use update_server::config::Config;
 
-use crate::support::{Lock, TestApp, ids};
+use crate::support::{Lock, TestApp, free_port, ids};
 
 const MODEL: &str = "nl-lock-v2";
 const TARGET: &str = "nl-lock-v2/2.0.0.nlfw";
@@ -92,14 +92,6 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// chromedriver on a free port, and a headless Chromium session.
@@ -299,7 +291,11 @@ async fn an_operator_runs_a_rollout_from_the_console() {
     shot(&c, "rollout-confirm").await;
     click(&c, "#confirm").await;
     assert_eq!(text(&c, "#rollout-state").await, "paused");
-    assert!(text(&c, "#rollout-reason").await.contains("door survey first"));
+    assert!(
+        text(&c, "#rollout-reason")
+            .await
+            .contains("door survey first")
+    );
     // The next check-ins get nothing new.
     let before: usize = locks.iter().filter(|l| l.assigned().is_some()).count();
     for r in app.check_in_all(&mut locks, 64).await {
@@ -310,7 +306,10 @@ async fn an_operator_runs_a_rollout_from_the_console() {
         .enumerate()
         .filter(|(i, l)| !wave0.contains(i) && l.assigned().as_deref() == Some(TARGET))
         .count();
-    assert_eq!(newly, 0, "locks were assigned while paused ({before} before)");
+    assert_eq!(
+        newly, 0,
+        "locks were assigned while paused ({before} before)"
+    );
     let s = rollout_status(app, &id).await;
     assert_eq!(s["state"], "paused");
 
@@ -325,8 +324,10 @@ async fn an_operator_runs_a_rollout_from_the_console() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let bad = app
-        .rollout(json!({"name": "bad", "target": TARGET, "start": true, "groups": ["east"],
-                        "failure_threshold": {"rate": 0.2, "min_sample": 3}}))
+        .rollout(
+            json!({"name": "bad", "target": TARGET, "start": true, "groups": ["east"],
+                        "failure_threshold": {"rate": 0.2, "min_sample": 3}}),
+        )
         .await;
     for r in app.check_in_all(&mut locks, 64).await {
         r.unwrap();
@@ -355,7 +356,10 @@ async fn an_operator_runs_a_rollout_from_the_console() {
     fill(&c, "#prefix", "lock-0001").await;
     click(&c, "#search").await;
     let rows = text(&c, "#devices").await;
-    assert!(rows.contains("lock-00010") && !rows.contains("lock-00020"), "{rows}");
+    assert!(
+        rows.contains("lock-00010") && !rows.contains("lock-00020"),
+        "{rows}"
+    );
     click(&c, "#devices tbody a").await;
     let history = text(&c, "#history").await;
     assert!(!history.trim().is_empty(), "the lock's history is shown");
@@ -469,7 +473,9 @@ async fn session(live: &Live, token: &str) -> (reqwest::Client, String) {
 /// The value of the first hidden input `name` in `html`.
 fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let at = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}"));
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"));
     let rest = &html[at + marker.len()..];
     rest[..rest.find('"').unwrap()].to_owned()
 }
@@ -482,12 +488,21 @@ async fn session_cookies_csp_and_csrf() {
         .build()
         .unwrap();
     let r = client.get(live.url("/console/login")).send().await.unwrap();
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     let login_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     let page = r.text().await.unwrap();
-    assert!(!page.contains("<script>") && !page.contains("style="), "no inline script or style");
+    assert!(
+        !page.contains("<script>") && !page.contains("style="),
+        "no inline script or style"
+    );
     let csrf = field(&page, "csrf");
     let cookie_pair = login_cookie.split(';').next().unwrap().to_owned();
     // Sign-in without the form's token: refused.
@@ -540,20 +555,33 @@ async fn session_cookies_csp_and_csrf() {
     assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
     let r = client
         .post(live.url("/console/tokens"))
-        .form(&[("name", "sneaky"), ("role", "security-admin"), ("csrf", "0000")])
+        .form(&[
+            ("name", "sneaky"),
+            ("role", "security-admin"),
+            ("csrf", "0000"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
     let (_, tokens) = live
         .app
-        .json(axum::http::Method::GET, "/admin/v1/tokens", Some(&live.app.admin), None)
+        .json(
+            axum::http::Method::GET,
+            "/admin/v1/tokens",
+            Some(&live.app.admin),
+            None,
+        )
         .await;
     assert!(!tokens.to_string().contains("sneaky"));
     // With it: created, shown once.
     let r = client
         .post(live.url("/console/tokens"))
-        .form(&[("name", "ops-anna"), ("role", "operator"), ("csrf", csrf.as_str())])
+        .form(&[
+            ("name", "ops-anna"),
+            ("role", "operator"),
+            ("csrf", csrf.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -637,13 +665,28 @@ async fn every_console_route_for_every_role() {
             ("GET", "/console/rollouts/new") => Role::Operator,
             ("GET", _) => Role::Viewer,
             ("POST", "/console/logout") => Role::Viewer,
-            ("POST", "/console/rollouts/new" | "/console/rollouts/{id}/confirm" | "/console/rollouts/{id}/action" | "/console/sites") => Role::Operator,
+            (
+                "POST",
+                "/console/rollouts/new"
+                | "/console/rollouts/{id}/confirm"
+                | "/console/rollouts/{id}/action"
+                | "/console/sites",
+            ) => Role::Operator,
             ("POST", _) => Role::SecurityAdmin,
             _ => unreachable!(),
         }
     };
     let fill = |path: &str| {
-        path.replace("{id}", if path.contains("rollouts") { &rollout } else if path.contains("tokens") { "tk_none" } else { "lock-00001" })
+        path.replace(
+            "{id}",
+            if path.contains("rollouts") {
+                &rollout
+            } else if path.contains("tokens") {
+                "tk_none"
+            } else {
+                "lock-00001"
+            },
+        )
     };
     // Nobody signed in.
     let anon = reqwest::Client::builder()
@@ -652,11 +695,19 @@ async fn every_console_route_for_every_role() {
         .unwrap();
     for (method, path) in update_server::console::ROUTES {
         let url = live.url(&fill(path));
-        let r = if *method == "GET" { anon.get(url) } else { anon.post(url).form(&[("csrf", "x")]) }
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "{method} {path}");
+        let r = if *method == "GET" {
+            anon.get(url)
+        } else {
+            anon.post(url).form(&[("csrf", "x")])
+        }
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "{method} {path}"
+        );
         assert_eq!(r.headers()["location"], "/console/login", "{method} {path}");
     }
     for role in Role::ALL {

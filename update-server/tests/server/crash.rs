@@ -11,17 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use signing_tools::repo::remote::{Http, publish_remote};
 
-use crate::support::{Lock, ids};
+use crate::support::{Lock, free_port, ids};
 
 const TARGET: &str = "nl-lock-v2/2.0.0.nlfw";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start(dir: &Path, port: u16) -> Child {
     // 300 locks on one address, checking in as fast as they can: lift the

@@ -21,7 +21,7 @@ use update_server::checkin::Submission;
 use update_server::config::Config;
 use update_server::wire::{checkin_message, signature_header};
 
-use crate::support::{Backend, Lock, TestApp, call, ids};
+use crate::support::{Backend, Lock, TestApp, call, free_port, ids};
 
 const MODEL: &str = "nl-lock-v2";
 const TARGET: &str = "nl-lock-v2/2.0.0.nlfw";
@@ -31,7 +31,11 @@ const TARGET: &str = "nl-lock-v2/2.0.0.nlfw";
 
 /// A server with 1.0.0 and 2.0.0 published and a rollout of 2.0.0 to
 /// everyone; `trial` locks assigned it, `background` locks checked in once.
-async fn rollout_app(backend: Backend, trial: usize, background: usize) -> (TestApp, String, Vec<Lock>, Vec<Lock>) {
+async fn rollout_app(
+    backend: Backend,
+    trial: usize,
+    background: usize,
+) -> (TestApp, String, Vec<Lock>, Vec<Lock>) {
     let app = TestApp::with(backend).await;
     let v1: Vec<u8> = (0..8_000u32).map(|i| (i % 251) as u8).collect();
     let mut v2 = v1.clone();
@@ -195,10 +199,9 @@ fn torsion_signature(lock: &Lock, body: &[u8], attempt: u64) -> Signature {
     // Order-4 point (x = sqrt(-1), y = 0).
     let t: EdwardsPoint = CompressedEdwardsY([0u8; 32]).decompress().unwrap();
     assert!(t.is_small_order() && !t.is_identity_point());
-    let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest(
-        [&attempt.to_le_bytes()[..], body].concat(),
-    )
-    .into());
+    let r = Scalar::from_bytes_mod_order_wide(
+        &Sha512::digest([&attempt.to_le_bytes()[..], body].concat()).into(),
+    );
     let big_r = EdwardsPoint::mul_base(&r) + t;
     let r_bytes = big_r.compress().to_bytes();
     let k = Scalar::from_bytes_mod_order_wide(
@@ -274,14 +277,6 @@ async fn a_signature_refused_alone_is_refused_in_a_batch() {
 // ---------------------------------------------------------------------------
 // Metric labels come from a fixed set.
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -340,8 +335,11 @@ fn start_server(config: &str) -> ServerProcess {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if TcpStream::connect(addr).is_ok()
-            && raw(addr, "GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-                .starts_with("HTTP/1.1 200")
+            && raw(
+                addr,
+                "GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            )
+            .starts_with("HTTP/1.1 200")
         {
             return p;
         }
@@ -378,7 +376,11 @@ fn made_up_methods_do_not_grow_the_metrics() {
         for i in 0..1000 {
             batch.push_str(&format!(
                 "X{c}M{i:04}Z /healthz HTTP/1.1\r\nhost: x\r\n{}\r\n",
-                if i == 999 { "connection: close\r\n" } else { "" }
+                if i == 999 {
+                    "connection: close\r\n"
+                } else {
+                    ""
+                }
             ));
         }
         s.write_all(batch.as_bytes()).unwrap();
@@ -457,7 +459,8 @@ async fn slow_clients_cannot_starve_the_server() {
         let mut refused = 0;
         let mut held = Vec::new();
         for mut s in slow {
-            s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
             let mut buf = [0u8; 512];
             match s.read(&mut buf) {
                 Ok(n) if n > 0 => {
@@ -517,7 +520,10 @@ async fn slow_clients_cannot_starve_the_server() {
     })
     .await
     .unwrap();
-    assert_eq!(closed, 100, "slow connections still open after the header timeout");
+    assert_eq!(
+        closed, 100,
+        "slow connections still open after the header timeout"
+    );
 
     let (_, _, m) = app.call(Method::GET, "/metrics", None, &[], "").await;
     let m = String::from_utf8_lossy(&m).into_owned();

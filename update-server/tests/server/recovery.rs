@@ -28,7 +28,10 @@ async fn recover_admin_restores_access_and_is_audited() {
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
-        (v["id"].as_str().unwrap().to_owned(), v["token"].as_str().unwrap().to_owned())
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        )
     };
     let viewer = app.token("viewer").await;
     // Alice revokes the bootstrap token, then her own: locked out.
@@ -55,7 +58,12 @@ async fn recover_admin_restores_access_and_is_audited() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nightlatch-server"))
         .arg("--data-dir")
         .arg(app.dir.path())
-        .args(["recover-admin", "--name", "owner-recovery", "--revoke-security-admins"])
+        .args([
+            "recover-admin",
+            "--name",
+            "owner-recovery",
+            "--revoke-security-admins",
+        ])
         .env("NIGHTLATCH_LOG", "warn")
         .output()
         .unwrap();
@@ -63,7 +71,10 @@ async fn recover_admin_restores_access_and_is_audited() {
     assert!(out.status.success(), "{stderr}");
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("nlt_") && token.len() == 68, "{token}");
-    assert!(!stderr.contains(&token), "the token is printed once, on stdout");
+    assert!(
+        !stderr.contains(&token),
+        "the token is printed once, on stdout"
+    );
     let (s, v) = whoami(&app, &token).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["role"], "security-admin");
@@ -75,7 +86,12 @@ async fn recover_admin_restores_access_and_is_audited() {
     assert_eq!(whoami(&app, &viewer).await.0, StatusCode::OK);
     // The audit log shows it.
     let (s, audit) = app
-        .json(Method::GET, "/admin/v1/audit?limit=1000", Some(&token), None)
+        .json(
+            Method::GET,
+            "/admin/v1/audit?limit=1000",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{audit}");
     let e = audit["entries"]
@@ -98,7 +114,11 @@ async fn recover_admin_restores_access_and_is_audited() {
         .env("NIGHTLATCH_LOG", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -154,10 +174,7 @@ async fn a_lost_database_keeps_the_repository() {
     app.publish(&[e1]).await;
     let get = |app: &TestApp, path: &'static str| {
         let router = app.router.clone();
-        async move {
-            crate::support::call(&router, Method::GET, path, None, &[], "")
-                .await
-        }
+        async move { crate::support::call(&router, Method::GET, path, None, &[], "").await }
     };
     let (s, _, ts) = get(&app, "/repo/metadata/timestamp.json").await;
     assert_eq!(s, StatusCode::OK);
@@ -165,7 +182,12 @@ async fn a_lost_database_keeps_the_repository() {
     let dir = app.dir.path().to_owned();
     let config = app.state.config.clone();
     app.state.store.close().await;
-    for f in ["fleet.sqlite", "fleet.sqlite-wal", "fleet.sqlite-shm", "admin-token"] {
+    for f in [
+        "fleet.sqlite",
+        "fleet.sqlite-wal",
+        "fleet.sqlite-shm",
+        "admin-token",
+    ] {
         let _ = std::fs::remove_file(dir.join(f));
     }
     let state = update_server::AppState::build_with_clock(
@@ -176,12 +198,26 @@ async fn a_lost_database_keeps_the_repository() {
     .await
     .unwrap();
     let router = update_server::router(state);
-    let (s, _, ts2) =
-        crate::support::call(&router, Method::GET, "/repo/metadata/timestamp.json", None, &[], "").await;
+    let (s, _, ts2) = crate::support::call(
+        &router,
+        Method::GET,
+        "/repo/metadata/timestamp.json",
+        None,
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(ts, ts2, "the same signed timestamp is served");
-    let (s, _, targets2) =
-        crate::support::call(&router, Method::GET, "/repo/metadata/2.targets.json", None, &[], "").await;
+    let (s, _, targets2) = crate::support::call(
+        &router,
+        Method::GET,
+        "/repo/metadata/2.targets.json",
+        None,
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(targets, targets2);
     assert!(dir.join("admin-token").exists(), "a new first admin token");
