@@ -5,7 +5,10 @@
 //! (a) an idle check-in with no update (aim ≤ 1 KiB);
 //! (b) a whole update through a patch of a firmware-corpus pair (Nuki Hub
 //!     8.11 → 8.12, ESP32, from `../shared/firmware-corpus/`), compared with
-//!     the full image.
+//!     the full image;
+//! (c) an otherwise idle check-in carrying the lock's usage summary (sent
+//!     the first time, on a material change, and a day after the last one;
+//!     aim ≤ 1 KiB too).
 //!
 //! `cargo bench -p nightlatch-system-tests --bench bytes_on_air`
 //! (corpus directory: `NIGHTLATCH_CORPUS`, default `../shared/firmware-corpus`).
@@ -130,6 +133,11 @@ fn main() {
     let update = a.drive().unwrap();
     assert_eq!(update.version, "8.12.0", "{update:?}");
     let after = args(&server, &state, &v1p, &anchor).drive().unwrap();
+    // A day later the lock sends its (unchanged) usage summary again.
+    let mut a = args(&server, &state, &v1p, &anchor);
+    a.check_ins = 2;
+    a.interval = 86_400;
+    let daily = a.drive().unwrap();
 
     println!();
     println!(
@@ -148,11 +156,45 @@ fn main() {
         &update.traffic,
     );
     row("idle check-in after the update", &after.traffic);
+    row("(c) two check-ins a day apart", &daily.traffic);
     println!();
     let idle_max = idle.iter().map(|s| s.traffic.total()).max().unwrap_or(0);
+    assert!(
+        idle.iter().flat_map(|s| &s.check_in_log).all(|c| !c.usage),
+        "idle check-ins carry no usage summary"
+    );
     println!(
         "(a) idle check-in: {idle_max} bytes on air at most (aim <= 1024): {}",
         if idle_max <= 1024 { "met" } else { "NOT met" }
+    );
+    let carrying: Vec<_> = daily.check_in_log.iter().filter(|c| c.usage).collect();
+    assert_eq!(carrying.len(), 1, "{:?}", daily.check_in_log);
+    let plain = daily
+        .check_in_log
+        .iter()
+        .filter(|c| !c.usage)
+        .map(|c| c.total())
+        .max()
+        .unwrap_or(0);
+    let with = carrying[0];
+    println!(
+        "(c) idle check-in carrying the usage summary: {} bytes on air ({} sent, {} received; {} without it) (aim <= 1024): {}",
+        with.total(),
+        with.sent,
+        with.received,
+        plain,
+        if with.total() <= 1024 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    let first_usage = first.check_in_log.iter().filter(|c| c.usage).count();
+    println!(
+        "    the summary rode along {} time(s) in the first boot, {} time(s) in the update's {} check-ins",
+        first_usage,
+        update.check_in_log.iter().filter(|c| c.usage).count(),
+        update.check_ins
     );
     println!(
         "(b) whole update: {} bytes on air = {:.2} % of the {} byte full image; firmware bytes {} (patch {} + HTTP headers)",

@@ -145,7 +145,11 @@ fn bad_release_pauses_on_the_canary_and_is_fixed_forward() {
         v3_installs <= canary && canary <= (v3_locks as u64) / 5,
         "only the canary ({v3_installs} installs, canary of {canary}, {v3_locks} locks): {bad_status}"
     );
-    assert_eq!(members(1) + members(2), 0, "later waves stayed closed: {bad_status}");
+    assert_eq!(
+        members(1) + members(2),
+        0,
+        "later waves stayed closed: {bad_status}"
+    );
     assert_eq!(r.bricked, 0);
     assert!(
         v2_updated >= 99,

@@ -27,11 +27,9 @@ pub fn router(state: AppState) -> Router {
             http.admin_request_timeout,
         ));
     // The console reads and changes everything through the same API.
-    let console = console::router(state.clone(), admin.clone().with_state(state.clone()))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            http.request_timeout,
-        ));
+    let console = console::router(state.clone(), admin.clone().with_state(state.clone())).layer(
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout),
+    );
     let rate_limits = limits::RateLimits::new(http, Arc::clone(&state.metrics));
     let public = Router::new()
         .route("/healthz", get(health::healthz))

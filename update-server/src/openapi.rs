@@ -86,16 +86,85 @@ fn public_paths() -> Value {
     })
 }
 
+/// Query parameters of admin endpoints: (method, path) → (name, JSON
+/// schema type, format, description).
+fn query_params(
+    method: &str,
+    path: &str,
+) -> &'static [(&'static str, &'static str, &'static str, &'static str)] {
+    const PAGE: (&str, &str, &str, &str) = ("limit", "integer", "", "page size");
+    const TIME: &str = "date-time";
+    match (method, path) {
+        ("GET", "/admin/v1/devices") => &[
+            ("prefix", "string", "", "lock id prefix"),
+            ("model", "string", "", "hardware model"),
+            ("site", "string", "", "site"),
+            ("group", "string", "", "group / tag"),
+            ("version", "string", "", "firmware version last reported"),
+            ("status", "string", "", "active or revoked"),
+            ("seen_after", "string", TIME, "last check-in at or after"),
+            ("seen_before", "string", TIME, "last check-in before"),
+            ("after", "string", "", "next_after of the previous page"),
+            PAGE,
+        ],
+        ("GET", "/admin/v1/devices/{id}/history") => &[
+            ("before", "string", "", "event id: older events only"),
+            PAGE,
+        ],
+        ("GET", "/admin/v1/rollouts") => &[PAGE],
+        ("GET", "/admin/v1/fleet/versions") | ("GET", "/admin/v1/releases") => {
+            &[("model", "string", "", "hardware model")]
+        }
+        ("GET", "/admin/v1/fleet/below-minimum") => &[
+            ("model", "string", "", "hardware model"),
+            ("min_version", "string", "", "MAJOR.MINOR.PATCH"),
+            ("min_security_counter", "integer", "", "security counter"),
+            PAGE,
+        ],
+        ("GET", "/admin/v1/fleet/stale") => {
+            &[("days", "number", "", "not seen for this many days"), PAGE]
+        }
+        ("GET", "/admin/v1/repo/health") => &[(
+            "warning_days",
+            "integer",
+            "",
+            "warn when an offline role expires within this many days (default 7)",
+        )],
+        ("GET", "/admin/v1/audit") | ("GET", "/admin/v1/audit/export") => &[
+            ("actor", "string", "", "token name (system: the server)"),
+            ("token_id", "string", "", "token id"),
+            (
+                "action",
+                "string",
+                "",
+                "action, or a prefix ending in * (rollout.*)",
+            ),
+            ("since", "string", TIME, "at or after"),
+            ("until", "string", TIME, "before"),
+            ("after", "string", "", "entry id: later entries only"),
+            PAGE,
+        ],
+        _ => &[],
+    }
+}
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = public_paths();
     for e in ENDPOINTS {
         let path = e.path.replace("{*path}", "{path}");
-        let params: Vec<Value> = path
+        let mut params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        for (name, ty, format, what) in query_params(e.method, e.path) {
+            let mut schema = json!({"type": ty});
+            if !format.is_empty() {
+                schema["format"] = json!(format);
+            }
+            params.push(json!({"name": name, "in": "query", "required": false, "description": what, "schema": schema}));
+        }
         let mut op = json!({
             "summary": e.summary,
             "operationId": format!("{}_{}", e.method.to_lowercase(), path.trim_start_matches("/admin/v1/").replace(['/', '{', '}', '-'], "_")),
@@ -104,7 +173,15 @@ pub fn document() -> Value {
             "parameters": params,
             "responses": error_responses(),
         });
-        op["responses"]["200"] = json!({"description": "OK", "content": {"application/json": {}}});
+        op["responses"]["200"] = if e.path == "/admin/v1/audit/export" {
+            json!({"description": "CSV, header row id,at,token_id,actor,role,action,subject,detail",
+                   "content": {"text/csv": {"schema": {"type": "string"}}}})
+        } else {
+            json!({"description": "OK", "content": {"application/json": {}}})
+        };
+        if !e.changes_state() && e.method != "GET" {
+            op["x-changes-state"] = json!(false);
+        }
         if let Some(body) = e.body {
             let ct = if body == "Binary" {
                 "application/octet-stream"

@@ -92,6 +92,12 @@ pub struct Report {
     /// The lock's IANA time zone (e.g. `Europe/Berlin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// The lock's learned door usage: quiet slot per weekday and a 7×24
+    /// heat map, packed by `lock_app::scheduler::summary` (62 bytes,
+    /// unpadded base64url). Sent when it changed materially or a day after
+    /// the last one, absent otherwise (absent: the stored one stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<String>,
 }
 
 /// A firmware image's identity.
@@ -420,6 +426,102 @@ mod tests {
         let mut late = t.clone();
         late.time += 1;
         assert!(verify_signed_time(&late, &key.verifying_key(), &leaves[3]).is_err());
+    }
+
+    /// A check-in with a usage summary, byte for byte as the server's types
+    /// write it; the lock's `agent/wire.rs` test reads the same text.
+    const CHECKIN_JSON: &str = r#"{"device_id":"lock-1","counter":7,"nonce":"BwcHBwcHBwcHBwcHBwcHBw","director_targets_version":3,"report":{"hardware_model":"nl-lock-v2","firmware":{"version":"1.4.2","security_counter":7},"boot_state":"confirmed","battery_percent":81,"time_zone":"Europe/Berlin","usage":"AQsqAwBABBAEEAQQBBAEEAQQBBABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAA"}}"#;
+
+    fn request(usage: Option<&str>) -> CheckinRequest {
+        CheckinRequest {
+            device_id: "lock-1".into(),
+            counter: 7,
+            nonce: b64::encode([7u8; 16]),
+            director_targets_version: 3,
+            report: Report {
+                hardware_model: "nl-lock-v2".into(),
+                firmware: Firmware {
+                    version: "1.4.2".into(),
+                    security_counter: 7,
+                },
+                boot_state: BootState::Confirmed,
+                last_update: None,
+                battery_percent: Some(81),
+                time_zone: Some("Europe/Berlin".into()),
+                usage: usage.map(str::to_owned),
+            },
+        }
+    }
+
+    #[test]
+    fn checkin_json_is_pinned_for_the_lock() {
+        let usage =
+            "AQsqAwBABBAEEAQQBBAEEAQQBBABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAA";
+        assert_eq!(
+            serde_json::to_string(&request(Some(usage))).unwrap(),
+            CHECKIN_JSON
+        );
+        let s = lock_app::scheduler::summary::UsageSummary::from_text(usage).unwrap();
+        assert_eq!(s.to_text(), usage);
+    }
+
+    #[test]
+    fn the_lock_json_parses_both_ways_with_and_without_usage() {
+        use lock_app::agent::wire as lock;
+        // The lock's own types, as its agent writes a check-in.
+        let lock_req: lock::CheckinRequest = serde_json::from_str(CHECKIN_JSON).unwrap();
+        let from_lock = serde_json::to_vec(&lock_req).unwrap();
+        let req: CheckinRequest = serde_json::from_slice(&from_lock).unwrap();
+        assert_eq!(req, request(req.report.usage.as_deref()));
+        assert!(req.report.usage.is_some());
+        assert_eq!(serde_json::to_vec(&req).unwrap(), from_lock);
+
+        // An idle check-in (no summary), from either side: no `usage` key,
+        // the same bytes as before the field existed; parsed as None.
+        let mut idle = lock_req.clone();
+        idle.report.usage = None;
+        let idle = serde_json::to_string(&idle).unwrap();
+        assert!(!idle.contains("usage"), "{idle}");
+        let req: CheckinRequest = serde_json::from_str(&idle).unwrap();
+        assert_eq!(req, request(None));
+        assert_eq!(serde_json::to_string(&request(None)).unwrap(), idle);
+        let back: lock::CheckinRequest = serde_json::from_str(&idle).unwrap();
+        assert_eq!(back.report.usage, None);
+
+        // A server that predates the field (these types without `usage`)
+        // reads a check-in carrying it, as this one reads fields it does
+        // not know.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct OldReport {
+            hardware_model: String,
+            firmware: Firmware,
+            boot_state: BootState,
+            #[serde(default)]
+            last_update: Option<UpdateResult>,
+            #[serde(default)]
+            battery_percent: Option<u8>,
+            #[serde(default)]
+            time_zone: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct OldRequest {
+            device_id: String,
+            counter: u64,
+            nonce: String,
+            #[serde(default)]
+            director_targets_version: u64,
+            report: OldReport,
+        }
+        let old: OldRequest = serde_json::from_str(CHECKIN_JSON).unwrap();
+        assert_eq!(old.report.battery_percent, Some(81));
+        let newer = CHECKIN_JSON.replace(
+            r#""battery_percent""#,
+            r#""future":{"x":1},"battery_percent""#,
+        );
+        let req: CheckinRequest = serde_json::from_str(&newer).unwrap();
+        assert!(req.report.usage.is_some());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! | step | what | persisted |
 //! |---|---|---|
 //! | [`Agent::after_boot`] | trial image: self-test, then confirm (or leave it for the watchdog to revert); a reverted install is noticed | `last_update` |
-//! | [`Agent::check_in`] | signed request; director root chain, signed time bound to the nonce, director targets; assignment checked against the image repository (TUF) | counter reservation, director metadata, time floor, staging plan |
+//! | [`Agent::check_in`] / [`Agent::check_in_with_usage`] | signed request (with the learned usage summary when due); director root chain, signed time bound to the nonce, director targets; assignment checked against the image repository (TUF) | counter reservation, director metadata, time floor, staging plan, digest of the last usage summary sent |
 //! | [`Agent::stage`] | download into DFU in HTTP `Range` chunks (full image), or download the patch into DFU's patch area, check its listed SHA-256, and only then rebuild the image through `bootloader::delta` (falls back to the full image when the patch does not apply); verify | progress (full and patch download), applier checkpoints (patch) |
 //! | [`Agent::decide`] | quiet-hours scheduler on the signed install policy | — |
 //! | [`Agent::install`] | request the swap; the caller resets | `installing` |
@@ -23,6 +23,20 @@
 //! name, length, hashes and hardware model, and that the bootloader verifies
 //! against its anchors. A stolen director key can pause or reorder installs,
 //! never install an image the release key did not sign.
+//!
+//! **Usage summary.** [`Agent::check_in_with_usage`] adds the scheduler's
+//! picture of the door ([`UsageSummary`]: the quiet slot of each weekday
+//! and a 7×24 heat map, 62 bytes) to the signed report when it is due: the
+//! first time, when it changed materially
+//! ([`UsageSummary::material_digest`]: a weekday's quiet slot moved to
+//! another hour, or its length changed by about an hour), or a day
+//! ([`USAGE_REFRESH_SECS`]) after the last one was sent (the heat map
+//! refreshes then). Otherwise it is left out, and an idle check-in stays as
+//! small as before. The digest and time of the last summary sent are kept
+//! in the agent state, so a reset neither resends nor forgets them. A
+//! summary the server refuses as malformed (HTTP 400) counts as sent: it is
+//! not retried before a day has passed, so it can never keep the lock from
+//! checking in (and from its updates) for more than one check-in.
 
 pub mod director;
 mod stage;
@@ -40,6 +54,7 @@ use embassy_boot::State as FwState;
 use embedded_storage::nor_flash::NorFlash;
 use serde::{Deserialize, Serialize};
 
+use crate::scheduler::summary::UsageSummary;
 use crate::scheduler::{self, InstallCost, Situation, UsageProfile, Window};
 use crate::tuf::{self, FetchError, Limits, MetadataStore, StoreError, TufError};
 
@@ -60,6 +75,8 @@ pub const COUNTER_STEP: u64 = 64;
 pub const RESPONSE_MAX: u64 = 64 * 1024;
 /// Bytes per HTTP range request when staging.
 pub const CHUNK: u32 = 16 * 1024;
+/// An unchanged usage summary is sent again after this long (seconds).
+pub const USAGE_REFRESH_SECS: u64 = 86_400;
 
 /// Which repository a metadata file comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,6 +362,17 @@ pub struct State {
     /// Targets that failed on this lock (never tried again).
     #[serde(default)]
     pub failed: Vec<String>,
+    /// [`UsageSummary::material_digest`] (base64url) of the last usage
+    /// summary sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_digest: Option<String>,
+    /// When it was sent (the lock's clock, never below the time floor).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub usage_sent_at: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Agent settings.
@@ -526,6 +554,7 @@ pub struct Agent<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> {
     state: State,
     counter: u64,
     hash: Option<stage::FullHash>,
+    usage_sent: bool,
 }
 
 impl<F: NorFlash, S: MetadataStore, N: Net, H: Hardware> core::fmt::Debug
@@ -572,6 +601,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             state,
             counter,
             hash: None,
+            usage_sent: false,
         })
     }
 
@@ -712,12 +742,65 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             last_update: self.state.last_update.clone(),
             battery_percent: Some(self.hw.battery_percent()),
             time_zone: self.config.time_zone.clone(),
+            usage: None,
         })
     }
 
+    /// Now for the usage summary: the lock's clock, never below the time
+    /// floor.
+    fn usage_now(&self) -> u64 {
+        self.hw.now().max(self.state.time_floor)
+    }
+
+    /// The summary of `profile` the lock would send now: in the zone the
+    /// scheduler uses, quiet slots over the whole day (the door's own
+    /// picture; the server knows each site's window) for the modelled
+    /// install downtime.
+    pub fn usage_summary(&self, profile: &UsageProfile) -> UsageSummary {
+        UsageSummary::from_profile(
+            profile,
+            &self.time_zone(),
+            Window::ALL_DAY,
+            self.config.install_cost.downtime_secs,
+            self.usage_now(),
+        )
+    }
+
+    /// Whether `summary` is due (see the module documentation).
+    pub fn usage_due(&self, summary: &UsageSummary) -> bool {
+        let Some(sent) = &self.state.usage_digest else {
+            return true;
+        };
+        let now = self.usage_now();
+        let at = self.state.usage_sent_at;
+        *sent != wire::b64::encode(&summary.material_digest())
+            || now >= at.saturating_add(USAGE_REFRESH_SECS)
+            // The clock was far ahead when it was sent.
+            || now.saturating_add(USAGE_REFRESH_SECS) < at
+    }
+
+    /// Whether the last check-in carried a usage summary.
+    pub fn sent_usage(&self) -> bool {
+        self.usage_sent
+    }
+
+    /// One signed check-in carrying the usage summary of `profile` if it is
+    /// due (see the module documentation); otherwise as [`Self::check_in`].
+    pub fn check_in_with_usage(&mut self, profile: &UsageProfile) -> Result<CheckIn, AgentError> {
+        let summary = self.usage_summary(profile);
+        let due = self.usage_due(&summary);
+        self.check_in_carrying(due.then_some(summary))
+    }
+
     /// One signed check-in: report, verify the director's answer, and plan
-    /// (or drop) the staging of what it assigns.
+    /// (or drop) the staging of what it assigns. No usage summary (see
+    /// [`Self::check_in_with_usage`]).
     pub fn check_in(&mut self) -> Result<CheckIn, AgentError> {
+        self.check_in_carrying(None)
+    }
+
+    fn check_in_carrying(&mut self, usage: Option<UsageSummary>) -> Result<CheckIn, AgentError> {
+        self.usage_sent = false;
         // Counter: strictly increasing across resets (reserve, then use).
         self.counter = self.counter.saturating_add(1);
         if self.counter > self.state.counter_reserved {
@@ -726,7 +809,8 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         }
         let mut nonce = [0u8; wire::NONCE_LEN];
         self.hw.random(&mut nonce);
-        let report = self.report()?;
+        let mut report = self.report()?;
+        report.usage = usage.as_ref().map(UsageSummary::to_text);
         let hardware_model = report.hardware_model.clone();
         let running_version = report.firmware.version.clone();
         let running_counter = report.firmware.security_counter;
@@ -748,6 +832,18 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
                 NetError::Unreachable => AgentError::Network,
                 NetError::TooLarge => AgentError::MalformedResponse,
             });
+        if let Some(s) = &usage
+            && matches!(answer, Ok(_) | Err(AgentError::Refused(400)))
+        {
+            // Stored by the server (or refused as malformed: not retried
+            // before a day has passed).
+            self.state.usage_digest = Some(wire::b64::encode(&s.material_digest()));
+            self.state.usage_sent_at = self.usage_now();
+            self.usage_sent = answer.is_ok();
+            if answer.is_err() {
+                self.save()?;
+            }
+        }
         let answer = match answer {
             Err(AgentError::CounterReplayed) => {
                 // Our counter fell behind the server's (restored state):

@@ -77,6 +77,13 @@ pub struct Report {
     /// IANA time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// The learned door usage, packed by
+    /// [`crate::scheduler::summary::UsageSummary::to_text`] (unpadded
+    /// base64url); only when it is due (see [`crate::agent`]), absent
+    /// otherwise, so an idle check-in does not grow. Servers that predate it
+    /// ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<String>,
 }
 
 /// A firmware image's identity.
@@ -288,6 +295,48 @@ mod tests {
         pre.extend_from_slice(&3u64.to_be_bytes());
         pre.extend_from_slice(&[0x11; 32]);
         assert_eq!(leaf, <[u8; 32]>::from(Sha256::digest(&pre)));
+    }
+
+    /// A check-in as the update server's `wire.rs` writes it, byte for byte
+    /// (its test `checkin_json_is_pinned_for_the_lock` pins the same text).
+    const SERVER_JSON: &str = r#"{"device_id":"lock-1","counter":7,"nonce":"BwcHBwcHBwcHBwcHBwcHBw","director_targets_version":3,"report":{"hardware_model":"nl-lock-v2","firmware":{"version":"1.4.2","security_counter":7},"boot_state":"confirmed","battery_percent":81,"time_zone":"Europe/Berlin","usage":"AQsqAwBABBAEEAQQBBAEEAQQBBABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAA"}}"#;
+
+    #[test]
+    fn the_server_json_parses_and_the_lock_writes_the_same_bytes() {
+        use crate::scheduler::summary::{QuietSlot, UsageSummary};
+        let req: CheckinRequest = serde_json::from_str(SERVER_JSON).unwrap();
+        let usage = UsageSummary::from_text(req.report.usage.as_deref().unwrap()).unwrap();
+        assert_eq!(usage.epoch_week, 2858);
+        assert_eq!(usage.weeks_learned, 3);
+        assert_eq!(usage.peak_entries(), 4.0);
+        assert!(usage.quiet.iter().all(|q| *q
+            == Some(QuietSlot {
+                start: 4,
+                quarters: 16
+            })));
+        assert_eq!(
+            (
+                usage.heat_at(2, 0),
+                usage.heat_at(2, 7),
+                usage.heat_at(2, 17)
+            ),
+            (1, 3, 2)
+        );
+        assert_eq!(serde_json::to_string(&req).unwrap(), SERVER_JSON);
+
+        // Without a summary: no `usage` key at all (an idle check-in is
+        // byte for byte what it was), and the old JSON still parses.
+        let mut old = req.clone();
+        old.report.usage = None;
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("usage"), "{text}");
+        let back: CheckinRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, old);
+        // Fields this lock does not know are ignored.
+        let newer =
+            SERVER_JSON.replace(r#""battery_percent""#, r#""future":[1],"battery_percent""#);
+        let back: CheckinRequest = serde_json::from_str(&newer).unwrap();
+        assert_eq!(back, req);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! answer's time comes or the door state changes.
 
 pub mod profile;
+pub mod summary;
 pub mod tz;
 
 use alloc::vec::Vec;
@@ -179,31 +180,51 @@ impl SiteConfig {
         })
     }
 
-    /// Expected use around a slot. Per hour touched: its own hour of the
-    /// week counted eight times plus the same hour on the six other days
-    /// once each (a sparse history still says "evenings are busy" even if
-    /// this Sunday evening saw nobody yet); the hour before and the hour
-    /// after count four times each (a quiet hour between two busy ones is a
-    /// worse bet than one in the middle of the night). A tiny prior favours
-    /// 01:00–05:00 local, so a lock that has learned nothing yet (or sees a
-    /// tie) waits for the night instead of installing at once.
+    /// Expected use around a slot (see [`slot_cost`]), the slot's local
+    /// hours taken from the site's zone.
     fn expected_use(&self, profile: &UsageProfile, start: u64, downtime: u64) -> u64 {
-        let n = profile::HOURS_PER_WEEK;
         let at = |t: u64| self.tz.local_date_time(t as i64).hour_of_week();
-        let e = |h: usize| u64::from(profile.expected(h % n));
-        let hour = |h: usize| {
-            let same_hour: u64 = (1..7).map(|d| e(h + 24 * d)).sum();
-            let night = matches!(h % 24, 1..=4);
-            8 * e(h) + same_hour + if night { 0 } else { 64 }
-        };
         let a = at(start);
         let b = at(start.saturating_add(downtime.saturating_sub(1)));
-        let mut cost = hour(a) + 4 * e(a + n - 1) + 4 * e(b + 1);
-        if b != a {
-            cost += hour(b);
-        }
-        cost
+        let c = slot_cost(profile, a, b);
+        c.usage + c.prior
     }
+}
+
+/// What a slot costs the scheduler: expected door use around it, and the
+/// prior that favours the night.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotCost {
+    /// Weighted expected use (16.16 entries).
+    pub usage: u64,
+    /// The night prior: 0 for each hour touched in 01:00–05:00 local, 64
+    /// for each other one.
+    pub prior: u64,
+}
+
+/// Expected use around a slot starting in local hour of the week `a` and
+/// ending in `b` (the same hour, or the next one). Per hour touched: its own
+/// hour of the week counted eight times plus the same hour on the six other
+/// days once each (a sparse history still says "evenings are busy" even if
+/// this Sunday evening saw nobody yet); the hour before and the hour after
+/// count four times each (a quiet hour between two busy ones is a worse bet
+/// than one in the middle of the night). A tiny prior favours 01:00–05:00
+/// local, so a lock that has learned nothing yet (or sees a tie) waits for
+/// the night instead of installing at once.
+pub fn slot_cost(profile: &UsageProfile, a: usize, b: usize) -> SlotCost {
+    let n = profile::HOURS_PER_WEEK;
+    let e = |h: usize| u64::from(profile.expected(h % n));
+    let hour = |h: usize| 8 * e(h) + (1..7).map(|d| e(h + 24 * d)).sum::<u64>();
+    let prior = |h: usize| if matches!(h % 24, 1..=4) { 0 } else { 64 };
+    let mut c = SlotCost {
+        usage: hour(a) + 4 * e(a + n - 1) + 4 * e(b + 1),
+        prior: prior(a),
+    };
+    if b != a {
+        c.usage += hour(b);
+        c.prior += prior(b);
+    }
+    c
 }
 
 /// Decide whether to install now, when to ask again, or why not.

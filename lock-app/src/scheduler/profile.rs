@@ -22,6 +22,8 @@ pub struct UsageProfile {
     buckets: [u32; HOURS_PER_WEEK],
     /// Local week (days since the epoch's Monday / 7) of the last decay.
     week: Option<i64>,
+    /// Local week of the first door use observed.
+    first_week: Option<i64>,
 }
 
 impl Default for UsageProfile {
@@ -36,6 +38,19 @@ impl UsageProfile {
         Self {
             buckets: [0; HOURS_PER_WEEK],
             week: None,
+            first_week: None,
+        }
+    }
+
+    /// A profile with these buckets (16.16 expected entries per local hour
+    /// of the week, Monday 00:00 first), decayed to local `week`: e.g. one
+    /// rebuilt from a usage summary on the server
+    /// ([`super::summary::UsageSummary::approximate_profile`]).
+    pub const fn from_buckets(buckets: [u32; HOURS_PER_WEEK], week: Option<i64>) -> Self {
+        Self {
+            buckets,
+            week,
+            first_week: week,
         }
     }
 
@@ -54,6 +69,9 @@ impl UsageProfile {
     /// Count one use of the door at `utc`.
     pub fn observe(&mut self, utc: i64, tz: &TzRule) {
         self.decay_to(utc, tz);
+        if self.first_week.is_none() {
+            self.first_week = self.week;
+        }
         let hour = tz.local_date_time(utc).hour_of_week();
         self.buckets[hour] = self.buckets[hour].saturating_add(ONE);
     }
@@ -88,6 +106,23 @@ impl UsageProfile {
     /// All buckets.
     pub fn buckets(&self) -> &[u32; HOURS_PER_WEEK] {
         &self.buckets
+    }
+
+    /// The local week (days since Monday 1970-01-05, divided by 7) the
+    /// buckets are decayed to; `None` before anything was observed or
+    /// decayed.
+    pub fn week(&self) -> Option<i64> {
+        self.week
+    }
+
+    /// Whole local weeks from the first door use observed to the week the
+    /// buckets are decayed to (0: nothing learned, or learning started
+    /// this week).
+    pub fn weeks_learned(&self) -> u64 {
+        match (self.first_week, self.week) {
+            (Some(first), Some(now)) => u64::try_from(now - first).unwrap_or(0),
+            _ => 0,
+        }
     }
 }
 

@@ -113,6 +113,8 @@ impl Default for FleetConfig {
 pub struct LockStats {
     /// Check-ins answered.
     pub check_ins: u64,
+    /// Check-ins that carried the lock's usage summary.
+    pub usage_reports: u64,
     /// Installs requested.
     pub installs: u64,
     /// Installs the bootloader reverted.
@@ -248,6 +250,9 @@ pub struct Report {
     pub hits_per_10k_installs: f64,
     /// Check-ins answered.
     pub check_ins: u64,
+    /// Check-ins that carried a usage summary (the first, then on a
+    /// material change or a day after the last).
+    pub usage_reports: u64,
     /// Power cuts during swaps, all recovered.
     pub power_cuts_recovered: u64,
     /// Staged through a patch.
@@ -600,6 +605,9 @@ impl Fleet {
     }
 
     fn check_in(&self, lock: &mut FleetLock, at: u64, net: &mut HttpNet) {
+        // The lock learns from its audit log as the door is used: its
+        // summary (sent when due) is what its scheduler knows now.
+        lock.ingest(at);
         let before = net.traffic;
         let config = self.config_for(lock);
         let hw = self.hardware(lock, at);
@@ -612,7 +620,12 @@ impl Fleet {
         let interval = self.config.checkin_interval;
         let jitter = lock.rng.range(0, interval / 8 + 1);
         lock.next_checkin = at + interval - interval / 16 + jitter;
-        let FleetLock { device, files, .. } = lock;
+        let FleetLock {
+            device,
+            files,
+            profile,
+            ..
+        } = lock;
         let store = Files::of(device, files, self.config.files_on_flash);
         let mut agent = match Agent::open(&device.flash, device.config, store, flaky, hw, config) {
             Ok(a) => a,
@@ -621,7 +634,10 @@ impl Fleet {
                 return;
             }
         };
-        let result = agent.check_in();
+        let result = agent.check_in_with_usage(profile);
+        if agent.sent_usage() {
+            lock.stats.usage_reports += 1;
+        }
         let mut staged = false;
         match result {
             Ok(CheckIn::Assigned { patch, .. }) => {
@@ -863,6 +879,7 @@ impl Fleet {
             entry_attempts: 0,
             hits_per_10k_installs: 0.0,
             check_ins: 0,
+            usage_reports: 0,
             power_cuts_recovered: 0,
             patched: 0,
             patch_fallbacks: 0,
@@ -897,6 +914,7 @@ impl Fleet {
                 }
             }
             r.check_ins += s.check_ins;
+            r.usage_reports += s.usage_reports;
             r.power_cuts_recovered += s.power_cuts;
             r.patched += s.patched;
             r.patch_fallbacks += s.patch_fallbacks;

@@ -219,6 +219,7 @@ pub fn print_report(r: &Report, json: bool) {
             format!("{:.1}", r.hits_per_10k_installs),
         ),
         ("check-ins", r.check_ins.to_string()),
+        ("usage summaries sent", r.usage_reports.to_string()),
         ("staged via patch", r.patched.to_string()),
         (
             "patch → full image fallbacks",

@@ -119,6 +119,44 @@ pub struct Summary {
     pub flash_erases: u64,
     /// Flash bytes programmed.
     pub flash_bytes_written: u64,
+    /// Each check-in's bytes on air, and whether it carried the usage
+    /// summary.
+    pub check_in_log: Vec<CheckinBytes>,
+}
+
+/// One check-in on air.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CheckinBytes {
+    /// Request bytes (line, headers, body).
+    pub sent: u64,
+    /// Response bytes (status line, headers, body).
+    pub received: u64,
+    /// The signed report carried the usage summary.
+    pub usage: bool,
+}
+
+impl CheckinBytes {
+    /// Both directions.
+    pub fn total(&self) -> u64 {
+        self.sent + self.received
+    }
+}
+
+/// A check-in with the lock's usage summary when it is due (this lock has
+/// no door: its profile is empty, and its summary says so), logged.
+fn check_in<S: MetadataStore>(
+    agent: &mut Agent<'_, super::device::Flash, S, &mut HttpNet, SimHardware>,
+    summary: &mut Summary,
+) -> Result<CheckIn, AgentError> {
+    let before = agent.net.traffic;
+    let result = agent.check_in_with_usage(&UsageProfile::new());
+    let t = agent.net.traffic.since(&before);
+    summary.check_in_log.push(CheckinBytes {
+        sent: t.checkin_sent,
+        received: t.checkin_received,
+        usage: agent.sent_usage(),
+    });
+    result
 }
 
 fn lock_err(message: impl Into<String>) -> SimError {
@@ -267,6 +305,7 @@ impl LockArgs {
             traffic: Traffic::default(),
             flash_erases: 0,
             flash_bytes_written: 0,
+            check_in_log: Vec::new(),
         };
         let before = device.stats();
         let mut agent = Agent::open(
@@ -283,7 +322,7 @@ impl LockArgs {
                 self.wait(&mut agent, self.interval)?;
             }
             summary.check_ins += 1;
-            match agent.check_in() {
+            match check_in(&mut agent, &mut summary) {
                 Ok(CheckIn::UpToDate) => println!("{}: check-in: up to date", lock.id),
                 Ok(CheckIn::Withdrawn) => println!("{}: check-in: assignment withdrawn", lock.id),
                 Ok(CheckIn::Assigned { target, patch }) => println!(
@@ -314,7 +353,7 @@ impl LockArgs {
                     && round + 1 < self.check_ins
                 {
                     summary.check_ins += 1;
-                    agent.check_in()?;
+                    check_in(&mut agent, &mut summary)?;
                 }
                 break;
             }
@@ -429,9 +468,9 @@ impl LockArgs {
         }
     }
 
-    fn stage_and_install<S: MetadataStore, N: Net>(
+    fn stage_and_install<S: MetadataStore>(
         &self,
-        agent: &mut Agent<'_, super::device::Flash, S, N, SimHardware>,
+        agent: &mut Agent<'_, super::device::Flash, S, &mut HttpNet, SimHardware>,
         device: &Device,
         summary: &mut Summary,
     ) -> Result<(), SimError> {
@@ -475,7 +514,7 @@ impl LockArgs {
                         t.saturating_sub(now)
                     );
                     self.wait(agent, t.saturating_sub(now).max(1))?;
-                    agent.check_in()?;
+                    check_in(agent, summary)?;
                     summary.check_ins += 1;
                 }
                 Decision::Blocked(why) => {
@@ -492,7 +531,7 @@ impl LockArgs {
         self.after_boot(agent, device, summary)?;
         // Report the outcome.
         summary.check_ins += 1;
-        agent.check_in()?;
+        check_in(agent, summary)?;
         Ok(())
     }
 

@@ -113,6 +113,7 @@ fn prepare(args: &Args, counter_base: u64) -> Vec<Prepared> {
                             last_update: None,
                             battery_percent: Some(77),
                             time_zone: Some("Europe/Berlin".into()),
+                            usage: None,
                         },
                     };
                     let body = serde_json::to_vec(&req).unwrap_or_default();

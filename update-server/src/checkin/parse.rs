@@ -1,7 +1,9 @@
-//! The first look at a check-in: size, JSON, field limits, signature header.
+//! The first look at a check-in: size, JSON, field limits (the usage
+//! summary decoded with the lock's codec), signature header.
 //! Nothing is read from the database before this passes.
 
 use bytes::Bytes;
+use lock_app::scheduler::summary::UsageSummary;
 
 use crate::error::{ApiError, AppResult};
 use crate::ids::check_name;
@@ -103,6 +105,11 @@ pub fn parse(s: &Submission) -> AppResult<Parsed> {
         if let Some(reason) = &u.reason {
             bounded("last_update.reason", reason, 200)?;
         }
+    }
+    if let Some(text) = &r.usage {
+        // At most `MAX_TEXT_LEN` characters are decoded (format 1: exactly
+        // `TEXT_LEN`); the codec is the lock's own.
+        UsageSummary::from_text(text).map_err(|e| invalid(format!("report.usage: {e}")))?;
     }
     Ok(Parsed {
         req,

@@ -275,9 +275,10 @@ impl Pipeline {
         // a scalar multiplication, as much as the strict check itself.
         let mut verified: Vec<usize> = Vec::with_capacity(candidates.len());
         for (i, key) in &candidates {
-            let good = parsed[*i]
-                .as_ref()
-                .is_some_and(|p| key.verify_strict(&checkin_message(&subs[*i].body), &p.sig).is_ok());
+            let good = parsed[*i].as_ref().is_some_and(|p| {
+                key.verify_strict(&checkin_message(&subs[*i].body), &p.sig)
+                    .is_ok()
+            });
             if good {
                 verified.push(*i);
             } else {

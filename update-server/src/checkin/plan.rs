@@ -1,6 +1,7 @@
-//! What one accepted check-in changes: the lock's reported state, its
-//! history, its status in the rollout whose outcome is tracked for it, and
-//! its assignment (re-signing its director metadata only when that changed).
+//! What one accepted check-in changes: the lock's reported state (and its
+//! usage summary, when it sent one), its history, its status in the rollout
+//! whose outcome is tracked for it, and its assignment (re-signing its
+//! director metadata only when that changed).
 //!
 //! The lock's in-memory row is updated as well, so a second check-in of the
 //! same lock in the same batch sees the first.
@@ -276,6 +277,7 @@ pub fn plan(
             boot_state: boot_state(report.boot_state).to_owned(),
             battery_percent: report.battery_percent.map(i64::from),
             time_zone: report.time_zone.clone(),
+            usage: report.usage.clone(),
             last_update,
             tracked: (dev.assigned_rollout.clone(), dev.assigned_target.clone()),
             director: dev.director.clone(),

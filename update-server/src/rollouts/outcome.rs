@@ -136,6 +136,7 @@ mod tests {
             }),
             battery_percent: None,
             time_zone: None,
+            usage: None,
         }
     }
 

@@ -24,7 +24,6 @@ use crate::rollouts::version;
 use crate::routes::extract::ApiQuery;
 use crate::routes::time;
 use crate::state::AppState;
-use crate::store::audit::RepoLog;
 
 /// `?model=`.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,7 +32,7 @@ pub struct ReleasesQuery {
     model: Option<String>,
 }
 
-/// Most upload and metadata entries read from the audit log.
+/// Most upload entries read from the audit log.
 const LOG_MAX: i64 = 100_000;
 
 /// The consistent-snapshot path of target `name` (`<dir>/<sha256>.<base>`).
@@ -42,18 +41,6 @@ fn consistent_path(t: &CatalogTarget) -> String {
         Some((dir, base)) => format!("{dir}/{}.{base}", t.sha256()),
         None => format!("{}.{}", t.sha256(), t.name),
     }
-}
-
-/// When `t` was published, from `log` (see the module documentation).
-fn published_at(t: &CatalogTarget, log: &RepoLog, uploads: &HashMap<&str, i64>) -> Option<i64> {
-    let uploaded = *uploads.get(consistent_path(t).as_str())?;
-    log.metadata
-        .iter()
-        .filter(|(_, at)| *at >= uploaded)
-        .find(|(file, _)| {
-            crate::repo::upload::parse_file_name(file).is_some_and(|(_, role)| role == t.role)
-        })
-        .map(|(_, at)| *at)
 }
 
 /// `GET /admin/v1/releases`.
@@ -77,12 +64,20 @@ pub async fn list(
             ))
         })
     });
-    let log = state.store.repo_log(LOG_MAX).await?;
-    let uploads: HashMap<&str, i64> = log
-        .uploads
-        .iter()
-        .map(|(path, at)| (path.as_str(), *at))
-        .collect();
+    let uploads = state.store.target_uploads(LOG_MAX).await?;
+    let mut published: HashMap<&str, Option<i64>> = HashMap::new();
+    for img in &images {
+        let at = match uploads.get(&consistent_path(img)) {
+            Some(&uploaded) => {
+                state
+                    .store
+                    .metadata_accepted_after(&img.role, uploaded)
+                    .await?
+            }
+            None => None,
+        };
+        published.insert(img.name.as_str(), at);
+    }
     let releases: Vec<serde_json::Value> = images
         .iter()
         .map(|img| {
@@ -106,7 +101,7 @@ pub async fn list(
                 "security_counter": img.security_counter,
                 "length": img.file.length,
                 "sha256": img.sha256(),
-                "published_at": time(published_at(img, &log, &uploads)),
+                "published_at": time(published.get(img.name.as_str()).copied().flatten()),
                 "patches": patches.iter().map(|p| json!({
                     "name": p.name,
                     "from_version": p.base.as_ref().map(|b| &b.version),

@@ -35,9 +35,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use lock_app::agent::{AgentConfig, site_config};
-use lock_app::scheduler::{
-    self, Decision, InstallCost, LocalDate, SiteConfig, Situation, UsageProfile, tz,
-};
+use lock_app::scheduler::{self, Decision, InstallCost, SiteConfig, Situation, UsageProfile, tz};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -242,6 +240,7 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
     let waves_spec = r.spec.waves.clone();
 
     tokio::task::spawn_blocking(move || {
+        let default_policy = SitePolicy::default();
         let none: Vec<String> = Vec::new();
         let mut members: Vec<Vec<&Candidate>> = vec![Vec::new(); waves_spec.len()];
         let (mut eligible, mut outside) = (0, 0);
@@ -270,11 +269,23 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
         }
         let horizon_end =
             u64::try_from(start.saturating_add(HORIZON_DAYS * DAY_MS) / 1000).unwrap_or(u64::MAX);
-        let default_policy = SitePolicy::default();
-        // (site, zone the lock reports if the site names none, wave) →
+        // Distinct policies (index 0: the default, for sites without one).
+        let mut distinct: Vec<&SitePolicy> = vec![&default_policy];
+        let mut policy_of: HashMap<&str, usize> = HashMap::new();
+        for (site, p) in &policies {
+            let i = match distinct.iter().position(|d| *d == p) {
+                Some(i) => i,
+                None => {
+                    distinct.push(p);
+                    distinct.len() - 1
+                }
+            };
+            policy_of.insert(site.as_str(), i);
+        }
+        // (policy, zone the lock reports if the policy names none, wave) →
         // the install time and its local date.
         type Slot = Option<(u64, (i32, u8, u8))>;
-        let mut cache: HashMap<(&str, Option<&str>, usize), Slot> = HashMap::new();
+        let mut cache: HashMap<(usize, Option<&str>, usize), Slot> = HashMap::new();
         let mut waves = Vec::with_capacity(waves_spec.len());
         for (i, (w, locks)) in waves_spec.iter().zip(&members).enumerate() {
             let staged = u64::try_from((starts[i] + 999).div_euclid(1000)).unwrap_or(0);
@@ -286,13 +297,14 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
                 ..WavePreview::default()
             };
             for c in locks {
-                let policy = policies.get(&c.site).unwrap_or(&default_policy);
+                let p = policy_of.get(c.site.as_str()).copied().unwrap_or(0);
+                let policy = distinct[p];
                 let zone = if policy.time_zone.is_some() {
                     None
                 } else {
                     c.time_zone.as_deref()
                 };
-                let slot = *cache.entry((c.site.as_str(), zone, i)).or_insert_with(|| {
+                let slot = *cache.entry((p, zone, i)).or_insert_with(|| {
                     let (site, config) = lock_site(policy, zone);
                     install_time(
                         &site,

@@ -5,6 +5,8 @@
 //! the token's name; entries by the server itself have no token id and the
 //! actor `system` (a name no token can have).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
@@ -160,43 +162,47 @@ impl Store {
     }
 }
 
-/// When the repository accepted what, from the audit log: each uploaded
-/// target file's first upload (`repo.target`, by consistent-snapshot path)
-/// and every accepted targets metadata file (`repo.metadata`, `N.ROLE.json`),
-/// oldest first. Both come from the `(action, id)` index and grow with
-/// releases, not with the fleet; at most `max` of each.
-#[derive(Debug, Clone, Default)]
-pub struct RepoLog {
-    /// (target path `<dir>/<sha256>.<name>`, first upload, Unix ms).
-    pub uploads: Vec<(String, i64)>,
-    /// (metadata file name, accepted at, Unix ms), oldest first.
-    pub metadata: Vec<(String, i64)>,
-}
-
 impl Store {
-    /// See [`RepoLog`].
-    pub async fn repo_log(&self, max: i64) -> anyhow::Result<RepoLog> {
-        let mut log = RepoLog::default();
-        for (action, out) in [
-            ("repo.target", &mut log.uploads),
-            ("repo.metadata", &mut log.metadata),
-        ] {
-            let rows = sqlx::query(
-                "SELECT subject, at FROM audit_log WHERE action = $1 ORDER BY id LIMIT $2",
-            )
-            .bind(action)
-            .bind(max)
-            .fetch_all(self.pool())
-            .await?;
-            let mut seen = std::collections::HashSet::new();
-            for r in &rows {
-                let subject: String = r.try_get("subject")?;
-                if action == "repo.metadata" || seen.insert(subject.clone()) {
-                    out.push((subject, r.try_get("at")?));
-                }
+    /// The first upload time of each target file uploaded through the admin
+    /// API (`repo.target` entries, by consistent-snapshot path
+    /// `<dir>/<sha256>.<name>`), from the `(action, id)` index; at most
+    /// `max` entries are read (one per upload, not per lock).
+    pub async fn target_uploads(&self, max: i64) -> anyhow::Result<HashMap<String, i64>> {
+        let rows = sqlx::query(
+            "SELECT subject, at FROM audit_log WHERE action = 'repo.target' ORDER BY id LIMIT $1",
+        )
+        .bind(max)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::new();
+        for r in &rows {
+            out.entry(r.try_get("subject")?)
+                .or_insert(r.try_get::<i64, _>("at")?);
+        }
+        Ok(out)
+    }
+
+    /// When the repository first accepted targets metadata of `role`
+    /// (`N.ROLE.json`, a `repo.metadata` entry) at or after `from` (Unix
+    /// ms): a seek on the `(action, id)` index, reading at most 500 entries.
+    pub async fn metadata_accepted_after(
+        &self,
+        role: &str,
+        from: i64,
+    ) -> anyhow::Result<Option<i64>> {
+        let rows = sqlx::query(
+            "SELECT subject, at FROM audit_log WHERE action = 'repo.metadata' AND id >= $1 ORDER BY id LIMIT 500",
+        )
+        .bind(id_at(from))
+        .fetch_all(self.pool())
+        .await?;
+        for r in &rows {
+            let subject: String = r.try_get("subject")?;
+            if crate::repo::upload::parse_file_name(&subject).is_some_and(|(_, x)| x == role) {
+                return Ok(Some(r.try_get("at")?));
             }
         }
-        Ok(log)
+        Ok(None)
     }
 }
 

@@ -1,6 +1,9 @@
 //! What a batch of check-ins reads and writes, in one transaction per batch
 //! (group commit): one acknowledged check-in is one committed row update, so
-//! nothing a lock was told "accepted" is lost to a crash.
+//! nothing a lock was told "accepted" is lost to a crash. A usage summary
+//! sent with a check-in is written in that transaction too (`device_usage`,
+//! with the batch's time as `reported_at`); a check-in without one leaves
+//! the stored one alone.
 //!
 //! The replay check is part of the write, as a compare-and-swap: a lock's
 //! row is updated only if it still holds the counter the check-in was
@@ -44,6 +47,9 @@ pub struct CheckinWrite {
     pub battery_percent: Option<i64>,
     /// Reported time zone.
     pub time_zone: Option<String>,
+    /// Reported usage summary (checked base64url text, see
+    /// `lock_app::scheduler::summary`); `None` keeps the stored one.
+    pub usage: Option<String>,
     /// Last update attempt (target, outcome, reason).
     pub last_update: (Option<String>, Option<String>, Option<String>),
     /// Rollout whose outcome is tracked for this lock, and its image target.
@@ -258,6 +264,8 @@ impl Store {
             }
         }
         let mut result = BatchResult::default();
+        // Usage summaries: the last one of each lock in this group.
+        let mut usage: HashMap<&str, &str> = HashMap::new();
         let mut deltas: HashMap<&str, (i64, i64)> = HashMap::new();
         let mut events: Vec<(&str, &str, &serde_json::Value)> = Vec::new();
         let mut members: Vec<(&str, &(String, i64, String))> = Vec::new();
@@ -269,6 +277,9 @@ impl Store {
             }
             for (kind, detail) in &w.events {
                 events.push((&w.device_id, kind, detail));
+            }
+            if let Some(u) = &w.usage {
+                usage.insert(&w.device_id, u);
             }
             if let Some(m) = &w.new_membership {
                 members.push((&w.device_id, m));
@@ -308,6 +319,26 @@ impl Store {
                     .bind(now)
                     .bind(*kind)
                     .bind(serde_json::to_string(detail)?);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // One row per lock (a statement may not update a row twice), kept
+        // when a later check-in carries none.
+        let mut usage: Vec<(&str, &str)> = usage.into_iter().collect();
+        usage.sort_unstable();
+        for chunk in usage.chunks(1000) {
+            let mut ph = Placeholders::new(self.backend());
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|_| format!("({})", ph.take(3)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO device_usage (device_id, summary, reported_at) VALUES {} \
+                 ON CONFLICT (device_id) DO UPDATE SET summary = excluded.summary, reported_at = excluded.reported_at",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (device, summary) in chunk {
+                q = q.bind(*device).bind(*summary).bind(now);
             }
             q.execute(&mut *tx).await?;
         }

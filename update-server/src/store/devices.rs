@@ -231,8 +231,12 @@ impl DeviceFilter {
         if let Some(v) = &self.firmware_version {
             c.push("d.firmware_version = ?", vec![Text(v.clone())]);
         }
-        if let Some(s) = &self.status {
-            c.push("d.status = ?", vec![Text(s.clone())]);
+        match self.status.as_deref() {
+            // Literals, so that the partial index of revoked locks applies.
+            Some("revoked") => c.push("d.status = 'revoked'", vec![]),
+            Some("active") => c.push("d.status = 'active'", vec![]),
+            Some(s) => c.push("d.status = ?", vec![Text(s.to_owned())]),
+            None => {}
         }
         if let Some(t) = self.seen_after {
             c.push("d.last_seen >= ?", vec![Int(t)]);
@@ -525,5 +529,56 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// A lock's usage summary as stored: what its scheduler learned of its door
+/// (decoded with the lock's own codec) and when the server accepted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedUsage {
+    /// The summary.
+    pub summary: lock_app::scheduler::summary::UsageSummary,
+    /// When the check-in carrying it was accepted (Unix ms).
+    pub reported_at: i64,
+}
+
+impl Store {
+    /// The latest usage summary of each of `ids` that has one (locks
+    /// without one are left out), in one query per 500 locks: for the
+    /// rollout forecast and the console.
+    pub async fn usage_summaries(
+        &self,
+        ids: &[&str],
+    ) -> anyhow::Result<HashMap<String, ReportedUsage>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT device_id, summary, reported_at FROM device_usage WHERE device_id IN ({})",
+                Placeholders::new(self.backend()).take(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(self.pool()).await? {
+                let id: String = row.try_get("device_id")?;
+                let text: String = row.try_get("summary")?;
+                let summary = lock_app::scheduler::summary::UsageSummary::from_text(&text)
+                    .map_err(|e| anyhow::anyhow!("stored usage summary of {id}: {e}"))?;
+                out.insert(
+                    id,
+                    ReportedUsage {
+                        summary,
+                        reported_at: row.try_get("reported_at")?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest usage summary of one lock, if it sent one.
+    pub async fn device_usage(&self, id: &str) -> anyhow::Result<Option<ReportedUsage>> {
+        Ok(self.usage_summaries(&[id]).await?.remove(id))
     }
 }

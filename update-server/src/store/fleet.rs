@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::store::Store;
+use crate::store::{Backend, Store};
 
 /// Locks per hardware model and firmware version.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -42,25 +42,53 @@ fn fleet_device(r: &sqlx::any::AnyRow) -> anyhow::Result<FleetDevice> {
 }
 
 impl Store {
-    /// Active locks by model × version (optionally one model).
+    /// Active locks by model × version (optionally one model): every lock
+    /// counted from the covering `(hardware_model, firmware_version, id)`
+    /// index, less the revoked ones (few, from their partial index), so no
+    /// lock row is read.
     pub async fn version_counts(&self, model: Option<&str>) -> anyhow::Result<Vec<VersionCount>> {
-        let rows = sqlx::query(
-            "SELECT hardware_model, firmware_version, COUNT(*) AS n FROM devices WHERE status = 'active' \
-             AND ($1 = '' OR hardware_model = $1) \
-             GROUP BY hardware_model, firmware_version ORDER BY hardware_model, firmware_version",
-        )
-        .bind(model.unwrap_or(""))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VersionCount {
-                    hardware_model: r.try_get("hardware_model")?,
-                    firmware_version: r.try_get("firmware_version")?,
-                    count: r.try_get("n")?,
-                })
+        let model = model.filter(|m| !m.is_empty());
+        let by_model = if model.is_some() {
+            " WHERE hardware_model = $1"
+        } else {
+            ""
+        };
+        let all = format!(
+            "SELECT hardware_model, firmware_version, COUNT(*) AS n FROM devices{by_model} \
+             GROUP BY hardware_model, firmware_version"
+        );
+        let revoked = format!(
+            "WITH r AS MATERIALIZED (SELECT hardware_model, firmware_version FROM devices \
+             WHERE status = 'revoked'{}) \
+             SELECT hardware_model, firmware_version, COUNT(*) AS n FROM r GROUP BY hardware_model, firmware_version",
+            if model.is_some() {
+                " AND hardware_model = $1"
+            } else {
+                ""
+            }
+        );
+        let mut counts: std::collections::BTreeMap<(String, Option<String>), i64> =
+            std::collections::BTreeMap::new();
+        for (sql, sign) in [(all, 1), (revoked, -1)] {
+            let mut q = sqlx::query(&sql);
+            if let Some(m) = model {
+                q = q.bind(m);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                *counts
+                    .entry((r.try_get("hardware_model")?, r.try_get("firmware_version")?))
+                    .or_default() += sign * r.try_get::<i64, _>("n")?;
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|((hardware_model, firmware_version), count)| VersionCount {
+                hardware_model,
+                firmware_version,
+                count,
             })
-            .collect()
+            .collect())
     }
 
     /// Active locks running below `min_order` (a version sort key) or

@@ -62,8 +62,8 @@ pub async fn connect(
 /// permissions off it and its `-wal` / `-shm` files if they exist.
 #[cfg(unix)]
 fn private_files(path: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     use anyhow::Context;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)

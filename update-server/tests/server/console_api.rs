@@ -1143,3 +1143,320 @@ crate::both_backends!(
     repo_health_lists_roles_and_warns_near_expiry,
     rollout_preview_places_installs_by_site_window,
 );
+
+/// Bulk rows for the scale test, written by the database itself.
+async fn populate_at_scale(app: &TestApp, backend: Backend, locks: i64, events: i64, audit: i64) {
+    let pool = app.state.store.pool();
+    let pg = backend == Backend::PostgresS3;
+    let series = |n: i64| {
+        if pg {
+            format!(
+                "SELECT i FROM generate_series(0::bigint, {}) AS g(i)",
+                n - 1
+            )
+        } else {
+            format!(
+                "WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < {}) SELECT i FROM g",
+                n - 1
+            )
+        }
+    };
+    let pad = |expr: &str, width: usize| {
+        if pg {
+            format!("lpad(({expr})::text, {width}, '0')")
+        } else {
+            format!("printf('%0{width}d', {expr})")
+        }
+    };
+    let hex12 = |expr: &str| {
+        if pg {
+            format!("lpad(to_hex({expr}), 12, '0')")
+        } else {
+            format!("printf('%012x', {expr})")
+        }
+    };
+    // A director metadata blob as large as a real one (~1.5 kB).
+    let blob = if pg {
+        "repeat(md5(i::text), 48)".to_owned()
+    } else {
+        "substr(hex(randomblob(800)), 1, 1536)".to_owned()
+    };
+    let sql = format!(
+        "INSERT INTO devices (id, hardware_model, public_key, site, status, registered_at, revoked_at, last_seen, \
+         last_counter, firmware_version, firmware_order, security_counter, boot_state, battery_percent, time_zone, \
+         director_version, director_key, director_expires, director_sha256, director_targets) \
+         SELECT 'lock-' || {id}, CASE WHEN i % 10 < 6 THEN 'm0' WHEN i % 10 < 9 THEN 'm1' ELSE 'm2' END, \
+         {key}, 'site-' || {site}, CASE WHEN i % 100 = 7 THEN 'revoked' ELSE 'active' END, {t0}, NULL, \
+         {t0} - (i % 30) * 86400000 - i, 5, '1.' || (i % 5) || '.0', 4294967296 + (i % 5) * 65536, 1, 'confirmed', 80, \
+         'Europe/Berlin', 3, 'none|abcdef', {t0} + 86400000, 'ab', {blob} FROM ({series}) AS s",
+        id = pad("i", 6),
+        key = pad("i", 64),
+        site = pad("i % 100", 3),
+        t0 = T0,
+        series = series(locks),
+    );
+    sqlx::query(&sql).execute(pool).await.unwrap();
+    let sql = format!(
+        "INSERT INTO device_tags (device_id, tag) SELECT 'lock-' || {id}, 'g-' || (i % 20) FROM ({series}) AS s",
+        id = pad("i", 6),
+        series = series(locks),
+    );
+    sqlx::query(&sql).execute(pool).await.unwrap();
+    let sql = format!(
+        "INSERT INTO device_tags (device_id, tag) SELECT 'lock-' || {id}, 'pilot' FROM ({series}) AS s WHERE i % 100 = 3",
+        id = pad("i", 6),
+        series = series(locks),
+    );
+    sqlx::query(&sql).execute(pool).await.unwrap();
+    let sql = format!(
+        "INSERT INTO device_events (id, device_id, at, kind, detail) \
+         SELECT 'ev-' || {at} || '-' || {n}, 'lock-' || {dev}, {t0} - ({events} - i) * 1000, 'firmware', '{{\"to\":\"1.2.0\"}}' \
+         FROM ({series}) AS s",
+        at = hex12(&format!("{T0} - ({events} - i) * 1000")),
+        n = pad("i", 8),
+        dev = pad(&format!("i % {locks}"), 6),
+        t0 = T0,
+        series = series(events),
+    );
+    sqlx::query(&sql).execute(pool).await.unwrap();
+    let actions = "CASE i % 8 WHEN 0 THEN 'device.import' WHEN 1 THEN 'device.revoke' WHEN 2 THEN 'rollout.create' \
+                   WHEN 3 THEN 'rollout.pause' WHEN 4 THEN 'site.policy' WHEN 5 THEN 'token.create' \
+                   WHEN 6 THEN 'repo.metadata' ELSE 'auth.refused' END";
+    let sql = format!(
+        "INSERT INTO audit_log (id, at, token_id, actor, role, action, subject, detail) \
+         SELECT 'au-' || {at} || '-' || {n}, {t0} - ({audit} - i) * 60000, 'tk-' || (i % 10), 'user-' || (i % 10), \
+         'operator', {actions}, 'subject-' || i, '{{\"reason\":\"=1+2, \\\"quoted\\\"\"}}' FROM ({series}) AS s",
+        at = hex12(&format!("{T0} - ({audit} - i) * 60000")),
+        n = pad("i", 16),
+        t0 = T0,
+        series = series(audit),
+    );
+    sqlx::query(&sql).execute(pool).await.unwrap();
+    if pg {
+        sqlx::query("ANALYZE").execute(pool).await.unwrap();
+    }
+}
+
+/// The best of three timed GETs (ms) and the last answer.
+async fn timed(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (f64, StatusCode, usize) {
+    let mut best = f64::MAX;
+    let mut out = (StatusCode::OK, 0);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let body_text = body.as_ref().map(|b| b.to_string()).unwrap_or_default();
+        let headers: &[(&str, &str)] = if body.is_some() {
+            &[("content-type", "application/json")]
+        } else {
+            &[]
+        };
+        let (s, _, bytes) = app
+            .call(method.clone(), path, Some(&app.admin), headers, body_text)
+            .await;
+        best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+        out = (s, bytes.len());
+    }
+    (best, out.0, out.1)
+}
+
+/// Times the console's queries over 100,000 locks, 1,000,000 history rows
+/// and 200,000 audit entries (`--ignored --nocapture`; debug builds are
+/// several times slower than release).
+async fn console_queries_at_scale(backend: Backend) {
+    let app = TestApp::with(backend).await;
+    app.publish(&[
+        app.envelope("m0", "1.0.0", 1, b"one"),
+        app.envelope("m0", "2.0.0", 2, b"two"),
+    ])
+    .await;
+    for (site, policy) in [
+        (
+            "site-000",
+            json!({"quiet_hours": {"start": "01:00", "end": "05:00"}, "blackout_dates": ["2030-01-02"], "time_zone": "Europe/Berlin"}),
+        ),
+        (
+            "site-001",
+            json!({"quiet_hours": {"start": "02:00", "end": "03:00"}, "time_zone": "America/New_York"}),
+        ),
+    ] {
+        let (s, _) = app
+            .json(
+                Method::PUT,
+                &format!("/admin/v1/sites/{site}/policy"),
+                Some(&app.admin),
+                Some(policy),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let t = std::time::Instant::now();
+    populate_at_scale(&app, backend, 100_000, 1_000_000, 200_000).await;
+    println!(
+        "{backend:?}: populated in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    if let (Backend::Embedded, Ok(copy)) = (backend, std::env::var("NIGHTLATCH_SCALE_DB_COPY")) {
+        sqlx::query(&format!("VACUUM INTO '{copy}'"))
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
+    }
+    let mut report = Vec::new();
+    for path in [
+        "/admin/v1/devices",
+        "/admin/v1/devices?after=lock-090000",
+        "/admin/v1/devices?prefix=lock-0123",
+        "/admin/v1/devices?model=m2",
+        "/admin/v1/devices?model=m0&after=lock-080000",
+        "/admin/v1/devices?site=site-042",
+        "/admin/v1/devices?group=pilot",
+        "/admin/v1/devices?group=g-3",
+        "/admin/v1/devices?version=1.3.0",
+        "/admin/v1/devices?model=m1&version=1.3.0",
+        "/admin/v1/devices?status=revoked",
+        "/admin/v1/devices?seen_after=2029-12-31T00:00:00Z",
+        "/admin/v1/devices?seen_before=2029-12-05T00:00:00Z",
+        "/admin/v1/devices?model=m0&site=site-042&status=active",
+        "/admin/v1/devices?model=m0&group=pilot&version=1.3.0",
+        "/admin/v1/devices?site=site-042&seen_after=2029-12-20T00:00:00Z",
+        "/admin/v1/audit",
+        "/admin/v1/audit?after=au-0",
+        "/admin/v1/audit?actor=user-3",
+        "/admin/v1/audit?token_id=tk-4",
+        "/admin/v1/audit?action=site.policy",
+        "/admin/v1/audit?action=rollout.*",
+        "/admin/v1/audit?since=2029-12-31T00:00:00Z",
+        "/admin/v1/audit?since=2029-10-01T00:00:00Z&until=2029-10-02T00:00:00Z",
+        "/admin/v1/audit?actor=user-3&action=rollout.*&since=2029-11-01T00:00:00Z",
+        "/admin/v1/audit/export?action=rollout.*&limit=1000",
+        "/admin/v1/audit/export",
+        "/admin/v1/devices/lock-000042/history",
+        "/admin/v1/releases",
+        "/admin/v1/repo/health",
+        "/admin/v1/fleet/versions",
+    ] {
+        let (ms, s, len) = timed(&app, Method::GET, path, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        report.push(format!("{ms:9.1} ms  {len:9} B  GET {path}"));
+    }
+    for body in [
+        json!({"name": "r", "target": "m0/2.0.0.nlfw", "waves": [{"share": 0.05, "min_soak": "1d"}, {"share": 0.3, "min_soak": "2d"}, {"share": 1.0}]}),
+        json!({"name": "r", "target": "m0/2.0.0.nlfw", "groups": ["pilot"]}),
+    ] {
+        let (ms, s, len) = timed(
+            &app,
+            Method::POST,
+            "/admin/v1/rollouts/preview",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        report.push(format!(
+            "{ms:9.1} ms  {len:9} B  POST /admin/v1/rollouts/preview {body}"
+        ));
+    }
+    // Every lock on one model: a preview over 100,000 candidates.
+    sqlx::query("UPDATE devices SET hardware_model = 'm0'")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let body = json!({"name": "r", "target": "m0/2.0.0.nlfw", "waves": [{"share": 0.05, "min_soak": "1d"}, {"share": 1.0}]});
+    let (ms, s, len) = timed(
+        &app,
+        Method::POST,
+        "/admin/v1/rollouts/preview",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    report.push(format!(
+        "{ms:9.1} ms  {len:9} B  POST /admin/v1/rollouts/preview over 100,000 locks {body}"
+    ));
+    let t = std::time::Instant::now();
+    let c = app
+        .state
+        .store
+        .rollout_candidates("m0", 2 << 32, 250_001)
+        .await
+        .unwrap();
+    report.push(format!(
+        "{:9.1} ms  {:9} locks  (store.rollout_candidates of the preview)",
+        t.elapsed().as_secs_f64() * 1000.0,
+        c.len()
+    ));
+    println!(
+        "{backend:?}, 100,000 locks, 1,000,000 history rows, 200,000 audit entries (best of 3):"
+    );
+    for line in report {
+        println!("{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale timing: run with --ignored --nocapture"]
+async fn console_queries_at_scale_embedded() {
+    console_queries_at_scale(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale timing: run with --ignored --nocapture"]
+async fn console_queries_at_scale_postgres_s3() {
+    console_queries_at_scale(Backend::PostgresS3).await;
+}
+
+/// The OpenAPI document names the filters and the CSV export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_console_filters_and_csv() {
+    let app = TestApp::new().await;
+    let (s, doc) = get(&app, "/admin/v1/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let names = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for f in [
+        "prefix",
+        "version",
+        "status",
+        "seen_after",
+        "seen_before",
+        "after",
+        "limit",
+    ] {
+        assert!(
+            names("/admin/v1/devices", "get").contains(&f.to_owned()),
+            "{f}"
+        );
+    }
+    for f in ["actor", "token_id", "action", "since", "until"] {
+        assert!(
+            names("/admin/v1/audit", "get").contains(&f.to_owned()),
+            "{f}"
+        );
+        assert!(
+            names("/admin/v1/audit/export", "get").contains(&f.to_owned()),
+            "{f}"
+        );
+    }
+    assert!(names("/admin/v1/repo/health", "get").contains(&"warning_days".to_owned()));
+    assert!(
+        doc["paths"]["/admin/v1/audit/export"]["get"]["responses"]["200"]["content"]["text/csv"]
+            .is_object()
+    );
+    let preview = &doc["paths"]["/admin/v1/rollouts/preview"]["post"];
+    assert_eq!(preview["x-required-role"], "operator");
+    assert_eq!(preview["x-changes-state"], false);
+    assert_eq!(
+        preview["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CreateRollout"
+    );
+}

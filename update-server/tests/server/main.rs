@@ -13,12 +13,14 @@ mod console_api;
 mod crash;
 mod hardening;
 mod interop;
+mod recovery;
 mod repo;
 mod rollouts;
 mod security;
 mod service;
 mod support;
 mod uploads;
+mod usage;
 
 /// Run an async scenario `fn NAME(Backend)` on both backend pairs:
 /// `NAME_embedded` and `NAME_postgres_s3`.

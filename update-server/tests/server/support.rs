@@ -537,6 +537,7 @@ impl Lock {
                 last_update: self.last_update.clone(),
                 battery_percent: Some(80),
                 time_zone: Some("Europe/Berlin".into()),
+                usage: None,
             },
         };
         serde_json::to_vec(&req).expect("json")
@@ -651,4 +652,13 @@ impl Lock {
 /// Ids `prefix-00000` … for `n` locks.
 pub fn ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
+}
+
+/// A loopback port free at the moment.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
