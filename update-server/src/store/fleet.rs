@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::store::{Backend, Store};
+use crate::store::Store;
 
 /// Locks per hardware model and firmware version.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
