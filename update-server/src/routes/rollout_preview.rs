@@ -35,7 +35,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use lock_app::agent::{AgentConfig, site_config};
-use lock_app::scheduler::{self, Decision, InstallCost, SiteConfig, Situation, UsageProfile, tz};
+use lock_app::scheduler::summary::UsageSummary;
+use lock_app::scheduler::tz::DAY;
+use lock_app::scheduler::{
+    self, Decision, InstallCost, LocalDate, LocalResult, SiteConfig, Situation, UsageProfile, tz,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -44,7 +48,6 @@ use crate::rollouts::engine::{DeviceFacts, Ineligible, eligibility};
 use crate::rollouts::{Rollout, RolloutState, version};
 use crate::routes::time;
 use crate::state::AppState;
-use crate::store::rollouts::Candidate;
 use crate::wire::SitePolicy;
 
 /// How far ahead installs are placed, days from the rollout's start.
@@ -195,6 +198,91 @@ fn local_date(tz: &tz::TzRule, t: u64) -> (i32, u8, u8) {
     (dt.year, dt.month, dt.day)
 }
 
+/// Expected door entries in an hour, as a share of the peak hour's, for
+/// each heat level of a usage summary (`lock_app::scheduler::summary`:
+/// level 3 is at least a quarter of the peak, 2 at least 1/16, 1 at least
+/// 1/128, 0 below): the geometric middle of each level's range.
+pub const HEAT_SHARE_OF_PEAK: [f64; 4] = [0.0, 0.022_097, 0.125, 0.5];
+
+/// Where a lock that reported a usage summary installs, staged at `from`
+/// (Unix s): the scheduler's own choice as the summary carries it — the
+/// quiet slot of the local weekday, its earliest quarter-hour start inside
+/// the site's window, on a date that is not blacked out, at or after
+/// `from`. On a day whose quiet slot lies outside the window, the start in
+/// the window whose hour the summary's heat map rates least used (the night
+/// prior, then the earliest, break ties). Past a security deadline, at
+/// once. None if not before `until`. The hour of the week the install
+/// starts in (local) comes with it.
+pub fn install_time_with_summary(
+    site: &SiteConfig,
+    downtime_secs: u64,
+    summary: &UsageSummary,
+    deadline: Option<u64>,
+    from: u64,
+    until: u64,
+) -> Option<(u64, usize)> {
+    const QUARTER: i64 = 900;
+    let tz = &site.tz;
+    let local = |utc: u64| tz.to_local(i64::try_from(utc).unwrap_or(i64::MAX));
+    let hour_of_week = |l: i64| {
+        let day = l.div_euclid(DAY);
+        ((day + 3).rem_euclid(7) * 24 + l.rem_euclid(DAY) / 3600) as usize
+    };
+    let to_utc = |l: i64| match tz.from_local(l) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => u64::try_from(t).ok(),
+        // A start in the spring-forward gap happens an hour later.
+        LocalResult::Gap => u64::try_from(l - i64::from(tz.std_offset)).ok(),
+    };
+    if let Some(d) = deadline
+        && d <= from
+    {
+        return Some((from, hour_of_week(local(from))));
+    }
+    let last = i64::try_from(downtime_secs.max(1) - 1).unwrap_or(0);
+    let allowed = |l: i64| {
+        [l, l + last].iter().all(|&x| {
+            let (year, month, day) = tz::civil_from_days(x.div_euclid(DAY));
+            site.window.contains((x.rem_euclid(DAY) / 60) as u16)
+                && !site.blackout.contains(&LocalDate { year, month, day })
+        })
+    };
+    let (from_l, until_l) = (local(from), local(until));
+    let mut day = from_l.div_euclid(DAY);
+    while day * DAY < until_l {
+        let midnight = day * DAY;
+        let weekday = (day + 3).rem_euclid(7) as usize;
+        let quiet = summary.quiet[weekday].and_then(|q| {
+            (0..i64::from(q.quarters))
+                .map(|k| midnight + (i64::from(q.start) + k) * QUARTER)
+                .find(|&l| l >= from_l && allowed(l))
+        });
+        let pick = quiet.or_else(|| {
+            (0..96)
+                .map(|k| midnight + k * QUARTER)
+                .filter(|&l| l >= from_l && allowed(l))
+                .min_by_key(|&l| {
+                    let h = hour_of_week(l);
+                    let night = matches!(h % 24, 1..=4);
+                    (summary.heat[h], !night, l)
+                })
+        });
+        if let Some(l) = pick
+            && let Some(t) = to_utc(l)
+        {
+            return match deadline {
+                Some(d) if t >= d => Some((d.max(from), hour_of_week(local(d.max(from))))),
+                _ if t >= until => None,
+                _ => Some((t, hour_of_week(l))),
+            };
+        }
+        day += 1;
+    }
+    match deadline {
+        Some(d) if d < until => Some((d, hour_of_week(local(d)))),
+        _ => None,
+    }
+}
+
 /// Preview `r` (a draft built from the create body) at `now`.
 pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Preview> {
     let start = r.spec.start_at.map_or(now, |s| s.max(now));
@@ -235,19 +323,23 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
         .spec
         .security_deadline
         .and_then(|ms| u64::try_from(ms.div_euclid(1000)).ok());
+    let horizon_end =
+        u64::try_from(start.saturating_add(HORIZON_DAYS * DAY_MS) / 1000).unwrap_or(u64::MAX);
     let provisional = r.id.clone();
     let (target, model) = (r.target.clone(), r.hardware_model.clone());
     let waves_spec = r.spec.waves.clone();
+    let blocking =
+        |e: tokio::task::JoinError| ApiError::Internal(anyhow::anyhow!("preview task: {e}"));
 
-    tokio::task::spawn_blocking(move || {
-        let default_policy = SitePolicy::default();
+    // Who is in which wave (the planner's engine).
+    let (candidates, members, eligible, outside) = tokio::task::spawn_blocking(move || {
         let none: Vec<String> = Vec::new();
-        let mut members: Vec<Vec<&Candidate>> = vec![Vec::new(); waves_spec.len()];
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); r.spec.waves.len()];
         let (mut eligible, mut outside) = (0, 0);
-        for c in &candidates {
+        for (k, c) in candidates.iter().enumerate() {
             let facts = DeviceFacts {
                 id: &c.id,
-                hardware_model: &model,
+                hardware_model: &r.hardware_model,
                 groups: groups.get(&c.id).unwrap_or(&none),
                 firmware_version: c.firmware_version.as_deref(),
                 security_counter: c.security_counter.and_then(|v| u32::try_from(v).ok()),
@@ -257,7 +349,7 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
                 Ok(w) => {
                     eligible += 1;
                     if let Some(m) = members.get_mut(w) {
-                        m.push(c);
+                        m.push(k);
                     }
                 }
                 Err(Ineligible::LaterWave(usize::MAX)) => {
@@ -267,8 +359,23 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
                 Err(_) => {}
             }
         }
-        let horizon_end =
-            u64::try_from(start.saturating_add(HORIZON_DAYS * DAY_MS) / 1000).unwrap_or(u64::MAX);
+        (candidates, members, eligible, outside)
+    })
+    .await
+    .map_err(blocking)?;
+
+    // What the locks of waves that start within the horizon learned of
+    // their doors.
+    let scheduled: Vec<&str> = members
+        .iter()
+        .zip(&starts)
+        .filter(|(_, s)| **s / 1000 < i64::try_from(horizon_end).unwrap_or(i64::MAX))
+        .flat_map(|(m, _)| m.iter().map(|&k| candidates[k].id.as_str()))
+        .collect();
+    let usage = state.store.usage_summaries(&scheduled).await?;
+
+    tokio::task::spawn_blocking(move || {
+        let default_policy = SitePolicy::default();
         // Distinct policies (index 0: the default, for sites without one).
         let mut distinct: Vec<&SitePolicy> = vec![&default_policy];
         let mut policy_of: HashMap<&str, usize> = HashMap::new();
@@ -282,10 +389,15 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
             };
             policy_of.insert(site.as_str(), i);
         }
-        // (policy, zone the lock reports if the policy names none, wave) →
-        // the install time and its local date.
-        type Slot = Option<(u64, (i32, u8, u8))>;
-        let mut cache: HashMap<(usize, Option<&str>, usize), Slot> = HashMap::new();
+        // The scheduler's site configuration per (policy, zone the lock
+        // reports if the policy names none).
+        let mut sites: HashMap<(usize, Option<&str>), (SiteConfig, AgentConfig)> = HashMap::new();
+        // Locks that learned nothing: (policy, zone, wave) → install time
+        // and local date. Locks with a summary: also by summary.
+        type Slot = Option<(u64, (i32, u8, u8), f64)>;
+        let mut plain: HashMap<(usize, Option<&str>, usize), Slot> = HashMap::new();
+        let mut learned: HashMap<(usize, Option<&str>, usize, &UsageSummary), Slot> =
+            HashMap::new();
         let mut waves = Vec::with_capacity(waves_spec.len());
         for (i, (w, locks)) in waves_spec.iter().zip(&members).enumerate() {
             let staged = u64::try_from((starts[i] + 999).div_euclid(1000)).unwrap_or(0);
@@ -296,7 +408,8 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
                 eligible: locks.len(),
                 ..WavePreview::default()
             };
-            for c in locks {
+            for &k in locks {
+                let c = &candidates[k];
                 let p = policy_of.get(c.site.as_str()).copied().unwrap_or(0);
                 let policy = distinct[p];
                 let zone = if policy.time_zone.is_some() {
@@ -304,21 +417,43 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
                 } else {
                     c.time_zone.as_deref()
                 };
-                let slot = *cache.entry((p, zone, i)).or_insert_with(|| {
-                    let (site, config) = lock_site(policy, zone);
-                    install_time(
-                        &site,
-                        &config.install_cost,
-                        &config.battery,
-                        &UsageProfile::new(),
-                        deadline,
-                        staged,
-                        horizon_end,
-                    )
-                    .map(|t| (t, local_date(&site.tz, t)))
-                });
+                let (site, config) = sites
+                    .entry((p, zone))
+                    .or_insert_with(|| lock_site(policy, zone));
+                let slot = match usage.get(&c.id) {
+                    Some(u) => *learned.entry((p, zone, i, &u.summary)).or_insert_with(|| {
+                        let peak = u.summary.peak_entries();
+                        install_time_with_summary(
+                            site,
+                            config.install_cost.downtime_secs,
+                            &u.summary,
+                            deadline,
+                            staged,
+                            horizon_end,
+                        )
+                        .map(|(t, h)| {
+                            let level = usize::from(u.summary.heat[h].min(3));
+                            (t, local_date(&site.tz, t), peak * HEAT_SHARE_OF_PEAK[level])
+                        })
+                    }),
+                    None => *plain.entry((p, zone, i)).or_insert_with(|| {
+                        install_time(
+                            site,
+                            &config.install_cost,
+                            &config.battery,
+                            &UsageProfile::new(),
+                            deadline,
+                            staged,
+                            horizon_end,
+                        )
+                        .map(|t| (t, local_date(&site.tz, t), 0.0))
+                    }),
+                };
                 match slot {
-                    Some((_, date)) => *out.nights.entry(date).or_default() += 1,
+                    Some((_, date, openings)) => {
+                        *out.nights.entry(date).or_default() += 1;
+                        out.door_openings += openings;
+                    }
                     None => out.unscheduled += 1,
                 }
             }
@@ -336,5 +471,5 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
         }
     })
     .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("preview task: {e}")))
+    .map_err(blocking)
 }

@@ -139,7 +139,8 @@ async fn device_filters_paging_and_totals(backend: Backend) {
         assert_eq!(s, StatusCode::OK, "{v}");
     }
 
-    let ids_where = |f: &dyn Fn(usize, &(String, &str, &str, Vec<&str>)) -> bool| -> Vec<String> {
+    type Spec<'a> = (String, &'a str, &'a str, Vec<&'a str>);
+    let ids_where = |f: &dyn Fn(usize, &Spec<'_>) -> bool| -> Vec<String> {
         let mut v: Vec<String> = spec
             .iter()
             .enumerate()
