@@ -8,7 +8,8 @@
 //!     the full image;
 //! (c) an otherwise idle check-in carrying the lock's usage summary (sent
 //!     the first time, on a material change, and a day after the last one;
-//!     aim ≤ 1 KiB too).
+//!     aim ≤ 1 KiB too): of a lock that has never updated, and of the lock
+//!     above after its update (its report then carries `last_update`).
 //!
 //! `cargo bench -p nightlatch-system-tests --bench bytes_on_air`
 //! (corpus directory: `NIGHTLATCH_CORPUS`, default `../shared/firmware-corpus`).
@@ -105,7 +106,7 @@ fn main() {
     let v1p = write(dir, "v1.nlfw", &v1);
     let v2p = write(dir, "v2.nlfw", &v2);
     let pp = write(dir, "p.nldp", &patch);
-    server.publish(&[v1p.clone(), v2p, pp]).unwrap();
+    server.publish(&[v1p.clone(), v2p.clone(), pp]).unwrap();
 
     let state = dir.join("lock");
     let mut a = args(&server, &state, &v1p, &anchor);
@@ -133,11 +134,22 @@ fn main() {
     let update = a.drive().unwrap();
     assert_eq!(update.version, "8.12.0", "{update:?}");
     let after = args(&server, &state, &v1p, &anchor).drive().unwrap();
-    // A day later the lock sends its (unchanged) usage summary again.
-    let mut a = args(&server, &state, &v1p, &anchor);
-    a.check_ins = 2;
-    a.interval = 86_400;
-    let daily = a.drive().unwrap();
+    // A day later a lock sends its (unchanged) usage summary again: this
+    // one, and a second lock that never updated.
+    let daily_after = |state: &Path| {
+        let mut a = args(&server, state, &v1p, &anchor);
+        a.check_ins = 2;
+        a.interval = 86_400;
+        a.drive().unwrap()
+    };
+    let updated = daily_after(&state);
+    let fresh_state = dir.join("fresh");
+    // Leaves the factory with 8.12: nothing to update, no `last_update`.
+    let mut a = args(&server, &fresh_state, &v2p, &anchor);
+    a.id = Some("lock-fresh".into()); // as long as "lock-bench"
+    a.register = true;
+    a.drive().unwrap();
+    let fresh = daily_after(&fresh_state);
 
     println!();
     println!(
@@ -156,7 +168,14 @@ fn main() {
         &update.traffic,
     );
     row("idle check-in after the update", &after.traffic);
-    row("(c) two check-ins a day apart", &daily.traffic);
+    row(
+        "(c) never updated: two check-ins a day apart",
+        &fresh.traffic,
+    );
+    row(
+        "(c) after the update: two check-ins a day apart",
+        &updated.traffic,
+    );
     println!();
     let idle_max = idle.iter().map(|s| s.traffic.total()).max().unwrap_or(0);
     assert!(
@@ -167,28 +186,29 @@ fn main() {
         "(a) idle check-in: {idle_max} bytes on air at most (aim <= 1024): {}",
         if idle_max <= 1024 { "met" } else { "NOT met" }
     );
-    let carrying: Vec<_> = daily.check_in_log.iter().filter(|c| c.usage).collect();
-    assert_eq!(carrying.len(), 1, "{:?}", daily.check_in_log);
-    let plain = daily
-        .check_in_log
-        .iter()
-        .filter(|c| !c.usage)
-        .map(|c| c.total())
-        .max()
-        .unwrap_or(0);
-    let with = carrying[0];
-    println!(
-        "(c) idle check-in carrying the usage summary: {} bytes on air ({} sent, {} received; {} without it) (aim <= 1024): {}",
-        with.total(),
-        with.sent,
-        with.received,
-        plain,
-        if with.total() <= 1024 {
-            "met"
-        } else {
-            "NOT met"
-        }
-    );
+    for (what, s) in [("never updated", &fresh), ("after the update", &updated)] {
+        let carrying: Vec<_> = s.check_in_log.iter().filter(|c| c.usage).collect();
+        assert_eq!(carrying.len(), 1, "{:?}", s.check_in_log);
+        let plain = s
+            .check_in_log
+            .iter()
+            .filter(|c| !c.usage)
+            .map(|c| c.total())
+            .max()
+            .unwrap_or(0);
+        let with = carrying[0];
+        println!(
+            "(c) {what}: idle check-in carrying the usage summary: {} bytes on air ({} sent, {} received; {plain} without it) (aim <= 1024): {}",
+            with.total(),
+            with.sent,
+            with.received,
+            if with.total() <= 1024 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
     let first_usage = first.check_in_log.iter().filter(|c| c.usage).count();
     println!(
         "    the summary rode along {} time(s) in the first boot, {} time(s) in the update's {} check-ins",

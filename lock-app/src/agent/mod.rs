@@ -887,6 +887,10 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         if self.hw.now().abs_diff(verified.time) > 60 {
             self.hw.set_time(verified.time);
         }
+        if self.usage_sent {
+            // The summary's time by the corrected clock.
+            self.state.usage_sent_at = self.usage_now();
+        }
 
         // The director targets are kept only once what they assign has been
         // checked against the image repository: metadata that disagrees with

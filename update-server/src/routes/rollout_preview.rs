@@ -205,14 +205,19 @@ fn local_date(tz: &tz::TzRule, t: u64) -> (i32, u8, u8) {
 pub const HEAT_SHARE_OF_PEAK: [f64; 4] = [0.0, 0.022_097, 0.125, 0.5];
 
 /// Where a lock that reported a usage summary installs, staged at `from`
-/// (Unix s): the scheduler's own choice as the summary carries it — the
-/// quiet slot of the local weekday, its earliest quarter-hour start inside
-/// the site's window, on a date that is not blacked out, at or after
-/// `from`. On a day whose quiet slot lies outside the window, the start in
-/// the window whose hour the summary's heat map rates least used (the night
-/// prior, then the earliest, break ties). Past a security deadline, at
-/// once. None if not before `until`. The hour of the week the install
-/// starts in (local) comes with it.
+/// (Unix s): the scheduler's loop ([`install_time`]) with the summary
+/// standing in for the profile the lock keeps to itself. Asked at `now`,
+/// the lock takes the best start in its horizon (`now`, then every
+/// quarter-hour, for `horizon_hours`, before a security deadline) inside
+/// the site's window and not on a blacked-out date, ranked by: the heat
+/// map's level for that hour, then whether it is in that weekday's quiet
+/// slot (the lock's own choice at full precision), then the scheduler's
+/// night prior (01:00–05:00 local), then the earliest; it installs when
+/// the best start is `now`, else asks again then. No start in the horizon:
+/// it waits for the deadline if that comes first, else asks again 6 hours
+/// later. Past a deadline it installs at once. For a lock that has learned
+/// nothing this is exactly the scheduler's choice (tested). None if not
+/// before `until`; with the local hour of the week the install starts in.
 pub fn install_time_with_summary(
     site: &SiteConfig,
     downtime_secs: u64,
@@ -223,7 +228,7 @@ pub fn install_time_with_summary(
 ) -> Option<(u64, usize)> {
     const QUARTER: i64 = 900;
     let tz = &site.tz;
-    let local = |utc: u64| tz.to_local(i64::try_from(utc).unwrap_or(i64::MAX));
+    let local = |utc: u64| tz.to_local(i64::try_from(utc).unwrap_or(i64::MAX / 2));
     let hour_of_week = |l: i64| {
         let day = l.div_euclid(DAY);
         ((day + 3).rem_euclid(7) * 24 + l.rem_euclid(DAY) / 3600) as usize
@@ -233,11 +238,6 @@ pub fn install_time_with_summary(
         // A start in the spring-forward gap happens an hour later.
         LocalResult::Gap => u64::try_from(l - i64::from(tz.std_offset)).ok(),
     };
-    if let Some(d) = deadline
-        && d <= from
-    {
-        return Some((from, hour_of_week(local(from))));
-    }
     let last = i64::try_from(downtime_secs.max(1) - 1).unwrap_or(0);
     let allowed = |l: i64| {
         [l, l + last].iter().all(|&x| {
@@ -246,41 +246,68 @@ pub fn install_time_with_summary(
                 && !site.blackout.contains(&LocalDate { year, month, day })
         })
     };
-    let (from_l, until_l) = (local(from), local(until));
-    let mut day = from_l.div_euclid(DAY);
-    while day * DAY < until_l {
-        let midnight = day * DAY;
-        let weekday = (day + 3).rem_euclid(7) as usize;
-        let quiet = summary.quiet[weekday].and_then(|q| {
-            (0..i64::from(q.quarters))
-                .map(|k| midnight + (i64::from(q.start) + k) * QUARTER)
-                .find(|&l| l >= from_l && allowed(l))
-        });
-        let pick = quiet.or_else(|| {
-            (0..96)
-                .map(|k| midnight + k * QUARTER)
-                .filter(|&l| l >= from_l && allowed(l))
-                .min_by_key(|&l| {
-                    let h = hour_of_week(l);
-                    let night = matches!(h % 24, 1..=4);
-                    (summary.heat[h], !night, l)
-                })
-        });
-        if let Some(l) = pick
-            && let Some(t) = to_utc(l)
-        {
-            return match deadline {
-                Some(d) if t >= d => Some((d.max(from), hour_of_week(local(d.max(from))))),
-                _ if t >= until => None,
-                _ => Some((t, hour_of_week(l))),
-            };
+    // In the quiet slot of its own local day, or of the day before (slots
+    // may run past midnight).
+    let in_quiet = |l: i64| {
+        let day = l.div_euclid(DAY);
+        [day, day - 1].iter().any(|&d| {
+            summary.quiet[(d + 3).rem_euclid(7) as usize].is_some_and(|q| {
+                let start = d * DAY + i64::from(q.start) * QUARTER;
+                (start..start + i64::from(q.quarters) * QUARTER).contains(&l)
+            })
+        })
+    };
+    let key = |l: i64| {
+        let h = hour_of_week(l);
+        (summary.heat[h], !in_quiet(l), !matches!(h % 24, 1..=4), l)
+    };
+    let horizon = i64::from(site.horizon_hours) * 3600;
+    let until_l = local(until);
+    let deadline_l = deadline.map(local);
+    let done = |l: i64| {
+        let t = to_utc(l)?;
+        (t < until).then(|| (t, hour_of_week(l)))
+    };
+    let mut now = local(from);
+    // The best start found so far in [now, scanned) — still the best of
+    // that stretch after `now` moves up to it.
+    let mut best: Option<(u8, bool, bool, i64)> = None;
+    let mut scanned = now;
+    for _ in 0..MAX_DECISIONS {
+        if now >= until_l {
+            return None;
         }
-        day += 1;
+        if deadline_l.is_some_and(|d| now >= d) {
+            return done(now);
+        }
+        let limit = deadline_l.map_or(now + horizon, |d| d.min(now + horizon));
+        let mut t = scanned.max(now);
+        if t > now {
+            t = (t + QUARTER - 1).div_euclid(QUARTER) * QUARTER;
+        }
+        while t < limit {
+            if allowed(t) {
+                let k = key(t);
+                if best.is_none_or(|b| k < b) {
+                    best = Some(k);
+                }
+            }
+            t = (t.div_euclid(QUARTER) + 1) * QUARTER;
+        }
+        scanned = limit.max(scanned);
+        match best {
+            Some((.., l)) if l == now => return done(now),
+            Some((.., l)) => now = l,
+            None => {
+                now = match deadline_l {
+                    Some(d) if d <= now + horizon => d,
+                    _ => now + i64::try_from(RETRY_SECS).unwrap_or(0),
+                };
+                scanned = now;
+            }
+        }
     }
-    match deadline {
-        Some(d) if d < until => Some((d, hour_of_week(local(d)))),
-        _ => None,
-    }
+    None
 }
 
 /// Preview `r` (a draft built from the create body) at `now`.
@@ -472,4 +499,132 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
     })
     .await
     .map_err(blocking)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::QuietWindow;
+    use lock_app::scheduler::Window;
+
+    /// A lock that has learned nothing installs at the same moment whether
+    /// the preview runs its scheduler or reads its (empty) summary: one
+    /// truth for both paths.
+    #[test]
+    fn an_empty_summary_installs_where_the_scheduler_does() {
+        let windows = [
+            None,
+            Some(("01:00", "05:00")),
+            Some(("23:00", "02:00")),
+            Some(("02:00", "03:00")),
+            Some(("06:00", "08:00")),
+        ];
+        let zones = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"];
+        // 2030-01-01T00:00:00Z, then every 45 minutes over two days.
+        let t0: u64 = 1_893_456_000;
+        let mut compared = 0;
+        for w in windows {
+            for zone in zones {
+                for blackout in [vec![], vec!["2030-01-02".to_owned()]] {
+                    let policy = SitePolicy {
+                        quiet_hours: w.map(|(s, e)| QuietWindow {
+                            start: s.into(),
+                            end: e.into(),
+                        }),
+                        blackout_dates: blackout,
+                        time_zone: Some(zone.into()),
+                    };
+                    let (site, config) = lock_site(&policy, None);
+                    let empty = UsageSummary::from_profile(
+                        &UsageProfile::new(),
+                        &site.tz,
+                        Window::ALL_DAY,
+                        config.install_cost.downtime_secs,
+                        t0,
+                    );
+                    for k in 0..64 {
+                        let from = t0 + k * 2700;
+                        let until = from + 14 * 86_400;
+                        let by_scheduler = install_time(
+                            &site,
+                            &config.install_cost,
+                            &config.battery,
+                            &UsageProfile::new(),
+                            None,
+                            from,
+                            until,
+                        );
+                        let by_summary = install_time_with_summary(
+                            &site,
+                            config.install_cost.downtime_secs,
+                            &empty,
+                            None,
+                            from,
+                            until,
+                        )
+                        .map(|(t, _)| t);
+                        let what = format!("{w:?} {zone} {:?} from {from}", policy.blackout_dates);
+                        match (by_scheduler, by_summary) {
+                            (Some(a), Some(b)) => {
+                                // Same local night; the same moment when the
+                                // start is on a quarter-hour (the summary's
+                                // grain).
+                                assert_eq!(
+                                    local_date(&site.tz, a),
+                                    local_date(&site.tz, b),
+                                    "{what}"
+                                );
+                                if from.is_multiple_of(900) {
+                                    assert_eq!(a, b, "{what}");
+                                }
+                                assert!(b >= a && b - a < 900, "{what}: {a} vs {b}");
+                            }
+                            (a, b) => assert_eq!(a, b, "{what}"),
+                        }
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 5 * 4 * 2 * 64);
+    }
+
+    #[test]
+    fn past_the_deadline_installs_at_once() {
+        let policy = SitePolicy {
+            quiet_hours: Some(QuietWindow {
+                start: "01:00".into(),
+                end: "02:00".into(),
+            }),
+            blackout_dates: vec![],
+            time_zone: Some("UTC".into()),
+        };
+        let (site, config) = lock_site(&policy, None);
+        let s = UsageSummary::from_profile(&UsageProfile::new(), &site.tz, Window::ALL_DAY, 60, 0);
+        let from = 1_893_456_000 + 12 * 3600; // 12:00 UTC
+        let until = from + 14 * 86_400;
+        // The deadline at 18:00, before the next window: install at 18:00.
+        let d = from + 6 * 3600;
+        assert_eq!(
+            install_time_with_summary(&site, 60, &s, Some(d), from, until).map(|x| x.0),
+            Some(d)
+        );
+        assert_eq!(
+            install_time(
+                &site,
+                &config.install_cost,
+                &config.battery,
+                &UsageProfile::new(),
+                Some(d),
+                from,
+                until
+            ),
+            Some(d)
+        );
+        // Already past: at once.
+        assert_eq!(
+            install_time_with_summary(&site, 60, &s, Some(from - 1), from, until).map(|x| x.0),
+            Some(from)
+        );
+    }
 }

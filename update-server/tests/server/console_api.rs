@@ -1137,12 +1137,105 @@ async fn rollout_preview_places_installs_by_site_window(backend: Backend) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+/// A usage summary of a door used `uses` times at each of the local `hours`
+/// on each of the 21 days before T0, in `zone`.
+fn learned(zone: &str, hours: &[i64], uses: usize) -> lock_app::scheduler::summary::UsageSummary {
+    use lock_app::scheduler::tz::{DAY as DAY_S, rule_for_zone};
+    use lock_app::scheduler::{UsageProfile, Window};
+    let tz = rule_for_zone(zone).unwrap();
+    let t0 = T0 / 1000;
+    let mut p = UsageProfile::new();
+    for day in (1..=21i64).rev() {
+        for &h in hours {
+            let local = t0 - day * DAY_S + h * 3600 + 300;
+            let utc = local - i64::from(tz.offset_at(local));
+            for _ in 0..uses {
+                p.observe(utc, &tz);
+            }
+        }
+    }
+    lock_app::scheduler::summary::UsageSummary::from_profile(
+        &p,
+        &tz,
+        Window::ALL_DAY,
+        60,
+        t0 as u64,
+    )
+}
+
+/// Check in `lock` once more, carrying `summary` in its report.
+async fn report_usage(
+    app: &TestApp,
+    lock: &mut Lock,
+    summary: &lock_app::scheduler::summary::UsageSummary,
+) {
+    let mut v: Value = serde_json::from_slice(&lock.body()).unwrap();
+    v["report"]["usage"] = json!(summary.to_text());
+    let body = serde_json::to_vec(&v).unwrap();
+    let sub = update_server::checkin::Submission {
+        path_id: lock.id.clone(),
+        signature: Some(lock.sign(&body)),
+        body: bytes::Bytes::from(body),
+    };
+    let r = app.state.pipeline.process(vec![sub]).await;
+    assert!(r[0].is_ok(), "{:?}", r[0].as_ref().err().map(|e| e.code()));
+}
+
+/// Locks that reported what they learned of their doors install in their
+/// own quiet slot (inside the site's window), and the door openings at risk
+/// come from their heat maps.
+async fn rollout_preview_uses_reported_usage(backend: Backend) {
+    let (app, _) = preview_fleet(backend).await;
+    // annex (all day, Berlin): five doors busy all day but 12:00-18:00, whose
+    // scheduler picks 13:00 (staged at 13:00 on the 1st: at once, that day).
+    let afternoon = learned(
+        "Europe/Berlin",
+        &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 18, 19, 20, 21, 22, 23],
+        2,
+    );
+    assert_eq!(
+        afternoon.quiet[1].map(|q| q.start_minute()),
+        Some(13 * 60),
+        "{afternoon:?}"
+    );
+    // ny (02:00-03:00 New York): five doors busy exactly then.
+    let busy_at_two = learned("America/New_York", &[2], 3);
+    assert_eq!(busy_at_two.heat_at(2, 2), 3);
+    for (prefix, summary) in [("annex", &afternoon), ("ny", &busy_at_two)] {
+        for i in 0..5 {
+            let mut lock = Lock::new(&format!("{prefix}-{i:03}"), MODEL);
+            lock.counter = 1;
+            report_usage(&app, &mut lock, summary).await;
+        }
+    }
+    let (s, v) = preview(&app, &app.admin, json!({"name": "r", "target": TARGET})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let w = &v["waves"][0];
+    assert_eq!(
+        nights(w),
+        [
+            ("2030-01-01".to_owned(), 5),
+            ("2030-01-02".to_owned(), 15 + 30),
+            ("2030-01-03".to_owned(), 40)
+        ],
+        "{w}"
+    );
+    assert_eq!(w["unscheduled"], 10);
+    let expected = 5.0
+        * busy_at_two.peak_entries()
+        * update_server::routes::rollout_preview::HEAT_SHARE_OF_PEAK[3];
+    assert!(expected > 0.0);
+    let got = w["expected_door_openings"].as_f64().unwrap();
+    assert!((got - expected).abs() < 0.001, "{got} vs {expected}");
+}
+
 crate::both_backends!(
     device_filters_paging_and_totals,
     audit_filters_and_csv_export,
     releases_list_images_patches_and_publication,
     repo_health_lists_roles_and_warns_near_expiry,
     rollout_preview_places_installs_by_site_window,
+    rollout_preview_uses_reported_usage,
 );
 
 /// Bulk rows for the scale test, written by the database itself.
