@@ -13,24 +13,36 @@
 //!   many (up to sampling).
 //! * **When**: wave `i` starts at the rollout's start (`start_at`, or now
 //!   if that is later or not given) plus the soaks of the waves before it;
-//!   each lock is taken to be assigned and staged when its wave starts, and
-//!   installs when the lock's own quiet-hours scheduler
-//!   ([`lock_app::scheduler::decide`], asked again at each time it names,
-//!   as the agent does) says so, for its site's window, blackout dates and
-//!   time zone (else the lock's own zone, as the agent falls back), the
-//!   rollout's security deadline, and the lock's door (the scheduler's
-//!   profile; a lock that reported no usage summary has learned nothing,
-//!   which makes the scheduler wait for the night: 01:00–05:00 local). A
-//!   night is the local calendar date (site zone) on which the install
+//!   each lock is taken to be assigned and staged when its wave starts (the
+//!   door closed and idle, the battery full), and installs when its
+//!   quiet-hours scheduler says so, for its site's window, blackout dates
+//!   and time zone (else the lock's own zone, as the agent falls back) and
+//!   the rollout's security deadline:
+//!   - a lock that reported no usage summary has learned nothing: the
+//!     lock's own scheduler ([`lock_app::scheduler::decide`], asked again at
+//!     each time it names, as the agent does, [`install_time`]) with an
+//!     empty profile — it waits for the night (01:00–05:00 local);
+//!   - a lock that reported one (`Store::usage_summaries`, the lock's own
+//!     codec): the same loop with the summary standing in for the profile
+//!     the lock keeps to itself ([`install_time_with_summary`]: the heat
+//!     map's level of each hour, the weekday's quiet slot, the night prior,
+//!     the earliest — for a summary of nothing learned it is exactly the
+//!     scheduler's answer, tested).
+//!
+//!   A night is the local calendar date (site zone) on which the install
 //!   starts. Locks whose install falls more than [`HORIZON_DAYS`] after
 //!   the start (or never) count as `unscheduled`.
 //! * **Risk**: `expected_door_openings` sums, over a wave's locks, the
-//!   expected door entries in the hour the install starts, from the lock's
-//!   usage profile (0 without one).
+//!   expected door entries in the local hour the install starts: the peak
+//!   hour's entries (`peak_entries`) times [`HEAT_SHARE_OF_PEAK`] of that
+//!   hour's heat level, from the lock's usage summary (0 without one).
 //!
 //! Bounded: at most [`MAX_LOCKS`] candidate locks are read (one indexed
-//! query); the scheduler runs once per (site, zone, wave) for locks that
-//! have learned nothing, not once per lock.
+//! query), and the summaries of the locks in waves that start within the
+//! horizon (500 per query). The scheduler runs once per (policy, zone,
+//! wave) for locks that have learned nothing, once per distinct summary
+//! for the others; each run looks at most one horizon (36 h) of
+//! quarter-hours ahead in all.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -204,6 +216,74 @@ fn local_date(tz: &tz::TzRule, t: u64) -> (i32, u8, u8) {
 /// 1/128, 0 below): the geometric middle of each level's range.
 pub const HEAT_SHARE_OF_PEAK: [f64; 4] = [0.0, 0.022_097, 0.125, 0.5];
 
+const QUARTER: i64 = 900;
+
+/// A site's install rules laid out as a table: for each local day of the
+/// stretch a preview looks at, which quarter-hour starts the window and
+/// blackout dates allow (start and end of the install), so that placing
+/// each of 100,000 locks is table lookups, not calendar arithmetic.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    /// The scheduler's site configuration.
+    pub site: SiteConfig,
+    downtime_secs: u64,
+    first_day: i64,
+    allowed: Vec<[bool; 96]>,
+}
+
+impl Calendar {
+    /// The table for installs of `downtime_secs` started from `from` up to
+    /// `until` (Unix s), plus one scheduler horizon.
+    pub fn new(site: SiteConfig, downtime_secs: u64, from: u64, until: u64) -> Self {
+        let local = |utc: u64| site.tz.to_local(i64::try_from(utc).unwrap_or(i64::MAX / 2));
+        let first_day = local(from).div_euclid(DAY) - 1;
+        let horizon = u64::from(site.horizon_hours) * 3600;
+        let last_day = local(until.saturating_add(horizon)).div_euclid(DAY) + 1;
+        let mut c = Self {
+            site,
+            downtime_secs,
+            first_day,
+            allowed: Vec::new(),
+        };
+        let days = usize::try_from(last_day - first_day + 1)
+            .unwrap_or(0)
+            .min(400);
+        c.allowed = (0..days)
+            .map(|d| {
+                let midnight = (first_day + d as i64) * DAY;
+                let mut row = [false; 96];
+                for (q, slot) in row.iter_mut().enumerate() {
+                    *slot = c.allowed_slow(midnight + q as i64 * QUARTER);
+                }
+                row
+            })
+            .collect();
+        c
+    }
+
+    /// Whether an install may start at local time `l` (local seconds) and
+    /// run its downtime: inside the window, on no blacked-out date.
+    fn allowed_slow(&self, l: i64) -> bool {
+        let last = i64::try_from(self.downtime_secs.max(1) - 1).unwrap_or(0);
+        [l, l + last].iter().all(|&x| {
+            let (year, month, day) = tz::civil_from_days(x.div_euclid(DAY));
+            self.site.window.contains((x.rem_euclid(DAY) / 60) as u16)
+                && !self.site.blackout.contains(&LocalDate { year, month, day })
+        })
+    }
+
+    /// [`Self::allowed_slow`], from the table for quarter-hour starts.
+    fn allowed(&self, l: i64) -> bool {
+        if l.rem_euclid(QUARTER) == 0 {
+            let day = l.div_euclid(DAY) - self.first_day;
+            if let Some(row) = usize::try_from(day).ok().and_then(|d| self.allowed.get(d)) {
+                return row[(l.rem_euclid(DAY) / QUARTER) as usize];
+            }
+        }
+        self.allowed_slow(l)
+    }
+}
+
 /// Where a lock that reported a usage summary installs, staged at `from`
 /// (Unix s): the scheduler's loop ([`install_time`]) with the summary
 /// standing in for the profile the lock keeps to itself. Asked at `now`,
@@ -219,14 +299,13 @@ pub const HEAT_SHARE_OF_PEAK: [f64; 4] = [0.0, 0.022_097, 0.125, 0.5];
 /// nothing this is exactly the scheduler's choice (tested). None if not
 /// before `until`; with the local hour of the week the install starts in.
 pub fn install_time_with_summary(
-    site: &SiteConfig,
-    downtime_secs: u64,
+    cal: &Calendar,
     summary: &UsageSummary,
     deadline: Option<u64>,
     from: u64,
     until: u64,
 ) -> Option<(u64, usize)> {
-    const QUARTER: i64 = 900;
+    let site = &cal.site;
     let tz = &site.tz;
     let local = |utc: u64| tz.to_local(i64::try_from(utc).unwrap_or(i64::MAX / 2));
     let hour_of_week = |l: i64| {
@@ -238,14 +317,7 @@ pub fn install_time_with_summary(
         // A start in the spring-forward gap happens an hour later.
         LocalResult::Gap => u64::try_from(l - i64::from(tz.std_offset)).ok(),
     };
-    let last = i64::try_from(downtime_secs.max(1) - 1).unwrap_or(0);
-    let allowed = |l: i64| {
-        [l, l + last].iter().all(|&x| {
-            let (year, month, day) = tz::civil_from_days(x.div_euclid(DAY));
-            site.window.contains((x.rem_euclid(DAY) / 60) as u16)
-                && !site.blackout.contains(&LocalDate { year, month, day })
-        })
-    };
+    let allowed = |l: i64| cal.allowed(l);
     // In the quiet slot of its own local day, or of the day before (slots
     // may run past midnight).
     let in_quiet = |l: i64| {
@@ -391,16 +463,6 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
     .await
     .map_err(blocking)?;
 
-    // What the locks of waves that start within the horizon learned of
-    // their doors.
-    let scheduled: Vec<&str> = members
-        .iter()
-        .zip(&starts)
-        .filter(|(_, s)| **s / 1000 < i64::try_from(horizon_end).unwrap_or(i64::MAX))
-        .flat_map(|(m, _)| m.iter().map(|&k| candidates[k].id.as_str()))
-        .collect();
-    let usage = state.store.usage_summaries(&scheduled).await?;
-
     tokio::task::spawn_blocking(move || {
         let default_policy = SitePolicy::default();
         // Distinct policies (index 0: the default, for sites without one).
@@ -416,15 +478,15 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
             };
             policy_of.insert(site.as_str(), i);
         }
-        // The scheduler's site configuration per (policy, zone the lock
-        // reports if the policy names none).
-        let mut sites: HashMap<(usize, Option<&str>), (SiteConfig, AgentConfig)> = HashMap::new();
+        // The scheduler's site configuration and calendar per (policy, zone
+        // the lock reports if the policy names none).
+        let mut sites: HashMap<(usize, Option<&str>), (Calendar, AgentConfig)> = HashMap::new();
+        let from = u64::try_from(start.div_euclid(1000)).unwrap_or(0);
         // Locks that learned nothing: (policy, zone, wave) → install time
         // and local date. Locks with a summary: also by summary.
         type Slot = Option<(u64, (i32, u8, u8), f64)>;
         let mut plain: HashMap<(usize, Option<&str>, usize), Slot> = HashMap::new();
-        let mut learned: HashMap<(usize, Option<&str>, usize, &UsageSummary), Slot> =
-            HashMap::new();
+        let mut learned: HashMap<(usize, Option<&str>, usize, UsageSummary), Slot> = HashMap::new();
         let mut waves = Vec::with_capacity(waves_spec.len());
         for (i, (w, locks)) in waves_spec.iter().zip(&members).enumerate() {
             let staged = u64::try_from((starts[i] + 999).div_euclid(1000)).unwrap_or(0);
@@ -444,24 +506,28 @@ pub async fn run(state: &AppState, mut r: Rollout, now: i64) -> AppResult<Previe
                 } else {
                     c.time_zone.as_deref()
                 };
-                let (site, config) = sites
-                    .entry((p, zone))
-                    .or_insert_with(|| lock_site(policy, zone));
-                let slot = match usage.get(&c.id) {
-                    Some(u) => *learned.entry((p, zone, i, &u.summary)).or_insert_with(|| {
-                        let peak = u.summary.peak_entries();
-                        install_time_with_summary(
-                            site,
-                            config.install_cost.downtime_secs,
-                            &u.summary,
-                            deadline,
-                            staged,
-                            horizon_end,
+                let (cal, config) = sites.entry((p, zone)).or_insert_with(|| {
+                    let (site, config) = lock_site(policy, zone);
+                    let cal =
+                        Calendar::new(site, config.install_cost.downtime_secs, from, horizon_end);
+                    (cal, config)
+                });
+                let site = &cal.site;
+                // The lock's own codec; a summary that does not decode counts
+                // as none.
+                let summary = c
+                    .usage
+                    .as_deref()
+                    .and_then(|text| UsageSummary::from_text(text).ok());
+                let slot = match summary {
+                    Some(u) => *learned.entry((p, zone, i, u.clone())).or_insert_with(|| {
+                        let peak = u.peak_entries();
+                        install_time_with_summary(cal, &u, deadline, staged, horizon_end).map(
+                            |(t, h)| {
+                                let level = usize::from(u.heat[h].min(3));
+                                (t, local_date(&site.tz, t), peak * HEAT_SHARE_OF_PEAK[level])
+                            },
                         )
-                        .map(|(t, h)| {
-                            let level = usize::from(u.summary.heat[h].min(3));
-                            (t, local_date(&site.tz, t), peak * HEAT_SHARE_OF_PEAK[level])
-                        })
                     }),
                     None => *plain.entry((p, zone, i)).or_insert_with(|| {
                         install_time(
@@ -535,6 +601,12 @@ mod tests {
                         time_zone: Some(zone.into()),
                     };
                     let (site, config) = lock_site(&policy, None);
+                    let cal = Calendar::new(
+                        site.clone(),
+                        config.install_cost.downtime_secs,
+                        t0,
+                        t0 + 20 * 86_400,
+                    );
                     let empty = UsageSummary::from_profile(
                         &UsageProfile::new(),
                         &site.tz,
@@ -554,15 +626,8 @@ mod tests {
                             from,
                             until,
                         );
-                        let by_summary = install_time_with_summary(
-                            &site,
-                            config.install_cost.downtime_secs,
-                            &empty,
-                            None,
-                            from,
-                            until,
-                        )
-                        .map(|(t, _)| t);
+                        let by_summary = install_time_with_summary(&cal, &empty, None, from, until)
+                            .map(|(t, _)| t);
                         let what = format!("{w:?} {zone} {:?} from {from}", policy.blackout_dates);
                         match (by_scheduler, by_summary) {
                             (Some(a), Some(b)) => {
@@ -601,12 +666,13 @@ mod tests {
         };
         let (site, config) = lock_site(&policy, None);
         let s = UsageSummary::from_profile(&UsageProfile::new(), &site.tz, Window::ALL_DAY, 60, 0);
+        let cal = Calendar::new(site.clone(), 60, 1_893_456_000, 1_893_456_000 + 20 * 86_400);
         let from = 1_893_456_000 + 12 * 3600; // 12:00 UTC
         let until = from + 14 * 86_400;
         // The deadline at 18:00, before the next window: install at 18:00.
         let d = from + 6 * 3600;
         assert_eq!(
-            install_time_with_summary(&site, 60, &s, Some(d), from, until).map(|x| x.0),
+            install_time_with_summary(&cal, &s, Some(d), from, until).map(|x| x.0),
             Some(d)
         );
         assert_eq!(
@@ -623,7 +689,7 @@ mod tests {
         );
         // Already past: at once.
         assert_eq!(
-            install_time_with_summary(&site, 60, &s, Some(from - 1), from, until).map(|x| x.0),
+            install_time_with_summary(&cal, &s, Some(from - 1), from, until).map(|x| x.0),
             Some(from)
         );
     }

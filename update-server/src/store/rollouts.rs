@@ -175,7 +175,8 @@ impl Store {
     /// Active locks of `model` that last reported a version below
     /// `below_order` (a version sort key): the locks a new rollout of an
     /// image of that model and version could assign, before the engine's
-    /// own checks. By id, at most `limit`.
+    /// own checks, with their usage summaries (one query). By id, at most
+    /// `limit`.
     pub async fn rollout_candidates(
         &self,
         model: &str,
@@ -183,8 +184,9 @@ impl Store {
         limit: i64,
     ) -> anyhow::Result<Vec<Candidate>> {
         let rows = sqlx::query(
-            "SELECT id, site, firmware_version, security_counter, time_zone FROM devices \
-             WHERE hardware_model = $1 AND status = 'active' AND firmware_order < $2 ORDER BY id LIMIT $3",
+            "SELECT d.id, d.site, d.firmware_version, d.security_counter, d.time_zone, u.summary FROM devices d \
+             LEFT JOIN device_usage u ON u.device_id = d.id \
+             WHERE d.hardware_model = $1 AND d.status = 'active' AND d.firmware_order < $2 ORDER BY d.id LIMIT $3",
         )
         .bind(model)
         .bind(below_order)
@@ -199,6 +201,7 @@ impl Store {
                     firmware_version: r.try_get("firmware_version")?,
                     security_counter: r.try_get("security_counter")?,
                     time_zone: r.try_get("time_zone")?,
+                    usage: r.try_get("summary")?,
                 })
             })
             .collect()
@@ -239,4 +242,7 @@ pub struct Candidate {
     pub security_counter: Option<i64>,
     /// Reported time zone.
     pub time_zone: Option<String>,
+    /// Its latest usage summary as stored (`device_usage`, the lock's
+    /// packing; decode with `UsageSummary::from_text`).
+    pub usage: Option<String>,
 }

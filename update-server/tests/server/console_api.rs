@@ -1326,6 +1326,32 @@ async fn populate_at_scale(app: &TestApp, backend: Backend, locks: i64, events: 
         series = series(audit),
     );
     sqlx::query(&sql).execute(pool).await.unwrap();
+    // Every lock reported a usage summary, each a different one: doors busy
+    // but for four hours starting at one of 24 hours, with 1,000 peaks.
+    let bases: Vec<lock_app::scheduler::summary::UsageSummary> = (0..24)
+        .map(|k| {
+            let hours: Vec<i64> = (0..24i64).filter(|h| (h - k).rem_euclid(24) >= 4).collect();
+            learned("Europe/Berlin", &hours, 1)
+        })
+        .collect();
+    let ids: Vec<i64> = (0..locks).collect();
+    for chunk in ids.chunks(500) {
+        let mut sql =
+            String::from("INSERT INTO device_usage (device_id, summary, reported_at) VALUES ");
+        for (n, _) in chunk.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${}, ${})", 3 * n + 1, 3 * n + 2, 3 * n + 3));
+        }
+        let mut q = sqlx::query(&sql);
+        for &i in chunk {
+            let mut s = bases[(i % 24) as usize].clone();
+            s.peak_sixteenths = 16 + (i % 1000) as u16;
+            q = q.bind(format!("lock-{i:06}")).bind(s.to_text()).bind(T0);
+        }
+        q.execute(pool).await.unwrap();
+    }
     if pg {
         sqlx::query("ANALYZE").execute(pool).await.unwrap();
     }
@@ -1357,8 +1383,8 @@ async fn timed(
     (best, out.0, out.1)
 }
 
-/// Times the console's queries over 100,000 locks, 1,000,000 history rows
-/// and 200,000 audit entries (`--ignored --nocapture`; debug builds are
+/// Times the console's queries over 100,000 locks (each with its own usage
+/// summary), 1,000,000 history rows and 200,000 audit entries (`--ignored --nocapture`; debug builds are
 /// several times slower than release).
 async fn console_queries_at_scale(backend: Backend) {
     let app = TestApp::with(backend).await;
