@@ -1056,26 +1056,29 @@ async fn get_once(app: &App, path: &str, header: (&str, &str)) -> Result<(Durati
     Ok((elapsed, body.len()))
 }
 
+/// One timed request: (name, path, a console page (else an API call),
+/// with the fleet's model × version table counted afresh (else as cached,
+/// see `store::fleet`)).
+type Page = (String, String, bool, bool);
+
 /// Time every page: warm-up rounds, then `runs` rounds, each requesting
 /// every page once (interleaved, so a burst of load elsewhere on the
 /// machine touches all pages alike). Pages with the console cookie, API
 /// calls with the admin token.
-async fn measure(
-    app: &App,
-    p: &Params,
-    pages: &[(String, String, bool)],
-    cookie: &str,
-) -> Result<Vec<Row>> {
+async fn measure(app: &App, p: &Params, pages: &[Page], cookie: &str) -> Result<Vec<Row>> {
     let auth = format!("Bearer {}", app.admin);
     let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(p.runs); pages.len()];
     let mut sizes = vec![0; pages.len()];
     for round in 0..p.warmup + p.runs {
-        for (k, (_, path, page)) in pages.iter().enumerate() {
+        for (k, (_, path, page, cold)) in pages.iter().enumerate() {
             let header = if *page {
                 ("cookie", cookie)
             } else {
                 ("authorization", auth.as_str())
             };
+            if *cold {
+                app.state.store.fleet_changed();
+            }
             let (elapsed, size) = get_once(app, path, header).await?;
             sizes[k] = size;
             if round >= p.warmup {
@@ -1087,7 +1090,7 @@ async fn measure(
         .iter()
         .zip(times)
         .zip(sizes)
-        .map(|(((name, _, page), mut ms), bytes)| {
+        .map(|(((name, _, page, _), mut ms), bytes)| {
             ms.sort_by(f64::total_cmp);
             Row {
                 name: name.clone(),
@@ -1119,47 +1122,77 @@ async fn bench(backend: Backend, p: &Params) -> Result<Vec<Row>> {
     let result = async {
         let fx = setup(&app, p).await?;
         let cookie = sign_in(&app).await?;
-        let pages: Vec<(String, String, bool)> = vec![
-            ("console: fleet".into(), "/console/fleet".into(), true),
+        let pages: Vec<Page> = vec![
+            (
+                "console: fleet".into(),
+                "/console/fleet".into(),
+                true,
+                false,
+            ),
+            (
+                "console: fleet, counts not cached".into(),
+                "/console/fleet".into(),
+                true,
+                true,
+            ),
             (
                 format!("console: devices prefix={} (~100)", fx.prefix),
                 format!("/console/devices?prefix={}", fx.prefix),
                 true,
+                false,
             ),
             (
                 "console: devices model+version".into(),
                 format!("/console/devices?model={}&version={}", fx.model, fx.version),
                 true,
+                false,
             ),
             (
                 "console: device page (history)".into(),
                 format!("/console/devices/{}", fx.device),
                 true,
+                false,
             ),
             (
                 "console: rollout page".into(),
                 format!("/console/rollouts/{}", fx.rollout),
                 true,
+                false,
             ),
             (
                 "api: fleet/versions".into(),
                 "/admin/v1/fleet/versions".into(),
                 false,
+                false,
+            ),
+            (
+                "api: fleet/versions, not cached".into(),
+                "/admin/v1/fleet/versions".into(),
+                false,
+                true,
             ),
             (
                 "api: fleet/stale?days=7&limit=20".into(),
                 "/admin/v1/fleet/stale?days=7&limit=20".into(),
                 false,
+                false,
             ),
-            ("api: rollouts".into(), "/admin/v1/rollouts".into(), false),
+            (
+                "api: rollouts".into(),
+                "/admin/v1/rollouts".into(),
+                false,
+                false,
+            ),
             (
                 "api: repo/health".into(),
                 "/admin/v1/repo/health".into(),
+                false,
                 false,
             ),
             (
                 "api: devices?prefix".into(),
                 format!("/admin/v1/devices?prefix={}&limit=50", fx.prefix),
+                false,
                 false,
             ),
             (
@@ -1169,20 +1202,24 @@ async fn bench(backend: Backend, p: &Params) -> Result<Vec<Row>> {
                     fx.model, fx.version
                 ),
                 false,
+                false,
             ),
             (
                 "api: devices/{id}".into(),
                 format!("/admin/v1/devices/{}", fx.device),
+                false,
                 false,
             ),
             (
                 "api: devices/{id}/history?limit=100".into(),
                 format!("/admin/v1/devices/{}/history?limit=100", fx.device),
                 false,
+                false,
             ),
             (
                 "api: rollouts/{id}".into(),
                 format!("/admin/v1/rollouts/{}", fx.rollout),
+                false,
                 false,
             ),
             (
@@ -1191,6 +1228,7 @@ async fn bench(backend: Backend, p: &Params) -> Result<Vec<Row>> {
                     "/admin/v1/rollouts/{}/devices?status=failed,rolled_back&limit=100",
                     fx.rollout
                 ),
+                false,
                 false,
             ),
         ];

@@ -59,6 +59,15 @@ impl Committer {
                     .apply_checkins(&writes, &live, now)
                     .await
                     .map_err(Arc::new);
+                // A lock reporting another firmware version changes the
+                // fleet's model × version table (cached, store::fleet).
+                if let Ok(r) = &result
+                    && writes.iter().zip(&r.applied).any(|(w, applied)| {
+                        *applied && w.events.iter().any(|(kind, _)| kind == "firmware")
+                    })
+                {
+                    store.fleet_changed();
+                }
                 let mut offset = 0;
                 for (i, (job, size)) in jobs.into_iter().zip(sizes).enumerate() {
                     let part = match &result {

@@ -45,12 +45,16 @@ fn device(d: &FleetDevice) -> serde_json::Value {
     })
 }
 
-/// `GET /admin/v1/fleet/versions`.
+/// `GET /admin/v1/fleet/versions` (from the per-process cache of the
+/// table, at most `store::fleet::COUNTS_TTL` old; see `store::fleet`).
 pub async fn versions(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<VersionsQuery>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let counts = state.store.version_counts(q.model.as_deref()).await?;
+    let counts = state
+        .store
+        .version_counts_cached(q.model.as_deref())
+        .await?;
     Ok(Json(json!({ "counts": counts })))
 }
 

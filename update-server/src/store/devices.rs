@@ -382,6 +382,7 @@ impl Store {
         }
         audit::write(&mut tx, entry, now).await?;
         tx.commit().await?;
+        self.fleet_changed();
         Ok(())
     }
 
@@ -501,6 +502,7 @@ impl Store {
         .await?;
         audit::write(&mut tx, entry, now).await?;
         tx.commit().await?;
+        self.fleet_changed();
         Ok(true)
     }
 

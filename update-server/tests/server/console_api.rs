@@ -1229,7 +1229,108 @@ async fn rollout_preview_uses_reported_usage(backend: Backend) {
     assert!((got - expected).abs() < 0.001, "{got} vs {expected}");
 }
 
+/// The fleet's model × version table, as `GET /admin/v1/fleet/versions`
+/// (optionally `?model=`) answers: (model, version, count).
+async fn version_table(app: &TestApp, query: &str) -> Vec<(String, String, i64)> {
+    let v = ok(app, &format!("/admin/v1/fleet/versions{query}")).await;
+    v["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["hardware_model"].as_str().unwrap().to_owned(),
+                c["firmware_version"].as_str().unwrap_or("-").to_owned(),
+                c["count"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `fleet/versions` is served from a short-lived cache (store::fleet), but
+/// every change this server makes to what it counts shows at once: locks
+/// imported, a first check-in, a new version installed, a lock revoked. A
+/// change behind its back (another replica) shows when the cache is
+/// dropped (here by hand; in service after at most COUNTS_TTL).
+async fn fleet_versions_follow_changes_at_once(backend: Backend) {
+    let app = TestApp::with(backend).await;
+    let t = |m: &str, v: &str, n: i64| (m.to_owned(), v.to_owned(), n);
+    assert_eq!(version_table(&app, "").await, []);
+    let mut locks = app.register(&ids("fv", 4), MODEL, &[]).await;
+    let mut other = app.register(&ids("ov", 2), "nl-deadbolt-a", &[]).await;
+    assert_eq!(
+        version_table(&app, "").await,
+        [t("nl-deadbolt-a", "-", 2), t(MODEL, "-", 4)]
+    );
+    for r in app.check_in_all(&mut locks, 10).await {
+        r.unwrap();
+    }
+    assert_eq!(
+        version_table(&app, "").await,
+        [t("nl-deadbolt-a", "-", 2), t(MODEL, "1.0.0", 4)]
+    );
+    locks[0].install("x", "1.1.0");
+    locks[1].install("x", "1.1.0");
+    for r in app.check_in_all(&mut locks, 10).await {
+        r.unwrap();
+    }
+    for r in app.check_in_all(&mut other, 10).await {
+        r.unwrap();
+    }
+    assert_eq!(
+        version_table(&app, "").await,
+        [
+            t("nl-deadbolt-a", "1.0.0", 2),
+            t(MODEL, "1.0.0", 2),
+            t(MODEL, "1.1.0", 2)
+        ]
+    );
+    // One model: from the same table.
+    assert_eq!(
+        version_table(&app, &format!("?model={MODEL}")).await,
+        [t(MODEL, "1.0.0", 2), t(MODEL, "1.1.0", 2)]
+    );
+    let (s, v) = app
+        .json(
+            Method::POST,
+            &format!("/admin/v1/devices/{}/revoke", locks[0].id),
+            Some(&app.admin),
+            Some(json!({"reason": "stolen"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        version_table(&app, "").await,
+        [
+            t("nl-deadbolt-a", "1.0.0", 2),
+            t(MODEL, "1.0.0", 2),
+            t(MODEL, "1.1.0", 1)
+        ]
+    );
+    // Behind the server's back: the cached table, until it is dropped.
+    sqlx::query(
+        "UPDATE devices SET firmware_version = '9.9.9' WHERE hardware_model = 'nl-deadbolt-a'",
+    )
+    .execute(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        version_table(&app, "").await[0],
+        t("nl-deadbolt-a", "1.0.0", 2)
+    );
+    app.state.store.fleet_changed();
+    assert_eq!(
+        version_table(&app, "").await[0],
+        t("nl-deadbolt-a", "9.9.9", 2)
+    );
+    // The uncached count agrees.
+    let exact = app.state.store.version_counts(None).await.unwrap();
+    assert_eq!(exact.len(), 3);
+    assert_eq!(exact[0].count, 2);
+}
+
 crate::both_backends!(
+    fleet_versions_follow_changes_at_once,
     device_filters_paging_and_totals,
     audit_filters_and_csv_export,
     releases_list_images_patches_and_publication,
