@@ -17,8 +17,8 @@ use crate::auth::Role;
 use crate::console::session::{self, Session};
 use crate::console::views::{
     AuditFilter, AuditPage, AuditRow, ConfirmPage, DeviceFilter, DevicePage, DeviceRow,
-    DevicesPage, ErrorPage, EventRow, FailedRow, FleetPage, Frame, HealthRow, HeatRow, Login,
-    PreviewWave, ReleaseRow, ReleasesPage, RolloutForm, RolloutNewPage, RolloutPage,
+    DevicesPage, ErrorPage, EventRow, FailedRow, FleetPage, Frame, HealthRow, HeatCell, HeatRow,
+    Login, PreviewWave, ReleaseRow, ReleasesPage, RolloutForm, RolloutNewPage, RolloutPage,
     RolloutProgress, RolloutRow, RolloutsPage, SecurityPage, SiteRow, SitesPage, TokenRow,
     VersionRow, WaveRow, int, text,
 };
@@ -1008,49 +1008,63 @@ async fn devices(c: C, headers: HeaderMap, Query(q): Query<DeviceFilter>) -> Res
 }
 
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const HEAT_NAMES: [&str; 4] = ["never", "rare", "some", "busy"];
 
+/// Minutes after midnight of an `HH:MM` text.
+fn minutes_of(t: &Value) -> Option<u32> {
+    let (h, m) = t.as_str()?.split_once(':')?;
+    Some(h.parse::<u32>().ok()? * 60 + m.parse::<u32>().ok()?)
+}
+
+/// The heatmap of `GET /admin/v1/devices/{id}/usage`: per local weekday,
+/// each hour's heat level (0–3, as the lock reported it) and whether the
+/// day's quiet slot covers it (a slot running past midnight covers the
+/// first hours of the next day, Sunday's those of Monday).
 fn heat_rows(u: &Value) -> Vec<HeatRow> {
-    let Some(matrix) = u["profile"].as_array() else {
+    let Some(heat) = u["heat"].as_array() else {
         return Vec::new();
     };
-    let max = matrix
-        .iter()
-        .flat_map(|d| d.as_array().into_iter().flatten())
-        .filter_map(Value::as_f64)
-        .fold(0.0f64, f64::max);
-    let quiet = u["quiet_slots"].as_array();
-    matrix
-        .iter()
+    let slots: Vec<Option<(u32, u32)>> = (0..7)
+        .map(|d| {
+            let q = &u["quiet_slots"][d];
+            Some((
+                minutes_of(&q["start"])?,
+                u32::try_from(q["minutes"].as_u64()?).ok()?,
+            ))
+        })
+        .collect();
+    // Whether minute range [from, to) of day `d` meets a quiet slot.
+    let quiet_at = |d: usize, from: u32, to: u32| {
+        let today = slots[d].is_some_and(|(s, len)| from < s + len && s < to);
+        let yesterday =
+            slots[(d + 6) % 7].is_some_and(|(s, len)| s + len > 1440 && from < s + len - 1440);
+        today || yesterday
+    };
+    heat.iter()
         .take(7)
         .enumerate()
-        .map(|(i, day)| HeatRow {
-            day: DAYS[i],
-            cells: day
-                .as_array()
-                .into_iter()
-                .flatten()
-                .take(24)
-                .map(|x| {
-                    let x = x.as_f64().unwrap_or(0.0);
-                    if max <= 0.0 {
-                        0
-                    } else {
-                        // 0..=9, rounded; any use at all is at least 1.
-                        let level = (x / max * 9.0).round();
-                        if x > 0.0 { level.max(1.0) as u8 } else { 0 }
+        .map(|(d, hours)| HeatRow {
+            day: DAYS[d],
+            cells: (0..24u8)
+                .map(|h| {
+                    let level = hours[usize::from(h)].as_u64().unwrap_or(0).min(3) as u8;
+                    let from = u32::from(h) * 60;
+                    HeatCell {
+                        hour: h,
+                        level,
+                        name: HEAT_NAMES[usize::from(level)],
+                        in_quiet: quiet_at(d, from, from + 60),
                     }
                 })
                 .collect(),
-            quiet: quiet
-                .and_then(|q| q.get(i))
-                .map(|q| {
-                    if q.is_string() {
-                        text(q)
-                    } else {
-                        format!("{}–{}", text(&q["start"]), text(&q["end"]))
-                    }
-                })
-                .unwrap_or_default(),
+            quiet: match slots[d] {
+                Some(_) => format!(
+                    "{}–{}",
+                    text(&u["quiet_slots"][d]["start"]),
+                    text(&u["quiet_slots"][d]["end"])
+                ),
+                None => "none".to_owned(),
+            },
         })
         .collect()
 }
@@ -1129,6 +1143,11 @@ async fn device(c: C, headers: HeaderMap, Path(id): Path<String>) -> Response {
             events,
             heat: heat_rows(&usage),
             heat_reported: text(&usage["reported_at"]),
+            heat_peak: usage["peak_entries_per_hour"]
+                .as_f64()
+                .map(|p| format!("{p:.1}"))
+                .unwrap_or_default(),
+            heat_weeks: text(&usage["weeks_learned"]),
         },
     )
 }

@@ -426,14 +426,28 @@ pub struct EventRow {
     pub detail: String,
 }
 
-/// One heatmap row (a weekday).
+/// One hour of a lock's week in its heatmap.
+#[derive(Debug, Clone)]
+pub struct HeatCell {
+    /// Local hour of the day (0–23).
+    pub hour: u8,
+    /// Heat level as the lock reported it: 0 never, 1 rare, 2 some, 3 busy.
+    pub level: u8,
+    /// The level's name (its CSS class is `heat-{name}`).
+    pub name: &'static str,
+    /// Whether the hour overlaps the day's quiet slot (the slot of the day
+    /// before, when that runs past midnight).
+    pub in_quiet: bool,
+}
+
+/// One heatmap row (a local weekday).
 #[derive(Debug, Clone)]
 pub struct HeatRow {
     /// Weekday name.
     pub day: &'static str,
-    /// 24 levels 0..=9 (CSS classes).
-    pub cells: Vec<u8>,
-    /// Quiet slot, as text.
+    /// Its 24 hours.
+    pub cells: Vec<HeatCell>,
+    /// Quiet slot, as text (`none`: no install start allowed that day).
     pub quiet: String,
 }
 
@@ -455,6 +469,10 @@ pub struct DevicePage {
     pub heat: Vec<HeatRow>,
     /// When the usage summary was reported.
     pub heat_reported: String,
+    /// Busiest hour's expected door uses, and weeks learned (as text).
+    pub heat_peak: String,
+    /// Weeks the lock has learned over.
+    pub heat_weeks: String,
 }
 
 /// A site's policy.

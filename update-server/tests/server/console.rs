@@ -17,7 +17,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use update_server::config::Config;
 
-use crate::support::{Lock, TestApp, free_port, ids};
+use lock_app::scheduler::summary::UsageSummary;
+
+use crate::support::{Lock, TestApp, free_port, ids, learned_usage};
 
 const MODEL: &str = "nl-lock-v2";
 const TARGET: &str = "nl-lock-v2/2.0.0.nlfw";
@@ -221,6 +223,134 @@ async fn rollout_status(app: &TestApp, id: &str) -> Value {
     .1
 }
 
+/// The door of a lock in a small office (local time): busy on weekday
+/// mornings and evenings, some use at lunch and on Saturdays, rare late on
+/// Wednesdays; never at night or on Sundays. Uses per hour, each week.
+fn door_week(weekday: usize, hour: i64) -> usize {
+    match (weekday, hour) {
+        (0..=4, 7) => 20,
+        (0..=4, 8) | (0..=4, 18) => 16,
+        (0..=4, 12) => 3,
+        (2, 22) => 1,
+        (5, 10 | 11) => 10,
+        (5, 15) => 2,
+        _ => 0,
+    }
+}
+
+/// The device page's heatmap shows `door` hour by hour: each cell's class
+/// is the level the lock reported (busy, some, rare, never) and the quiet
+/// slots are the lock's own, outlined where they fall.
+async fn check_heatmap(c: &Client, door: &UsageSummary) {
+    const NAMES: [&str; 4] = ["never", "rare", "some", "busy"];
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    // The summary is the door above (busy/some/rare/never as the codec
+    // packs them), so the page has something of each level to show.
+    assert_eq!(
+        [(0, 7), (4, 18), (0, 12), (5, 15), (2, 22), (0, 3), (6, 7)]
+            .map(|(d, h)| door.heat_at(d, h)),
+        [3, 3, 2, 2, 1, 0, 0]
+    );
+    // Landmarks, read from the page by weekday and hour.
+    for (day, hour, class) in [
+        ("Mon", 7, "heat-busy"),
+        ("Fri", 18, "heat-busy"),
+        ("Sat", 11, "heat-busy"),
+        ("Mon", 12, "heat-some"),
+        ("Wed", 22, "heat-rare"),
+        ("Mon", 3, "heat-never"),
+        ("Sun", 7, "heat-never"),
+        ("Tue", 22, "heat-never"),
+    ] {
+        let css = format!("#heatmap tr[data-day='{day}'] td[data-hour='{hour}']");
+        let got = c
+            .find(Locator::Css(&css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .attr("class")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(
+            got.split(' ').any(|k| k == class),
+            "{day} {hour}:00: {got:?}, want {class}"
+        );
+    }
+    // Every hour of the week.
+    let rows = c.find_all(Locator::Css("#heatmap tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 7);
+    for (d, row) in rows.iter().enumerate() {
+        assert_eq!(
+            row.attr("data-day").await.unwrap().as_deref(),
+            Some(DAYS[d])
+        );
+        let cells = row.find_all(Locator::Css("td[data-hour]")).await.unwrap();
+        assert_eq!(cells.len(), 24, "{}", DAYS[d]);
+        let mut quiet_cells = 0;
+        for (h, cell) in cells.iter().enumerate() {
+            let class = cell.attr("class").await.unwrap().unwrap_or_default();
+            let classes: Vec<&str> = class.split(' ').collect();
+            let want = format!("heat-{}", NAMES[usize::from(door.heat_at(d, h))]);
+            assert!(
+                classes.contains(&want.as_str()),
+                "{} {h}:00: {class:?}, want {want}",
+                DAYS[d]
+            );
+            if classes.contains(&"in-quiet") {
+                quiet_cells += 1;
+                assert_eq!(
+                    door.heat_at(d, h),
+                    0,
+                    "{} {h}:00: a quiet slot in use",
+                    DAYS[d]
+                );
+            }
+        }
+        // The lock's quiet slot for that day, as text and outlined.
+        let slot = door.quiet[d].expect("a slot every day (all-day window)");
+        let (start, end) = (
+            u32::from(slot.start_minute()),
+            u32::from(slot.start_minute()) + u32::from(slot.minutes()),
+        );
+        let hh_mm = |m: u32| format!("{:02}:{:02}", m / 60 % 24, m % 60);
+        let quiet = row
+            .find(Locator::Css("td.quiet"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            quiet,
+            format!("{}–{}", hh_mm(start), hh_mm(end)),
+            "{}",
+            DAYS[d]
+        );
+        assert!(
+            quiet_cells >= 1,
+            "{}: no hour outlined for {quiet}",
+            DAYS[d]
+        );
+    }
+    // The door's busiest times are not where the lock would install.
+    for d in 0..5 {
+        let slot = door.quiet[d].unwrap();
+        let hour = usize::from(slot.start) / 4;
+        assert_eq!(
+            door_week(d, hour as i64),
+            0,
+            "day {d}: quiet slot at {hour}:00"
+        );
+    }
+    let legend = text(c, "#heat-legend").await;
+    assert!(
+        ["never", "rare", "some", "busy", "quiet slot"]
+            .iter()
+            .all(|w| legend.contains(w)),
+        "{legend}"
+    );
+}
+
 /// An operator signs in, previews and starts a rollout from the form,
 /// watches wave progress move while locks check in, pauses it with a
 /// reason after a confirmation step, and sees the next check-ins get no
@@ -351,7 +481,16 @@ async fn an_operator_runs_a_rollout_from_the_console() {
     assert!(failed_list.contains("rolled_back"), "{failed_list}");
     shot(&c, "rollout-auto-paused").await;
 
-    // Device search, then a lock's history.
+    // lock-00010 reports what it has learned of its door (once: the next
+    // check-ins carry no summary, as a real lock's).
+    let door = learned_usage("Europe/Berlin", door_week);
+    locks[10].usage = Some(door.to_text());
+    for r in app.check_in_all(&mut locks[10..11], 1).await {
+        r.unwrap();
+    }
+    assert!(locks[10].usage.is_none());
+
+    // Device search, then a lock's history and its door's week.
     c.goto(&live.url("/console/devices")).await.unwrap();
     fill(&c, "#prefix", "lock-0001").await;
     click(&c, "#search").await;
@@ -363,8 +502,9 @@ async fn an_operator_runs_a_rollout_from_the_console() {
     click(&c, "#devices tbody a").await;
     let history = text(&c, "#history").await;
     assert!(!history.trim().is_empty(), "the lock's history is shown");
-    assert!(text(&c, "h1").await.starts_with("Lock lock-0001"));
-    shot(&c, "device").await;
+    assert_eq!(text(&c, "h1").await, "Lock lock-00010");
+    check_heatmap(&c, &door).await;
+    shot(&c, "device-heatmap").await;
 
     // Sign out: back at the sign-in page, and the pages want a sign-in again.
     click(&c, "#sign-out").await;

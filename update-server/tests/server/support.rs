@@ -498,6 +498,11 @@ pub struct Lock {
     pub director_targets: Option<Value>,
     /// Last nonce sent.
     pub nonce: Vec<u8>,
+    /// A usage summary (`lock_app::scheduler::summary` text, e.g. from
+    /// [`learned_usage`]) to send as `report.usage` with the next check-in,
+    /// then cleared: like a real lock, which sends it at most once a day or
+    /// when it changes, not with every check-in.
+    pub usage: Option<String>,
 }
 
 impl Lock {
@@ -515,6 +520,7 @@ impl Lock {
             director_version: 0,
             director_targets: None,
             nonce: Vec::new(),
+            usage: None,
         }
     }
 
@@ -537,7 +543,7 @@ impl Lock {
                 last_update: self.last_update.clone(),
                 battery_percent: Some(80),
                 time_zone: Some("Europe/Berlin".into()),
-                usage: None,
+                usage: self.usage.take(),
             },
         };
         serde_json::to_vec(&req).expect("json")
@@ -647,6 +653,42 @@ impl Lock {
             reason: Some(reason.to_owned()),
         });
     }
+}
+
+/// What a lock in `zone` (the time zone its locks report) has learned of
+/// its door after three weeks, packed as it reports it: the door used
+/// `uses(weekday, hour)` times in that local hour (weekday 0 = Monday) on
+/// each of the 21 days before T0; quiet slots for installs of up to an
+/// hour in an all-day window.
+pub fn learned_usage(
+    zone: &str,
+    uses: impl Fn(usize, i64) -> usize,
+) -> lock_app::scheduler::summary::UsageSummary {
+    use lock_app::scheduler::tz::{DAY, rule_for_zone};
+    use lock_app::scheduler::{UsageProfile, Window};
+    let tz = rule_for_zone(zone).expect("a known time zone");
+    let t0 = T0 / 1000;
+    let mut p = UsageProfile::new();
+    for day in (1..=21i64).rev() {
+        // The local day `day` days before T0's, and its weekday (Monday
+        // 1970-01-05 is day 4).
+        let midnight = (t0.div_euclid(DAY) - day) * DAY;
+        let weekday = (midnight.div_euclid(DAY) - 4).rem_euclid(7) as usize;
+        for hour in 0..24 {
+            for n in 0..uses(weekday, hour) {
+                let local = midnight + hour * 3600 + 60 + 7 * n as i64;
+                let guess = local - i64::from(tz.offset_at(local));
+                p.observe(local - i64::from(tz.offset_at(guess)), &tz);
+            }
+        }
+    }
+    lock_app::scheduler::summary::UsageSummary::from_profile(
+        &p,
+        &tz,
+        Window::ALL_DAY,
+        60,
+        t0 as u64,
+    )
 }
 
 /// Ids `prefix-00000` … for `n` locks.
