@@ -256,11 +256,68 @@ impl Default for ConsoleConfig {
     }
 }
 
+/// Webhook delivery (`[webhooks]`).
+#[derive(Debug, Clone)]
+pub struct WebhooksConfig {
+    /// Deliver at all on this replica (default true). Events are written
+    /// either way; another replica may deliver them.
+    pub deliver: bool,
+    /// Allow URLs that resolve to loopback, private, link-local or other
+    /// non-public addresses (default false: a webhook must not become a
+    /// way into the server's own network).
+    pub allow_private_addresses: bool,
+    /// How long a replica holds the deliveries it claimed.
+    pub claim_lease: Duration,
+    /// Look for due deliveries this often when idle.
+    pub poll_interval: Duration,
+    /// First retry after this; doubled each attempt.
+    pub retry_backoff: Duration,
+    /// No retry waits longer than this.
+    pub retry_backoff_cap: Duration,
+    /// Attempts per event and subscription before giving up.
+    pub max_attempts: i64,
+    /// Failed attempts in a row that disable a subscription.
+    pub disable_after_failures: i64,
+    /// Timeout of one POST.
+    pub request_timeout: Duration,
+    /// Deliveries in flight at once per replica.
+    pub concurrency: usize,
+    /// Check for events that come from time passing (a wave starting,
+    /// metadata about to expire, a minute of failed updates) this often.
+    pub watch_interval: Duration,
+    /// Warn of repository metadata expiring within this many days.
+    pub expiry_warning_days: u32,
+    /// Failed updates are reported in one event per window this long.
+    pub failure_batch_window: Duration,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            deliver: true,
+            allow_private_addresses: false,
+            claim_lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(250),
+            retry_backoff: Duration::from_secs(5),
+            retry_backoff_cap: Duration::from_secs(3600),
+            max_attempts: 20,
+            disable_after_failures: 50,
+            request_timeout: Duration::from_secs(10),
+            concurrency: 16,
+            watch_interval: Duration::from_secs(15),
+            expiry_warning_days: 7,
+            failure_batch_window: Duration::from_secs(60),
+        }
+    }
+}
+
 /// The whole resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The operator console.
     pub console: ConsoleConfig,
+    /// Webhook delivery.
+    pub webhooks: WebhooksConfig,
     /// Connection and request limits.
     pub http: HttpConfig,
     /// Listen address.
@@ -310,6 +367,25 @@ struct FileConfig {
     database: Option<DatabaseFile>,
     http: Option<HttpFile>,
     console: Option<ConsoleFile>,
+    webhooks: Option<WebhooksFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhooksFile {
+    deliver: Option<bool>,
+    allow_private_addresses: Option<bool>,
+    claim_lease: Option<String>,
+    poll_interval: Option<String>,
+    retry_backoff: Option<String>,
+    retry_backoff_cap: Option<String>,
+    max_attempts: Option<i64>,
+    disable_after_failures: Option<i64>,
+    request_timeout: Option<String>,
+    concurrency: Option<usize>,
+    watch_interval: Option<String>,
+    expiry_warning_days: Option<u32>,
+    failure_batch_window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -398,6 +474,7 @@ impl Config {
     pub fn for_data_dir(data_dir: &Path) -> Self {
         Self {
             console: ConsoleConfig::default(),
+            webhooks: WebhooksConfig::default(),
             http: HttpConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: data_dir.to_owned(),
@@ -586,6 +663,9 @@ impl Config {
             )?;
             c.console.secure_cookies = k.secure_cookies;
         }
+        if let Some(w) = file.webhooks {
+            c.webhooks = webhooks_config(w)?;
+        }
         if let Some(d) = file.director {
             c.director_targets_expires = duration(
                 "director.targets_expires",
@@ -595,6 +675,68 @@ impl Config {
         }
         Ok(c)
     }
+}
+
+fn webhooks_config(w: WebhooksFile) -> anyhow::Result<WebhooksConfig> {
+    let d = WebhooksConfig::default();
+    let c = WebhooksConfig {
+        deliver: w.deliver.unwrap_or(d.deliver),
+        allow_private_addresses: w
+            .allow_private_addresses
+            .unwrap_or(d.allow_private_addresses),
+        claim_lease: duration(
+            "webhooks.claim_lease",
+            w.claim_lease.as_deref(),
+            d.claim_lease,
+        )?,
+        poll_interval: duration(
+            "webhooks.poll_interval",
+            w.poll_interval.as_deref(),
+            d.poll_interval,
+        )?,
+        retry_backoff: duration(
+            "webhooks.retry_backoff",
+            w.retry_backoff.as_deref(),
+            d.retry_backoff,
+        )?,
+        retry_backoff_cap: duration(
+            "webhooks.retry_backoff_cap",
+            w.retry_backoff_cap.as_deref(),
+            d.retry_backoff_cap,
+        )?,
+        max_attempts: w.max_attempts.unwrap_or(d.max_attempts),
+        disable_after_failures: w.disable_after_failures.unwrap_or(d.disable_after_failures),
+        request_timeout: duration(
+            "webhooks.request_timeout",
+            w.request_timeout.as_deref(),
+            d.request_timeout,
+        )?,
+        concurrency: w.concurrency.unwrap_or(d.concurrency),
+        watch_interval: duration(
+            "webhooks.watch_interval",
+            w.watch_interval.as_deref(),
+            d.watch_interval,
+        )?,
+        expiry_warning_days: w.expiry_warning_days.unwrap_or(d.expiry_warning_days),
+        failure_batch_window: duration(
+            "webhooks.failure_batch_window",
+            w.failure_batch_window.as_deref(),
+            d.failure_batch_window,
+        )?,
+    };
+    if !(1..=1000).contains(&c.max_attempts) {
+        bail!("webhooks.max_attempts must be between 1 and 1000");
+    }
+    if c.disable_after_failures < 1 {
+        bail!("webhooks.disable_after_failures must be at least 1");
+    }
+    if !(1..=256).contains(&c.concurrency) {
+        bail!("webhooks.concurrency must be between 1 and 256");
+    }
+    if c.retry_backoff_cap < c.retry_backoff {
+        bail!("webhooks.retry_backoff_cap must not be shorter than webhooks.retry_backoff");
+    }
+    Ok(c)
 }
 
 fn http_config(h: HttpFile) -> anyhow::Result<HttpConfig> {

@@ -21,6 +21,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod webhooks;
 pub mod wire;
 
 pub use app::router;

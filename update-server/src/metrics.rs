@@ -10,8 +10,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the server exports.
@@ -49,6 +49,13 @@ pub struct Metrics {
     /// (`connection_limit`, `client_connection_limit`, `rate_limited`,
     /// `refusal_limited`, `accept_error`).
     pub http_refused: IntCounterVec,
+    /// Webhook delivery attempts by outcome (`delivered`, `failed`: a
+    /// non-2xx answer, `error`: no answer or a refused address).
+    pub webhook_attempts: IntCounterVec,
+    /// Subscriptions disabled after a run of failures.
+    pub webhooks_disabled: IntCounter,
+    /// Seconds from an event being written to its delivery.
+    pub webhook_delay: Histogram,
 }
 
 fn counter(
@@ -100,7 +107,30 @@ impl Metrics {
             &["rollout", "wave", "status"],
         )?;
         r.register(Box::new(rollout_devices.clone()))?;
+        let webhooks_disabled = IntCounter::new(
+            "nightlatch_webhooks_disabled_total",
+            "Webhook subscriptions disabled after a run of failed deliveries",
+        )?;
+        r.register(Box::new(webhooks_disabled.clone()))?;
+        let webhook_delay = Histogram::with_opts(
+            HistogramOpts::new(
+                "nightlatch_webhook_delivery_delay_seconds",
+                "Time from an event being written to its delivery",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0,
+            ]),
+        )?;
+        r.register(Box::new(webhook_delay.clone()))?;
         Ok(Self {
+            webhook_attempts: counter(
+                &r,
+                "nightlatch_webhook_attempts_total",
+                "Webhook delivery attempts by outcome",
+                &["outcome"],
+            )?,
+            webhooks_disabled,
+            webhook_delay,
             http_requests: counter(
                 &r,
                 "nightlatch_http_requests_total",

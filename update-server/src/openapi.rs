@@ -44,6 +44,13 @@ fn schemas() -> Value {
         "CreateToken": {"type": "object", "required": ["name", "role"], "properties": {
             "name": {"type": "string"},
             "role": {"type": "string", "enum": ["viewer", "operator", "release", "security-admin"]}}},
+        "CreateWebhook": {"type": "object", "required": ["url"], "properties": {
+            "url": {"type": "string", "description": "http:// or https://; non-public addresses refused unless webhooks.allow_private_addresses"},
+            "events": {"type": "array", "items": {"type": "string"}, "default": ["*"],
+                "description": "event types, families (rollout.*) or *; see update-server/README.md, Webhooks"},
+            "description": {"type": "string"}}},
+        "RotateSecret": {"type": "object", "properties": {
+            "overlap": {"type": "string", "default": "24h", "description": "how long the previous secret keeps signing"}}},
         "SetClock": {"type": "object", "properties": {
             "time": {"type": "string", "format": "date-time"}, "advance_secs": {"type": "integer"}}},
         "Metadata": {"type": "object", "description": "TUF metadata {signatures, signed}"},
@@ -188,7 +195,7 @@ pub fn document() -> Value {
             } else {
                 "application/json"
             };
-            op["requestBody"] = json!({"required": body != "Reason", "content": {ct: {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+            op["requestBody"] = json!({"required": !matches!(body, "Reason" | "RotateSecret"), "content": {ct: {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
         }
         paths[path.as_str()][e.method.to_lowercase()] = op;
     }

@@ -90,6 +90,11 @@ pub fn spawn_background(state: &AppState, stop: watch::Receiver<bool>) {
             }
         }
     });
+    // Webhooks: events noticed from time passing, and delivery.
+    tokio::spawn(crate::webhooks::watch::run(state.clone(), stop.clone()));
+    if state.config.webhooks.deliver {
+        tokio::spawn(crate::webhooks::deliver::run(state.clone(), stop.clone()));
+    }
     let s = state.clone();
     let mut rx = stop.clone();
     tokio::spawn(async move {

@@ -577,6 +577,38 @@ impl RepoHost {
                 }
             }
         }
+        // Targets this metadata publishes for the first time: named in the
+        // audit entry, which is what `release.published` is made from.
+        // Blobs are stored under consistent-snapshot names (`dir/HASH.name`);
+        // name the targets as the metadata does.
+        let added: Vec<String> = promote
+            .iter()
+            .map(|(p, _)| {
+                let (dir, file) = p.rsplit_once('/').unwrap_or(("", p));
+                let name = match file.split_once('.') {
+                    Some((hash, rest))
+                        if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                    {
+                        rest
+                    }
+                    _ => file,
+                };
+                if dir.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{dir}/{name}")
+                }
+            })
+            .collect();
+        let audit: AuditFn<RefreshOutcome> = Box::new(move |r| {
+            let mut entries = audit(r);
+            for e in &mut entries {
+                if e.action == "repo.metadata" && !added.is_empty() {
+                    e.detail["new_targets"] = serde_json::json!(added);
+                }
+            }
+            entries
+        });
         let name = file_name.to_owned();
         let keys = self.keys.clone();
         let expiries = self.expiries;

@@ -11,7 +11,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use crate::auth::Role;
 use crate::routes::{
     audit, clock, devices, fleet, releases, repo_health, rollout_devices, rollouts, sites, tokens,
-    uploads,
+    uploads, webhooks,
 };
 use crate::state::AppState;
 
@@ -296,6 +296,62 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
     ),
     ep(
+        "GET",
+        "/admin/v1/webhooks",
+        Operator,
+        "List webhook subscriptions (never their secrets)",
+        None,
+    ),
+    ep(
+        "POST",
+        "/admin/v1/webhooks",
+        SecurityAdmin,
+        "Subscribe a URL to events; the signing secret is in this response only",
+        Some("CreateWebhook"),
+    ),
+    ep(
+        "GET",
+        "/admin/v1/webhooks/{id}",
+        Operator,
+        "One subscription with its delivery counts and last attempt",
+        None,
+    ),
+    ep(
+        "DELETE",
+        "/admin/v1/webhooks/{id}",
+        SecurityAdmin,
+        "Delete a subscription, its pending deliveries and its log",
+        None,
+    ),
+    ep(
+        "POST",
+        "/admin/v1/webhooks/{id}/test",
+        SecurityAdmin,
+        "Send a test.ping to this subscription (202 with the event id)",
+        None,
+    ),
+    ep(
+        "GET",
+        "/admin/v1/webhooks/{id}/deliveries",
+        Operator,
+        "The delivery log: every attempt with its status code, latency and outcome, newest first (?limit=)",
+        None,
+    ),
+    ep(
+        "POST",
+        "/admin/v1/webhooks/{id}/rotate-secret",
+        SecurityAdmin,
+        "A new signing secret (in this response only); the old one keeps signing during the overlap",
+        Some("RotateSecret"),
+    ),
+    ep(
+        "POST",
+        "/admin/v1/webhooks/{id}/enable",
+        SecurityAdmin,
+        "Deliver again to a subscription the server disabled after repeated failures",
+        None,
+    ),
+    ep(
         "POST",
         "/admin/v1/clock",
         SecurityAdmin,
@@ -367,6 +423,14 @@ fn handler(e: &Endpoint, max_upload: usize) -> Option<MethodRouter<AppState>> {
         ("GET", "/admin/v1/tokens") => get(tokens::list),
         ("POST", "/admin/v1/tokens") => post(tokens::create),
         ("DELETE", "/admin/v1/tokens/{id}") => delete(tokens::revoke),
+        ("GET", "/admin/v1/webhooks") => get(webhooks::list),
+        ("POST", "/admin/v1/webhooks") => post(webhooks::create),
+        ("GET", "/admin/v1/webhooks/{id}") => get(webhooks::show),
+        ("DELETE", "/admin/v1/webhooks/{id}") => delete(webhooks::delete),
+        ("POST", "/admin/v1/webhooks/{id}/test") => post(webhooks::test),
+        ("GET", "/admin/v1/webhooks/{id}/deliveries") => get(webhooks::deliveries),
+        ("POST", "/admin/v1/webhooks/{id}/rotate-secret") => post(webhooks::rotate_secret),
+        ("POST", "/admin/v1/webhooks/{id}/enable") => post(webhooks::enable),
         ("GET", "/admin/v1/audit") => get(audit::list),
         ("GET", "/admin/v1/audit/export") => get(audit::export),
         ("POST", "/admin/v1/clock") => post(clock::set),

@@ -22,6 +22,7 @@ pub mod sites;
 pub mod tokens;
 pub mod uploads;
 pub mod usage;
+pub mod webhooks;
 
 /// 404 with the JSON error body.
 pub async fn not_found() -> ApiError {

@@ -122,6 +122,12 @@ pub async fn show(
             "warning_days must be 0 to 3650",
         ));
     }
+    Ok(Json(report(&state, warning_days).await?))
+}
+
+/// Every role of both repositories with its expiry and a warning flag (the
+/// body of `GET /admin/v1/repo/health`; also read by the webhook watcher).
+pub async fn report(state: &AppState, warning_days: u32) -> AppResult<Value> {
     let offline_s = i64::from(warning_days) * 86_400;
     let ts_quarter =
         i64::try_from(state.config.repo.timestamp_expires.as_secs() / 4).unwrap_or(i64::MAX);
@@ -134,7 +140,7 @@ pub async fn show(
     // The image repository, as served.
     let mut image = Vec::new();
     let root: Option<Signed<Root>> = match state.repo.committed_root_version() {
-        Some(v) => served(&state, &format!("repo/metadata/{v}.root.json")).await?,
+        Some(v) => served(state, &format!("repo/metadata/{v}.root.json")).await?,
         None => None,
     };
     let timestamp: Option<Signed<Timestamp>> = match state.repo.served_timestamp() {
@@ -146,13 +152,7 @@ pub async fn show(
     };
     let snapshot: Option<Signed<Snapshot>> =
         match timestamp.as_ref().and_then(|t| t.signed.snapshot()) {
-            Some(m) => {
-                served(
-                    &state,
-                    &format!("repo/metadata/{}.snapshot.json", m.version),
-                )
-                .await?
-            }
+            Some(m) => served(state, &format!("repo/metadata/{}.snapshot.json", m.version)).await?,
             None => None,
         };
     // Targets roles the snapshot lists, top-level first.
@@ -167,7 +167,7 @@ pub async fn show(
         names.sort_by_key(|(file, _)| (file.as_str() != "targets.json", file.as_str()));
         for (file, version) in names {
             let role = file.trim_end_matches(".json").to_owned();
-            if let Some(t) = served(&state, &format!("repo/metadata/{version}.{file}")).await? {
+            if let Some(t) = served(state, &format!("repo/metadata/{version}.{file}")).await? {
                 targets.push((role, t));
             }
         }
@@ -283,13 +283,13 @@ pub async fn show(
         keys: &d.keys,
     });
 
-    Ok(Json(json!({
+    Ok(json!({
         "warning_days": warning_days,
         "repositories": [
             {"repository": "image", "roles": image.iter().map(|r| r.view(&rules)).collect::<Vec<_>>()},
             {"repository": "director", "roles": director.iter().map(|r| r.view(&rules)).collect::<Vec<_>>()},
         ],
-    })))
+    }))
 }
 
 static EMPTY_KEYS: BTreeMap<KeyId, PublicKey> = BTreeMap::new();

@@ -336,7 +336,7 @@ async fn transition(
     let entry = caller.audit(
         &format!("rollout.{action}"),
         &id,
-        json!({"from": before, "to": r.state, "reason": reason}),
+        json!({"from": before, "to": r.state, "reason": reason, "name": r.name, "target": r.target}),
     );
     if !state.store.transition_rollout(&r, before, &entry).await? {
         return Err(ApiError::conflict(

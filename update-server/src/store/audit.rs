@@ -85,6 +85,10 @@ pub async fn write(
     .bind(to_json(&entry.detail)?)
     .execute(&mut **tx)
     .await?;
+    // The change's webhook events commit with it (or not at all).
+    for event in crate::webhooks::from_audit(entry) {
+        crate::store::webhooks::enqueue(tx, &event, None, now).await?;
+    }
     Ok(())
 }
 

@@ -417,7 +417,11 @@ impl Store {
                     &AuditEntry::system(
                         "rollout.auto_pause",
                         &paused.id,
-                        serde_json::json!({ "successes": successes, "failures": failures, "reason": reason }),
+                        serde_json::json!({
+                            "successes": successes, "failures": failures, "reason": reason,
+                            "name": paused.name, "target": paused.target,
+                            "threshold": r.spec.failure.rate, "min_sample": r.spec.failure.min_sample,
+                        }),
                     ),
                     now,
                 )

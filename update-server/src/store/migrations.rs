@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_console_sessions.sql")),
     (6, include_str!("migrations/0006_console_indexes.sql")),
     (8, include_str!("migrations/0008_token_expiry.sql")),
+    (10, include_str!("migrations/0010_webhooks.sql")),
 ];
 
 /// The statements of one migration file (separated by lines ending in `;`,

@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod sites;
 pub mod sqlite;
 pub mod tokens;
+pub mod webhooks;
 
 /// Which database the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

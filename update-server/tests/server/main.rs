@@ -21,6 +21,7 @@ mod service;
 mod support;
 mod uploads;
 mod usage;
+mod webhooks;
 
 /// Run an async scenario `fn NAME(Backend)` on both backend pairs:
 /// `NAME_embedded` and `NAME_postgres_s3`.
