@@ -65,6 +65,10 @@ pub enum Command {
     /// Admin tokens (security-admin).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Webhook subscriptions: signed event notifications to your own
+    /// endpoints (changes need security-admin).
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
 }
 
 /// `login`.
@@ -415,6 +419,66 @@ pub enum TokenCmd {
     /// Revoke a token (asks for confirmation; --yes off a terminal).
     Revoke {
         /// Token id.
+        id: String,
+    },
+}
+
+/// `webhook`.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    /// Subscribe a URL to events; the signing secret is shown this once.
+    Create {
+        /// Where to POST events (`https://…`; private and loopback addresses
+        /// only when the server's config allows them).
+        #[arg(long)]
+        url: String,
+        /// Only these event types, e.g. rollout.paused (repeat or
+        /// comma-separate; default: every event).
+        #[arg(long = "event", value_delimiter = ',', value_name = "TYPE")]
+        events: Vec<String>,
+        /// What the subscription is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List subscriptions.
+    List,
+    /// One subscription and its delivery counts.
+    Show {
+        /// Webhook id.
+        id: String,
+    },
+    /// Send a `test.ping` event to the subscription.
+    Test {
+        /// Webhook id.
+        id: String,
+    },
+    /// A subscription's delivery attempts, newest first.
+    Deliveries {
+        /// Webhook id.
+        id: String,
+        /// At most this many attempts (server default 50).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Replace the signing secret; the new one is shown this once and the
+    /// old one stays valid for the overlap (asks for confirmation; --yes off
+    /// a terminal).
+    RotateSecret {
+        /// Webhook id.
+        id: String,
+        /// How long the old secret stays valid, e.g. 24h or 0s (the
+        /// server's default is 24h, at most 30 days).
+        #[arg(long, value_name = "DURATION")]
+        overlap: Option<String>,
+    },
+    /// Re-enable a subscription the server disabled after repeated failures.
+    Enable {
+        /// Webhook id.
+        id: String,
+    },
+    /// Delete a subscription (asks for confirmation; --yes off a terminal).
+    Delete {
+        /// Webhook id.
         id: String,
     },
 }

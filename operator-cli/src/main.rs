@@ -130,6 +130,7 @@ fn run(cli: Cli) -> CliResult<()> {
         Command::Fleet(c) => cmd::fleet::run(&ctx, c),
         Command::Audit(c) => cmd::audit::run(&ctx, c),
         Command::Token(c) => cmd::token::run(&ctx, c),
+        Command::Webhook(c) => cmd::webhook::run(&ctx, c),
     }
 }
 

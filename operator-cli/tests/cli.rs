@@ -3,14 +3,16 @@
 //! verb with its table and `--json` outputs, the exit codes, the config file
 //! and where the token may (not) appear, confirmations, and a rollout
 //! driven from create to completion with `nightlatch` only, while locks
-//! check in with signed check-ins built here.
+//! check in with signed check-ins built here; webhooks delivered to a
+//! receiver on loopback, their signatures checked as a receiver would.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
@@ -127,6 +129,11 @@ impl Run {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A server whose config file also holds `extra` (TOML sections).
+    fn start_with(extra: &str) -> Self {
         let bins = bins();
         // A port picked free can be taken before the server binds it: retry.
         for attempt in 0..5 {
@@ -135,7 +142,7 @@ impl Server {
             // Bad-token tests: lift the per-client budgets meant for real clients.
             std::fs::write(
                 &config,
-                "[http]\nrefusal_rate = 1000000\nrefusal_burst = 1000000\npublic_rate = 1000000\npublic_burst = 1000000\n",
+                format!("[http]\nrefusal_rate = 1000000\nrefusal_burst = 1000000\npublic_rate = 1000000\npublic_burst = 1000000\n{extra}"),
             )
             .unwrap();
             let data = dir.path().join("data");
@@ -1556,4 +1563,652 @@ fn a_rollout_driven_from_create_to_completion() {
     ] {
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Webhooks: a receiver on loopback (std only) that answers 200 and keeps
+// every request, and the signature check a receiver makes.
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    request_line: String,
+    /// Names lower-cased.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// A test.ping of event `id` (the body's `id`).
+    fn is_ping(&self, id: &str) -> bool {
+        let v = self.json();
+        v["type"] == "test.ping" && v["id"] == id
+    }
+}
+
+/// An HTTP/1.1 endpoint on 127.0.0.1 answering every request with
+/// `status` (200 unless changed) and keeping each request.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    status: Arc<AtomicU16>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks/nightlatch", listener.local_addr().unwrap());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(AtomicU16::new(200));
+        let (keep, answer) = (got.clone(), status.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (keep, answer) = (keep.clone(), answer.clone());
+                std::thread::spawn(move || {
+                    let _ = serve_http(stream, &keep, &answer);
+                });
+            }
+        });
+        Self { url, got, status }
+    }
+
+    /// Answer `status` from now on.
+    fn answer(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// The first request matching `f`, waiting up to `within`.
+    fn wait_for(&self, within: Duration, f: impl Fn(&Received) -> bool) -> Received {
+        self.wait_for_after(0, within, f)
+    }
+
+    /// How many requests it got so far.
+    fn count(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+
+    /// The first request after the first `skip` matching `f`, waiting up
+    /// to `within`.
+    fn wait_for_after(
+        &self,
+        skip: usize,
+        within: Duration,
+        f: impl Fn(&Received) -> bool,
+    ) -> Received {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(r) = self.got.lock().unwrap().iter().skip(skip).find(|r| f(r)) {
+                return r.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching request within {within:?}; got {:?}",
+                self.got.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Serve one connection (keep-alive: request after request).
+fn serve_http(
+    stream: std::net::TcpStream,
+    got: &Mutex<Vec<Received>>,
+    status: &AtomicU16,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut out = stream.try_clone()?;
+    let mut r = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        if r.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v): &(String, String)| v.clone())
+        };
+        let mut body = Vec::new();
+        if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size)?;
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                    .unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                if n == 0 {
+                    // Trailers, then the blank line.
+                    loop {
+                        let mut t = String::new();
+                        if r.read_line(&mut t)? == 0 || t.trim_end().is_empty() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                r.read_exact(&mut chunk)?;
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else if let Some(n) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            body = vec![0; n];
+            r.read_exact(&mut body)?;
+        }
+        let close = find("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        got.lock().unwrap().push(Received {
+            request_line: request_line.trim_end().to_owned(),
+            headers,
+            body,
+        });
+        let code = status.load(Ordering::SeqCst);
+        let reason = if code == 200 { "OK" } else { "Error" };
+        out.write_all(
+            format!(
+                "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
+            )
+            .as_bytes(),
+        )?;
+        out.flush()?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+/// The `t` and the `v1` signatures of an `X-Nightlatch-Signature` header
+/// (`t=…,v1=…[,v1=…]`).
+fn signature_parts(header: &str) -> (String, Vec<String>) {
+    let mut t = String::new();
+    let mut v1 = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.to_owned(),
+            Some(("v1", v)) => v1.push(v.to_owned()),
+            _ => {}
+        }
+    }
+    (t, v1)
+}
+
+/// HMAC-SHA256(secret, t + "." + body), lower-case hex.
+fn webhook_signature(secret: &str, t: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(t.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `v1` signatures of `req`, after checking its timestamp is now-ish.
+fn signatures(req: &Received) -> (String, Vec<String>) {
+    let header = req
+        .header("x-nightlatch-signature")
+        .unwrap_or_else(|| panic!("no X-Nightlatch-Signature: {req:?}"));
+    let (t, v1) = signature_parts(header);
+    let ts: u64 = t.parse().unwrap_or_else(|_| panic!("t={t:?} in {header}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(ts.abs_diff(now) < 300, "t={ts} is not now ({now})");
+    (t, v1)
+}
+
+/// A `FIELD VALUE` row of a plain `show`-style table.
+fn field(stdout: &str, name: &str) -> Option<String> {
+    stdout.lines().find_map(|l| {
+        let (k, v) = l.trim().split_once(char::is_whitespace)?;
+        (k == name).then(|| v.trim().to_owned())
+    })
+}
+
+#[test]
+fn webhooks_created_tested_signed_rotated_and_deleted() {
+    // Loopback receivers allowed; a failing subscription is disabled after
+    // two failed attempts, retried quickly.
+    let s = Server::start_with(
+        "[webhooks]\nallow_private_addresses = true\ndisable_after_failures = 2\n\
+         retry_backoff = \"200ms\"\nretry_backoff_cap = \"400ms\"\n",
+    );
+    s.login(&s.admin.clone(), &[]).ok();
+    let rx = Receiver::start();
+
+    // Usage: not an http(s) URL, a bad --overlap (checked here, exit 2).
+    assert_eq!(
+        s.run(&["webhook", "create", "--url", "ftp://example.com/x"])
+            .code,
+        2
+    );
+    assert_eq!(
+        s.run(&["webhook", "create", "--event", "test.ping"]).code,
+        2,
+        "--url is required"
+    );
+    // An event type the server does not know: 422 invalid, exit 1.
+    let r = s.run(&[
+        "webhook",
+        "create",
+        "--url",
+        &rx.url,
+        "--event",
+        "no.such.event",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("invalid"), "{r:?}");
+
+    // Create (table): the secret once on stdout, the note on stderr.
+    let r = s
+        .run(&[
+            "webhook",
+            "create",
+            "--url",
+            &rx.url,
+            "--description",
+            "security alerts",
+        ])
+        .ok();
+    assert!(r.stderr.contains("shown this once"), "{r:?}");
+    let secret = field(&r.stdout, "secret").unwrap_or_else(|| panic!("{r:?}"));
+    assert!(secret.starts_with("whsec_"), "{r:?}");
+    assert!(
+        !r.stderr.contains(&secret),
+        "the secret goes to stdout only"
+    );
+    let id = field(&r.stdout, "id").unwrap();
+    assert!(id.starts_with("wh-"), "{r:?}");
+    assert_eq!(field(&r.stdout, "enabled").as_deref(), Some("true"));
+
+    // Create (--json): the API's answer, events given as a list.
+    let v = s
+        .run(&[
+            "webhook",
+            "create",
+            "--url",
+            &format!("{}/second", rx.url),
+            "--event",
+            "rollout.paused,rollout.aborted",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let id2 = v["id"].as_str().unwrap().to_owned();
+    assert!(v["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_ne!(v["secret"].as_str().unwrap(), secret);
+    assert_eq!(v["events"], json!(["rollout.paused", "rollout.aborted"]));
+    assert_eq!(v["enabled"], true);
+    assert!(v["disabled_reason"].is_null());
+    assert_eq!(v["consecutive_failures"], 0);
+
+    // List: a table and JSON, never a secret.
+    let r = s.run(&["webhook", "list"]).ok();
+    assert!(
+        r.stdout.lines().next().unwrap().contains("ENABLED"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains(&id) && r.stdout.contains(&id2) && r.stdout.contains("security"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("whsec_"), "{r:?}");
+    let r = s.run(&["webhook", "list", "--json"]).ok();
+    assert!(!r.stdout.contains("whsec_"), "{r:?}");
+    let v = r.json();
+    let hooks = v["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 2, "{v}");
+    let h = hooks.iter().find(|h| h["id"] == id.as_str()).unwrap();
+    assert_eq!(h["url"], rx.url.as_str());
+    assert_eq!(h["events"], json!(["*"]));
+    assert_eq!(h["description"], "security alerts");
+    assert_eq!(h["created_by"], "bootstrap");
+
+    // Show: fields and delivery counts.
+    let r = s.run(&["webhook", "show", &id]).ok();
+    assert!(
+        r.stdout.contains(&rx.url) && r.stdout.contains("stats.delivered"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("whsec_"), "{r:?}");
+    let v = s.run(&["webhook", "show", &id, "--json"]).ok().json();
+    assert_eq!(v["id"], id.as_str());
+    assert!(v["stats"]["pending"].is_u64(), "{v}");
+    assert!(
+        v["secret"].is_null() && v["secret_rotated_at"].is_null(),
+        "{v}"
+    );
+
+    // Test: a signed test.ping reaches the receiver.
+    let r = s.run(&["webhook", "test", &id, "--json"]).ok();
+    assert!(r.stderr.contains("deliveries"), "{r:?}");
+    let v = r.json();
+    assert_eq!(v["type"], "test.ping");
+    let ev = v["event_id"].as_str().unwrap().to_owned();
+    let req = rx.wait_for(Duration::from_secs(60), |q| q.is_ping(&ev));
+    assert!(
+        req.request_line.starts_with("POST /hooks/nightlatch "),
+        "{req:?}"
+    );
+    assert_eq!(
+        req.header("x-nightlatch-delivery"),
+        Some(ev.as_str()),
+        "{req:?}"
+    );
+    let (t, v1) = signatures(&req);
+    assert_eq!(
+        v1,
+        vec![webhook_signature(&secret, &t, &req.body)],
+        "one v1 signature, HMAC-SHA256(secret, t.body): {req:?}"
+    );
+
+    // Deliveries: the attempt with status 200 (the log is written after
+    // the answer: wait for it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let d = loop {
+        let v = s.run(&["webhook", "deliveries", &id, "--json"]).ok().json();
+        if let Some(d) = v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["event_id"] == ev.as_str())
+        {
+            break d.clone();
+        }
+        assert!(Instant::now() < deadline, "no delivery of {ev}: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(d["status_code"], 200, "{d}");
+    assert_eq!(d["outcome"], "delivered", "{d}");
+    assert_eq!(d["event_type"], "test.ping", "{d}");
+    assert_eq!(d["attempt"], 1, "{d}");
+    assert!(d["latency_ms"].is_u64() && d["error"].is_null(), "{d}");
+    let r = s.run(&["webhook", "deliveries", &id]).ok();
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(&ev))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(
+        row.contains("test.ping") && row.contains("200") && row.contains("delivered"),
+        "{row}"
+    );
+    let v = s
+        .run(&["webhook", "deliveries", &id, "--limit", "1", "--json"])
+        .ok()
+        .json();
+    assert_eq!(v["deliveries"].as_array().unwrap().len(), 1, "{v}");
+    let v = s.run(&["webhook", "show", &id, "--json"]).ok().json();
+    assert!(v["stats"]["delivered"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["stats"]["last_status"], 200, "{v}");
+
+    // A receiver that fails: the server disables the subscription after
+    // two failed attempts (the others get `webhook.disabled`); `test` is
+    // refused then; `enable` takes it back and the pending ping arrives,
+    // same event id.
+    let bad = Receiver::start();
+    bad.answer(500);
+    let v = s
+        .run(&[
+            "webhook",
+            "create",
+            "--url",
+            &bad.url,
+            "--event",
+            "test.ping",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let id3 = v["id"].as_str().unwrap().to_owned();
+    let secret3 = v["secret"].as_str().unwrap().to_owned();
+    let ev3 = s.run(&["webhook", "test", &id3, "--json"]).ok().json()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let v = loop {
+        let v = s.run(&["webhook", "show", &id3, "--json"]).ok().json();
+        if v["enabled"] == false {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "not disabled: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(v["disabled_reason"].is_string(), "{v}");
+    assert!(v["consecutive_failures"].as_u64().unwrap() >= 2, "{v}");
+    let r = s.run(&["webhook", "list"]).ok();
+    let row = r.stdout.lines().find(|l| l.contains(&id3)).unwrap();
+    assert!(row.contains("no: "), "{row}");
+    let v = s
+        .run(&["webhook", "deliveries", &id3, "--json"])
+        .ok()
+        .json();
+    let attempts = v["deliveries"].as_array().unwrap();
+    assert!(attempts.len() >= 2, "{v}");
+    assert!(
+        attempts.iter().all(|d| d["event_id"] == ev3.as_str()
+            && d["status_code"] == 500
+            && d["outcome"] == "failed"),
+        "{v}"
+    );
+    let disabled = rx.wait_for(Duration::from_secs(60), |q| {
+        q.json()["type"] == "webhook.disabled"
+    });
+    let (t, v1) = signatures(&disabled);
+    assert_eq!(v1, vec![webhook_signature(&secret, &t, &disabled.body)]);
+    let r = s.run(&["webhook", "test", &id3]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("disabled"), "{r:?}");
+    bad.answer(200);
+    let failed = bad.count();
+    assert!(failed >= 2, "two failed attempts: {:?}", bad.got);
+    let v = s.run(&["webhook", "enable", &id3, "--json"]).ok().json();
+    assert_eq!(v["enabled"], true, "{v}");
+    assert!(v["disabled_reason"].is_null(), "{v}");
+    assert_eq!(v["consecutive_failures"], 0, "{v}");
+    let got = bad.wait_for_after(failed, Duration::from_secs(60), |q| q.is_ping(&ev3));
+    assert_eq!(got.header("x-nightlatch-delivery"), Some(ev3.as_str()));
+    let (t, v1) = signatures(&got);
+    assert_eq!(v1, vec![webhook_signature(&secret3, &t, &got.body)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = s
+            .run(&["webhook", "deliveries", &id3, "--json"])
+            .ok()
+            .json();
+        let d = &v["deliveries"][0];
+        if d["outcome"] == "delivered" {
+            assert_eq!(d["event_id"], ev3.as_str(), "{v}");
+            assert_eq!(d["status_code"], 200, "{v}");
+            assert!(d["attempt"].as_u64().unwrap() > 2, "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered after enable: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Rotate the secret: asks (refused off a terminal without --yes), then
+    // the new secret once; both sign until the overlap ends.
+    let r = s.run(&["webhook", "rotate-secret", &id, "--overlap", "1h"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--yes") && r.stdout.is_empty(), "{r:?}");
+    assert_eq!(
+        s.run(&[
+            "webhook",
+            "rotate-secret",
+            &id,
+            "--overlap",
+            "soon",
+            "--yes"
+        ])
+        .code,
+        2
+    );
+    let r = s
+        .run(&[
+            "webhook",
+            "rotate-secret",
+            &id,
+            "--overlap",
+            "1h",
+            "--yes",
+            "--json",
+        ])
+        .ok();
+    assert!(r.stderr.contains("shown this once"), "{r:?}");
+    let v = r.json();
+    assert_eq!(v["id"], id.as_str());
+    let secret2 = v["secret"].as_str().unwrap().to_owned();
+    assert!(secret2.starts_with("whsec_") && secret2 != secret, "{v}");
+    assert!(v["previous_secret_expires_at"].is_string(), "{v}");
+    let v = s.run(&["webhook", "show", &id, "--json"]).ok().json();
+    assert!(v["secret_rotated_at"].is_string(), "{v}");
+    assert!(v["previous_secret_expires_at"].is_string(), "{v}");
+    let ev2 = s.run(&["webhook", "test", &id, "--json"]).ok().json()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let req = rx.wait_for(Duration::from_secs(60), |q| q.is_ping(&ev2));
+    let (t, mut v1) = signatures(&req);
+    v1.sort();
+    let mut want = vec![
+        webhook_signature(&secret, &t, &req.body),
+        webhook_signature(&secret2, &t, &req.body),
+    ];
+    want.sort();
+    assert_eq!(v1, want, "one v1 signature per secret: {req:?}");
+
+    // Enable (already enabled: stays so).
+    let v = s.run(&["webhook", "enable", &id, "--json"]).ok().json();
+    assert_eq!(v["enabled"], true, "{v}");
+
+    // Roles: an operator reads, but cannot create, test, rotate or delete.
+    let (_, op) = s.token("olga", "operator");
+    s.login(&op, &["--profile", "op"]).ok();
+    let r = s.run(&[
+        "--profile",
+        "op",
+        "webhook",
+        "create",
+        "--url",
+        &rx.url,
+        "--json",
+    ]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(r.stderr.trim()).unwrap()["error"],
+        "forbidden"
+    );
+    assert!(r.stdout.is_empty());
+    assert_eq!(s.run(&["--profile", "op", "webhook", "test", &id]).code, 3);
+    assert_eq!(
+        s.run(&["--profile", "op", "webhook", "delete", &id, "--yes"])
+            .code,
+        3
+    );
+    let v = s
+        .run(&["--profile", "op", "webhook", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(v["webhooks"].as_array().unwrap().len(), 3);
+
+    // Unknown ids: exit 4.
+    let r = s.run(&["webhook", "show", "wh-none"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("not_found"), "{r:?}");
+    assert_eq!(s.run(&["webhook", "deliveries", "wh-none"]).code, 4);
+    assert_eq!(s.run(&["webhook", "delete", "wh-none", "--yes"]).code, 4);
+
+    // Delete: refused off a terminal without --yes (nothing changes), then
+    // deleted.
+    let r = s.run(&["webhook", "delete", &id2]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--yes") && r.stdout.is_empty(), "{r:?}");
+    s.run(&["webhook", "show", &id2]).ok();
+    let v = s
+        .run(&["webhook", "delete", &id2, "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(v, json!({"id": id2, "deleted": true}));
+    assert_eq!(s.run(&["webhook", "show", &id2]).code, 4);
+    let r = s.run(&["webhook", "delete", &id, "-y"]).ok();
+    assert!(
+        r.stdout.contains("deleted") && r.stdout.contains("true"),
+        "{r:?}"
+    );
+    let v = s.run(&["webhook", "list", "--json"]).ok().json();
+    let left = v["webhooks"].as_array().unwrap();
+    assert!(left.len() == 1 && left[0]["id"] == id3.as_str(), "{v}");
+
+    // Every webhook change is in the audit log.
+    let v = s
+        .run(&["audit", "list", "--action", "webhook.*", "--all", "--json"])
+        .ok()
+        .json();
+    let actions: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "webhook.create",
+        "webhook.rotate_secret",
+        "webhook.enable",
+        "webhook.delete",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+}
+
+#[test]
+fn webhooks_to_private_addresses_are_refused_by_default() {
+    let s = logged_in();
+    let r = s.run(&[
+        "webhook",
+        "create",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--json",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let e: Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(e["error"], "private_address", "{e}");
+    assert_eq!(e["status"], 422);
+    assert!(r.stdout.is_empty());
+    assert_eq!(
+        s.run(&["webhook", "list", "--json"]).ok().json()["webhooks"],
+        json!([])
+    );
 }

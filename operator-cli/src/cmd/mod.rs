@@ -17,6 +17,7 @@ pub mod release;
 pub mod rollout;
 pub mod site;
 pub mod token;
+pub mod webhook;
 
 /// Add `key=value` to a query when there is a value.
 pub fn opt(q: &mut Query, key: &'static str, value: Option<impl ToString>) {
