@@ -49,6 +49,9 @@ fn schemas() -> Value {
             "events": {"type": "array", "items": {"type": "string"}, "default": ["*"],
                 "description": "event types, families (rollout.*) or *; see update-server/README.md, Webhooks"},
             "description": {"type": "string"}}},
+        "SetMinimum": {"type": "object", "properties": {
+            "min_version": {"type": ["string", "null"], "pattern": "^[0-9]+\\.[0-9]+\\.[0-9]+$"},
+            "min_security_counter": {"type": ["integer", "null"], "minimum": 0}}},
         "RotateSecret": {"type": "object", "properties": {
             "overlap": {"type": "string", "default": "24h", "description": "how long the previous secret keeps signing"}}},
         "SetClock": {"type": "object", "properties": {

@@ -257,6 +257,8 @@ pub fn plan(
     }
 
     let base_counter = dev.last_counter;
+    let reported_new_version =
+        dev.firmware_version.as_deref() != Some(report.firmware.version.as_str());
     dev.last_counter = counter;
     dev.last_seen = Some(cx.now);
     dev.firmware_version = Some(report.firmware.version.clone());
@@ -269,6 +271,8 @@ pub fn plan(
     Ok(Plan {
         write: CheckinWrite {
             device_id: dev.id.clone(),
+            hardware_model: dev.hardware_model.clone(),
+            reported_new_version,
             base_counter,
             counter,
             firmware_version: report.firmware.version.clone(),

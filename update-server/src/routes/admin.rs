@@ -10,8 +10,8 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::Role;
 use crate::routes::{
-    audit, clock, devices, fleet, releases, repo_health, rollout_devices, rollouts, sites, tokens,
-    uploads, webhooks,
+    audit, clock, devices, fleet, minimums, releases, repo_health, rollout_devices, rollouts,
+    sites, tokens, uploads, webhooks,
 };
 use crate::state::AppState;
 
@@ -297,6 +297,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep(
         "GET",
+        "/admin/v1/fleet/minimums",
+        Viewer,
+        "The minimum secure version (and security counter) per hardware model",
+        None,
+    ),
+    ep(
+        "PUT",
+        "/admin/v1/fleet/minimums/{model}",
+        SecurityAdmin,
+        "Set a model's minimum secure version and/or security counter (both null: clear)",
+        Some("SetMinimum"),
+    ),
+    ep(
+        "GET",
         "/admin/v1/webhooks",
         Operator,
         "List webhook subscriptions (never their secrets)",
@@ -423,6 +437,8 @@ fn handler(e: &Endpoint, max_upload: usize) -> Option<MethodRouter<AppState>> {
         ("GET", "/admin/v1/tokens") => get(tokens::list),
         ("POST", "/admin/v1/tokens") => post(tokens::create),
         ("DELETE", "/admin/v1/tokens/{id}") => delete(tokens::revoke),
+        ("GET", "/admin/v1/fleet/minimums") => get(minimums::list),
+        ("PUT", "/admin/v1/fleet/minimums/{model}") => put(minimums::set),
         ("GET", "/admin/v1/webhooks") => get(webhooks::list),
         ("POST", "/admin/v1/webhooks") => post(webhooks::create),
         ("GET", "/admin/v1/webhooks/{id}") => get(webhooks::show),

@@ -70,19 +70,33 @@ pub async fn below_minimum(
         ),
         None => None,
     };
+    let limit = limit(q.limit, 1000, 100_000);
     if order.is_none() && q.min_security_counter.is_none() {
-        return Err(ApiError::invalid(
-            "give min_version, min_security_counter or both",
+        // No minimum given: each model's stored minimum secure version
+        // (PUT /admin/v1/fleet/minimums/{model}).
+        let mut devices = Vec::new();
+        for (model, m) in state.store.minimums().await? {
+            if q.model.as_deref().is_some_and(|want| want != model) {
+                continue;
+            }
+            let left = limit - i64::try_from(devices.len()).unwrap_or(limit);
+            if left <= 0 {
+                break;
+            }
+            devices.extend(
+                state
+                    .store
+                    .below_minimum(Some(&model), m.min_order, m.min_security_counter, left)
+                    .await?,
+            );
+        }
+        return Ok(Json(
+            json!({ "devices": devices.iter().map(device).collect::<Vec<_>>(), "minimums": "stored" }),
         ));
     }
     let devices = state
         .store
-        .below_minimum(
-            q.model.as_deref(),
-            order,
-            q.min_security_counter,
-            limit(q.limit, 1000, 100_000),
-        )
+        .below_minimum(q.model.as_deref(), order, q.min_security_counter, limit)
         .await?;
     Ok(Json(
         json!({ "devices": devices.iter().map(device).collect::<Vec<_>>() }),

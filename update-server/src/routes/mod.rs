@@ -12,6 +12,7 @@ pub mod devices;
 pub mod extract;
 pub mod fleet;
 pub mod health;
+pub mod minimums;
 pub mod releases;
 pub mod repo;
 pub mod repo_health;

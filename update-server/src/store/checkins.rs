@@ -28,6 +28,12 @@ use crate::store::{Placeholders, Store, kv};
 pub struct CheckinWrite {
     /// Lock id.
     pub device_id: String,
+    /// Its hardware model.
+    pub hardware_model: String,
+    /// Whether it reports a firmware version other than the stored one
+    /// (or its first): then it is checked against the model's minimum
+    /// secure version (`device.below_minimum` webhook event).
+    pub reported_new_version: bool,
     /// The stored counter this write was planned from: the write applies
     /// only if the row still holds exactly this counter (compare-and-swap),
     /// so a check-in planned from a row another batch or replica has changed
@@ -269,6 +275,7 @@ impl Store {
         let mut deltas: HashMap<&str, (i64, i64)> = HashMap::new();
         let mut events: Vec<(&str, &str, &serde_json::Value)> = Vec::new();
         let mut members: Vec<(&str, &(String, i64, String))> = Vec::new();
+        let mut new_versions: Vec<&CheckinWrite> = Vec::new();
         for (w, chained) in writes.iter().zip(in_chain) {
             let applied = chained && updated.contains(&w.device_id);
             result.applied.push(applied);
@@ -280,6 +287,9 @@ impl Store {
             }
             if let Some(u) = &w.usage {
                 usage.insert(&w.device_id, u);
+            }
+            if w.reported_new_version {
+                new_versions.push(w);
             }
             if let Some(m) = &w.new_membership {
                 members.push((&w.device_id, m));
@@ -370,6 +380,38 @@ impl Store {
                     .bind(now);
             }
             q.execute(&mut *tx).await?;
+        }
+        // Locks that report a new version below their model's minimum
+        // secure version: one webhook event for the batch.
+        if !new_versions.is_empty() {
+            let minimums = crate::store::minimums::minimums_in(&mut tx).await?;
+            let below: Vec<serde_json::Value> = new_versions
+                .iter()
+                .filter_map(|w| {
+                    let m = minimums.get(&w.hardware_model)?;
+                    m.below(w.firmware_order, w.security_counter).then(|| {
+                        serde_json::json!({
+                            "device_id": w.device_id, "hardware_model": w.hardware_model,
+                            "firmware_version": w.firmware_version,
+                            "security_counter": w.security_counter,
+                            "min_version": m.min_version,
+                            "min_security_counter": m.min_security_counter,
+                        })
+                    })
+                })
+                .collect();
+            if !below.is_empty() {
+                crate::store::webhooks::enqueue(
+                    &mut tx,
+                    &crate::webhooks::Event::new(
+                        "device.below_minimum",
+                        serde_json::json!({ "count": below.len(), "devices": below }),
+                    ),
+                    None,
+                    now,
+                )
+                .await?;
+            }
         }
         let mut ids: Vec<&&str> = deltas.keys().collect();
         ids.sort();

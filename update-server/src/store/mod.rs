@@ -19,6 +19,7 @@ pub mod devices;
 pub mod fleet;
 pub mod kv;
 pub mod migrations;
+pub mod minimums;
 pub mod postgres;
 pub mod rollouts;
 pub mod sessions;

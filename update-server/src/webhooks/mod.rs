@@ -65,6 +65,10 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
         "locks reported a failed or rolled-back update: one event per minute with every such lock",
     ),
     (
+        "device.below_minimum",
+        "locks reported a new firmware version below their model's minimum secure version (PUT /admin/v1/fleet/minimums/{model}): one event per check-in batch",
+    ),
+    (
         "release.published",
         "new firmware targets were published in signed targets metadata",
     ),

@@ -314,6 +314,17 @@ async fn every_event_type_is_delivered_signed(backend: Backend) {
     // started, paused/resumed by an operator, wave 0 completed, wave 1
     // started, wave 1 completed, rollout completed.
     let mut locks = app.register(&ids("wh", 12), MODEL, &[]).await;
+    // device.below_minimum: the locks report 1.0.0, below this model's
+    // minimum secure version.
+    let (s, v) = app
+        .json(
+            Method::PUT,
+            &format!("/admin/v1/fleet/minimums/{MODEL}"),
+            Some(&app.admin),
+            Some(json!({"min_version": "1.5.0"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let ro = app
         .rollout(json!({
             "name": "webhook <b>drill</b>", "target": TARGET, "start": true,
@@ -378,6 +389,7 @@ async fn every_event_type_is_delivered_signed(backend: Backend) {
         ("wave.started", 3),
         ("wave.completed", 2),
         ("device.update_failed", 1),
+        ("device.below_minimum", 1),
     ]
     .into_iter()
     .collect();
@@ -482,6 +494,20 @@ async fn every_event_type_is_delivered_signed(backend: Backend) {
     assert_eq!(
         by_type["repo.key_rotation"][0]["data"]["roles_changed"],
         json!(["targets"])
+    );
+    let below: HashSet<String> = by_type["device.below_minimum"]
+        .iter()
+        .flat_map(|e| e["data"]["devices"].as_array().unwrap().clone())
+        .map(|d| {
+            assert_eq!(d["firmware_version"], "1.0.0");
+            assert_eq!(d["min_version"], "1.5.0");
+            d["device_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        below,
+        ids("wh", 12).into_iter().collect(),
+        "every lock once"
     );
     let expiring = &by_type["repo.metadata_expiring"][0]["data"];
     assert!(expiring["repository"].is_string() && expiring["version"].is_u64());
