@@ -331,13 +331,6 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
     ),
     ep(
-        "DELETE",
-        "/admin/v1/webhooks/{id}",
-        SecurityAdmin,
-        "Delete a subscription, its pending deliveries and its log",
-        None,
-    ),
-    ep(
         "POST",
         "/admin/v1/webhooks/{id}/test",
         SecurityAdmin,
@@ -363,6 +356,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "/admin/v1/webhooks/{id}/enable",
         SecurityAdmin,
         "Deliver again to a subscription the server disabled after repeated failures",
+        None,
+    ),
+    ep(
+        "DELETE",
+        "/admin/v1/webhooks/{id}",
+        SecurityAdmin,
+        "Delete a subscription, its pending deliveries and its log",
         None,
     ),
     ep(

@@ -52,7 +52,7 @@ pub struct DeliveriesQuery {
 pub fn view(w: &Webhook) -> serde_json::Value {
     json!({
         "id": w.id, "url": w.url, "events": w.events, "description": w.description,
-        "enabled": w.enabled, "disabled_reason": w.disabled_reason,
+        "enabled": w.enabled, "updated_at": time(Some(w.updated_at)), "disabled_reason": w.disabled_reason,
         "consecutive_failures": w.consecutive_failures,
         "created_at": time(Some(w.created_at)), "created_by": w.created_by,
         "secret_rotated_at": time(w.secret_rotated_at),
@@ -166,9 +166,10 @@ pub async fn test(
         "test.ping",
         json!({ "webhook_id": id, "by": { "actor": caller.name, "role": caller.role.as_str(), "token_id": caller.token_id } }),
     );
+    let entry = caller.audit("webhook.test", &id, json!({}));
     let event_id = state
         .store
-        .enqueue_event(&ev, Some(&id), now)
+        .enqueue_event_audited(&ev, Some(&id), Some(&entry), now)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no webhook {id}")))?;
     WAKE.notify_waiters();

@@ -451,6 +451,18 @@ impl Store {
         only: Option<&str>,
         now: i64,
     ) -> anyhow::Result<Option<String>> {
+        self.enqueue_event_audited(event, only, None, now).await
+    }
+
+    /// [`Store::enqueue_event`] with an audit entry in the same transaction
+    /// (an operator's test ping).
+    pub async fn enqueue_event_audited(
+        &self,
+        event: &Event,
+        only: Option<&str>,
+        entry: Option<&AuditEntry>,
+        now: i64,
+    ) -> anyhow::Result<Option<String>> {
         let mut tx = self.pool().begin().await?;
         // Start as a writer: a SQLite transaction that reads first and then
         // writes cannot upgrade once another writer has committed
@@ -459,6 +471,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let id = enqueue(&mut tx, event, only, now).await?;
+        if let Some(e) = entry {
+            audit::write(&mut tx, e, now).await?;
+        }
         tx.commit().await?;
         Ok(id)
     }

@@ -164,10 +164,19 @@ async fn fingerprint(app: &TestApp, public: &[String]) -> Value {
         "/admin/v1/sites",
         "/admin/v1/repo",
         "/admin/v1/tokens",
+        "/admin/v1/fleet/minimums",
+        "/admin/v1/webhooks",
     ] {
         let (s, v) = app.json(Method::GET, path, Some(&app.admin), None).await;
         assert_eq!(s, StatusCode::OK, "{path}: {v}");
         out.insert(path.into(), v);
+    }
+    // Each subscription with its delivery counts (a test ping adds one).
+    for w in app.state.store.webhooks().await.unwrap() {
+        let path = format!("/admin/v1/webhooks/{}", w.id);
+        let (s, v) = app.json(Method::GET, &path, Some(&app.admin), None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        out.insert(path, v);
     }
     let entry_points = ["/repo/metadata/timestamp.json", "/repo/metadata/root.json"];
     for path in entry_points
@@ -211,6 +220,11 @@ fn rotated_root(app: &TestApp) -> Vec<u8> {
         );
     }
     std::fs::read(&out).unwrap()
+}
+
+/// The subscription the walk created.
+async fn webhook_id(app: &TestApp) -> String {
+    app.state.store.webhooks().await.unwrap()[0].id.clone()
 }
 
 fn device(id: &str) -> Value {
@@ -350,6 +364,51 @@ async fn every_change_is_audited_by_token_id_in_its_transaction(backend: Backend
                     .into(),
                 true,
                 "clock.set",
+            ),
+            ("PUT", "/admin/v1/fleet/minimums/{model}") => (
+                "/admin/v1/fleet/minimums/nl-lock-v2".into(),
+                json!({"min_version": "1.0.0"}).to_string().into(),
+                true,
+                "fleet.minimum",
+            ),
+            ("POST", "/admin/v1/webhooks") => (
+                e.path.into(),
+                json!({"url": "https://93.184.216.34/hook", "events": ["rollout.*"]})
+                    .to_string()
+                    .into(),
+                true,
+                "webhook.create",
+            ),
+            ("POST", "/admin/v1/webhooks/{id}/test") => (
+                format!("/admin/v1/webhooks/{}/test", webhook_id(&app).await),
+                Vec::new(),
+                false,
+                "webhook.test",
+            ),
+            ("POST", "/admin/v1/webhooks/{id}/rotate-secret") => (
+                format!("/admin/v1/webhooks/{}/rotate-secret", webhook_id(&app).await),
+                json!({"overlap": "1h"}).to_string().into(),
+                true,
+                "webhook.rotate_secret",
+            ),
+            ("POST", "/admin/v1/webhooks/{id}/enable") => {
+                // As if the server had disabled it after failures.
+                sqlx::query("UPDATE webhooks SET enabled = 0, disabled_reason = 'failures'")
+                    .execute(app.state.store.pool())
+                    .await
+                    .unwrap();
+                (
+                    format!("/admin/v1/webhooks/{}/enable", webhook_id(&app).await),
+                    Vec::new(),
+                    false,
+                    "webhook.enable",
+                )
+            }
+            ("DELETE", "/admin/v1/webhooks/{id}") => (
+                format!("/admin/v1/webhooks/{}", webhook_id(&app).await),
+                Vec::new(),
+                false,
+                "webhook.delete",
             ),
             (m, p) => panic!("no recipe for {m} {p}: add one to this test"),
         };
