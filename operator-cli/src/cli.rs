@@ -324,9 +324,9 @@ pub enum FleetCmd {
         #[arg(long)]
         model: Option<String>,
     },
-    /// Locks below a minimum secure version or security counter (give one
-    /// or both).
-    #[command(group(clap::ArgGroup::new("minimum").required(true).multiple(true).args(["min_version", "min_security_counter"])))]
+    /// Locks below a minimum secure version or security counter; without
+    /// `--min-version`/`--min-security-counter`, below each model's stored
+    /// minimum (`fleet set-minimum`).
     BelowMinimum {
         /// Minimum version (MAJOR.MINOR.PATCH).
         #[arg(long)]
@@ -340,6 +340,23 @@ pub enum FleetCmd {
         /// At most this many.
         #[arg(long)]
         limit: Option<u32>,
+    },
+    /// The stored minimum secure version per hardware model.
+    Minimums,
+    /// Set (or with `--clear` remove) a model's minimum secure version
+    /// and/or security counter (security-admin).
+    SetMinimum {
+        /// Hardware model.
+        model: String,
+        /// Minimum version (MAJOR.MINOR.PATCH).
+        #[arg(long)]
+        min_version: Option<String>,
+        /// Minimum security counter.
+        #[arg(long)]
+        min_security_counter: Option<u64>,
+        /// Remove the model's minimum.
+        #[arg(long, conflicts_with_all = ["min_version", "min_security_counter"])]
+        clear: bool,
     },
     /// Locks not seen for DAYS days (or never).
     Stale {

@@ -657,7 +657,11 @@ fn exit_codes_usage_forbidden_not_found_revoked() {
         2,
         "--reason is required"
     );
-    assert_eq!(s.run(&["fleet", "below-minimum"]).code, 2);
+    assert_eq!(
+        s.run(&["fleet", "set-minimum", "m"]).code,
+        2,
+        "nothing to set"
+    );
     assert_eq!(
         s.run(&[
             "rollout", "create", "--name", "x", "--target", "y", "--wave", "150%"
@@ -1116,6 +1120,30 @@ fn devices_sites_fleet_audit_tokens_and_releases() {
         .ok()
         .json();
     assert_eq!(v["devices"].as_array().unwrap().len(), 3);
+    // A stored minimum: below-minimum without flags uses it.
+    let v = s
+        .run(&[
+            "fleet",
+            "set-minimum",
+            MODEL,
+            "--min-version",
+            "1.1.0",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["min_version"], "1.1.0", "{v}");
+    let r = s.run(&["fleet", "minimums"]).ok();
+    assert!(r.stdout.contains("1.1.0"), "{r:?}");
+    let r = s.run(&["fleet", "below-minimum"]).ok();
+    assert!(r.stdout.contains("dev-a-00"), "{r:?}");
+    let v = s
+        .run(&["fleet", "set-minimum", MODEL, "--clear", "--json"])
+        .ok()
+        .json();
+    assert_eq!(v["cleared"], true, "{v}");
+    let v = s.run(&["fleet", "below-minimum", "--json"]).ok().json();
+    assert_eq!(v["devices"].as_array().unwrap().len(), 0, "{v}");
     let r = s.run(&["fleet", "stale", "--days", "0"]).ok();
     assert!(r.stdout.contains("dev-b-00"), "never seen: {r:?}");
     let v = s
