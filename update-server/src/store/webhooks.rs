@@ -544,118 +544,28 @@ impl Store {
         rules: &RetryRules,
         now: i64,
     ) -> anyhow::Result<(AfterAttempt, bool)> {
-        let mut tx = self.pool().begin().await?;
-        let n = due.attempts + 1;
-        let outcome = if attempt.ok() {
-            "delivered"
-        } else if attempt.status_code.is_some() {
-            "failed"
-        } else {
-            "error"
-        };
-        sqlx::query(
-            "INSERT INTO webhook_attempts (id, delivery_id, webhook_id, event_id, event_type, attempt, at, status_code, latency_ms, outcome, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(crate::ids::new_id("at", now))
-        .bind(&due.delivery_id)
-        .bind(&due.webhook.id)
-        .bind(&due.event_id)
-        .bind(&due.event_type)
-        .bind(n)
-        .bind(now)
-        .bind(attempt.status_code.map(i64::from))
-        .bind(attempt.latency_ms)
-        .bind(outcome)
-        .bind(attempt.error.as_deref())
-        .execute(&mut *tx)
-        .await?;
-        let after = if attempt.ok() {
-            AfterAttempt::Delivered
-        } else if n >= rules.max_attempts {
-            AfterAttempt::GaveUp
-        } else {
-            AfterAttempt::Retry
-        };
-        let (state, next, finished) = match after {
-            AfterAttempt::Delivered => ("delivered", now, Some(now)),
-            AfterAttempt::GaveUp => ("failed", now, Some(now)),
-            AfterAttempt::Retry => ("pending", now.saturating_add(rules.backoff(n)), None),
-        };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, claimed_until = 0, finished_at = $4 WHERE id = $5",
-        )
-        .bind(state)
-        .bind(n)
-        .bind(next)
-        .bind(finished)
-        .bind(&due.delivery_id)
-        .execute(&mut *tx)
-        .await?;
-        let mut disabled = false;
-        if attempt.ok() {
-            sqlx::query("UPDATE webhooks SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0")
-                .bind(&due.webhook.id)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            let row = sqlx::query(
-                "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 WHERE id = $1 \
-                 RETURNING consecutive_failures, enabled",
-            )
-            .bind(&due.webhook.id)
-            .fetch_optional(&mut *tx)
+        let mut out = self
+            .record_attempts(&[(due.clone(), attempt.clone())], rules, now)
             .await?;
-            if let Some(row) = row {
-                let run: i64 = row.try_get("consecutive_failures")?;
-                if run >= rules.disable_after {
-                    let reason = format!(
-                        "disabled after {run} failed attempts in a row (last: {})",
-                        attempt
-                            .status_code
-                            .map(|s| format!("HTTP {s}"))
-                            .or_else(|| attempt.error.clone())
-                            .unwrap_or_default()
-                    );
-                    let off = sqlx::query(
-                        "UPDATE webhooks SET enabled = 0, disabled_reason = $1, updated_at = $2 WHERE id = $3 AND enabled = 1",
-                    )
-                    .bind(&reason)
-                    .bind(now)
-                    .bind(&due.webhook.id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if off.rows_affected() == 1 {
-                        disabled = true;
-                        audit::write(
-                            &mut tx,
-                            &AuditEntry::system(
-                                "webhook.disable",
-                                &due.webhook.id,
-                                serde_json::json!({ "reason": reason, "url": due.webhook.url }),
-                            ),
-                            now,
-                        )
-                        .await?;
-                        enqueue(
-                            &mut tx,
-                            &Event::new(
-                                "webhook.disabled",
-                                serde_json::json!({
-                                    "webhook_id": due.webhook.id, "url": due.webhook.url,
-                                    "consecutive_failures": run, "reason": reason,
-                                }),
-                            ),
-                            None,
-                            now,
-                        )
-                        .await?;
-                    }
-                }
-            }
+        out.pop()
+            .ok_or_else(|| anyhow::anyhow!("no attempt recorded"))
+    }
+
+    /// [`Store::record_attempt`] for a batch of attempts, in one
+    /// transaction (one commit, one fsync on SQLite, for a claimed batch).
+    pub async fn record_attempts(
+        &self,
+        done: &[(Due, Attempt)],
+        rules: &RetryRules,
+        now: i64,
+    ) -> anyhow::Result<Vec<(AfterAttempt, bool)>> {
+        let mut tx = self.pool().begin().await?;
+        let mut out = Vec::with_capacity(done.len());
+        for (due, attempt) in done {
+            out.push(record_in(&mut tx, due, attempt, rules, now).await?);
         }
         tx.commit().await?;
-        Ok((after, disabled))
+        Ok(out)
     }
 
     /// Deliveries written and not yet finished, in all.
@@ -666,4 +576,126 @@ impl Store {
                 .await?;
         Ok(row.try_get("n")?)
     }
+}
+
+/// Log one attempt inside `tx` and move its delivery on (see
+/// [`Store::record_attempt`]).
+async fn record_in(
+    tx: &mut Transaction<'_, Any>,
+    due: &Due,
+    attempt: &Attempt,
+    rules: &RetryRules,
+    now: i64,
+) -> anyhow::Result<(AfterAttempt, bool)> {
+    let n = due.attempts + 1;
+
+    let outcome = if attempt.ok() {
+        "delivered"
+    } else if attempt.status_code.is_some() {
+        "failed"
+    } else {
+        "error"
+    };
+    sqlx::query(
+        "INSERT INTO webhook_attempts (id, delivery_id, webhook_id, event_id, event_type, attempt, at, status_code, latency_ms, outcome, error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(crate::ids::new_id("at", now))
+    .bind(&due.delivery_id)
+    .bind(&due.webhook.id)
+    .bind(&due.event_id)
+    .bind(&due.event_type)
+    .bind(n)
+    .bind(now)
+    .bind(attempt.status_code.map(i64::from))
+    .bind(attempt.latency_ms)
+    .bind(outcome)
+    .bind(attempt.error.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    let after = if attempt.ok() {
+        AfterAttempt::Delivered
+    } else if n >= rules.max_attempts {
+        AfterAttempt::GaveUp
+    } else {
+        AfterAttempt::Retry
+    };
+    let (state, next, finished) = match after {
+        AfterAttempt::Delivered => ("delivered", now, Some(now)),
+        AfterAttempt::GaveUp => ("failed", now, Some(now)),
+        AfterAttempt::Retry => ("pending", now.saturating_add(rules.backoff(n)), None),
+    };
+    sqlx::query(
+        "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, claimed_until = 0, finished_at = $4 WHERE id = $5",
+    )
+    .bind(state)
+    .bind(n)
+    .bind(next)
+    .bind(finished)
+    .bind(&due.delivery_id)
+    .execute(&mut **tx)
+    .await?;
+    let mut disabled = false;
+    if attempt.ok() {
+        sqlx::query("UPDATE webhooks SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0")
+            .bind(&due.webhook.id)
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        let row = sqlx::query(
+            "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 WHERE id = $1 \
+             RETURNING consecutive_failures, enabled",
+        )
+        .bind(&due.webhook.id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = row {
+            let run: i64 = row.try_get("consecutive_failures")?;
+            if run >= rules.disable_after {
+                let reason = format!(
+                    "disabled after {run} failed attempts in a row (last: {})",
+                    attempt
+                        .status_code
+                        .map(|s| format!("HTTP {s}"))
+                        .or_else(|| attempt.error.clone())
+                        .unwrap_or_default()
+                );
+                let off = sqlx::query(
+                    "UPDATE webhooks SET enabled = 0, disabled_reason = $1, updated_at = $2 WHERE id = $3 AND enabled = 1",
+                )
+                .bind(&reason)
+                .bind(now)
+                .bind(&due.webhook.id)
+                .execute(&mut **tx)
+                .await?;
+                if off.rows_affected() == 1 {
+                    disabled = true;
+                    audit::write(
+                        tx,
+                        &AuditEntry::system(
+                            "webhook.disable",
+                            &due.webhook.id,
+                            serde_json::json!({ "reason": reason, "url": due.webhook.url }),
+                        ),
+                        now,
+                    )
+                    .await?;
+                    enqueue(
+                        tx,
+                        &Event::new(
+                            "webhook.disabled",
+                            serde_json::json!({
+                                "webhook_id": due.webhook.id, "url": due.webhook.url,
+                                "consecutive_failures": run, "reason": reason,
+                            }),
+                        ),
+                        None,
+                        now,
+                    )
+                    .await?;
+                }
+            }
+        }
+    }
+    Ok((after, disabled))
 }

@@ -166,51 +166,58 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         };
         let full = due.len() as i64 == batch;
         if !due.is_empty() {
-            futures_util::stream::iter(due)
-                .for_each_concurrent(c.concurrency, |d| {
+            // Send at most `concurrency` at once; log the whole batch in one
+            // transaction (one commit instead of one per attempt).
+            let done: Vec<(Due, Attempt)> = futures_util::stream::iter(due)
+                .map(|d| {
                     let (state, http) = (state.clone(), http.clone());
                     async move {
                         let attempt =
                             send(&http, &d, c.allow_private_addresses, state.clock.now_ms()).await;
-                        let outcome = if attempt.ok() {
-                            "delivered"
-                        } else if attempt.status_code.is_some() {
-                            "failed"
-                        } else {
-                            "error"
-                        };
-                        state
-                            .metrics
-                            .webhook_attempts
-                            .with_label_values(&[outcome])
-                            .inc();
-                        match state
-                            .store
-                            .record_attempt(&d, &attempt, &rules, state.clock.now_ms())
-                            .await
-                        {
-                            Ok((after, disabled)) => {
-                                if after == AfterAttempt::GaveUp {
-                                    tracing::warn!(webhook = %d.webhook.id, event = %d.event_id, "webhook delivery given up");
-                                }
-                                if after == AfterAttempt::Delivered {
-                                    state.metrics.webhook_delay.observe(
-                                        (state.clock.now_ms() - d.event_at).max(0) as f64 / 1000.0,
-                                    );
-                                }
-                                if disabled {
-                                    state.metrics.webhooks_disabled.inc();
-                                    tracing::warn!(webhook = %d.webhook.id, url = %d.webhook.url, "webhook disabled after repeated failures");
-                                    WAKE.notify_waiters();
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, webhook = %d.webhook.id, "recording a webhook attempt failed")
-                            }
-                        }
+                        (d, attempt)
                     }
                 })
+                .buffer_unordered(c.concurrency)
+                .collect()
                 .await;
+            for (_, attempt) in &done {
+                let outcome = if attempt.ok() {
+                    "delivered"
+                } else if attempt.status_code.is_some() {
+                    "failed"
+                } else {
+                    "error"
+                };
+                state
+                    .metrics
+                    .webhook_attempts
+                    .with_label_values(&[outcome])
+                    .inc();
+            }
+            let now = state.clock.now_ms();
+            match state.store.record_attempts(&done, &rules, now).await {
+                Ok(results) => {
+                    for ((d, _), (after, disabled)) in done.iter().zip(results) {
+                        if after == AfterAttempt::GaveUp {
+                            tracing::warn!(webhook = %d.webhook.id, event = %d.event_id, "webhook delivery given up");
+                        }
+                        if after == AfterAttempt::Delivered {
+                            state
+                                .metrics
+                                .webhook_delay
+                                .observe((now - d.event_at).max(0) as f64 / 1000.0);
+                        }
+                        if disabled {
+                            state.metrics.webhooks_disabled.inc();
+                            tracing::warn!(webhook = %d.webhook.id, url = %d.webhook.url, "webhook disabled after repeated failures");
+                            WAKE.notify_waiters();
+                        }
+                    }
+                }
+                // Not logged: the claims run out and the deliveries are sent
+                // again (same ids) — at least once.
+                Err(e) => tracing::warn!(error = %e, "recording webhook attempts failed"),
+            }
         }
         if full {
             continue;
