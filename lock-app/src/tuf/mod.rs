@@ -14,13 +14,13 @@
 //!   refusal is its own [`TufError`] variant (rollback, freeze,
 //!   mix-and-match, endless data, partial bundle, arbitrary software, bad
 //!   signature, root version gap).
-//! * Signatures cover the OLPC canonical JSON ([`cjson`]) of the received
+//! * Signatures cover the OLPC canonical JSON ([`cjson`], from
+//!   `nightlatch-proto`, the one the host tools sign with) of the received
 //!   `signed` object; keys are Ed25519; key ids are taken as listed.
 //!
 //! Not supported: `succinct_roles` (hash-bin delegations), key types other
 //! than Ed25519 (they parse but never count towards a threshold).
 
-pub mod cjson;
 mod digest;
 mod encoding;
 mod error;
@@ -32,6 +32,8 @@ mod target;
 mod transport;
 mod trusted;
 mod updater;
+
+pub use nightlatch_proto::cjson;
 
 pub use encoding::{hex_decode, hex_encode, parse_utc};
 pub use error::{Result, Role, TufError};

@@ -1,0 +1,8 @@
+#![no_std]
+#![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
+
+extern crate alloc;
+
+pub mod cjson;
+pub mod paths;
