@@ -11,13 +11,15 @@ use serde_json::value::RawValue;
 
 use crate::checkin::commit::Committer;
 use crate::checkin::parse::{Parsed, Submission, parse};
-use crate::checkin::plan::{Context, plan};
+use crate::checkin::plan::{Context, NewAssignment, plan};
 use crate::clock::Clock;
 use crate::director::Director;
 use crate::error::{ApiError, AppResult};
 use crate::metrics::Metrics;
 use crate::repo::RepoHost;
 use crate::rollouts::Rollout;
+use crate::rollouts::outcome::DeviceStatus;
+use crate::store::checkins::{BatchResult, CheckinWrite};
 use crate::store::devices::Device;
 use crate::store::{Backend, Store};
 use crate::wire::{CheckinResponse, SitePolicy, b64, checkin_message, time_leaf};
@@ -206,43 +208,50 @@ impl Pipeline {
         Some(key)
     }
 
+    /// The batch in six named stages: parse, load, verify, plan, commit,
+    /// sign. Each stage answers the submissions it refuses; what is left
+    /// unanswered at the end is an internal error.
     async fn try_process(
         &self,
         subs: &[Submission],
     ) -> anyhow::Result<Vec<AppResult<CheckinResponse>>> {
         let now = self.clock.now_ms();
-        let mut out: Vec<Option<AppResult<CheckinResponse>>> =
-            (0..subs.len()).map(|_| None).collect();
-        let mut parsed: Vec<Option<Parsed>> = Vec::with_capacity(subs.len());
-        for (i, s) in subs.iter().enumerate() {
-            match parse(s) {
-                Ok(p) => parsed.push(Some(p)),
-                Err(e) => {
-                    out[i] = Some(Err(e));
-                    parsed.push(None);
-                }
-            }
-        }
+        let mut batch = Batch::parse(subs);
+        let mut devices = self.load_stage(&batch).await?;
+        let verified = self.verify_stage(&mut batch, &devices);
+        let (writes, planned, rollouts) = self
+            .plan_stage(&mut batch, &mut devices, verified, now)
+            .await?;
+        let result = self.commit_stage(writes, rollouts, &devices, now).await?;
+        self.sign_stage(&mut batch, planned, &result, now).await?;
+        Ok(batch.finish())
+    }
 
-        // Load the locks.
+    /// Load the locks the batch names (cache, then database).
+    async fn load_stage(&self, batch: &Batch<'_>) -> anyhow::Result<HashMap<String, Device>> {
         let t = Instant::now();
-        let ids: Vec<&str> = parsed
+        let ids: Vec<&str> = batch
+            .parsed
             .iter()
             .flatten()
             .map(|p| p.req.device_id.as_str())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let mut devices = self.load(&ids).await?;
+        let devices = self.load(&ids).await?;
         self.metrics.stage("load", t);
+        Ok(devices)
+    }
 
-        // Who is who, then every signature at once.
+    /// Who is who, then every signature: the indexes whose signature
+    /// verifies with their lock's registered key.
+    fn verify_stage(&self, batch: &mut Batch<'_>, devices: &HashMap<String, Device>) -> Vec<usize> {
         let t = Instant::now();
         let mut candidates: Vec<(usize, VerifyingKey)> = Vec::new();
-        for (i, p) in parsed.iter().enumerate() {
+        for (i, p) in batch.parsed.iter().enumerate() {
             let Some(p) = p else { continue };
             let Some(dev) = devices.get(&p.req.device_id) else {
-                out[i] = Some(Err(ApiError::client(
+                batch.out[i] = Some(Err(ApiError::client(
                     axum::http::StatusCode::NOT_FOUND,
                     "unknown_device",
                     format!("no lock {} is registered", p.req.device_id),
@@ -250,14 +259,14 @@ impl Pipeline {
                 continue;
             };
             if dev.status != "active" {
-                out[i] = Some(Err(ApiError::forbidden(
+                batch.out[i] = Some(Err(ApiError::forbidden(
                     "revoked",
                     "this lock has been revoked",
                 )));
                 continue;
             }
             let Some(key) = self.public_key(&dev.id, &dev.public_key) else {
-                out[i] = Some(Err(ApiError::Internal(anyhow::anyhow!(
+                batch.out[i] = Some(Err(ApiError::Internal(anyhow::anyhow!(
                     "stored key of {} is unusable",
                     dev.id
                 ))));
@@ -275,22 +284,32 @@ impl Pipeline {
         // a scalar multiplication, as much as the strict check itself.
         let mut verified: Vec<usize> = Vec::with_capacity(candidates.len());
         for (i, key) in &candidates {
-            let good = parsed[*i].as_ref().is_some_and(|p| {
-                key.verify_strict(&checkin_message(&subs[*i].body), &p.sig)
+            let good = batch.parsed[*i].as_ref().is_some_and(|p| {
+                key.verify_strict(&checkin_message(&batch.subs[*i].body), &p.sig)
                     .is_ok()
             });
             if good {
                 verified.push(*i);
             } else {
-                out[*i] = Some(Err(ApiError::unauthorized(
+                batch.out[*i] = Some(Err(ApiError::unauthorized(
                     "bad_signature",
                     "the signature does not verify with this lock's registered key",
                 )));
             }
         }
         self.metrics.stage("verify", t);
+        verified
+    }
 
-        // Plan every verified check-in, in arrival order.
+    /// Plan every verified check-in, in arrival order: replay and model
+    /// checks, then the lock's new state, assignment and director metadata.
+    async fn plan_stage(
+        &self,
+        batch: &mut Batch<'_>,
+        devices: &mut HashMap<String, Device>,
+        verified: Vec<usize>,
+        now: i64,
+    ) -> anyhow::Result<(Vec<CheckinWrite>, Vec<Planned>, Vec<Rollout>)> {
         let t = Instant::now();
         let (mut rollouts, policies) = self.live().await?;
         let catalog = self.repo.catalog();
@@ -302,20 +321,20 @@ impl Pipeline {
             director_lifetime_ms: self.director_lifetime_ms,
         };
         let mut writes = Vec::new();
-        let mut plans_meta = Vec::new();
+        let mut planned_all = Vec::new();
         for i in verified {
-            let Some(p) = parsed[i].as_ref() else {
+            let Some(p) = batch.parsed[i].as_ref() else {
                 continue;
             };
             let Some(dev) = devices.get_mut(&p.req.device_id) else {
                 continue;
             };
             if p.counter <= dev.last_counter {
-                out[i] = Some(Err(replayed(dev.last_counter)));
+                batch.out[i] = Some(Err(replayed(dev.last_counter)));
                 continue;
             }
             if p.req.report.hardware_model != dev.hardware_model {
-                out[i] = Some(Err(ApiError::bad_request(
+                batch.out[i] = Some(Err(ApiError::bad_request(
                     "model_mismatch",
                     format!(
                         "the lock reports hardware model {:?} but is registered as {:?}",
@@ -334,8 +353,8 @@ impl Pipeline {
                 .ok_or_else(|| anyhow::anyhow!("director metadata of {} has no hash", dev.id))?;
             let version = d.version;
             let include = u64::try_from(version).ok() != Some(p.req.director_targets_version);
-            plans_meta.push((
-                Accepted {
+            planned_all.push(Planned {
+                accepted: Accepted {
                     index: i,
                     device_id: dev.id.clone(),
                     include,
@@ -354,14 +373,24 @@ impl Pipeline {
                         None
                     },
                 },
-                planned.assigned,
-                planned.outcome,
-            ));
+                assigned: planned.assigned,
+                outcome: planned.outcome,
+            });
             writes.push(planned.write);
         }
         self.metrics.stage("plan", t);
+        Ok((writes, planned_all, rollouts))
+    }
 
-        // Commit.
+    /// Commit the writes (group commit), keep what was applied in the
+    /// device cache, count automatic pauses.
+    async fn commit_stage(
+        &self,
+        writes: Vec<CheckinWrite>,
+        rollouts: Vec<Rollout>,
+        devices: &HashMap<String, Device>,
+        now: i64,
+    ) -> anyhow::Result<BatchResult> {
         let t = Instant::now();
         let written: Vec<String> = writes.iter().map(|w| w.device_id.clone()).collect();
         let result = self.committer.commit(writes, rollouts, now).await?;
@@ -375,7 +404,7 @@ impl Pipeline {
             }
         }
         // (All writes of one lock share its fate: one conditional UPDATE.)
-        self.remember(&devices, &applied_ids, &refused_ids);
+        self.remember(devices, &applied_ids, &refused_ids);
         self.metrics.stage("commit", t);
         for r in &result.auto_paused {
             tracing::warn!(rollout = %r.id, reason = ?r.state_reason, "rollout paused automatically");
@@ -384,27 +413,37 @@ impl Pipeline {
                 .with_label_values(&[&r.id])
                 .inc();
         }
+        Ok(result)
+    }
 
-        // One time signature for everything committed.
+    /// One time signature (a Merkle root) for everything committed, and
+    /// the answers: director metadata where the lock's copy is not current.
+    async fn sign_stage(
+        &self,
+        batch: &mut Batch<'_>,
+        planned: Vec<Planned>,
+        result: &BatchResult,
+        now: i64,
+    ) -> anyhow::Result<()> {
         let t = Instant::now();
         let mut accepted = Vec::new();
-        for ((meta, assigned, outcome), applied) in plans_meta.into_iter().zip(&result.applied) {
+        for (p, applied) in planned.into_iter().zip(&result.applied) {
             if *applied {
-                if let Some(a) = assigned {
+                if let Some(a) = p.assigned {
                     self.metrics
                         .assignments
                         .with_label_values(&[&a.rollout, &a.wave.to_string(), a.delivery])
                         .inc();
                 }
-                if let Some((rollout, status)) = outcome {
+                if let Some((rollout, status)) = p.outcome {
                     self.metrics
                         .rollout_outcomes
                         .with_label_values(&[&rollout, status.as_str()])
                         .inc();
                 }
-                accepted.push(meta);
+                accepted.push(p.accepted);
             } else {
-                out[meta.index] = Some(Err(replayed(-1)));
+                batch.out[p.accepted.index] = Some(Err(replayed(-1)));
             }
         }
         // Metadata to resend that was not re-signed now: read it back.
@@ -434,7 +473,7 @@ impl Pipeline {
                 (true, None) => anyhow::bail!("director metadata of {} is missing", a.device_id),
                 (false, _) => None,
             };
-            out[a.index] = Some(Ok(CheckinResponse {
+            batch.out[a.index] = Some(Ok(CheckinResponse {
                 director_root_version: self.director.root_version(),
                 director_targets_version: u64::try_from(a.version).unwrap_or(0),
                 director_targets_sha256: a.sha256,
@@ -443,7 +482,39 @@ impl Pipeline {
             }));
         }
         self.metrics.stage("sign", t);
-        Ok(out
+        Ok(())
+    }
+}
+
+/// A batch in flight: the submissions, what parsed, and each one's answer
+/// once a stage has given it.
+struct Batch<'a> {
+    subs: &'a [Submission],
+    parsed: Vec<Option<Parsed>>,
+    out: Vec<Option<AppResult<CheckinResponse>>>,
+}
+
+impl<'a> Batch<'a> {
+    /// Parse every submission; the malformed ones are answered here.
+    fn parse(subs: &'a [Submission]) -> Self {
+        let mut out: Vec<Option<AppResult<CheckinResponse>>> =
+            (0..subs.len()).map(|_| None).collect();
+        let mut parsed = Vec::with_capacity(subs.len());
+        for (i, s) in subs.iter().enumerate() {
+            match parse(s) {
+                Ok(p) => parsed.push(Some(p)),
+                Err(e) => {
+                    out[i] = Some(Err(e));
+                    parsed.push(None);
+                }
+            }
+        }
+        Self { subs, parsed, out }
+    }
+
+    /// Every answer, in order.
+    fn finish(self) -> Vec<AppResult<CheckinResponse>> {
+        self.out
             .into_iter()
             .map(|r| {
                 r.unwrap_or_else(|| {
@@ -452,8 +523,16 @@ impl Pipeline {
                     )))
                 })
             })
-            .collect())
+            .collect()
     }
+}
+
+/// One planned check-in: its answer-to-be, and what to count once it is
+/// committed.
+struct Planned {
+    accepted: Accepted,
+    assigned: Option<NewAssignment>,
+    outcome: Option<(String, DeviceStatus)>,
 }
 
 fn replayed(last: i64) -> ApiError {
