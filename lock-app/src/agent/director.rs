@@ -62,19 +62,47 @@ struct DirectorCustom {
     policy: Option<InstallPolicy>,
 }
 
-/// A verified director answer.
+/// A verified director answer. Only [`verify`] makes one (its fields are
+/// private), so holding one means every check passed.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    time: u64,
+    new_roots: Vec<Vec<u8>>,
+    new_targets: Option<Vec<u8>>,
+    targets_version: u64,
+    assignment: Option<Assignment>,
+}
+
+impl Verified {
     /// The signed time (Unix seconds).
-    pub time: u64,
+    pub fn time(&self) -> u64 {
+        self.time
+    }
+
     /// Newer director roots, in order, to persist (the last is trusted now).
-    pub new_roots: Vec<Vec<u8>>,
+    pub fn new_roots(&self) -> &[Vec<u8>] {
+        &self.new_roots
+    }
+
     /// New director targets metadata to persist.
-    pub new_targets: Option<Vec<u8>>,
+    pub fn new_targets(&self) -> Option<&[u8]> {
+        self.new_targets.as_deref()
+    }
+
     /// Version of the director targets metadata now in force.
-    pub targets_version: u64,
+    pub fn targets_version(&self) -> u64 {
+        self.targets_version
+    }
+
     /// The assignment, if the metadata holds one.
-    pub assignment: Option<Assignment>,
+    pub fn assignment(&self) -> Option<&Assignment> {
+        self.assignment.as_ref()
+    }
+
+    /// The assignment, taken out.
+    pub fn take_assignment(&mut self) -> Option<Assignment> {
+        self.assignment.take()
+    }
 }
 
 /// This check-in's values the answer must be bound to.

@@ -864,7 +864,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             counter: self.counter,
             floor: self.state.time_floor,
         };
-        let verified = match director::verify(&resp, &sent, &self.files, &mut self.net) {
+        let mut verified = match director::verify(&resp, &sent, &self.files, &mut self.net) {
             Ok(v) => v,
             Err(AgentError::DirectorTargetsMismatch) if resp.director_targets.is_none() => {
                 // What we hold is not what the director signed for this
@@ -880,12 +880,12 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         };
 
         // The roots and the time are verified on their own: keep them.
-        for root in &verified.new_roots {
+        for root in verified.new_roots() {
             put(&mut self.files, director::ROOT_FILE, root)?;
         }
-        self.state.time_floor = self.state.time_floor.max(verified.time);
-        if self.hw.now().abs_diff(verified.time) > 60 {
-            self.hw.set_time(verified.time);
+        self.state.time_floor = self.state.time_floor.max(verified.time());
+        if self.hw.now().abs_diff(verified.time()) > 60 {
+            self.hw.set_time(verified.time());
         }
         if self.usage_sent {
             // The summary's time by the corrected clock.
@@ -895,7 +895,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         // The director targets are kept only once what they assign has been
         // checked against the image repository: metadata that disagrees with
         // it is discarded, never held (Uptane full verification).
-        let outcome = match verified.assignment {
+        let outcome = match verified.take_assignment() {
             None => {
                 if self.state.staging.take().is_some() {
                     self.hash = None;
@@ -912,7 +912,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
                 }
             },
         };
-        if let Some(t) = &verified.new_targets {
+        if let Some(t) = verified.new_targets() {
             put(&mut self.files, director::TARGETS_FILE, t)?;
         }
         self.save()?;
