@@ -40,8 +40,13 @@ pub struct DelegatedRole {
     pub threshold: u32,
     /// If true, a search for a matching path stops at this role.
     pub terminating: bool,
-    /// Target path patterns (`*` matches within one path component).
-    pub paths: Vec<String>,
+    /// Target path patterns (`*`, `?`, `[...]` within one `/`-separated
+    /// segment). Exactly one of `paths` and `path_hash_prefixes` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    /// Hex prefixes of the SHA-256 of the target paths this role holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hash_prefixes: Option<Vec<String>>,
 }
 
 impl DelegatedRole {
@@ -53,64 +58,32 @@ impl DelegatedRole {
         }
     }
 
-    /// Whether this role is trusted for `target` (one of its `paths` matches).
+    /// Whether this role is trusted for `target`: TUF's rule as python-tuf
+    /// applies it (`path_hash_prefixes`, else `paths` matched per segment
+    /// with `fnmatch`), the one function the lock calls too
+    /// ([`nightlatch_proto::paths`]).
     pub fn matches(&self, target: &str) -> bool {
-        self.paths.iter().any(|p| path_matches(p, target))
+        nightlatch_proto::paths::is_delegated_path(
+            self.paths.as_deref(),
+            self.path_hash_prefixes.as_deref(),
+            target,
+        )
     }
-}
 
-/// Whether `target` matches the delegation path pattern `pattern`, as
-/// python-tuf matches them: the same number of `/`-separated parts, each part
-/// matching its glob (`*` any run of characters, `?` one character).
-pub fn path_matches(pattern: &str, target: &str) -> bool {
-    let p: Vec<&str> = pattern.split('/').collect();
-    let t: Vec<&str> = target.split('/').collect();
-    p.len() == t.len()
-        && p.iter()
-            .zip(&t)
-            .all(|(p, t)| glob(p.as_bytes(), t.as_bytes()))
-}
-
-fn glob(p: &[u8], t: &[u8]) -> bool {
-    // Iterative wildcard matching with backtracking to the last `*`.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if c == b'?' || c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
+    /// What the role is trusted for, for messages: its path patterns or its
+    /// hash prefixes.
+    pub fn scope(&self) -> String {
+        match (&self.paths, &self.path_hash_prefixes) {
+            (_, Some(prefixes)) => format!("path hash prefixes {}", prefixes.join(", ")),
+            (Some(paths), None) => format!("paths {}", paths.join(", ")),
+            (None, None) => "no paths".into(),
         }
     }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
-#[cfg(test)]
-mod path_tests {
-    use super::path_matches;
-
-    #[test]
-    fn delegation_paths_match_within_one_component() {
-        assert!(path_matches("nl-lock-v2/*", "nl-lock-v2/1.0.0.nlfw"));
-        assert!(!path_matches("nl-lock-v2/*", "nl-lock-v3/1.0.0.nlfw"));
-        assert!(!path_matches("nl-lock-v2/*", "nl-lock-v2/a/b.nlfw"));
-        assert!(path_matches("a/?.bin", "a/x.bin"));
-        assert!(!path_matches("a/*", "a"));
-    }
-}
+/// Whether `target` matches the delegation path pattern `pattern`
+/// (python-tuf's rule; [`nightlatch_proto::paths::path_matches`]).
+pub use nightlatch_proto::paths::path_matches;
 
 /// The `delegations` object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,8 +205,20 @@ impl Metadata for Targets {
                     return Err(format!("delegated role {} is listed twice", role.name));
                 }
                 role.role_keys().check(&role.name, &d.keys)?;
-                if role.paths.is_empty() {
-                    return Err(format!("delegated role {} has no paths", role.name));
+                match (role.paths.as_deref(), role.path_hash_prefixes.as_deref()) {
+                    (Some(_), Some(_)) => {
+                        return Err(format!(
+                            "delegated role {} has both paths and path_hash_prefixes",
+                            role.name
+                        ));
+                    }
+                    (None | Some([]), None) | (None, Some([])) => {
+                        return Err(format!(
+                            "delegated role {} has no paths (nor path_hash_prefixes)",
+                            role.name
+                        ));
+                    }
+                    _ => {}
                 }
             }
         }

@@ -274,6 +274,20 @@ pub struct DelegatedRole {
     pub path_hash_prefixes: Option<Vec<String>>,
 }
 
+impl DelegatedRole {
+    /// Whether this role is trusted for `target`: TUF's rule as python-tuf
+    /// applies it (`path_hash_prefixes`, else `paths` matched per segment
+    /// with `fnmatch`), the one function the host tools and the server's
+    /// upload check call too ([`nightlatch_proto::paths`]).
+    pub fn is_delegated_path(&self, target: &str) -> bool {
+        nightlatch_proto::paths::is_delegated_path(
+            self.paths.as_deref(),
+            self.path_hash_prefixes.as_deref(),
+            target,
+        )
+    }
+}
+
 /// The delegations of a targets role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delegations {

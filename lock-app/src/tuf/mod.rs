@@ -25,7 +25,6 @@ mod digest;
 mod encoding;
 mod error;
 pub mod metadata;
-mod pattern;
 mod signed;
 mod storage;
 mod target;
@@ -41,7 +40,6 @@ pub use metadata::{
     DelegatedRole, Delegations, Hashes, Header, MetaFile, Root, Snapshot, TargetFile, Targets,
     Timestamp,
 };
-pub use pattern::path_matches;
 pub use signed::{Envelope, PublicKey, RoleKeys};
 pub use storage::{MemoryStore, MetadataStore, StoreError};
 pub use target::{NightlatchTarget, TargetInfo, TargetVerifier, check_target_name};

@@ -70,7 +70,8 @@ pub fn delegate(
         keyids,
         threshold,
         terminating: true,
-        paths: vec![format!("{model}/*")],
+        paths: Some(vec![format!("{model}/*")]),
+        path_hash_prefixes: None,
     };
     match d.roles.iter_mut().find(|r| r.name == model) {
         Some(existing) => *existing = role,

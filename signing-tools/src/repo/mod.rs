@@ -134,9 +134,9 @@ fn check_delegated_paths(
         return Err(Error::RepoState {
             path: dir.to_owned(),
             reason: format!(
-                "{} lists target {name}, outside the paths {:?} delegated to role {}",
+                "{} lists target {name}, outside the {} delegated to role {}",
                 role_file(dir, version, &role.name).display(),
-                role.paths,
+                role.scope(),
                 role.name
             ),
             help: "this metadata was not made by our tools (forged or corrupted): restore the repository's metadata from a backup".into(),

@@ -20,8 +20,6 @@ use std::path::Path;
 use keys_ceremony::metadata::{Expiry, Metadata, Signed, Targets};
 use signing_tools::repo::{Repo, target_file};
 
-use crate::repo::paths;
-
 /// Metadata that passed every check but the presence of its target files.
 #[derive(Debug)]
 pub struct Accepted {
@@ -87,10 +85,12 @@ pub fn check(repo: &Repo, file_name: &str, bytes: &[u8]) -> Result<Accepted, Str
         meta.require(keys, &delegation.role_keys(), file_name, role)
             .map_err(|e| e.to_string())?;
         for name in meta.signed.targets.keys() {
-            if !delegation.paths.iter().any(|p| paths::matches(p, name)) {
+            // The lock's rule, in the one function both call
+            // (`nightlatch_proto::paths`): `paths` or `path_hash_prefixes`.
+            if !delegation.matches(name) {
                 return Err(format!(
-                    "target {name} is outside the paths delegated to {role} ({})",
-                    delegation.paths.join(", ")
+                    "target {name} is outside the {} delegated to {role}",
+                    delegation.scope()
                 ));
             }
         }
