@@ -6,17 +6,15 @@
 
 use std::collections::BTreeMap;
 
-use nightlatch_system_tests::fleet::{Faults, Fleet, FleetConfig, Policy, Report, Scenario};
+use nightlatch_system_tests::fleet::{
+    Faults, Fleet, FleetConfig, Policy, Report, Scenario, TEST_START,
+};
 
 const DAY: u64 = 86_400;
 
+/// A fixed virtual date (2030-01-07T00:00:00Z, a Monday), not today's.
 fn t0() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / DAY
-        * DAY
+    TEST_START
 }
 
 fn newest(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

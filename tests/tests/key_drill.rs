@@ -8,16 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer, SigningKey};
 use keys_ceremony::cmd::LogArgs;
 use keys_ceremony::cmd::rotate::RotateArgs;
 use keys_ceremony::keysource::KeySpec;
-use lock_app::agent::{self, Agent, AgentConfig, AgentError, Net, NetError, Repo, wire};
+use lock_app::agent::{Agent, AgentConfig, AgentError, Net, NetError, Repo, wire};
 use lock_app::tuf::{FetchError, MetadataStore};
-use nightlatch_system_tests::fleet::{Fleet, FleetConfig, Report, Scenario};
+use nightlatch_system_tests::fleet::{Fleet, FleetConfig, Report, Scenario, TEST_START};
 use nightlatch_system_tests::sim::device::{Clock, SimHardware};
 use nightlatch_system_tests::sim::net::HttpNet;
 use serde_json::{Value, json};
@@ -25,13 +25,9 @@ use update_server::config::KeysConfig;
 
 const DAY: u64 = 86_400;
 
+/// A fixed virtual date (2030-01-07T00:00:00Z, a Monday), not today's.
 fn t0() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / DAY
-        * DAY
+    TEST_START
 }
 
 fn run(
@@ -213,13 +209,19 @@ fn key_compromise_drill_rotates_online_keys_under_a_live_fleet() {
         )],
         &log,
     );
+    // Every image root key signs, and each signature must go through, each
+    // with its own key (a lock trusts image root 2 only if the thresholds of
+    // root 1 and of root 2 signed it).
+    let mut signers = BTreeSet::new();
     for k in ["root-1", "root-2", "root-3"] {
-        let _ = keys_ceremony::cmd::sign::sign_file(
+        let key_id = keys_ceremony::cmd::sign::sign_file(
             &i2,
             Some(&keys.join("image/1.root.json")),
             &KeySpec::File(keys.join(format!("image/keys/{k}.key"))),
             &log,
-        );
+        )
+        .unwrap_or_else(|e| panic!("signing the new image root with {k}: {e:?}"));
+        assert!(signers.insert(key_id), "{k} signed as an earlier key");
     }
     let image_root_2: Value = serde_json::from_slice(&std::fs::read(&i2).unwrap()).unwrap();
     scenario
@@ -285,6 +287,7 @@ fn key_compromise_drill_rotates_online_keys_under_a_live_fleet() {
 
     // Answers signed with the old director timestamp key are refused.
     let mut refused = None;
+    let fleet_now = fleet.now;
     fleet.for_each(|l| {
         if refused.is_some() {
             return;
@@ -299,12 +302,11 @@ fn key_compromise_drill_rotates_online_keys_under_a_live_fleet() {
             l.device.config,
             files,
             net,
-            SimHardware::new(Clock::real()),
+            SimHardware::new(Clock::virtual_at(fleet_now)),
             AgentConfig::new(&l.id),
         )
         .unwrap();
         refused = Some(a.check_in());
     });
     assert_eq!(refused.unwrap(), Err(AgentError::TimeSignature));
-    let _ = agent::COUNTER_STEP;
 }

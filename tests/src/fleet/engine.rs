@@ -176,7 +176,8 @@ pub struct FleetLock {
     pub stats: LockStats,
 }
 
-const ZONES: [&str; 4] = [
+/// The locks' time zones, in turn.
+pub(crate) const ZONES: [&str; 4] = [
     "Europe/Berlin",
     "America/New_York",
     "Europe/London",

@@ -57,13 +57,18 @@ pub enum SimError {
     )]
     Url { url: String },
 
-    /// The time given with --now.
+    /// The time given with --now or --start.
     #[error("cannot read time {text:?}")]
     #[diagnostic(
         code(nightlatch_sim::time),
-        help("give --now as YYYY-MM-DDTHH:MM:SSZ or as Unix seconds")
+        help("give {option} as YYYY-MM-DDTHH:MM:SSZ or as Unix seconds")
     )]
-    Time { text: String },
+    Time {
+        /// The option (`--now`, `--start`).
+        option: &'static str,
+        /// What was given.
+        text: String,
+    },
 
     /// A local file could not be read or written.
     #[error("{what} {}: {source}", path.display())]

@@ -69,6 +69,10 @@ pub struct FleetArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Virtual start (`YYYY-MM-DDTHH:MM:SSZ` or Unix seconds), to rehearse
+    /// given calendar weeks on any day. Default: today's 00:00 UTC.
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
 }
 
 impl FleetArgs {
@@ -79,13 +83,28 @@ impl FleetArgs {
         Ok(())
     }
 
+    /// The virtual start: `--start`, else today's 00:00 UTC.
+    pub fn start_time(&self) -> Result<u64, SimError> {
+        match &self.start {
+            None => Ok(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                / DAY
+                * DAY),
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .or_else(|| lock_app::tuf::parse_utc(text))
+                .ok_or_else(|| SimError::Time {
+                    option: "--start",
+                    text: text.clone(),
+                }),
+        }
+    }
+
     /// Run; the report.
     pub fn simulate(&self) -> Result<Report, SimError> {
-        let t0 = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            / DAY
-            * DAY;
+        let t0 = self.start_time()?;
         let stage = |what: &str| {
             if !self.quiet && !self.json {
                 eprintln!("{what}");
@@ -306,6 +325,7 @@ impl DemoArgs {
             files_in_memory: false,
             json: self.json,
             quiet: false,
+            start: None,
         };
         let report = args.simulate()?;
         if !self.json {
@@ -313,5 +333,49 @@ impl DemoArgs {
         }
         print_report(&report, self.json);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{DAY, FleetArgs};
+    use crate::fleet::TEST_START;
+    use crate::sim::SimError;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        fleet: FleetArgs,
+    }
+
+    fn start(args: &[&str]) -> Result<u64, SimError> {
+        let cli = Cli::try_parse_from(std::iter::once("fleet").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        cli.fleet.start_time()
+    }
+
+    #[test]
+    fn start_is_given_or_today_at_midnight() {
+        for given in ["2030-01-07T00:00:00Z", "1893974400"] {
+            assert_eq!(start(&["--start", given]).unwrap(), TEST_START, "{given}");
+        }
+        let today = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / DAY
+            * DAY;
+        let default = start(&[]).unwrap();
+        // Unless midnight UTC passed between the two readings.
+        assert!(default == today || default == today + DAY, "{default}");
+        assert!(matches!(
+            start(&["--start", "next monday"]),
+            Err(SimError::Time {
+                option: "--start",
+                ..
+            })
+        ));
     }
 }

@@ -111,7 +111,10 @@ impl TufClientArgs {
                 .parse::<u64>()
                 .ok()
                 .or_else(|| parse_utc(text))
-                .ok_or_else(|| SimError::Time { text: text.clone() }),
+                .ok_or_else(|| SimError::Time {
+                    option: "--now",
+                    text: text.clone(),
+                }),
         }
     }
 
