@@ -1,8 +1,10 @@
 //! The lock's agent against a compromised or replaying director: a real
 //! server on loopback, and between it and the lock an attacker who holds
 //! the director's online keys (a stolen server) or replays old answers.
-//! Each attack is refused with its own `AgentError`, nothing is staged, and
-//! DFU is untouched; an honest answer afterwards still works.
+//! Each attack is its own test on its own server and lock: it is refused
+//! with its own `AgentError`, nothing is staged, DFU is untouched, forged
+//! metadata is not kept, and an honest answer afterwards still stages the
+//! real release.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -56,6 +58,8 @@ struct Evil {
     targets_key: (SigningKey, String),
     time_key: (SigningKey, String),
     held_version: u64,
+    /// The other model's published image: length and SHA-256 (hex).
+    other_image: (u64, String),
 }
 
 fn sign_env(signed: &Value, key: &(SigningKey, String)) -> Value {
@@ -165,8 +169,8 @@ impl Net for Evil {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .unwrap();
                 // The other model's published image, as the repository lists it.
-                t["length"] = json!(OTHER_LEN.with(|l| *l.borrow()));
-                t["hashes"]["sha256"] = json!(OTHER_SHA.with(|h| h.borrow().clone()));
+                t["length"] = json!(self.other_image.0);
+                t["hashes"]["sha256"] = json!(self.other_image.1);
                 t["custom"]["nightlatch"]["hardware_model"] = json!("nl-other");
                 map.clear();
                 map.insert("nl-other/1.1.0.nlfw".into(), t);
@@ -240,11 +244,6 @@ impl Net for Evil {
 /// How a refusal must look.
 type Expect = fn(&AgentError) -> bool;
 
-thread_local! {
-    static OTHER_LEN: std::cell::RefCell<u64> = const { std::cell::RefCell::new(0) };
-    static OTHER_SHA: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
 fn key_of(dir: &Path, file: &str, root: &Value, role: &str) -> (SigningKey, String) {
     let sk = signing_tools::keys::load_private_key(&dir.join(file)).unwrap();
     let public = hex_encode(sk.verifying_key().as_bytes());
@@ -265,8 +264,13 @@ fn now() -> u64 {
         .as_secs()
 }
 
-#[test]
-fn a_stolen_director_cannot_install_what_the_release_key_did_not_sign() {
+/// One attack on a fresh server and lock: a stolen director (its online
+/// keys) or a replaying network cannot install what the release key did not
+/// sign. The lock first checks in honestly twice (the second answer, with
+/// the 1.1.0 assignment, is recorded for the replay), forgets the plan, then
+/// meets `attack`: refused as `expected`, nothing staged, DFU untouched,
+/// forged metadata not kept. Honest again, the real 1.1.0 is staged.
+fn attack_is_refused(attack: Attack, expected: Expect) {
     let server = Server::start(now()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let fw = SigningKey::from_bytes(&[5; 32]);
@@ -280,8 +284,6 @@ fn a_stolen_director_cannot_install_what_the_release_key_did_not_sign() {
         &harness::payload(20_000, 3, 30),
     )
     .unwrap();
-    OTHER_LEN.with(|l| *l.borrow_mut() = other.len() as u64);
-    OTHER_SHA.with(|h| *h.borrow_mut() = hex_encode(&Sha256::digest(&other)));
     let mut files = Vec::new();
     for (name, bytes) in [("v1.nlfw", &v1), ("v2.nlfw", &v2), ("other.nlfw", &other)] {
         let p = work.path().join(name);
@@ -325,6 +327,7 @@ fn a_stolen_director_cannot_install_what_the_release_key_did_not_sign() {
         targets_key: key_of(&keys, "targets.key", &root, "targets"),
         time_key: key_of(&keys, "timestamp.key", &root, "timestamp"),
         held_version: 0,
+        other_image: (other.len() as u64, hex_encode(&Sha256::digest(&other))),
     };
     let dfu = |d: &Device| {
         d.flash.lock(|f| {
@@ -386,103 +389,37 @@ fn a_stolen_director_cannot_install_what_the_release_key_did_not_sign() {
     };
     clean(&mut store);
 
-    let cases: &[(Attack, Expect)] = &[
-        (Attack::Replay, |e| *e == AgentError::ReplayedResponse),
-        (Attack::Disagree, |e| {
-            *e == AgentError::DirectorImageDisagreement
-        }),
-        (Attack::Unpublished, |e| {
-            *e == AgentError::NotInImageRepository
-        }),
-        (Attack::OtherModel, |e| *e == AgentError::WrongHardwareModel),
-        (Attack::Rollback, |e| {
-            matches!(
-                e,
-                AgentError::Director(TufError::Rollback {
-                    role: Role::Targets,
-                    ..
-                })
-            )
-        }),
-        (Attack::Expired, |e| {
-            matches!(
-                e,
-                AgentError::Director(TufError::Expired {
-                    role: Role::Targets
-                })
-            )
-        }),
-        (Attack::WrongKey, |e| {
-            matches!(
-                e,
-                AgentError::Director(TufError::Signature {
-                    role: Role::Targets,
-                    ..
-                })
-            )
-        }),
-        (Attack::ShaMismatch, |e| {
-            *e == AgentError::DirectorTargetsMismatch
-        }),
-        (Attack::OtherLock, |e| *e == AgentError::NotForThisLock),
-        (Attack::ForeignTimeKey, |e| *e == AgentError::TimeSignature),
-        (Attack::BadRootRotation, |e| {
-            matches!(
-                e,
-                AgentError::Director(TufError::Signature {
-                    role: Role::Root,
-                    ..
-                })
-            )
-        }),
-    ];
-    for (attack, expected) in cases {
-        let before = dfu(&device);
-        evil.attack = *attack;
-        let mut a = Agent::open(
-            &device.flash,
-            device.config,
-            &mut store,
-            &mut evil,
-            hw(),
-            AgentConfig::new("lock-a"),
-        )
-        .unwrap();
-        let err = a
-            .check_in()
-            .expect_err(&format!("{attack:?} must be refused"));
-        assert!(expected(&err), "{attack:?}: refused with {err:?}");
-        assert!(a.state().staging.is_none(), "{attack:?}: nothing staged");
-        drop(a);
-        assert!(before == dfu(&device), "{attack:?}: DFU untouched");
-        // Forged metadata is never kept: the lock still holds the honest
-        // one — or, when the time names other metadata than it holds,
-        // nothing (it asks for a fresh copy next time).
-        let held = store.load(agent::director::TARGETS_FILE);
-        if *attack == Attack::ShaMismatch {
-            assert!(held.is_none(), "mismatching metadata is dropped");
-            evil.attack = Attack::Honest;
-            let mut a = Agent::open(
-                &device.flash,
-                device.config,
-                &mut store,
-                &mut evil,
-                hw(),
-                AgentConfig::new("lock-a"),
-            )
-            .unwrap();
-            assert!(matches!(a.check_in().unwrap(), CheckIn::Assigned { .. }));
-            drop(a);
-            clean(&mut store);
-        } else {
-            assert!(held == honest_targets, "{attack:?}: forged metadata kept");
-        }
-        println!("{attack:?}: refused with {err}");
+    let before = dfu(&device);
+    evil.attack = attack;
+    let mut a = Agent::open(
+        &device.flash,
+        device.config,
+        &mut store,
+        &mut evil,
+        hw(),
+        AgentConfig::new("lock-a"),
+    )
+    .unwrap();
+    let err = a
+        .check_in()
+        .expect_err(&format!("{attack:?} must be refused"));
+    assert!(expected(&err), "{attack:?}: refused with {err:?}");
+    assert!(a.state().staging.is_none(), "{attack:?}: nothing staged");
+    drop(a);
+    assert!(before == dfu(&device), "{attack:?}: DFU untouched");
+    // Forged metadata is never kept: the lock still holds the honest one —
+    // or, when the time names other metadata than it holds, nothing (it
+    // asks for a fresh copy next time).
+    let held = store.load(agent::director::TARGETS_FILE);
+    if attack == Attack::ShaMismatch {
+        assert!(held.is_none(), "mismatching metadata is dropped");
+    } else {
+        assert!(held == honest_targets, "{attack:?}: forged metadata kept");
     }
+    println!("{attack:?}: refused with {err}");
 
     // Honest again: the real assignment is staged and verified.
     evil.attack = Attack::Honest;
-
     let mut a = Agent::open(
         &device.flash,
         device.config,
@@ -500,4 +437,96 @@ fn a_stolen_director_cannot_install_what_the_release_key_did_not_sign() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[test]
+fn a_replayed_answer_is_refused() {
+    attack_is_refused(Attack::Replay, |e| *e == AgentError::ReplayedResponse);
+}
+
+#[test]
+fn director_metadata_disagreeing_with_the_image_repository_is_refused() {
+    attack_is_refused(Attack::Disagree, |e| {
+        *e == AgentError::DirectorImageDisagreement
+    });
+}
+
+#[test]
+fn an_image_the_repository_never_published_is_refused() {
+    attack_is_refused(Attack::Unpublished, |e| {
+        *e == AgentError::NotInImageRepository
+    });
+}
+
+#[test]
+fn another_models_published_image_is_refused() {
+    attack_is_refused(Attack::OtherModel, |e| *e == AgentError::WrongHardwareModel);
+}
+
+#[test]
+fn director_metadata_older_than_the_lock_holds_is_refused() {
+    attack_is_refused(Attack::Rollback, |e| {
+        matches!(
+            e,
+            AgentError::Director(TufError::Rollback {
+                role: Role::Targets,
+                ..
+            })
+        )
+    });
+}
+
+#[test]
+fn expired_director_metadata_is_refused() {
+    attack_is_refused(Attack::Expired, |e| {
+        matches!(
+            e,
+            AgentError::Director(TufError::Expired {
+                role: Role::Targets
+            })
+        )
+    });
+}
+
+#[test]
+fn director_metadata_signed_by_a_key_outside_its_role_is_refused() {
+    attack_is_refused(Attack::WrongKey, |e| {
+        matches!(
+            e,
+            AgentError::Director(TufError::Signature {
+                role: Role::Targets,
+                ..
+            })
+        )
+    });
+}
+
+#[test]
+fn a_time_naming_other_metadata_than_the_answer_carries_is_refused() {
+    attack_is_refused(Attack::ShaMismatch, |e| {
+        *e == AgentError::DirectorTargetsMismatch
+    });
+}
+
+#[test]
+fn director_metadata_for_another_lock_is_refused() {
+    attack_is_refused(Attack::OtherLock, |e| *e == AgentError::NotForThisLock);
+}
+
+#[test]
+fn a_time_signed_by_a_key_outside_the_director_root_is_refused() {
+    attack_is_refused(Attack::ForeignTimeKey, |e| *e == AgentError::TimeSignature);
+}
+
+#[test]
+fn a_director_root_rotation_not_signed_by_the_old_root_is_refused() {
+    attack_is_refused(Attack::BadRootRotation, |e| {
+        matches!(
+            e,
+            AgentError::Director(TufError::Signature {
+                role: Role::Root,
+                ..
+            })
+        )
+    });
 }
