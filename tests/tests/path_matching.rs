@@ -3,9 +3,8 @@
 //! (`lock_app::tuf::DelegatedRole::is_delegated_path`), the host's metadata
 //! model (`keys_ceremony::metadata::DelegatedRole::matches`, what the
 //! server's upload check `update_server::repo::upload::check` and the
-//! repository tools call) and the server's pattern helper
-//! (`update_server::repo::paths::matches`). All of them are now
-//! `nightlatch_proto::paths`; this test keeps it that way.
+//! repository tools call). Both are now `nightlatch_proto::paths`; this
+//! test keeps it that way.
 //!
 //! The table is also checked against python-tuf 7
 //! (`DelegatedRole.is_delegated_path`, the reference client) and, for the
@@ -245,20 +244,15 @@ fn lock_and_server_decide_the_table_like_python_tuf() {
     for ((rule, target, want), py) in TABLE.iter().zip(&python) {
         let lock = lock_decides(*rule, target);
         let host = host_decides(*rule, target);
-        let server = match rule {
-            Glob(p) => Some(update_server::repo::paths::matches(p, target)),
-            Hash(_) => None,
-        };
         let tuf = py["tuf"].as_bool().unwrap();
         let fnmatch = py["fnmatch"].as_bool();
         let agree = lock == *want
             && host == *want
-            && server.is_none_or(|s| s == *want)
             && tuf == *want
             && fnmatch.is_none_or(|f| f == *want);
         if !agree {
             wrong.push(format!(
-                "{rule:?} {target:?}: table {want}, lock {lock}, keys-ceremony {host}, server {server:?}, python-tuf {tuf}, fnmatchcase {fnmatch:?}"
+                "{rule:?} {target:?}: table {want}, lock {lock}, keys-ceremony {host}, python-tuf {tuf}, fnmatchcase {fnmatch:?}"
             ));
         }
     }

@@ -41,7 +41,6 @@ use crate::store::audit::AuditEntry;
 
 pub mod catalog;
 pub mod commit;
-pub mod paths;
 pub mod staging;
 mod sync;
 pub mod upload;
