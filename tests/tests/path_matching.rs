@@ -246,10 +246,8 @@ fn lock_and_server_decide_the_table_like_python_tuf() {
         let host = host_decides(*rule, target);
         let tuf = py["tuf"].as_bool().unwrap();
         let fnmatch = py["fnmatch"].as_bool();
-        let agree = lock == *want
-            && host == *want
-            && tuf == *want
-            && fnmatch.is_none_or(|f| f == *want);
+        let agree =
+            lock == *want && host == *want && tuf == *want && fnmatch.is_none_or(|f| f == *want);
         if !agree {
             wrong.push(format!(
                 "{rule:?} {target:?}: table {want}, lock {lock}, keys-ceremony {host}, python-tuf {tuf}, fnmatchcase {fnmatch:?}"
