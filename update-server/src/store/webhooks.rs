@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
 use crate::store::audit::{self, AuditEntry};
-use crate::store::{Store, from_json, to_json};
+use crate::store::{Placeholders, Store, from_json, to_json};
 use crate::webhooks::{Event, wants};
 
 /// A stored subscription (the secrets are never shown after creation).
@@ -181,6 +181,18 @@ impl Attempt {
     /// A 2xx answer.
     pub fn ok(&self) -> bool {
         self.status_code.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    /// `delivered`, `failed` (a non-2xx answer) or `error` (no answer): the
+    /// delivery log's outcome and the metric's label.
+    pub fn outcome(&self) -> &'static str {
+        if self.ok() {
+            "delivered"
+        } else if self.status_code.is_some() {
+            "failed"
+        } else {
+            "error"
+        }
     }
 }
 
@@ -501,24 +513,32 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         let mut out = Vec::with_capacity(claimed.len());
-        for row in claimed {
-            let id: String = row.try_get("id")?;
-            let Some(r) = sqlx::query(&format!(
-                "SELECT d.id AS delivery_id, d.attempts, e.id AS event_id, e.type AS event_type, e.payload, \
-                 e.created_at AS event_at, {} FROM webhook_deliveries d \
-                 JOIN webhook_events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
-                COLUMNS
-                    .split(", ")
-                    .map(|c| format!("w.{}", c.trim()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .bind(&id)
-            .fetch_optional(self.pool())
-            .await?
-            else {
-                continue;
-            };
+        let ids: Vec<String> = claimed
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        // What to send, for the whole claimed batch in one query.
+        let mut ph = Placeholders::new(self.backend());
+        let sql = format!(
+            "SELECT d.id AS delivery_id, d.attempts, e.id AS event_id, e.type AS event_type, e.payload, \
+             e.created_at AS event_at, {} FROM webhook_deliveries d \
+             JOIN webhook_events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.id IN ({}) ORDER BY d.next_attempt_at",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("w.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ph.take(ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in &ids {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(self.pool()).await? {
             out.push(Due {
                 delivery_id: r.try_get("delivery_id")?,
                 attempts: r.try_get("attempts")?,
@@ -588,14 +608,7 @@ async fn record_in(
     now: i64,
 ) -> anyhow::Result<(AfterAttempt, bool)> {
     let n = due.attempts + 1;
-
-    let outcome = if attempt.ok() {
-        "delivered"
-    } else if attempt.status_code.is_some() {
-        "failed"
-    } else {
-        "error"
-    };
+    let outcome = attempt.outcome();
     sqlx::query(
         "INSERT INTO webhook_attempts (id, delivery_id, webhook_id, event_id, event_type, attempt, at, status_code, latency_ms, outcome, error) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",

@@ -181,17 +181,10 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 .collect()
                 .await;
             for (_, attempt) in &done {
-                let outcome = if attempt.ok() {
-                    "delivered"
-                } else if attempt.status_code.is_some() {
-                    "failed"
-                } else {
-                    "error"
-                };
                 state
                     .metrics
                     .webhook_attempts
-                    .with_label_values(&[outcome])
+                    .with_label_values(&[attempt.outcome()])
                     .inc();
             }
             let now = state.clock.now_ms();
