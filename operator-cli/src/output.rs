@@ -40,8 +40,28 @@ impl Out {
     pub fn table(&self, headers: &[&str]) -> Table {
         let mut t = Table::new();
         if self.tty {
-            t.load_preset(presets::UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic);
+            t.load_preset(presets::UTF8_FULL_CONDENSED);
+            // Fit the terminal's width; a terminal that reports none (or an
+            // absurd one, as a pty without a size does: 0 columns) would
+            // squeeze every column to one character, so then use $COLUMNS
+            // or let the table be as wide as its cells.
+            let sensible = |w: u16| w >= 40;
+            let width = t.width().filter(|w| sensible(*w)).or_else(|| {
+                std::env::var("COLUMNS")
+                    .ok()?
+                    .parse()
+                    .ok()
+                    .filter(|w| sensible(*w))
+            });
+            match width {
+                Some(w) => {
+                    t.set_width(w)
+                        .set_content_arrangement(ContentArrangement::Dynamic);
+                }
+                None => {
+                    t.set_content_arrangement(ContentArrangement::Disabled);
+                }
+            }
         } else {
             t.load_preset(presets::NOTHING)
                 .set_content_arrangement(ContentArrangement::Disabled);
