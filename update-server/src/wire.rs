@@ -545,4 +545,95 @@ mod tests {
         assert_eq!(b64::decode("+/8"), None);
         assert_eq!(b64::decode("-_8"), Some(vec![0xfb, 0xff]));
     }
+
+    /// The golden check-in texts (shared with `nightlatch_proto::wire` and
+    /// the lock): what this version writes and reads, byte for byte.
+    const GOLDEN_FULL: &str =
+        include_str!("../../nightlatch-proto/src/wire/golden/request_full.json");
+    const GOLDEN_IDLE: &str =
+        include_str!("../../nightlatch-proto/src/wire/golden/request_idle.json");
+    const GOLDEN_RESPONSE: &str =
+        include_str!("../../nightlatch-proto/src/wire/golden/response.json");
+    const GOLDEN_RESPONSE_HELD: &str =
+        include_str!("../../nightlatch-proto/src/wire/golden/response_held.json");
+
+    fn golden_requests() -> (CheckinRequest, CheckinRequest) {
+        let usage =
+            "AQsqAwBABBAEEAQQBBAEEAQQBBABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAA";
+        let mut full = request(Some(usage));
+        full.report.boot_state = BootState::Trial;
+        full.report.last_update = Some(UpdateResult {
+            target: "nl-lock-v2/1.4.2.nlfw".into(),
+            outcome: Outcome::RolledBack,
+            reason: Some("self_test_motor".into()),
+        });
+        let mut idle = request(None);
+        idle.counter = 8;
+        idle.nonce = b64::encode([8u8; 16]);
+        idle.report.time_zone = None;
+        (full, idle)
+    }
+
+    /// Index 2 of a batch of three, signed by a fixed key at a fixed time.
+    fn golden_response(targets: bool) -> CheckinResponse {
+        use ed25519_dalek::Signer;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let leaves = [
+            time_leaf("lock-0", &[1; 16], 1, 1, &[0; 32]),
+            time_leaf("lock-2", &[2; 16], 2, 1, &[0; 32]),
+            time_leaf("lock-1", &[7; 16], 7, 3, &[0x11; 32]),
+        ];
+        let (root, paths) = merkle_tree(&leaves).unwrap();
+        let time = 1_893_456_000;
+        let sig = key.sign(&time_message(time, &root));
+        let metadata = r#"{"signatures":[{"keyid":"4c0a","sig":"9f3e"}],"signed":{"_type":"targets","expires":"2030-01-08T00:00:00Z","spec_version":"1.0.31","targets":{},"version":3}}"#;
+        CheckinResponse {
+            director_root_version: 1,
+            director_targets_version: 3,
+            director_targets_sha256: b64::encode([0x11; 32]),
+            director_targets: targets
+                .then(|| serde_json::value::RawValue::from_string(metadata.into()).unwrap()),
+            time: SignedTime {
+                time,
+                merkle_root: b64::encode(root),
+                index: 2,
+                path: paths[2].iter().map(b64::encode).collect(),
+                sig: b64::encode(sig.to_bytes()),
+            },
+        }
+    }
+
+    #[test]
+    fn golden_request_bytes() {
+        let (full, idle) = golden_requests();
+        assert_eq!(
+            serde_json::to_string(&full).unwrap(),
+            GOLDEN_FULL.trim_end()
+        );
+        assert_eq!(
+            serde_json::to_string(&idle).unwrap(),
+            GOLDEN_IDLE.trim_end()
+        );
+        let back: CheckinRequest = serde_json::from_str(GOLDEN_FULL).unwrap();
+        assert_eq!(back, full);
+        let back: CheckinRequest = serde_json::from_str(GOLDEN_IDLE).unwrap();
+        assert_eq!(back, idle);
+    }
+
+    #[test]
+    fn golden_response_bytes() {
+        for (targets, golden) in [(true, GOLDEN_RESPONSE), (false, GOLDEN_RESPONSE_HELD)] {
+            let r = golden_response(targets);
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(text, golden.trim_end());
+            let back: CheckinResponse = serde_json::from_str(golden).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), text);
+            let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key();
+            let leaf = time_leaf("lock-1", &[7; 16], 7, 3, &[0x11; 32]);
+            assert_eq!(
+                verify_signed_time(&back.time, &key, &leaf),
+                Ok(1_893_456_000)
+            );
+        }
+    }
 }

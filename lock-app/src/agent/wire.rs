@@ -379,4 +379,50 @@ mod tests {
             Err(TimeError::Malformed)
         );
     }
+
+    /// The golden texts shared with `nightlatch_proto::wire` and the server:
+    /// what this lock writes and reads, byte for byte.
+    #[test]
+    fn golden_texts() {
+        let full: CheckinRequest = serde_json::from_str(include_str!(
+            "../../../nightlatch-proto/src/wire/golden/request_full.json"
+        ))
+        .unwrap();
+        assert_eq!(full.report.boot_state, BootState::Trial);
+        assert_eq!(
+            full.report.last_update.as_ref().map(|u| u.outcome),
+            Some(Outcome::RolledBack)
+        );
+        for golden in [
+            include_str!("../../../nightlatch-proto/src/wire/golden/request_full.json"),
+            include_str!("../../../nightlatch-proto/src/wire/golden/request_idle.json"),
+        ] {
+            let req: CheckinRequest = serde_json::from_str(golden).unwrap();
+            assert_eq!(serde_json::to_string(&req).unwrap(), golden.trim_end());
+        }
+        let key = SigningKey::from_bytes(&[9; 32]).verifying_key();
+        let leaf = time_leaf("lock-1", &[7; 16], 7, 3, &[0x11; 32]);
+        for (golden, targets) in [
+            (
+                include_str!("../../../nightlatch-proto/src/wire/golden/response.json"),
+                true,
+            ),
+            (
+                include_str!("../../../nightlatch-proto/src/wire/golden/response_held.json"),
+                false,
+            ),
+        ] {
+            let resp: CheckinResponse = serde_json::from_str(golden).unwrap();
+            assert_eq!(resp.director_targets.is_some(), targets);
+            assert_eq!(resp.director_targets_version, 3);
+            assert_eq!(
+                b64::decode_array::<32>(&resp.director_targets_sha256),
+                Some([0x11; 32])
+            );
+            assert_eq!(
+                verify_signed_time(&resp.time, &[key], &leaf),
+                Ok(1_893_456_000)
+            );
+        }
+    }
 }

@@ -169,23 +169,20 @@ impl Director {
         let expires = Expiry::from_unix(now_secs).after(self.targets_expires);
         let mut targets = Targets::new(u64::try_from(version).unwrap_or(1), expires);
         if let Some(r) = resolved {
-            let bind = |role: &str| {
-                json!({
-                    "device_id": device_id,
-                    "hardware_model": hardware_model,
-                    "rollout": r.assignment.rollout_id,
-                    "role": role,
-                })
-            };
-            let mut image_dir = bind("image");
-            image_dir["policy"] = serde_json::to_value(&r.policy)?;
+            let rollout = r.assignment.rollout_id.as_str();
+            let image_dir =
+                director_custom(device_id, hardware_model, rollout, Bound::Image(&r.policy))?;
             targets.targets.insert(
                 r.image.name.clone(),
                 with_director(&r.image.file, image_dir),
             );
             if let Some(p) = r.patch {
-                let mut patch_dir = bind("patch");
-                patch_dir["patch_for"] = json!(r.image.name);
+                let patch_dir = director_custom(
+                    device_id,
+                    hardware_model,
+                    rollout,
+                    Bound::Patch(&r.image.name),
+                )?;
                 targets
                     .targets
                     .insert(p.name.clone(), with_director(&p.file, patch_dir));
@@ -244,6 +241,37 @@ impl Director {
     }
 }
 
+/// What a director target is bound to: the image (with its install
+/// policy), or a patch for the image of that name.
+enum Bound<'a> {
+    Image(&'a InstallPolicy),
+    Patch(&'a str),
+}
+
+/// The `custom.director` object of a director target.
+fn director_custom(
+    device_id: &str,
+    hardware_model: &str,
+    rollout: &str,
+    bound: Bound<'_>,
+) -> anyhow::Result<serde_json::Value> {
+    let role = match bound {
+        Bound::Image(_) => "image",
+        Bound::Patch(_) => "patch",
+    };
+    let mut v = json!({
+        "device_id": device_id,
+        "hardware_model": hardware_model,
+        "rollout": rollout,
+        "role": role,
+    });
+    match bound {
+        Bound::Image(policy) => v["policy"] = serde_json::to_value(policy)?,
+        Bound::Patch(image) => v["patch_for"] = json!(image),
+    }
+    Ok(v)
+}
+
 fn with_director(file: &TargetFile, director: serde_json::Value) -> TargetFile {
     let mut custom = match &file.custom {
         Some(serde_json::Value::Object(m)) => m.clone(),
@@ -254,5 +282,45 @@ fn with_director(file: &TargetFile, director: serde_json::Value) -> TargetFile {
         length: file.length,
         hashes: file.hashes.clone(),
         custom: Some(serde_json::Value::Object(custom)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::QuietWindow;
+
+    /// `custom.director` as locks in the field parse it, byte for byte
+    /// (the same files pin `nightlatch_proto::custom`).
+    #[test]
+    fn custom_director_json_is_pinned() {
+        let policy = InstallPolicy {
+            quiet_hours: Some(QuietWindow {
+                start: "01:00".into(),
+                end: "05:00".into(),
+            }),
+            blackout_dates: vec!["2030-01-05".into()],
+            time_zone: Some("Europe/Berlin".into()),
+            security_deadline: Some(1_893_456_000),
+        };
+        let image =
+            director_custom("lock-0001", "nl-lock-v2", "ro-1", Bound::Image(&policy)).unwrap();
+        assert_eq!(
+            serde_json::to_string(&image).unwrap(),
+            include_str!("../../../nightlatch-proto/src/wire/golden/director_image.json")
+                .trim_end()
+        );
+        let patch = director_custom(
+            "lock-0001",
+            "nl-lock-v2",
+            "ro-1",
+            Bound::Patch("nl-lock-v2/1.4.2.nlfw"),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&patch).unwrap(),
+            include_str!("../../../nightlatch-proto/src/wire/golden/director_patch.json")
+                .trim_end()
+        );
     }
 }
