@@ -1,7 +1,12 @@
 //! `nightlatch-sim fleet` and `nightlatch-sim demo`: a rollout rehearsed on
 //! a virtual fleet (see [`engine`]).
 
+mod actions;
+pub mod config;
 pub mod engine;
+mod io;
+pub mod lock;
+pub mod report;
 pub mod scenario;
 pub mod usage;
 
@@ -35,7 +40,7 @@ mod tests {
         const WEEK: i64 = 7 * 86_400;
         let history = super::FleetConfig::default().history_weeks;
         assert!(history <= 8, "{history} weeks of history");
-        for zone in super::engine::ZONES {
+        for zone in super::lock::ZONES {
             let tz = rule_for_zone(zone).unwrap_or_else(|| panic!("{zone}"));
             let offset = tz.offset_at(t);
             for at in (t - 8 * WEEK..=t + 4 * WEEK).step_by(3600) {

@@ -1,0 +1,315 @@
+//! What a lock does when it is due: check in (and stage what it is
+//! assigned), decide whether to install now, install (the bootloader's swap,
+//! power cuts, the self-test, the report).
+
+use bootloader::sim::Cut;
+use lock_app::agent::{
+    Agent, AgentConfig, AgentError, BootOutcome, CheckIn, SelfTestFailure, StageStatus,
+};
+use lock_app::scheduler::Decision;
+
+use super::config::Policy;
+use super::engine::{DAY, Fleet, TICK};
+use super::io::{Files, Flaky};
+use super::lock::FleetLock;
+use super::usage::{self, Rng};
+use crate::sim::device::{Clock, SimHardware};
+use crate::sim::net::{HttpNet, Traffic};
+
+impl Fleet {
+    fn config_for(&self, lock: &FleetLock) -> AgentConfig {
+        let mut c = AgentConfig::new(&lock.id);
+        c.time_zone = Some(lock.tz_name.to_owned());
+        c.install_cost.downtime_secs = self.config.downtime_secs;
+        c
+    }
+
+    fn hardware(&self, lock: &FleetLock, t: u64) -> SimHardware {
+        let mut hw = SimHardware::new(Clock::virtual_at(t.saturating_add_signed(lock.skew)));
+        hw.battery = lock.battery;
+        hw.running = lock.running.clone();
+        for (m, v) in &self.broken {
+            if *m == lock.model {
+                hw.failing.push((v.clone(), SelfTestFailure::Motor));
+            }
+        }
+        hw
+    }
+
+    pub(super) fn check_in(&self, lock: &mut FleetLock, at: u64, net: &mut HttpNet) {
+        // The lock learns from its audit log as the door is used: its
+        // summary (sent when due) is what its scheduler knows now.
+        lock.ingest(at);
+        let before = net.traffic;
+        let config = self.config_for(lock);
+        let hw = self.hardware(lock, at);
+        let mut rng = Rng::new(lock.rng.next_u64());
+        let flaky = Flaky {
+            inner: net,
+            drop: self.config.faults.wifi_drop,
+            rng: &mut rng,
+        };
+        let interval = self.config.checkin_interval;
+        let jitter = lock.rng.range(0, interval / 8 + 1);
+        lock.next_checkin = at + interval - interval / 16 + jitter;
+        let FleetLock {
+            device,
+            files,
+            profile,
+            ..
+        } = lock;
+        let store = Files::of(device, files, self.config.files_on_flash);
+        let mut agent = match Agent::open(&device.flash, device.config, store, flaky, hw, config) {
+            Ok(a) => a,
+            Err(_) => {
+                lock.stats.refusals += 1;
+                return;
+            }
+        };
+        let result = agent.check_in_with_usage(profile);
+        if agent.sent_usage() {
+            lock.stats.usage_reports += 1;
+        }
+        let mut staged = false;
+        match result {
+            Ok(CheckIn::Assigned { patch, .. }) => {
+                lock.stats.check_ins += 1;
+                lock.skew = 0;
+                loop {
+                    match agent.stage(64) {
+                        Ok(StageStatus::Downloading { .. }) => {}
+                        Ok(StageStatus::Staged) => {
+                            staged = true;
+                            break;
+                        }
+                        Ok(StageStatus::Idle | StageStatus::Failed(_)) => break,
+                        Err(AgentError::Network) => {
+                            // Try again soon: Range resumes where it stopped.
+                            lock.next_checkin = at + 600;
+                            break;
+                        }
+                        Err(e) => {
+                            lock.stats.refusals += 1;
+                            lock.stats.last_refusal = Some(format!("staging: {e}"));
+                            break;
+                        }
+                    }
+                }
+                if staged {
+                    let fallback = agent
+                        .state()
+                        .staging
+                        .as_ref()
+                        .is_some_and(|s| s.patch_fallback.is_some());
+                    if fallback {
+                        lock.stats.patch_fallbacks += 1;
+                    } else if patch {
+                        lock.stats.patched += 1;
+                    }
+                }
+            }
+            Ok(CheckIn::UpToDate) => {
+                lock.stats.check_ins += 1;
+                lock.skew = 0;
+                staged = agent.staged();
+            }
+            Ok(CheckIn::Withdrawn) => {
+                lock.stats.check_ins += 1;
+                lock.next_decide = None;
+            }
+            Err(AgentError::Network) => lock.next_checkin = at + 600,
+            Err(e) => {
+                lock.stats.refusals += 1;
+                lock.stats.last_refusal = Some(format!("check-in: {e}"));
+            }
+        }
+        drop(agent);
+        lock.stats.traffic = add(&lock.stats.traffic, &net_delta(net, &before));
+        if staged && lock.next_decide.is_none() {
+            lock.next_decide = Some(at);
+        }
+    }
+
+    pub(super) fn decide(&self, lock: &mut FleetLock, at: u64, net: &mut HttpNet) {
+        lock.ingest(at);
+        let config = self.config_for(lock);
+        let hw = self.hardware(lock, at);
+        let door_closed = lock.last_event.is_none_or(|e| at >= e + 120);
+        let last = lock.last_event;
+        let battery_mwh = u32::from(lock.battery) * 50;
+        let install_now = {
+            let FleetLock {
+                device,
+                files,
+                profile,
+                ..
+            } = &mut *lock;
+            let agent = match Agent::open(
+                &device.flash,
+                device.config,
+                Files::of(device, files, self.config.files_on_flash),
+                &mut *net,
+                hw,
+                config,
+            ) {
+                Ok(a) => a,
+                Err(_) => return,
+            };
+            if !agent.staged() {
+                lock.next_decide = None;
+                return;
+            }
+            match self.config.policy {
+                Policy::QuietHours => match agent.decide(profile, door_closed, last, battery_mwh) {
+                    Decision::InstallNow => true,
+                    Decision::WaitUntil(x) => {
+                        lock.next_decide = Some(x.saturating_add_signed(-lock.skew).max(at + TICK));
+                        false
+                    }
+                    Decision::Blocked(lock_app::scheduler::BlockReason::Battery { .. }) => {
+                        lock.stats.battery_blocked = true;
+                        lock.next_decide = Some(at + DAY);
+                        false
+                    }
+                    Decision::Blocked(_) => {
+                        lock.next_decide = Some(at + 6 * 3600);
+                        false
+                    }
+                },
+                Policy::OnArrival => true,
+                Policy::FixedWindow => {
+                    let local = lock.tz.to_local(at as i64);
+                    let sod = local.rem_euclid(DAY as i64) as u64;
+                    if (2 * 3600..4 * 3600 - self.config.downtime_secs).contains(&sod) {
+                        true
+                    } else {
+                        // Next 02:00 local plus a random offset in the window.
+                        let day0 = local - sod as i64;
+                        let next2 = if sod < 2 * 3600 {
+                            day0
+                        } else {
+                            day0 + DAY as i64
+                        } + 2 * 3600;
+                        let jitter = lock.rng.range(0, 2 * 3600 - self.config.downtime_secs) as i64;
+                        let utc = usage::local_to_utc(&lock.tz, next2 + jitter).max(0) as u64;
+                        lock.next_decide = Some(utc.max(at + TICK));
+                        false
+                    }
+                }
+            }
+        };
+        if install_now {
+            lock.next_decide = None;
+            self.install(lock, at, net);
+        }
+    }
+
+    fn install(&self, lock: &mut FleetLock, at: u64, net: &mut HttpNet) {
+        let downtime = self.config.downtime_secs;
+        let config = self.config_for(lock);
+        {
+            let hw = self.hardware(lock, at);
+            let FleetLock { device, files, .. } = &mut *lock;
+            let Ok(mut agent) = Agent::open(
+                &device.flash,
+                device.config,
+                Files::of(device, files, self.config.files_on_flash),
+                &mut *net,
+                hw,
+                config.clone(),
+            ) else {
+                return;
+            };
+            if agent.install().is_err() {
+                lock.stats.refusals += 1;
+                return;
+            }
+        }
+        lock.stats.installs += 1;
+        lock.generate(at + 2 * DAY);
+        let hit = lock.attempts_in(at, at + downtime);
+        lock.stats.hits += hit;
+        lock.stats.install_log.push((at, hit));
+        // Reset: the bootloader swaps (power may be cut mid-way).
+        if lock.cut_next_swap {
+            lock.cut_next_swap = false;
+            let n = lock.rng.range(1, 40);
+            lock.device
+                .flash
+                .lock(|f| f.borrow_mut().arm(Cut::After(n)));
+        }
+        let mut report = None;
+        for attempt in 0..3 {
+            match lock.device.boot() {
+                Ok(r) => {
+                    if attempt > 0 {
+                        lock.stats.power_cuts += 1;
+                    }
+                    report = Some(r);
+                    break;
+                }
+                Err(_) => {
+                    let dead = lock.device.flash.lock(|f| f.borrow().is_dead());
+                    if !dead {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(report) = report else {
+            lock.stats.bricked = true;
+            return;
+        };
+        lock.running = report.image.header().version.to_string();
+        let after = at + downtime;
+        loop {
+            let hw = self.hardware(lock, after);
+            let FleetLock { device, files, .. } = &mut *lock;
+            let Ok(mut agent) = Agent::open(
+                &device.flash,
+                device.config,
+                Files::of(device, files, self.config.files_on_flash),
+                &mut *net,
+                hw,
+                config.clone(),
+            ) else {
+                return;
+            };
+            match agent.after_boot() {
+                Ok(BootOutcome::SelfTestFailed(_)) => {
+                    drop(agent);
+                    match lock.device.boot() {
+                        Ok(r) => lock.running = r.image.header().version.to_string(),
+                        Err(_) => {
+                            lock.stats.bricked = true;
+                            return;
+                        }
+                    }
+                }
+                Ok(BootOutcome::Reverted { .. }) => {
+                    lock.stats.reverts += 1;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        // Report the outcome right away.
+        self.check_in(lock, after, net);
+    }
+}
+
+fn net_delta(net: &HttpNet, before: &Traffic) -> Traffic {
+    net.traffic.since(before)
+}
+
+fn add(a: &Traffic, b: &Traffic) -> Traffic {
+    Traffic {
+        requests: a.requests + b.requests,
+        checkin_sent: a.checkin_sent + b.checkin_sent,
+        checkin_received: a.checkin_received + b.checkin_received,
+        metadata_sent: a.metadata_sent + b.metadata_sent,
+        metadata_received: a.metadata_received + b.metadata_received,
+        target_sent: a.target_sent + b.target_sent,
+        target_received: a.target_received + b.target_received,
+    }
+}
