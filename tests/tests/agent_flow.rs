@@ -14,6 +14,7 @@ use lock_app::agent::{
 };
 use lock_app::scheduler::{Decision, UsageProfile};
 use lock_app::tuf::FetchError;
+use nightlatch_system_tests::fleet::TEST_START;
 use nightlatch_system_tests::harness::{self, Server};
 use nightlatch_system_tests::sim::device::{Clock, Device, SimHardware};
 use nightlatch_system_tests::sim::net::HttpNet;
@@ -53,11 +54,10 @@ impl Net for Dropping {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+/// A fixed virtual date (2030-01-07T00:00:00Z, a Monday), not today's: the
+/// server, the lock's clock and its provisioning all start here.
+fn t0() -> u64 {
+    TEST_START
 }
 
 fn config() -> AgentConfig {
@@ -69,7 +69,7 @@ fn config() -> AgentConfig {
 
 #[test]
 fn resumable_staging_install_report_and_withdrawal() {
-    let server = Server::start(now()).unwrap();
+    let server = Server::start(t0()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let fw = SigningKey::from_bytes(&[9; 32]);
     let v1 = harness::envelope(&fw, MODEL, "1.0.0", 1, &harness::payload(40_000, 1, 0)).unwrap();
@@ -100,7 +100,7 @@ fn resumable_staging_install_report_and_withdrawal() {
         .unwrap();
     let seed = [0x44u8; 32];
     let mut store = device.files().unwrap();
-    agent::provision(&mut store, &seed, &image_root, &director_root, now()).unwrap();
+    agent::provision(&mut store, &seed, &image_root, &director_root, server.now()).unwrap();
     server
         .admin_ok(
             "POST",
@@ -119,7 +119,8 @@ fn resumable_staging_install_report_and_withdrawal() {
             ),
         )
         .unwrap();
-    let hw = || SimHardware::new(Clock::virtual_at(now()));
+    // The lock's clock starts at the server's (virtual) now.
+    let hw = || SimHardware::new(Clock::virtual_at(server.now()));
     macro_rules! open {
         () => {
             Agent::open(
@@ -178,8 +179,9 @@ fn resumable_staging_install_report_and_withdrawal() {
 
     // The scheduler (night, door closed, nobody around), the install, the
     // trial boot, the self-test, the confirmation, the report.
+    // 02:00 UTC on the virtual start date (a Monday night).
     let mut a = open!();
-    a.hw.clock.set(now() / 86_400 * 86_400 + 2 * 3600);
+    a.hw.clock.set(server.now() / 86_400 * 86_400 + 2 * 3600);
     assert_eq!(
         a.decide(&UsageProfile::new(), true, None, 5_000),
         Decision::InstallNow

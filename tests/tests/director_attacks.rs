@@ -14,6 +14,7 @@ use bootloader::layout::SMALL;
 use ed25519_dalek::{Signer, SigningKey};
 use lock_app::agent::{self, Agent, AgentConfig, AgentError, CheckIn, Net, NetError, Repo, wire};
 use lock_app::tuf::{FetchError, MetadataStore, Role, TufError, cjson, hex_encode};
+use nightlatch_system_tests::fleet::TEST_START;
 use nightlatch_system_tests::harness::{self, Server};
 use nightlatch_system_tests::sim::device::{Clock, Device, SimHardware};
 use nightlatch_system_tests::sim::net::HttpNet;
@@ -257,11 +258,10 @@ fn key_of(dir: &Path, file: &str, root: &Value, role: &str) -> (SigningKey, Stri
     (sk, id)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+/// A fixed virtual date (2030-01-07T00:00:00Z, a Monday), not today's: the
+/// server, the lock's clock and its provisioning all start here.
+fn t0() -> u64 {
+    TEST_START
 }
 
 /// One attack on a fresh server and lock: a stolen director (its online
@@ -271,7 +271,7 @@ fn now() -> u64 {
 /// meets `attack`: refused as `expected`, nothing staged, DFU untouched,
 /// forged metadata not kept. Honest again, the real 1.1.0 is staged.
 fn attack_is_refused(attack: Attack, expected: Expect) {
-    let server = Server::start(now()).unwrap();
+    let server = Server::start(t0()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let fw = SigningKey::from_bytes(&[5; 32]);
     let v1 = harness::envelope(&fw, MODEL, "1.0.0", 1, &harness::payload(20_000, 1, 0)).unwrap();
@@ -305,7 +305,7 @@ fn attack_is_refused(attack: Attack, expected: Expect) {
         .unwrap();
     let seed = [0x31u8; 32];
     let mut store = device.files().unwrap();
-    agent::provision(&mut store, &seed, &image_root, &director_root, now()).unwrap();
+    agent::provision(&mut store, &seed, &image_root, &director_root, server.now()).unwrap();
     let public = SigningKey::from_bytes(&seed).verifying_key();
     server
         .admin_ok(
@@ -338,7 +338,8 @@ fn attack_is_refused(attack: Attack, expected: Expect) {
 
     // A first honest check-in (nothing assigned yet), then the rollout and
     // a second one: recorded for the replay, the assignment held.
-    let hw = || SimHardware::new(Clock::real());
+    // The lock's clock starts at the server's (virtual) now.
+    let hw = || SimHardware::new(Clock::virtual_at(server.now()));
     {
         let mut a = Agent::open(
             &device.flash,
