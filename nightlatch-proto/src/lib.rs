@@ -6,3 +6,4 @@ extern crate alloc;
 
 pub mod cjson;
 pub mod paths;
+pub mod tuf;

@@ -14,18 +14,19 @@
 //!   refusal is its own [`TufError`] variant (rollback, freeze,
 //!   mix-and-match, endless data, partial bundle, arbitrary software, bad
 //!   signature, root version gap).
-//! * Signatures cover the OLPC canonical JSON ([`cjson`], from
-//!   `nightlatch-proto`, the one the host tools sign with) of the received
-//!   `signed` object; keys are Ed25519; key ids are taken as listed.
+//! * [`Updater::fetch_target`] does not download a target again when the
+//!   copy a [`TargetStore`] holds has the listed length and hashes.
+//! * The metadata model, the signature and version rules and the key types
+//!   come from [`nightlatch_proto::tuf`] (shared with the host tools):
+//!   signatures cover the OLPC canonical JSON ([`cjson`]) of the received
+//!   `signed` object; keys are Ed25519 and — with this crate's `ecdsa` and
+//!   `rsa` features, on by default — ECDSA P-256 and RSA (PSS or PKCS#1
+//!   v1.5, SHA-256); key ids are taken as listed.
 //!
-//! Not supported: `succinct_roles` (hash-bin delegations), key types other
-//! than Ed25519 (they parse but never count towards a threshold).
+//! Not supported: `succinct_roles` (hash-bin delegations, refused as
+//! malformed); key types and schemes other than those (they parse but never
+//! count towards a threshold).
 
-mod digest;
-mod encoding;
-mod error;
-pub mod metadata;
-mod signed;
 mod storage;
 mod target;
 mod transport;
@@ -33,16 +34,14 @@ mod trusted;
 mod updater;
 
 pub use nightlatch_proto::cjson;
-
-pub use encoding::{hex_decode, hex_encode, parse_utc};
-pub use error::{Result, Role, TufError};
-pub use metadata::{
-    DelegatedRole, Delegations, Hashes, Header, MetaFile, Root, Snapshot, TargetFile, Targets,
-    Timestamp,
+pub use nightlatch_proto::tuf::{
+    DelegatedRole, Delegations, Envelope, Hashes, Header, MetaFile, PublicKey, Result, Role,
+    RoleKeys, Root, Snapshot, TargetFile, TargetVerifier, Targets, Timestamp, TufError,
+    check_target_name, hex_decode, hex_encode, parse_utc,
 };
-pub use signed::{Envelope, PublicKey, RoleKeys};
-pub use storage::{MemoryStore, MetadataStore, StoreError};
-pub use target::{NightlatchTarget, TargetInfo, TargetVerifier, check_target_name};
+
+pub use storage::{MemoryStore, MetadataStore, StoreError, TargetStore};
+pub use target::{NightlatchTarget, TargetInfo};
 pub use transport::{FetchError, MemoryTransport, Transport};
 pub use trusted::{TimestampUpdate, TrustedSet};
-pub use updater::{Limits, Updater, bootstrap, quote};
+pub use updater::{Fetched, Limits, Updater, bootstrap, quote};

@@ -1,9 +1,12 @@
-//! Where trusted metadata is kept between refreshes: a small trait (the
-//! lock's flash implementation comes with the storage partitions), and an
-//! in-memory implementation for tests.
+//! Where trusted metadata is kept between refreshes, and where downloaded
+//! targets are: two small traits (the lock's flash implementations come
+//! with the storage partitions and the DFU bank), and an in-memory
+//! implementation of both for tests.
 //!
-//! Keys are role names: `root`, `timestamp`, `snapshot`, `targets` and
-//! delegated role names. Only metadata the client has verified is stored.
+//! Metadata keys are role names: `root`, `timestamp`, `snapshot`, `targets`
+//! and delegated role names. Only metadata the client has verified is
+//! stored. Targets are kept by target name; a held copy is only ever used
+//! after it was checked against the length and hashes listed now.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -35,11 +38,33 @@ impl<S: MetadataStore + ?Sized> MetadataStore for &mut S {
     }
 }
 
-/// Metadata kept in RAM.
+/// Where downloaded targets are kept (a file, the inactive flash bank).
+pub trait TargetStore {
+    /// Feed the held copy of target `name` to `sink`, in order, in chunks
+    /// of the store's choosing; `Ok(false)` when no copy is held. A copy
+    /// that cannot be read to its end is an error (then it is fetched
+    /// again).
+    fn read_target(&self, name: &str, sink: &mut dyn FnMut(&[u8])) -> Result<bool, StoreError>;
+    /// Keep `bytes` (already checked) as the copy of target `name`.
+    fn write_target(&mut self, name: &str, bytes: &[u8]) -> Result<(), StoreError>;
+}
+
+impl<S: TargetStore + ?Sized> TargetStore for &mut S {
+    fn read_target(&self, name: &str, sink: &mut dyn FnMut(&[u8])) -> Result<bool, StoreError> {
+        (**self).read_target(name, sink)
+    }
+    fn write_target(&mut self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        (**self).write_target(name, bytes)
+    }
+}
+
+/// Metadata (and targets) kept in RAM.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     /// Role name → bytes.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Target name → bytes.
+    pub targets: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -47,7 +72,10 @@ impl MemoryStore {
     pub fn with_root(root: &[u8]) -> Self {
         let mut files = BTreeMap::new();
         files.insert("root".to_string(), root.to_vec());
-        Self { files }
+        Self {
+            files,
+            targets: BTreeMap::new(),
+        }
     }
 }
 
@@ -61,6 +89,22 @@ impl MetadataStore for MemoryStore {
     }
     fn remove(&mut self, role: &str) -> Result<(), StoreError> {
         self.files.remove(role);
+        Ok(())
+    }
+}
+
+impl TargetStore for MemoryStore {
+    fn read_target(&self, name: &str, sink: &mut dyn FnMut(&[u8])) -> Result<bool, StoreError> {
+        let Some(bytes) = self.targets.get(name) else {
+            return Ok(false);
+        };
+        for chunk in bytes.chunks(4096) {
+            sink(chunk);
+        }
+        Ok(true)
+    }
+    fn write_target(&mut self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.targets.insert(name.to_string(), bytes.to_vec());
         Ok(())
     }
 }

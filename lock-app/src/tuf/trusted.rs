@@ -10,10 +10,13 @@
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 
-use super::digest::{DigestError, check_hashes};
-use super::error::{Result, Role, TufError};
-use super::metadata::{MetaFile, Root, Snapshot, Targets, Timestamp};
-use super::signed::{Envelope, PublicKey, RoleKeys};
+use nightlatch_proto::tuf::rules::{
+    check_listed_version, check_meta_file, check_next_root, check_no_rollback,
+    check_snapshot_rollback, meta_file_name,
+};
+use nightlatch_proto::tuf::{
+    Envelope, Keys, Result, Role, RoleKeys, Root, Snapshot, Targets, Timestamp, TufError,
+};
 
 /// What [`TrustedSet::update_timestamp`] did with a valid timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,19 +99,7 @@ impl TrustedSet {
         let env = Envelope::parse(bytes, Role::Root)?;
         let new = Root::parse(&env)?;
         env.verify(&self.root.keys, &self.root.root, Role::Root)?;
-        let trusted = self.root.header.version;
-        let expected = trusted.saturating_add(1);
-        let got = new.header.version;
-        if got < expected {
-            return Err(TufError::Rollback {
-                role: Role::Root,
-                trusted,
-                offered: got,
-            });
-        }
-        if got > expected {
-            return Err(TufError::RootVersionGap { expected, got });
-        }
+        check_next_root(self.root.header.version, new.header.version)?;
         env.verify(&new.keys, &new.root, Role::Root)?;
         self.root = new;
         Ok(())
@@ -116,10 +107,7 @@ impl TrustedSet {
 
     /// Spec 5.3.10: the final root must not be expired.
     pub fn check_root_fresh(&self) -> Result<()> {
-        if self.root.header.is_expired(self.now) {
-            return Err(TufError::Expired { role: Role::Root });
-        }
-        Ok(())
+        self.root.header.check_fresh(self.now, Role::Root)
     }
 
     /// Spec 5.4: timestamp signatures, rollback of the timestamp and of the
@@ -134,25 +122,15 @@ impl TrustedSet {
         let new = Timestamp::parse(&env)?;
         env.verify(&self.root.keys, &self.root.timestamp, role)?;
         if let Some(old) = &self.timestamp {
-            let (trusted, offered) = (old.header.version, new.header.version);
-            if offered < trusted {
-                return Err(TufError::Rollback {
-                    role,
-                    trusted,
-                    offered,
-                });
-            }
-            if offered == trusted {
+            check_no_rollback(role, old.header.version, new.header.version)?;
+            if new.header.version == old.header.version {
                 return Ok(TimestampUpdate::SameVersion);
             }
-            let (trusted, offered) = (old.snapshot_meta.version, new.snapshot_meta.version);
-            if offered < trusted {
-                return Err(TufError::Rollback {
-                    role: Role::Snapshot,
-                    trusted,
-                    offered,
-                });
-            }
+            check_no_rollback(
+                Role::Snapshot,
+                old.snapshot_meta.version,
+                new.snapshot_meta.version,
+            )?;
         }
         let expired = new.header.is_expired(self.now);
         self.timestamp = Some(new);
@@ -164,11 +142,7 @@ impl TrustedSet {
 
     fn fresh_timestamp(&self) -> Result<&Timestamp> {
         let ts = self.timestamp.as_ref().ok_or(TufError::OutOfOrder)?;
-        if ts.header.is_expired(self.now) {
-            return Err(TufError::Expired {
-                role: Role::Timestamp,
-            });
-        }
+        ts.header.check_fresh(self.now, Role::Timestamp)?;
         Ok(ts)
     }
 
@@ -183,26 +157,13 @@ impl TrustedSet {
         let role = Role::Snapshot;
         let ts = self.fresh_timestamp()?;
         if !from_store {
-            check_meta(bytes, &ts.snapshot_meta, role)?;
+            check_meta_file(bytes, &ts.snapshot_meta, role)?;
         }
         let env = Envelope::parse(bytes, role)?;
         let new = Snapshot::parse(&env)?;
         env.verify(&self.root.keys, &self.root.snapshot, role)?;
         if let Some(old) = &self.snapshot {
-            for (file, old_meta) in &old.meta {
-                let listed = Role::of_targets(file.strip_suffix(".json").unwrap_or(file));
-                let new_meta = new
-                    .meta
-                    .get(file)
-                    .ok_or(TufError::RoleRemovedFromSnapshot { role: listed })?;
-                if new_meta.version < old_meta.version {
-                    return Err(TufError::Rollback {
-                        role: listed,
-                        trusted: old_meta.version,
-                        offered: new_meta.version,
-                    });
-                }
-            }
+            check_snapshot_rollback(old, &new)?;
         }
         self.snapshot = Some(new);
         self.check_snapshot_final().map(|_| ())
@@ -211,17 +172,9 @@ impl TrustedSet {
     fn check_snapshot_final(&self) -> Result<&Snapshot> {
         let role = Role::Snapshot;
         let snap = self.snapshot.as_ref().ok_or(TufError::OutOfOrder)?;
-        if snap.header.is_expired(self.now) {
-            return Err(TufError::Expired { role });
-        }
-        let expected = self.fresh_timestamp()?.snapshot_meta.version;
-        if snap.header.version != expected {
-            return Err(TufError::VersionMismatch {
-                role,
-                expected,
-                got: snap.header.version,
-            });
-        }
+        snap.header.check_fresh(self.now, role)?;
+        let listed = self.fresh_timestamp()?.snapshot_meta.version;
+        check_listed_version(role, listed, snap.header.version)?;
         Ok(snap)
     }
 
@@ -237,30 +190,18 @@ impl TrustedSet {
             .meta
             .get(&meta_file_name(name))
             .ok_or(TufError::NotInSnapshot { role })?;
-        check_meta(bytes, meta, role)?;
+        check_meta_file(bytes, meta, role)?;
         let env = Envelope::parse(bytes, role)?;
         let new = Targets::parse(&env, role)?;
         env.verify(keys, role_keys, role)?;
-        if new.header.version != meta.version {
-            return Err(TufError::VersionMismatch {
-                role,
-                expected: meta.version,
-                got: new.header.version,
-            });
-        }
-        if new.header.is_expired(self.now) {
-            return Err(TufError::Expired { role });
-        }
+        check_listed_version(role, meta.version, new.header.version)?;
+        new.header.check_fresh(self.now, role)?;
         self.targets.insert(name.to_string(), new);
         Ok(())
     }
 
     /// The keys and threshold `parent` gives role `name`.
-    fn delegation(
-        &self,
-        name: &str,
-        parent: &str,
-    ) -> Result<(&BTreeMap<String, PublicKey>, &RoleKeys)> {
+    fn delegation(&self, name: &str, parent: &str) -> Result<(&Keys, &RoleKeys)> {
         if parent == "root" {
             if name != "targets" {
                 return Err(TufError::OutOfOrder);
@@ -279,26 +220,4 @@ impl TrustedSet {
             .ok_or(TufError::OutOfOrder)?;
         Ok((&delegations.keys, &role.keys))
     }
-}
-
-/// `<name>.json`, the key snapshot lists targets metadata under.
-pub fn meta_file_name(name: &str) -> String {
-    let mut s = String::with_capacity(name.len() + 5);
-    s.push_str(name);
-    s.push_str(".json");
-    s
-}
-
-fn check_meta(bytes: &[u8], meta: &MetaFile, role: Role) -> Result<()> {
-    if let Some(len) = meta.length
-        && u64::try_from(bytes.len()).ok() != Some(len)
-    {
-        return Err(TufError::MetaLengthMismatch { role });
-    }
-    if let Some(hashes) = &meta.hashes {
-        check_hashes(hashes, bytes).map_err(|e| match e {
-            DigestError::Mismatch | DigestError::Unsupported => TufError::MetaHashMismatch { role },
-        })?;
-    }
-    Ok(())
 }

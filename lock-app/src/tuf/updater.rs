@@ -7,11 +7,13 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::error::{Result, Role, TufError};
-use super::storage::MetadataStore;
-use super::target::{TargetInfo, TargetVerifier, check_target_name};
+use nightlatch_proto::tuf::rules::meta_file_name;
+use nightlatch_proto::tuf::{Result, Role, TufError, check_target_name};
+
+use super::storage::{MetadataStore, TargetStore};
+use super::target::TargetInfo;
 use super::transport::{FetchError, Transport};
-use super::trusted::{TimestampUpdate, TrustedSet, meta_file_name};
+use super::trusted::{TimestampUpdate, TrustedSet};
 
 /// Size and count limits (the endless-data defence). Defaults are
 /// python-tuf's.
@@ -293,7 +295,7 @@ impl<T: Transport, S: MetadataStore> Updater<T, S> {
         if info.length() > self.limits.target_max {
             return Err(TufError::TargetTooLarge);
         }
-        let mut verifier = TargetVerifier::new(info)?;
+        let mut verifier = info.verifier()?;
         let path = info.download_path(self.trusted.root().consistent_snapshot);
         let bytes = transport.fetch(&path, info.length()).map_err(|e| match e {
             FetchError::NotFound => TufError::MissingTarget,
@@ -303,6 +305,52 @@ impl<T: Transport, S: MetadataStore> Updater<T, S> {
         verifier.update(&bytes)?;
         verifier.finish()?;
         Ok(bytes)
+    }
+}
+
+/// Where [`Updater::fetch_target`] got a target from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// The copy the target store held has the listed length and hashes:
+    /// nothing was downloaded.
+    Held,
+    /// Downloaded, checked, and written to the target store.
+    Downloaded,
+}
+
+impl<T: Transport, S: MetadataStore> Updater<T, S> {
+    /// Whether `held` holds a copy of `info` with its signed length and
+    /// hashes. A copy that is missing, unreadable, or differs is not held.
+    pub fn holds_target<H: TargetStore + ?Sized>(&self, held: &H, info: &TargetInfo) -> bool {
+        let Ok(mut verifier) = info.verifier() else {
+            return false;
+        };
+        let mut ok = true;
+        let read = held.read_target(info.name(), &mut |chunk| {
+            ok = ok && verifier.update(chunk).is_ok();
+        });
+        matches!(read, Ok(true)) && ok && verifier.finish().is_ok()
+    }
+
+    /// Make sure `held` holds `info`: the copy it already holds when that
+    /// has the signed length and hashes (python-tuf's `find_cached_target`:
+    /// nothing is fetched), else a download from `transport`
+    /// ([`Self::download_target`]: checked before anything is written),
+    /// written to `held`.
+    pub fn fetch_target<U: Transport, H: TargetStore + ?Sized>(
+        &self,
+        transport: &mut U,
+        held: &mut H,
+        info: &TargetInfo,
+    ) -> Result<Fetched> {
+        check_target_name(info.name())?;
+        if self.holds_target(held, info) {
+            return Ok(Fetched::Held);
+        }
+        let bytes = self.download_target(transport, info)?;
+        held.write_target(info.name(), &bytes)
+            .map_err(|_| TufError::Storage)?;
+        Ok(Fetched::Downloaded)
     }
 }
 

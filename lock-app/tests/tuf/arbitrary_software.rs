@@ -122,15 +122,15 @@ fn streamed_target_is_checked_chunk_by_chunk() {
     u.refresh().unwrap();
     let info = u.target_info(FIRMWARE).unwrap().unwrap();
     let image = b"NLFW firmware image 1.0.0".repeat(40);
-    let mut v = lock_app::tuf::TargetVerifier::new(&info).unwrap();
+    let mut v = info.verifier().unwrap();
     for chunk in image.chunks(7) {
         v.update(chunk).unwrap();
     }
     v.finish().unwrap();
-    let mut v = lock_app::tuf::TargetVerifier::new(&info).unwrap();
+    let mut v = info.verifier().unwrap();
     v.update(&image).unwrap();
     assert_eq!(v.update(b"x"), Err(TufError::TargetTooLarge));
-    let mut v = lock_app::tuf::TargetVerifier::new(&info).unwrap();
+    let mut v = info.verifier().unwrap();
     v.update(&image[..image.len() - 1]).unwrap();
     assert_eq!(v.finish(), Err(TufError::TargetLengthMismatch));
 }

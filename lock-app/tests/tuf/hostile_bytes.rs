@@ -6,17 +6,30 @@ use crate::prelude::*;
 fn malformed_metadata_never_panics() {
     let mut repo = Repo::new();
     let mut dev = Device::provisioned(&repo);
+    let malformed = |what| TufError::Malformed {
+        role: Role::Timestamp,
+        what,
+    };
     let cases: Vec<(&[u8], TufError)> = vec![
-        (b"", TufError::Malformed { role: Role::Timestamp }),
-        (b"{", TufError::Malformed { role: Role::Timestamp }),
-        (b"[1,2]", TufError::Malformed { role: Role::Timestamp }),
-        (br#"{"signatures": [], "signed": {"a": 1.5}}"#, TufError::Malformed { role: Role::Timestamp }),
+        (b"", malformed("not JSON")),
+        (b"{", malformed("not JSON")),
+        (b"[1,2]", malformed("not a JSON object")),
+        (br#"{"signatures": [], "signed": {"a": 1.5}}"#, malformed("signed holds a number that is not an integer")),
+        (br#"{"signatures": {}, "signed": {}}"#, malformed("signatures is not a list")),
+        (br#"{"signatures": [{"keyid": 1, "sig": ""}], "signed": {}}"#, malformed("a signature is not {\"keyid\": string, \"sig\": string}")),
+        (br#"{"signatures": [{"keyid": "a", "sig": ""}, {"keyid": "a", "sig": "00"}], "signed": {}}"#, malformed("two signatures carry the same key id")),
         (br#"{"signatures": [], "signed": {"_type": "root", "spec_version": "1.0.0", "version": 1, "expires": "2030-01-01T00:00:00Z", "meta": {}}}"#,
          TufError::WrongType { expected: Role::Timestamp }),
         (br#"{"signatures": [], "signed": {"_type": "timestamp", "spec_version": "2.0.0", "version": 1, "expires": "2030-01-01T00:00:00Z", "meta": {}}}"#,
          TufError::UnsupportedSpecVersion { role: Role::Timestamp }),
         (br#"{"signatures": [], "signed": {"_type": "timestamp", "spec_version": "1.0.0", "version": 1, "expires": "tomorrow", "meta": {"snapshot.json": {"version": 1}}}}"#,
-         TufError::Malformed { role: Role::Timestamp }),
+         malformed("expires is not YYYY-MM-DDTHH:MM:SSZ")),
+        (br#"{"signatures": [], "signed": {"_type": "timestamp", "spec_version": "1.0.0", "version": 1, "expires": "2030-01-01T00:00:00.5Z", "meta": {"snapshot.json": {"version": 1}}}}"#,
+         malformed("expires is not YYYY-MM-DDTHH:MM:SSZ")),
+        (br#"{"signatures": [], "signed": {"_type": "timestamp", "spec_version": "1.0.0", "version": 1, "expires": "2030-01-01T00:00:00Z", "meta": {"snapshot.json": {"version": 1, "hashes": {"sha256": "AB"}}}}}"#,
+         malformed("a hash is not lower-case hex")),
+        (br#"{"signatures": [], "signed": {"_type": "timestamp", "spec_version": "1.0.0", "version": 1, "expires": "2030-01-01T00:00:00Z", "meta": {"snapshot.json": {"version": 1}, "x.json": {"version": 1}}}}"#,
+         malformed("meta lists more than snapshot.json")),
     ];
     for (bytes, want) in cases {
         repo.meta

@@ -16,6 +16,7 @@ mod prelude {
 }
 
 mod arbitrary_software;
+mod cached_target;
 mod delegations;
 mod endless_data;
 mod freeze;

@@ -1,7 +1,9 @@
-//! Why the TUF client refused something: one variant per attack or failure.
+//! Why TUF metadata or a target was refused: one variant per attack or
+//! failure.
 //!
 //! The error is small and `Copy` (no `String`, no heap): it names the role
-//! and, where it helps, the versions or counts involved. Every attack the
+//! and, where it helps, the versions or counts involved, or (for malformed
+//! metadata) which rule the bytes broke. Every attack the
 //! TUF specification lists maps to its own variant, so tests (and the lock's
 //! audit log) can tell a freeze from a rollback from a mix-and-match.
 
@@ -55,8 +57,9 @@ impl fmt::Display for Role {
 #[non_exhaustive]
 pub enum TufError {
     // --- bytes that are not valid metadata ---
-    /// Not JSON, wrong shape, bad hex, bad date, a float in signed data.
-    Malformed { role: Role },
+    /// Not JSON, wrong shape, bad hex, bad date, a float in signed data, a
+    /// key that does not decode; `what` says which.
+    Malformed { role: Role, what: &'static str },
     /// `_type` is not the role that was expected.
     WrongType { expected: Role },
     /// `spec_version` is not 1.x.
@@ -143,7 +146,7 @@ impl fmt::Display for TufError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use TufError::*;
         match *self {
-            Malformed { role } => write!(f, "{role} metadata is malformed"),
+            Malformed { role, what } => write!(f, "{role} metadata is malformed: {what}"),
             WrongType { expected } => write!(f, "metadata is not of type {expected}"),
             UnsupportedSpecVersion { role } => {
                 write!(f, "{role} metadata has an unsupported spec_version")
@@ -219,3 +222,10 @@ impl core::error::Error for TufError {}
 
 /// Result of the TUF client.
 pub type Result<T> = core::result::Result<T, TufError>;
+
+impl TufError {
+    /// [`TufError::Malformed`] for `role`, saying `what` is wrong.
+    pub const fn malformed(role: Role, what: &'static str) -> Self {
+        TufError::Malformed { role, what }
+    }
+}

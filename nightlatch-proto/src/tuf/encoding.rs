@@ -1,5 +1,5 @@
-//! Small text decoders for metadata fields: lowercase/uppercase hex and the
-//! `YYYY-MM-DDTHH:MM:SSZ` expiry dates TUF writes (read as Unix seconds).
+//! Small text codecs for metadata fields: hex and the `YYYY-MM-DDTHH:MM:SSZ`
+//! expiry dates TUF writes (read as Unix seconds, written back the same).
 
 use alloc::vec::Vec;
 
@@ -83,6 +83,50 @@ pub fn parse_utc(text: &str) -> Option<u64> {
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec)
 }
 
+/// Decode hex written in lower case only (the one form TUF writers use, and
+/// the one python-tuf compares hashes in); `None` otherwise.
+pub fn hex_decode_lower(text: &str) -> Option<Vec<u8>> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex_decode(text)
+}
+
+/// An `expires` value as TUF metadata must hold it: exactly
+/// `YYYY-MM-DDTHH:MM:SSZ` (python-tuf 7 reads only this form: no fractional
+/// seconds, no leap second), as Unix seconds. [`format_utc`] writes the
+/// same text back.
+pub fn parse_expires(text: &str) -> Option<u64> {
+    let secs = parse_utc(text)?;
+    (text.len() == 20 && format_utc(secs) == text).then_some(secs)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds (the form TUF writes `expires` in).
+pub fn format_utc(secs: u64) -> alloc::string::String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    alloc::format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Year, month, day of a count of days since 1970-01-01 (Howard Hinnant's
+/// algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + u64::from(month <= 2), month, day)
+}
+
 /// Days since 1970-01-01 (Howard Hinnant's algorithm, years ≥ 1970).
 fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     let y = if month <= 2 { year - 1 } else { year };
@@ -112,7 +156,26 @@ mod tests {
     }
 
     #[test]
+    fn expires_round_trips_and_only_the_plain_form_is_taken() {
+        for t in [
+            0,
+            951_868_800,
+            1_795_466_056,
+            4_102_444_799,
+            253_402_300_799,
+        ] {
+            assert_eq!(parse_expires(&format_utc(t)), Some(t), "{t}");
+        }
+        assert_eq!(format_utc(1_795_466_056), "2026-11-23T20:34:16Z");
+        assert_eq!(parse_expires("2026-11-23T20:34:16.123Z"), None);
+        assert_eq!(parse_expires("2026-11-23T20:34:60Z"), None);
+        assert_eq!(parse_expires("2026-11-23T20:34:16Z"), Some(1_795_466_056));
+    }
+
+    #[test]
     fn hex() {
+        assert_eq!(hex_decode_lower("00ffa1"), Some(alloc::vec![0, 255, 161]));
+        assert_eq!(hex_decode_lower("00fFa1"), None);
         assert_eq!(hex_decode("00fFa1"), Some(alloc::vec![0, 255, 161]));
         assert_eq!(hex_decode("0"), None);
         assert_eq!(hex_decode("zz"), None);
