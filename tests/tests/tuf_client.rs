@@ -178,6 +178,129 @@ fn reads_a_python_tuf_repository_and_downloads_verified_targets() {
 }
 
 #[test]
+fn reads_a_python_tuf_repository_signed_with_ecdsa_and_rsa_keys() {
+    // Root 1 is Ed25519; root 2 rotates the root to an ECDSA P-256 and an
+    // RSA-PSS key and hands timestamp (ECDSA), snapshot (RSA-PSS), targets
+    // (RSA PKCS#1 v1.5) and the firmware role (ECDSA under the deprecated
+    // keytype) to keys securesystemslib's CryptoSigner generated.
+    let tmp = TempDir::new().unwrap();
+    let repo = tmp.path().join("repo");
+    let made = python_repo_with(&repo, &["--mixed"]);
+    let keys = &made["keys"];
+    let pair = |t: &str, s: &str| serde_json::json!([t, s]);
+    assert_eq!(
+        keys["root"],
+        serde_json::json!([
+            pair("ecdsa", "ecdsa-sha2-nistp256"),
+            pair("rsa", "rsassa-pss-sha256")
+        ])
+    );
+    assert_eq!(keys["timestamp"][0], pair("ecdsa", "ecdsa-sha2-nistp256"));
+    assert_eq!(keys["snapshot"][0], pair("rsa", "rsassa-pss-sha256"));
+    assert_eq!(keys["targets"][0], pair("rsa", "rsa-pkcs1v15-sha256"));
+    assert_eq!(
+        keys["firmware"][0],
+        pair("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256")
+    );
+
+    let c = Client::new(tmp.path(), "c", &repo);
+    c.init(&repo.join("metadata/1.root.json"))
+        .success()
+        .stdout(contains("trusting root version 1"));
+    let v = json_of(&c.refresh().success());
+    assert_eq!(v["root_version"], 2, "1.root.json (ed25519) → 2.root.json");
+    for name in ["nl-lock-v2/2.0.0.nlfw", "files/hello.txt"] {
+        let v = json_of(&c.download(name).success());
+        assert_eq!(v["target"]["sha256"], made["targets"][name]["sha256"]);
+        assert_eq!(v["target"]["length"], made["targets"][name]["length"]);
+    }
+    assert_eq!(
+        json_of(&c.download("nl-lock-v2/2.0.0.nlfw").success())["target"]["role"],
+        "firmware"
+    );
+    // python-tuf's own client reads the same repository.
+    let py = StdCommand::new(python())
+        .arg(workspace().join("tests/python/tuf_client.py"))
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--trusted-root")
+        .arg(repo.join("metadata/1.root.json"))
+        .arg("--cache")
+        .arg(tmp.path().join("py-cache"))
+        .arg("nl-lock-v2/2.0.0.nlfw")
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+
+    // A broken signature by each new key type is refused by a fresh client:
+    // timestamp (ECDSA), snapshot (RSA-PSS), targets (RSA PKCS#1 v1.5),
+    // root 2 (one of its ECDSA + RSA pair).
+    let meta = repo.join("metadata");
+    let cases = [
+        (
+            "timestamp.json",
+            "timestamp metadata has 0 valid signature(s), 1 required",
+        ),
+        (
+            "1.snapshot.json",
+            "snapshot metadata has 0 valid signature(s), 1 required",
+        ),
+        (
+            "1.targets.json",
+            "targets metadata has 0 valid signature(s), 1 required",
+        ),
+        (
+            "1.firmware.json",
+            "delegated targets metadata has 0 valid signature(s), 1 required",
+        ),
+    ];
+    for (i, (file, error)) in cases.iter().enumerate() {
+        let path = meta.join(file);
+        let good = std::fs::read(&path).unwrap();
+        let mut md: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        let sig = md["signatures"][0]["sig"].as_str().unwrap().to_owned();
+        // Flip one nibble in the middle of the signature.
+        let mut chars: Vec<char> = sig.chars().collect();
+        let mid = chars.len() / 2;
+        chars[mid] = if chars[mid] == '0' { '1' } else { '0' };
+        md["signatures"][0]["sig"] = chars.into_iter().collect::<String>().into();
+        std::fs::write(&path, serde_json::to_vec_pretty(&md).unwrap()).unwrap();
+        let c = Client::new(tmp.path(), &format!("bad{i}"), &repo);
+        c.init(&meta.join("1.root.json")).success();
+        c.download("nl-lock-v2/2.0.0.nlfw")
+            .code(1)
+            .stderr(contains(*error));
+        std::fs::write(&path, good).unwrap();
+    }
+    // Root 2 needs both new root keys (2 of 2): dropping the RSA one's
+    // signature breaks the chain.
+    let path = meta.join("2.root.json");
+    let mut root2: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let rsa_id = root2["signed"]["keys"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, k)| k["keytype"] == "rsa" && k["scheme"] == "rsassa-pss-sha256")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    root2["signatures"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["keyid"] != rsa_id.as_str());
+    std::fs::write(&path, serde_json::to_vec(&root2).unwrap()).unwrap();
+    let c = Client::new(tmp.path(), "no-rsa", &repo);
+    c.init(&meta.join("1.root.json")).success();
+    c.refresh().code(1).stderr(contains(
+        "root metadata has 1 valid signature(s), 2 required",
+    ));
+}
+
+#[test]
 fn reads_a_python_tuf_repository_without_consistent_snapshots() {
     // snapshot.json / targets.json / firmware.json, plain target names,
     // lengths and hashes in the timestamp and snapshot entries.
