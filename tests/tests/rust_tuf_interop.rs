@@ -219,6 +219,22 @@ fn versions(c: &Tuf) -> [u32; 4] {
     ]
 }
 
+/// `err` is rust-tuf's refusal of `role` with `valid` valid signatures of
+/// the `threshold` required.
+fn assert_short_of_signatures(err: &tuf::Error, role: &MetadataPath, valid: u32, threshold: u32) {
+    assert!(
+        matches!(
+            err,
+            tuf::Error::MetadataMissingSignatures {
+                role: r,
+                number_of_valid_signatures: v,
+                threshold: t,
+            } if r == role && *v == valid && *t == threshold
+        ),
+        "{err:?}"
+    );
+}
+
 // ------------------------------------------------------------ our tools' side
 
 fn keys(args: &[&str]) {
@@ -547,17 +563,7 @@ fn rust_tuf_refuses_tampering_rollback_and_expired_metadata() {
     write_json(&targets_path, &edited);
     let mut fresh = rust_tuf(&made.root(1), &made.repo);
     let err = update(&mut fresh).expect_err("edited targets are refused");
-    assert!(
-        matches!(
-            &err,
-            tuf::Error::MetadataMissingSignatures {
-                role,
-                number_of_valid_signatures: 0,
-                threshold: 1,
-            } if *role == MetadataPath::targets()
-        ),
-        "{err:?}"
-    );
+    assert_short_of_signatures(&err, &MetadataPath::targets(), 0, 1);
     std::fs::write(&targets_path, signed_targets).unwrap();
 
     // A second release; then the first timestamp served again (a rollback).
@@ -631,17 +637,7 @@ fn rust_tuf_follows_a_root_rotation_and_refuses_a_root_short_of_its_threshold() 
     std::fs::copy(&v2, made.metadata("2.root.json")).unwrap();
     let mut fresh = rust_tuf(&made.root(1), &made.repo);
     let err = update(&mut fresh).expect_err("v2 short of its own threshold");
-    assert!(
-        matches!(
-            &err,
-            tuf::Error::MetadataMissingSignatures {
-                role,
-                number_of_valid_signatures: 2,
-                threshold: 3,
-            } if *role == MetadataPath::root()
-        ),
-        "{err:?}"
-    );
+    assert_short_of_signatures(&err, &MetadataPath::root(), 2, 3);
     assert_eq!(fresh.database().trusted_root().version(), 1);
     std::fs::remove_file(made.metadata("2.root.json")).unwrap();
 
@@ -674,17 +670,7 @@ fn rust_tuf_follows_a_root_rotation_and_refuses_a_root_short_of_its_threshold() 
         &sign_doc(ts, &[&made.key("timestamp.key")]),
     );
     let err = update(&mut c).expect_err("the revoked key is refused");
-    assert!(
-        matches!(
-            &err,
-            tuf::Error::MetadataMissingSignatures {
-                role,
-                number_of_valid_signatures: 0,
-                threshold: 1,
-            } if *role == MetadataPath::timestamp()
-        ),
-        "{err:?}"
-    );
+    assert_short_of_signatures(&err, &MetadataPath::timestamp(), 0, 1);
     assert_eq!(versions(&c)[1], 2);
 }
 
@@ -761,17 +747,7 @@ fn rust_tuf_verifies_a_delegated_role_and_resolves_a_target_through_it() {
     let mut c = rust_tuf(&made.root(1), &made.repo);
     assert!(update(&mut c).unwrap());
     let err = fetch(&mut c, name).expect_err("a delegated role signed by another key is refused");
-    assert!(
-        matches!(
-            &err,
-            tuf::Error::MetadataMissingSignatures {
-                role: r,
-                number_of_valid_signatures: 0,
-                threshold: 1,
-            } if *r == role
-        ),
-        "{err:?}"
-    );
+    assert_short_of_signatures(&err, &role, 0, 1);
     assert!(c.database().trusted_delegations().get(&role).is_none());
 }
 
