@@ -37,7 +37,7 @@ pub use nightlatch_proto::cjson;
 pub use nightlatch_proto::tuf::{
     DelegatedRole, Delegations, Envelope, Hashes, Header, MetaFile, PublicKey, Result, Role,
     RoleKeys, Root, Snapshot, TargetFile, TargetVerifier, Targets, Timestamp, TufError,
-    check_target_name, hex_decode, hex_encode, parse_utc,
+    check_target_name, format_utc, hex_decode, hex_encode, parse_utc,
 };
 
 pub use storage::{MemoryStore, MetadataStore, StoreError, TargetStore};

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use ed25519_dalek::{Signer, SigningKey};
-use lock_app::tuf::{Limits, MemoryStore, MemoryTransport, Result, Updater, cjson, hex_encode};
+use lock_app::tuf::{
+    Limits, MemoryStore, MemoryTransport, Result, Updater, cjson, format_utc, hex_encode,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -33,23 +35,7 @@ fn public(sk: &SigningKey) -> Value {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds.
 pub fn iso(t: u64) -> String {
-    let (days, secs) = (t / DAY, t % DAY);
-    // civil_from_days (Howard Hinnant)
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    format_utc(t)
 }
 
 /// Sign `signed` with `keys`: the envelope's bytes.
