@@ -5,5 +5,7 @@
 extern crate alloc;
 
 pub mod cjson;
+pub mod custom;
 pub mod paths;
 pub mod tuf;
+pub mod wire;

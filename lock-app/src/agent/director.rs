@@ -6,11 +6,10 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use serde::Deserialize;
-use serde_json::Value;
+use nightlatch_proto::custom::{DirectorCustom, DirectorRole, InstallPolicy};
+use nightlatch_proto::wire::{self, CheckinResponse, TimeError};
 use sha2::{Digest, Sha256};
 
-use super::wire::{self, CheckinResponse, InstallPolicy, TimeError};
 use super::{AgentError, Net, Repo};
 use crate::tuf::{
     Envelope, FetchError, MetadataStore, PublicKey, Role, TargetFile, Targets, TrustedSet, TufError,
@@ -46,20 +45,6 @@ pub struct Assignment {
     pub policy: InstallPolicy,
     /// The rollout that assigned it.
     pub rollout: Option<String>,
-}
-
-/// `custom.director` of a director target.
-#[derive(Debug, Clone, Deserialize)]
-struct DirectorCustom {
-    device_id: String,
-    hardware_model: String,
-    #[serde(default)]
-    rollout: Option<String>,
-    role: String,
-    #[serde(default)]
-    patch_for: Option<String>,
-    #[serde(default)]
-    policy: Option<InstallPolicy>,
 }
 
 /// A verified director answer. Only [`verify`] makes one (its fields are
@@ -190,11 +175,12 @@ pub fn verify<S: MetadataStore, N: Net>(
             _ => None,
         })
         .collect();
-    let time = wire::verify_signed_time(&resp.time, &time_keys, &leaf).map_err(|e| match e {
-        TimeError::NotBound => AgentError::ReplayedResponse,
-        TimeError::Malformed => AgentError::MalformedResponse,
-        TimeError::Signature => AgentError::TimeSignature,
-    })?;
+    let time =
+        wire::verify_signed_time(&resp.time, time_keys.as_slice(), &leaf).map_err(|e| match e {
+            TimeError::NotBound => AgentError::ReplayedResponse,
+            TimeError::Malformed => AgentError::MalformedResponse,
+            TimeError::Signature => AgentError::TimeSignature,
+        })?;
     trusted.raise_time(time);
     let now = trusted.now();
     trusted.check_root_fresh().map_err(director_err)?;
@@ -207,10 +193,8 @@ pub fn verify<S: MetadataStore, N: Net>(
         .and_then(|env| Targets::parse(&env, Role::Targets).ok())
         .map_or(0, |t| t.header.version);
     let (bytes, fresh) = match &resp.director_targets {
-        Some(v) => (
-            serde_json::to_vec(v).map_err(|_| AgentError::MalformedResponse)?,
-            true,
-        ),
+        // The text as it arrived (parsed once, as TUF metadata, below).
+        Some(raw) => (raw.get().as_bytes().to_vec(), true),
         None => (held.ok_or(AgentError::DirectorTargetsMismatch)?, false),
     };
     let env = Envelope::parse(&bytes, Role::Targets).map_err(director_err)?;
@@ -248,12 +232,10 @@ pub fn verify<S: MetadataStore, N: Net>(
 }
 
 fn custom_of(file: &TargetFile) -> Result<DirectorCustom, AgentError> {
-    let v: &Value = file
-        .custom
+    file.custom
         .as_ref()
-        .and_then(|c| c.get("director"))
-        .ok_or(AgentError::MalformedAssignment)?;
-    DirectorCustom::deserialize(v).map_err(|_| AgentError::MalformedAssignment)
+        .and_then(DirectorCustom::from_custom)
+        .ok_or(AgentError::MalformedAssignment)
 }
 
 fn assignment(targets: &Targets, sent: &Sent<'_>) -> Result<Option<Assignment>, AgentError> {
@@ -268,10 +250,11 @@ fn assignment(targets: &Targets, sent: &Sent<'_>) -> Result<Option<Assignment>, 
             name: name.clone(),
             file: file.clone(),
         };
-        match c.role.as_str() {
-            "image" if image.is_none() => image = Some((t, c)),
-            "patch" => patches.push((t, c)),
-            _ => return Err(AgentError::MalformedAssignment),
+        match c.role {
+            DirectorRole::Image if image.is_none() => image = Some((t, c)),
+            DirectorRole::Patch => patches.push((t, c)),
+            // A second image.
+            DirectorRole::Image => return Err(AgentError::MalformedAssignment),
         }
     }
     let Some((image, custom)) = image else {

@@ -52,6 +52,7 @@ use bootloader::updater::{UpdateError, Updater};
 use ed25519_dalek::SigningKey;
 use embassy_boot::State as FwState;
 use embedded_storage::nor_flash::NorFlash;
+use nightlatch_proto::custom::NightlatchCustom;
 use serde::{Deserialize, Serialize};
 
 use crate::scheduler::summary::UsageSummary;
@@ -773,7 +774,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         };
         let now = self.usage_now();
         let at = self.state.usage_sent_at;
-        *sent != wire::b64::encode(&summary.material_digest())
+        *sent != wire::b64::encode(summary.material_digest())
             || now >= at.saturating_add(USAGE_REFRESH_SECS)
             // The clock was far ahead when it was sent.
             || now.saturating_add(USAGE_REFRESH_SECS) < at
@@ -817,7 +818,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         let req = CheckinRequest {
             device_id: self.config.device_id.clone(),
             counter: self.counter,
-            nonce: wire::b64::encode(&nonce),
+            nonce: wire::b64::encode(nonce),
             director_targets_version: director::held_targets_version(&self.files),
             report,
         };
@@ -837,7 +838,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         {
             // Stored by the server (or refused as malformed: not retried
             // before a day has passed).
-            self.state.usage_digest = Some(wire::b64::encode(&s.material_digest()));
+            self.state.usage_digest = Some(wire::b64::encode(s.material_digest()));
             self.state.usage_sent_at = self.usage_now();
             self.usage_sent = answer.is_ok();
             if answer.is_err() {
@@ -927,11 +928,13 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         running_counter: u32,
         hardware_model: &str,
     ) -> Result<CheckIn, AgentError> {
-        let version_of = |t: &DirectorTarget| -> Option<tuf::NightlatchTarget> {
-            let v = t.file.custom.as_ref()?.get("nightlatch")?;
-            tuf::NightlatchTarget::deserialize(v).ok()
-        };
-        let img_meta = version_of(&a.image).ok_or(AgentError::MalformedAssignment)?;
+        let img_meta = a
+            .image
+            .file
+            .custom
+            .as_ref()
+            .and_then(NightlatchCustom::from_custom)
+            .ok_or(AgentError::MalformedAssignment)?;
         if img_meta.version == running_version
             || self.state.failed.contains(&a.image.name)
             || self.state.installing.is_some()

@@ -8,7 +8,7 @@ use lock_app::scheduler::summary::UsageSummary;
 use crate::error::{ApiError, AppResult};
 use crate::ids::check_name;
 use crate::rollouts::version;
-use crate::wire::{CheckinRequest, MAX_NONCE, MIN_NONCE, b64, parse_signature_header};
+use crate::wire::{CheckinRequest, MAX_NONCE, MIN_NONCE, decode_nonce, parse_signature_header};
 
 /// A check-in as received.
 #[derive(Debug, Clone)]
@@ -76,13 +76,11 @@ pub fn parse(s: &Submission) -> AppResult<Parsed> {
         ));
     }
     check_name("device id", &req.device_id).map_err(invalid)?;
-    let nonce = b64::decode(&req.nonce)
-        .filter(|n| (MIN_NONCE..=MAX_NONCE).contains(&n.len()))
-        .ok_or_else(|| {
-            invalid(format!(
-                "nonce must be {MIN_NONCE} to {MAX_NONCE} bytes in base64url"
-            ))
-        })?;
+    let nonce = decode_nonce(&req.nonce).ok_or_else(|| {
+        invalid(format!(
+            "nonce must be {MIN_NONCE} to {MAX_NONCE} bytes in base64url"
+        ))
+    })?;
     let counter = i64::try_from(req.counter)
         .ok()
         .filter(|c| *c >= 1)

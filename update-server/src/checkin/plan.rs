@@ -17,7 +17,7 @@ use crate::rollouts::outcome::{DeviceStatus, counter_delta, reconcile, should_pa
 use crate::rollouts::{Rollout, RolloutState, version};
 use crate::store::checkins::CheckinWrite;
 use crate::store::devices::Device;
-use crate::wire::{BootState, InstallPolicy, Outcome, Report, SitePolicy};
+use crate::wire::{Report, SitePolicy};
 
 /// A new assignment, for metrics.
 #[derive(Debug, Clone)]
@@ -39,23 +39,6 @@ pub struct Plan {
     pub assigned: Option<NewAssignment>,
     /// A reported outcome (rollout, status).
     pub outcome: Option<(String, DeviceStatus)>,
-}
-
-fn boot_state(b: BootState) -> &'static str {
-    match b {
-        BootState::Confirmed => "confirmed",
-        BootState::Trial => "trial",
-        BootState::Reverted => "reverted",
-    }
-}
-
-fn outcome_str(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Installed => "installed",
-        Outcome::Confirmed => "confirmed",
-        Outcome::RolledBack => "rolled_back",
-        Outcome::Failed => "failed",
-    }
 }
 
 /// What the pipeline plans with.
@@ -88,14 +71,14 @@ pub fn plan(
             json!({
                 "from": dev.firmware_version, "to": report.firmware.version,
                 "security_counter": report.firmware.security_counter,
-                "boot_state": boot_state(report.boot_state),
+                "boot_state": report.boot_state.as_str(),
             }),
         ));
     }
     let last_update = match &report.last_update {
         Some(u) => (
             Some(u.target.clone()),
-            Some(outcome_str(u.outcome).to_owned()),
+            Some(u.outcome.as_str().to_owned()),
             u.reason.clone(),
         ),
         None => (
@@ -175,20 +158,17 @@ pub fn plan(
         rollout_status,
     };
     let assignment = choose(rollouts, &facts, cx.catalog, cx.now);
-    let site = cx.policies.get(&dev.site).cloned().unwrap_or_default();
+    let no_policy = SitePolicy::default();
+    let site = cx.policies.get(&dev.site).unwrap_or(&no_policy);
     let resolved = assignment.as_ref().and_then(|a| {
         Some(Resolved {
             assignment: a,
             image: cx.catalog.firmware(&a.target)?,
             patch: a.patch.as_deref().and_then(|p| cx.catalog.get(p)),
-            policy: InstallPolicy {
-                quiet_hours: site.quiet_hours.clone(),
-                blackout_dates: site.blackout_dates.clone(),
-                time_zone: site.time_zone.clone(),
-                security_deadline: a
-                    .security_deadline
+            policy: site.install_policy(
+                a.security_deadline
                     .and_then(|ms| u64::try_from(ms.div_euclid(1000)).ok()),
-            },
+            ),
         })
     });
     // What the metadata assigns, and which key signs it: metadata signed by
@@ -263,7 +243,7 @@ pub fn plan(
     dev.last_seen = Some(cx.now);
     dev.firmware_version = Some(report.firmware.version.clone());
     dev.security_counter = Some(i64::from(report.firmware.security_counter));
-    dev.boot_state = Some(boot_state(report.boot_state).to_owned());
+    dev.boot_state = Some(report.boot_state.as_str().to_owned());
     dev.last_target = last_update.0.clone();
     dev.last_outcome = last_update.1.clone();
     dev.last_reason = last_update.2.clone();
@@ -278,7 +258,7 @@ pub fn plan(
             firmware_version: report.firmware.version.clone(),
             firmware_order: version::order(&report.firmware.version),
             security_counter: i64::from(report.firmware.security_counter),
-            boot_state: boot_state(report.boot_state).to_owned(),
+            boot_state: report.boot_state.as_str().to_owned(),
             battery_percent: report.battery_percent.map(i64::from),
             time_zone: report.time_zone.clone(),
             usage: report.usage.clone(),

@@ -3,19 +3,10 @@
 //! now (empty: none), and a signed time bound to its check-in's nonce.
 //!
 //! Each image target is copied from the image repository (same name, length,
-//! hashes, `custom.nightlatch`) and gets a `custom.director` object binding
-//! it to the lock and carrying the install policy:
-//!
-//! ```json
-//! "nl-lock-v2/1.4.2.nlfw": { "length": 6024, "hashes": {"sha256": "…"}, "custom": {
-//!     "nightlatch": { "kind": "firmware", "hardware_model": "nl-lock-v2", "version": "1.4.2", … },
-//!     "director": { "device_id": "lock-0001", "hardware_model": "nl-lock-v2",
-//!                   "rollout": "ro-…", "role": "image",
-//!                   "policy": { "quiet_hours": {"start": "01:00", "end": "05:00"},
-//!                               "blackout_dates": [], "security_deadline": 1767225600 } } } }
-//! ```
-//!
-//! When the lock runs the patch's base, the patch target is listed too, with
+//! hashes, `custom.nightlatch`) and gets a `custom.director` object
+//! ([`DirectorCustom`]; its JSON is shown in [`nightlatch_proto::custom`])
+//! binding it to the lock and carrying the install policy. When the lock
+//! runs the patch's base, the patch target is listed too, with
 //! `"role": "patch"` and `"patch_for": "<image target>"`: the lock downloads
 //! the patch, rebuilds the image and checks it against the image target.
 //!
@@ -29,13 +20,13 @@ use std::time::Duration;
 use anyhow::Context;
 use keys_ceremony::keysource::{FileKey, KeySource};
 use keys_ceremony::metadata::{Expiry, PublicKey, Root, Signed, TargetFile, Targets};
-use serde_json::json;
+use nightlatch_proto::custom::DirectorCustom;
 use sha2::{Digest, Sha256};
 
 use crate::repo::catalog::CatalogTarget;
 use crate::rollouts::engine::Assignment;
 use crate::store::devices::DirectorCache;
-use crate::wire::{InstallPolicy, SignedTime, b64, merkle_tree, time_message};
+use crate::wire::{InstallPolicy, MerkleTree, SignedTime, time_message};
 
 /// The director's online keys and its newest root.
 #[derive(Debug)]
@@ -170,22 +161,16 @@ impl Director {
         let mut targets = Targets::new(u64::try_from(version).unwrap_or(1), expires);
         if let Some(r) = resolved {
             let rollout = r.assignment.rollout_id.as_str();
-            let image_dir =
-                director_custom(device_id, hardware_model, rollout, Bound::Image(&r.policy))?;
-            targets.targets.insert(
-                r.image.name.clone(),
-                with_director(&r.image.file, image_dir),
-            );
+            let image = DirectorCustom::image(device_id, hardware_model, rollout, r.policy.clone());
+            targets
+                .targets
+                .insert(r.image.name.clone(), with_director(&r.image.file, &image)?);
             if let Some(p) = r.patch {
-                let patch_dir = director_custom(
-                    device_id,
-                    hardware_model,
-                    rollout,
-                    Bound::Patch(&r.image.name),
-                )?;
+                let patch =
+                    DirectorCustom::patch(device_id, hardware_model, rollout, &r.image.name);
                 targets
                     .targets
-                    .insert(p.name.clone(), with_director(&p.file, patch_dir));
+                    .insert(p.name.clone(), with_director(&p.file, &patch)?);
             }
         }
         let mut meta = Signed::new(targets).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -218,109 +203,94 @@ impl Director {
         time_secs: u64,
         leaves: &[[u8; 32]],
     ) -> anyhow::Result<Vec<SignedTime>> {
-        let Some((root, paths)) = merkle_tree(leaves) else {
+        let Some(tree) = MerkleTree::build(leaves) else {
             return Ok(Vec::new());
         };
         let sig = self
             .time_key
-            .sign(&time_message(time_secs, &root))
+            .sign(&time_message(time_secs, tree.root()))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let root_b64 = b64::encode(root);
-        let sig_b64 = b64::encode(sig.to_bytes());
-        Ok(paths
-            .into_iter()
-            .enumerate()
-            .map(|(i, path)| SignedTime {
-                time: time_secs,
-                merkle_root: root_b64.clone(),
-                index: u32::try_from(i).unwrap_or(u32::MAX),
-                path: path.iter().map(b64::encode).collect(),
-                sig: sig_b64.clone(),
-            })
-            .collect())
+        Ok(tree.signed_times(time_secs, &sig))
     }
 }
 
-/// What a director target is bound to: the image (with its install
-/// policy), or a patch for the image of that name.
-enum Bound<'a> {
-    Image(&'a InstallPolicy),
-    Patch(&'a str),
-}
-
-/// The `custom.director` object of a director target.
-fn director_custom(
-    device_id: &str,
-    hardware_model: &str,
-    rollout: &str,
-    bound: Bound<'_>,
-) -> anyhow::Result<serde_json::Value> {
-    let role = match bound {
-        Bound::Image(_) => "image",
-        Bound::Patch(_) => "patch",
-    };
-    let mut v = json!({
-        "device_id": device_id,
-        "hardware_model": hardware_model,
-        "rollout": rollout,
-        "role": role,
-    });
-    match bound {
-        Bound::Image(policy) => v["policy"] = serde_json::to_value(policy)?,
-        Bound::Patch(image) => v["patch_for"] = json!(image),
-    }
-    Ok(v)
-}
-
-fn with_director(file: &TargetFile, director: serde_json::Value) -> TargetFile {
-    let mut custom = match &file.custom {
-        Some(serde_json::Value::Object(m)) => m.clone(),
-        _ => serde_json::Map::new(),
-    };
-    custom.insert("director".into(), director);
-    TargetFile {
+/// `file` with `director` as its `custom.director`.
+fn with_director(file: &TargetFile, director: &DirectorCustom) -> anyhow::Result<TargetFile> {
+    Ok(TargetFile {
         length: file.length,
         hashes: file.hashes.clone(),
-        custom: Some(serde_json::Value::Object(custom)),
-    }
+        custom: Some(director.add_to(file.custom.as_ref())?),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::QuietWindow;
 
-    /// `custom.director` as locks in the field parse it, byte for byte
-    /// (the same files pin `nightlatch_proto::custom`).
-    #[test]
-    fn custom_director_json_is_pinned() {
-        let policy = InstallPolicy {
-            quiet_hours: Some(QuietWindow {
-                start: "01:00".into(),
-                end: "05:00".into(),
-            }),
-            blackout_dates: vec!["2030-01-05".into()],
-            time_zone: Some("Europe/Berlin".into()),
-            security_deadline: Some(1_893_456_000),
+    fn golden(name: &str) -> serde_json::Value {
+        let text = match name {
+            "director_image" => {
+                include_str!("../../../nightlatch-proto/src/wire/golden/director_image.json")
+            }
+            "director_patch" => {
+                include_str!("../../../nightlatch-proto/src/wire/golden/director_patch.json")
+            }
+            "nightlatch_firmware" => {
+                include_str!("../../../nightlatch-proto/src/wire/golden/nightlatch_firmware.json")
+            }
+            _ => include_str!("../../../nightlatch-proto/src/wire/golden/nightlatch_patch.json"),
         };
-        let image =
-            director_custom("lock-0001", "nl-lock-v2", "ro-1", Bound::Image(&policy)).unwrap();
-        assert_eq!(
-            serde_json::to_string(&image).unwrap(),
-            include_str!("../../../nightlatch-proto/src/wire/golden/director_image.json")
-                .trim_end()
-        );
-        let patch = director_custom(
-            "lock-0001",
-            "nl-lock-v2",
-            "ro-1",
-            Bound::Patch("nl-lock-v2/1.4.2.nlfw"),
-        )
-        .unwrap();
-        assert_eq!(
-            serde_json::to_string(&patch).unwrap(),
-            include_str!("../../../nightlatch-proto/src/wire/golden/director_patch.json")
-                .trim_end()
-        );
+        serde_json::from_str(text).unwrap()
+    }
+
+    /// A director target: the image repository's `custom` kept as it is,
+    /// `custom.director` byte for byte what locks in the field parse (the
+    /// text the `json!` builder of the version before wrote).
+    #[test]
+    fn director_targets_carry_the_pinned_custom_director() {
+        let policy: InstallPolicy =
+            serde_json::from_value(golden("director_image")["policy"].clone()).unwrap();
+        assert!(policy.quiet_hours.is_some() && policy.security_deadline.is_some());
+        for (release, director, golden_name) in [
+            (
+                "nightlatch_firmware",
+                DirectorCustom::image("lock-0001", "nl-lock-v2", "ro-1", policy),
+                "director_image",
+            ),
+            (
+                "nightlatch_patch",
+                DirectorCustom::patch("lock-0001", "nl-lock-v2", "ro-1", "nl-lock-v2/1.4.2.nlfw"),
+                "director_patch",
+            ),
+        ] {
+            let file = TargetFile {
+                length: 6024,
+                hashes: [("sha256".to_owned(), "ab".repeat(32))].into(),
+                custom: Some(serde_json::json!({ "nightlatch": golden(release) })),
+            };
+            let out = with_director(&file, &director).unwrap();
+            let custom = out.custom.unwrap();
+            assert_eq!(custom["nightlatch"], golden(release));
+            assert_eq!(
+                serde_json::to_string(&custom["director"]).unwrap(),
+                serde_json::to_string(&golden(golden_name)).unwrap()
+            );
+            assert_eq!((out.length, out.hashes), (file.length, file.hashes));
+        }
+    }
+
+    /// `custom.nightlatch` as the release tools write it
+    /// (`signing_tools::repo::target::Custom`) is the proto type's JSON.
+    #[test]
+    fn release_tools_write_the_proto_custom_nightlatch() {
+        use nightlatch_proto::custom::NightlatchCustom;
+        use signing_tools::repo::target::Custom;
+        for name in ["nightlatch_firmware", "nightlatch_patch"] {
+            let v = golden(name);
+            let tools: Custom = serde_json::from_value(v.clone()).unwrap();
+            let proto: NightlatchCustom = serde_json::from_value(v.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&tools).unwrap(), v);
+            assert_eq!(serde_json::to_value(&proto).unwrap(), v);
+        }
     }
 }
