@@ -26,13 +26,13 @@
 //!
 //! Measured on the host (x86-64, release, 2 shared cores under load):
 //!
-//! | key type | verify one signature, median of 200 (`examples/verify_bench.rs`) | `.text` added (`examples/verify_size.rs`) |
+//! | key type | verify one signature, median of 200 (`examples/verify_bench.rs`) | `.text` added, opt-level 3 / `s` (`examples/verify_size.rs`) |
 //! |---|---|---|
-//! | `ed25519` | 43 µs | (base: 461 KB, std included) |
-//! | `ecdsa-sha2-nistp256` | 283 µs | +78 KB (`ecdsa`) |
-//! | `rsa` 2048, PSS or PKCS#1 v1.5 | 185 µs | +122 KB (`rsa`) |
+//! | `ed25519` | 43 µs | base: 461 KB / 419 KB (std included) |
+//! | `ecdsa-sha2-nistp256` | 283 µs | +78 KB / +60 KB (`ecdsa`) |
+//! | `rsa` 2048, PSS or PKCS#1 v1.5 | 185 µs | +122 KB / +95 KB (`rsa`) |
 //! | `rsa` 3072 (securesystemslib's default size) | 400 µs | |
-//! | both features | | +160 KB (PEM/DER code shared) |
+//! | both features | | +160 KB / +125 KB (PEM/DER code shared) |
 //!
 //! For locks: Ed25519 (fastest, smallest, deterministic, no PEM parsing);
 //! build `ecdsa` too only if a role's key lives in an HSM that cannot do
