@@ -89,7 +89,7 @@ impl Evil {
         };
         resp["director_targets"] = sign_env(&signed, key);
         resp["director_targets_version"] = json!(version);
-        resp["director_targets_sha256"] = json!(wire::b64::encode(&sha));
+        resp["director_targets_sha256"] = json!(wire::b64::encode(sha));
         self.resign_time(req, &mut resp, &sha, version, &self.time_key);
         resp
     }
@@ -114,8 +114,8 @@ impl Evil {
         let mut m = wire::TIME_CONTEXT.to_vec();
         m.extend_from_slice(&time.to_be_bytes());
         m.extend_from_slice(&leaf);
-        resp["time"] = json!({"time": time, "merkle_root": wire::b64::encode(&leaf), "index": 0,
-            "path": [], "sig": wire::b64::encode(&key.0.sign(&m).to_bytes())});
+        resp["time"] = json!({"time": time, "merkle_root": wire::b64::encode(leaf), "index": 0,
+            "path": [], "sig": wire::b64::encode(key.0.sign(&m).to_bytes())});
     }
 }
 
@@ -187,7 +187,7 @@ impl Net for Evil {
             Attack::ShaMismatch => {
                 let version = resp["director_targets_version"].as_u64().unwrap();
                 let other = [0x42u8; 32];
-                resp["director_targets_sha256"] = json!(wire::b64::encode(&other));
+                resp["director_targets_sha256"] = json!(wire::b64::encode(other));
                 self.resign_time(&req, &mut resp, &other, version, &self.time_key);
                 resp
             }

@@ -124,8 +124,8 @@ impl Net for OldTimeKey {
         let mut m = wire::TIME_CONTEXT.to_vec();
         m.extend_from_slice(&time.to_be_bytes());
         m.extend_from_slice(&leaf);
-        resp["time"] = json!({"time": time, "merkle_root": wire::b64::encode(&leaf), "index": 0,
-            "path": [], "sig": wire::b64::encode(&self.key.sign(&m).to_bytes())});
+        resp["time"] = json!({"time": time, "merkle_root": wire::b64::encode(leaf), "index": 0,
+            "path": [], "sig": wire::b64::encode(self.key.sign(&m).to_bytes())});
         Ok(serde_json::to_vec(&resp).unwrap())
     }
     fn fetch_metadata(&mut self, repo: Repo, file: &str, max: u64) -> Result<Vec<u8>, FetchError> {
