@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // A bad key spec is reported here, not by clap (so a PIN in it is
             // never echoed), but it is still a usage error: exit 2.
-            let usage = matches!(err, keys_ceremony::Error::Pkcs11Uri { .. });
+            let usage = matches!(err, nightlatch_repo::Error::Pkcs11Uri { .. });
             let report = miette::Report::new(err);
             let _ = writeln!(std::io::stderr(), "{report:?}");
             if usage {

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use bootloader::anchors::TrustAnchors;
 use bootloader::envelope::{HardwareModel, PREFIX_LEN, Policy, Version, verify_bytes};
+use nightlatch_repo::keys;
 use predicates::prelude::*;
 use predicates::str::contains;
 use sha2::{Digest, Sha256};
-use signing_tools::keys;
 use signing_tools::summary::EnvelopeSummary;
 use tempfile::TempDir;
 
@@ -960,7 +960,11 @@ fn keygen_encrypts_by_default_in_the_nightlatch_keys_format() {
     };
     assert_eq!(
         (cost.cost_parameter, cost.block_size, cost.parallelization),
-        (1 << keys_ceremony::keysource::file::DEFAULT_KDF_LOG_N, 8, 1)
+        (
+            1 << nightlatch_repo::keysource::file::DEFAULT_KDF_LOG_N,
+            8,
+            1
+        )
     );
     assert!(matches!(
         params.encryption,
@@ -968,7 +972,7 @@ fn keygen_encrypts_by_default_in_the_nightlatch_keys_format() {
     ));
 
     // nightlatch-keys' own reader (and its KDF limits) opens it.
-    let key = keys_ceremony::keysource::file::decrypt_pem(
+    let key = nightlatch_repo::keysource::file::decrypt_pem(
         &text,
         PASS.as_bytes(),
         Path::new("release.key"),
@@ -976,7 +980,9 @@ fn keygen_encrypts_by_default_in_the_nightlatch_keys_format() {
     .unwrap();
     let public = keys::load_public_key(&dir.path().join("release.pub")).unwrap();
     assert_eq!(key.verifying_key(), public);
-    assert!(keys_ceremony::keysource::file::decrypt_pem(&text, b"not it", Path::new("k")).is_err());
+    assert!(
+        nightlatch_repo::keysource::file::decrypt_pem(&text, b"not it", Path::new("k")).is_err()
+    );
 
     #[cfg(unix)]
     {
@@ -1179,30 +1185,26 @@ fn keygen_refuses_a_short_passphrase_and_unreadable_kdf_costs() {
 
 #[test]
 fn publish_and_repo_read_encrypted_release_keys() {
-    use clap::Parser;
-
-    // Dev roots and keys (unencrypted) from keys-ceremony, then the targets
-    // (release) key re-written encrypted, as `nightlatch-keys keygen` writes.
+    // Dev roots and keys (unencrypted, as `nightlatch-keys init --dev`
+    // makes them), then the targets (release) key re-written encrypted, as
+    // `nightlatch-keys keygen` writes.
     let dir = TempDir::new().unwrap();
     let p = |n: &str| dir.path().join(n);
-    keys_ceremony::cmd::Cli::try_parse_from([
-        "nightlatch-keys",
-        "init",
-        "--dev",
-        "--out",
-        p("dev").to_str().unwrap(),
-    ])
-    .unwrap()
-    .run()
+    nightlatch_repo::dev::make(
+        &p("dev"),
+        false,
+        &nightlatch_repo::transcript::Log::default(),
+        &nightlatch_repo::SystemClock,
+    )
     .unwrap();
     let release = p("dev/image/keys/targets.key");
     let plain = keys::load_private_key(&release).unwrap();
-    keys_ceremony::keysource::file::write_private(
+    nightlatch_repo::keysource::file::write_private(
         &release,
         &plain,
         Some((
             PASS.as_bytes(),
-            keys_ceremony::keysource::file::MIN_KDF_LOG_N,
+            nightlatch_repo::keysource::file::MIN_KDF_LOG_N,
         )),
         true,
     )

@@ -11,8 +11,10 @@ use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 use clap::Parser;
-use keys_ceremony::keysource::KeySpec;
-use keys_ceremony::metadata::{Signed, TargetFile, Targets};
+use nightlatch_repo::keysource::KeySpec;
+use nightlatch_repo::metadata::{Signed, TargetFile, Targets};
+use nightlatch_repo::transcript::Log;
+use nightlatch_repo::{Clock, SystemClock};
 use predicates::str::contains;
 use tempfile::TempDir;
 
@@ -77,7 +79,7 @@ fn tuf_client(
     }
 }
 
-/// Dev keys and roots (keys-ceremony, in process), a started repository.
+/// Dev keys and roots (as `nightlatch-keys init --dev` makes them), a started repository.
 struct Fx {
     tmp: TempDir,
 }
@@ -86,16 +88,7 @@ impl Fx {
     fn new() -> Self {
         let tmp = TempDir::new().unwrap();
         let dev = tmp.path().join("dev");
-        keys_ceremony::cmd::Cli::try_parse_from([
-            "nightlatch-keys",
-            "init",
-            "--dev",
-            "--out",
-            dev.to_str().unwrap(),
-        ])
-        .unwrap()
-        .run()
-        .unwrap();
+        nightlatch_repo::dev::make(&dev, false, &Log::default(), &SystemClock).unwrap();
         let fx = Self { tmp };
         nls()
             .args(["repo", "init", "--repo"])
@@ -227,9 +220,8 @@ fn publish_refresh_and_python_tuf_downloads() {
                 .unwrap();
         let e = v["signed"]["expires"].as_str().unwrap();
         assert!(e.len() == 20 && e.ends_with('Z'), "{file}: {e}");
-        let e = keys_ceremony::metadata::Expiry::parse(e).unwrap();
-        let want =
-            keys_ceremony::metadata::Expiry::in_(std::time::Duration::from_secs(days * 86_400));
+        let e = nightlatch_repo::metadata::Expiry::parse(e).unwrap();
+        let want = SystemClock.expires_in(std::time::Duration::from_secs(days * 86_400));
         assert!(want.unix() - e.unix() < 120, "{file}");
     }
     let seen = tuf_client(&fx.repo(), &fx.root(), &fx.p("c1"), &[]).unwrap();
@@ -375,7 +367,7 @@ fn upper_case_duplicate_root_key_is_refused() {
     let key = KeySpec::File(fx.p("dev/image/keys/root-1.key"))
         .open()
         .unwrap();
-    let lower = keys_ceremony::metadata::PublicKey::ed25519(key.public_key());
+    let lower = nightlatch_repo::metadata::PublicKey::ed25519(key.public_key());
     let mut upper = lower.clone();
     upper.keyval.public = lower.keyval.public.to_uppercase();
     let (k, big_k) = (lower.key_id(), upper.key_id());
@@ -385,7 +377,7 @@ fn upper_case_duplicate_root_key_is_refused() {
     v["signed"]["keys"][big_k.as_str()] = serde_json::to_value(&upper).unwrap();
     v["signed"]["roles"]["root"] =
         serde_json::json!({"keyids": [k.as_str(), big_k.as_str()], "threshold": 2});
-    let message = keys_ceremony::metadata::signed::canonical_json(&v["signed"]).unwrap();
+    let message = nightlatch_repo::metadata::signed::canonical_json(&v["signed"]).unwrap();
     let sig = hex::encode(key.sign(&message).unwrap().to_bytes());
     v["signatures"] = serde_json::json!([
         {"keyid": k.as_str(), "sig": sig},
@@ -393,17 +385,13 @@ fn upper_case_duplicate_root_key_is_refused() {
     ]);
     let bad = fx.p("bad-1.root.json");
     std::fs::write(&bad, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    for cmd in ["status", "verify-chain"] {
-        let r = keys_ceremony::cmd::Cli::try_parse_from([
-            "nightlatch-keys",
-            cmd,
-            bad.to_str().unwrap(),
-        ])
-        .unwrap()
-        .run();
-        let e = r.expect_err(cmd).to_string();
-        assert!(!e.is_empty(), "{cmd}");
-    }
+    // What `nightlatch-keys status` and `verify-chain` read it with.
+    let status = nightlatch_repo::status::load_with_previous(&bad, None).and_then(|(r, p)| {
+        nightlatch_repo::status::root_status(&r, p.as_ref().map(|(_, p)| p), &SystemClock)
+    });
+    assert!(!status.expect_err("status").to_string().is_empty());
+    let chain = nightlatch_repo::chain::verify_chain(std::slice::from_ref(&bad));
+    assert!(!chain.expect_err("verify-chain").to_string().is_empty());
     nls()
         .args(["repo", "init", "--repo"])
         .arg(fx.p("repo-bad"))
@@ -437,17 +425,17 @@ fn pins_are_never_echoed() {
         );
         assert!(!all.contains("s3cret"), "{all}");
         assert!(all.contains("pkcs11"), "{all}");
-        let r = keys_ceremony::cmd::Cli::try_parse_from([
-            "nightlatch-keys",
-            "sign",
-            "--key",
-            uri,
-            fx.root().to_str().unwrap(),
-        ]);
-        let e = match r {
-            Ok(cli) => format!("{:?}", miette::Report::new(cli.run().unwrap_err())),
-            Err(e) => e.to_string(),
-        };
+        // As `nightlatch-keys sign --key URI` parses and opens it.
+        let spec: KeySpec = uri.parse().unwrap();
+        let err = nightlatch_repo::ceremony::sign_file(
+            &fx.root(),
+            None,
+            &spec,
+            &Log::default(),
+            &SystemClock,
+        )
+        .unwrap_err();
+        let e = format!("{:?}", miette::Report::new(err));
         assert!(!e.contains("s3cret"), "{e}");
     }
 }
@@ -517,7 +505,7 @@ fn refusals_below_threshold_and_wrong_keys() {
 
     // A root below its threshold never starts a repository.
     let partial = fx.p("partial.json");
-    let mut root = Signed::<keys_ceremony::metadata::Root>::load(&fx.root()).unwrap();
+    let mut root = Signed::<nightlatch_repo::metadata::Root>::load(&fx.root()).unwrap();
     root.signatures.truncate(1);
     std::fs::write(&partial, root.to_bytes().unwrap()).unwrap();
     let e = nls_err(&[
@@ -605,7 +593,7 @@ struct HostileServer {
     asked: std::cell::RefCell<Vec<String>>,
 }
 
-impl signing_tools::repo::remote::Transport for HostileServer {
+impl nightlatch_repo::repo::remote::Transport for HostileServer {
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
         self.asked.borrow_mut().push(path.to_owned());
         let name = path.strip_prefix("/repo/metadata/").unwrap_or(path);
@@ -629,8 +617,8 @@ impl signing_tools::repo::remote::Transport for HostileServer {
 /// metadata directory (nor anything but the genuine metadata inside it).
 #[test]
 fn mirror_refuses_hostile_role_names_from_the_server() {
-    use keys_ceremony::metadata::{MetaFile, Snapshot, Timestamp};
-    use signing_tools::repo::remote::mirror;
+    use nightlatch_repo::metadata::{MetaFile, Snapshot, Timestamp};
+    use nightlatch_repo::repo::remote::mirror;
 
     let fx = Fx::new();
     let fw = fx.envelope(&fx.key("targets"), "nl-lock-v2", "1.0.0", 1);

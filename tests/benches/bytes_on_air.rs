@@ -88,7 +88,7 @@ fn main() {
     let anchor = write(
         dir,
         "fw.pub",
-        signing_tools::keys::public_key_pem(&key.verifying_key())
+        nightlatch_repo::keys::public_key_pem(&key.verifying_key())
             .unwrap()
             .as_bytes(),
     );

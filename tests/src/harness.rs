@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use keys_ceremony::keysource::{KeySpec, open_all};
+use nightlatch_repo::FixedClock;
+use nightlatch_repo::keysource::{KeySpec, open_all};
+use nightlatch_repo::repo::Expiries;
+use nightlatch_repo::repo::remote::{Http, RemoteReport, publish_remote};
 use serde_json::{Value, json};
-use signing_tools::repo::Expiries;
-use signing_tools::repo::remote::{Http, RemoteReport, publish_remote};
 use update_server::AppState;
 use update_server::clock::{Clock, ManualClock};
 use update_server::config::{Config, KeysConfig};
@@ -56,9 +57,10 @@ impl Server {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
+        // What the server signs and checks expires in this virtual time
+        // (its repository reads this clock); what the harness signs as the
+        // release engineer uses the same date (see `publish`).
         let clock = Arc::new(ManualClock::new((t0 as i64) * 1000));
-        // Everything this process signs or checks expires in virtual time.
-        keys_ceremony::metadata::expiry::set_simulated_now(t0);
         let config = Self::config(data_dir, KeysConfig::default());
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let (state, addr, stop, task) = runtime.block_on(serve(config, &clock, addr))?;
@@ -142,7 +144,6 @@ impl Server {
     /// real time.
     pub fn set_now(&self, t: u64) {
         self.clock.set_ms((t as i64) * 1000);
-        keys_ceremony::metadata::expiry::set_simulated_now(t);
         let last = self.last_refresh.load(std::sync::atomic::Ordering::Relaxed);
         if t >= last + 600 {
             self.last_refresh
@@ -202,7 +203,8 @@ impl Server {
     }
 
     /// Publish envelopes and patches with the dev release key, as
-    /// `nightlatch-sign publish --server` does (over HTTP).
+    /// `nightlatch-sign publish --server` does (over HTTP), signing on the
+    /// virtual date.
     pub fn publish(&self, files: &[PathBuf]) -> Result<RemoteReport> {
         let token = self.admin_ok(
             "POST",
@@ -222,6 +224,7 @@ impl Server {
             files,
             &Expiries::default(),
             Some(&root),
+            &FixedClock::at_unix(self.now()),
         )
         .map_err(|e| format!("publish: {e}"))
     }
@@ -245,20 +248,26 @@ pub fn envelope(
     counter: u32,
     payload: &[u8],
 ) -> Result<Vec<u8>> {
-    let release = signing_tools::cmd::sign::Release {
-        model: signing_tools::params::parse_model(model).map_err(|e| e.to_string())?,
-        version: signing_tools::params::parse_version(version).map_err(|e| e.to_string())?,
+    let release = nightlatch_repo::envelope::Release {
+        model: nightlatch_repo::params::parse_model(model).map_err(|e| e.to_string())?,
+        version: nightlatch_repo::params::parse_version(version).map_err(|e| e.to_string())?,
         security_counter: counter,
     };
-    signing_tools::cmd::sign::sign_payload(&release, payload, std::slice::from_ref(key))
+    nightlatch_repo::envelope::sign_payload(&release, payload, std::slice::from_ref(key))
         .map_err(|e| e.to_string())
 }
 
-/// A patch from one envelope to another (checked by applying it).
+/// A patch from one envelope to another, checked by applying it with the
+/// device's applier on simulated flash (as `nightlatch-sign delta` does).
 pub fn patch(old: &[u8], new: &[u8]) -> Result<Vec<u8>> {
-    signing_tools::delta::make_patch(old, new, &signing_tools::delta::NoProgress)
-        .map(|m| m.patch)
-        .map_err(|e| e.to_string())
+    let made = nightlatch_repo::delta::make_patch(old, new, &nightlatch_repo::delta::NoProgress)
+        .map_err(|e| e.to_string())?;
+    let rebuilt =
+        bootloader::delta::encode::apply_on_sim(old, &made.patch).map_err(|e| e.to_string())?;
+    if rebuilt != new {
+        return Err("the patch does not rebuild the target envelope".into());
+    }
+    Ok(made.patch)
 }
 
 /// Deterministic firmware-like bytes (a "code" region that changes a little

@@ -246,7 +246,7 @@ impl Net for Evil {
 type Expect = fn(&AgentError) -> bool;
 
 fn key_of(dir: &Path, file: &str, root: &Value, role: &str) -> (SigningKey, String) {
-    let sk = signing_tools::keys::load_private_key(&dir.join(file)).unwrap();
+    let sk = nightlatch_repo::keys::load_private_key(&dir.join(file)).unwrap();
     let public = hex_encode(sk.verifying_key().as_bytes());
     let id = root["signed"]["roles"][role]["keyids"]
         .as_array()

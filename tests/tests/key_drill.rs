@@ -12,11 +12,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer, SigningKey};
-use keys_ceremony::cmd::LogArgs;
-use keys_ceremony::cmd::rotate::RotateArgs;
-use keys_ceremony::keysource::KeySpec;
 use lock_app::agent::{Agent, AgentConfig, AgentError, Net, NetError, Repo, wire};
 use lock_app::tuf::{FetchError, MetadataStore};
+use nightlatch_repo::FixedClock;
+use nightlatch_repo::ceremony::{rotate_file, sign_file};
+use nightlatch_repo::keysource::{KeySpec, load_public};
+use nightlatch_repo::metadata::PublicKey;
+use nightlatch_repo::metadata::expiry::ROOT_LIFETIME;
+use nightlatch_repo::rotation::Change;
+use nightlatch_repo::transcript::Log;
 use nightlatch_system_tests::fleet::{Fleet, FleetConfig, Report, Scenario, TEST_START};
 use nightlatch_system_tests::sim::device::{Clock, SimHardware};
 use nightlatch_system_tests::sim::net::HttpNet;
@@ -53,38 +57,38 @@ fn new_key(dir: &Path, name: &str, seed: u8) -> (PathBuf, PathBuf) {
     let public = dir.join(format!("{name}.pub"));
     std::fs::write(
         &key,
-        signing_tools::keys::private_key_pem(&sk)
+        nightlatch_repo::keys::private_key_pem(&sk)
             .unwrap()
             .as_bytes(),
     )
     .unwrap();
     std::fs::write(
         &public,
-        signing_tools::keys::public_key_pem(&sk.verifying_key()).unwrap(),
+        nightlatch_repo::keys::public_key_pem(&sk.verifying_key()).unwrap(),
     )
     .unwrap();
     (key, public)
 }
 
-fn rotate(from: &Path, out: &Path, swaps: &[(&str, &Path, &Path)], log: &LogArgs) {
-    let args = RotateArgs {
-        from: from.to_owned(),
-        out: Some(out.to_owned()),
-        add: swaps
-            .iter()
-            .map(|(role, _, new)| format!("{role}={}", new.display()))
-            .collect(),
-        revoke: swaps
-            .iter()
-            .map(|(role, old, _)| format!("{role}={}", old.display()))
-            .collect(),
-        threshold: Vec::new(),
-        expires: "365d".into(),
-        force: true,
-        json: false,
-        log: log.clone(),
-    };
-    keys_ceremony::cmd::rotate::run(&args).unwrap();
+fn public(path: &Path) -> PublicKey {
+    PublicKey::ed25519(&load_public(&KeySpec::File(path.to_owned())).unwrap())
+}
+
+/// `nightlatch-keys rotate --from FROM -o OUT --revoke ROLE=OLD.pub --add
+/// ROLE=NEW.pub …`, on the virtual clock.
+fn rotate(from: &Path, out: &Path, swaps: &[(&str, &Path, &Path)], log: &Log, clock: &FixedClock) {
+    let mut changes = Vec::new();
+    for (role, old, new) in swaps {
+        changes.push(Change::Revoke {
+            role: (*role).to_owned(),
+            key_id: public(old).key_id(),
+        });
+        changes.push(Change::Add {
+            role: (*role).to_owned(),
+            key: public(new),
+        });
+    }
+    rotate_file(from, Some(out), &changes, ROOT_LIFETIME, true, log, clock).unwrap();
 }
 
 fn root_version(bytes: &[u8]) -> u64 {
@@ -163,16 +167,18 @@ fn key_compromise_drill_rotates_online_keys_under_a_live_fleet() {
     // The drill. The old online keys are kept to play the attacker.
     let keys = scenario.server.data_dir.join("keys");
     let old_time =
-        signing_tools::keys::load_private_key(&keys.join("director/keys/timestamp.key")).unwrap();
+        nightlatch_repo::keys::load_private_key(&keys.join("director/keys/timestamp.key")).unwrap();
     let fresh = scenario.server.data_dir.join("rotated");
     std::fs::create_dir_all(&fresh).unwrap();
     let (d_ts, d_ts_pub) = new_key(&fresh, "director-timestamp", 0xd1);
     let (d_tg, d_tg_pub) = new_key(&fresh, "director-targets", 0xd2);
     let (i_ts, i_ts_pub) = new_key(&fresh, "image-timestamp", 0xd3);
-    let log = LogArgs {
+    let log = Log {
         transcript: Some(fresh.join("transcript.jsonl")),
         who: Some("drill".into()),
     };
+    // The keyholders sign on the fleet's (virtual) date.
+    let clock = FixedClock::at_unix(scenario.server.now());
     let d2 = keys.join("director/2.root.json");
     rotate(
         &keys.join("director/1.root.json"),
@@ -190,12 +196,14 @@ fn key_compromise_drill_rotates_online_keys_under_a_live_fleet() {
             ),
         ],
         &log,
+        &clock,
     );
-    keys_ceremony::cmd::sign::sign_file(
+    sign_file(
         &d2,
         Some(&keys.join("director/1.root.json")),
         &KeySpec::File(keys.join("director/keys/root.key")),
         &log,
+        &clock,
     )
     .unwrap();
     let i2 = fresh.join("image-2.root.json");
@@ -208,17 +216,19 @@ fn key_compromise_drill_rotates_online_keys_under_a_live_fleet() {
             &i_ts_pub,
         )],
         &log,
+        &clock,
     );
     // Every image root key signs, and each signature must go through, each
     // with its own key (a lock trusts image root 2 only if the thresholds of
     // root 1 and of root 2 signed it).
     let mut signers = BTreeSet::new();
     for k in ["root-1", "root-2", "root-3"] {
-        let key_id = keys_ceremony::cmd::sign::sign_file(
+        let key_id = sign_file(
             &i2,
             Some(&keys.join("image/1.root.json")),
             &KeySpec::File(keys.join(format!("image/keys/{k}.key"))),
             &log,
+            &clock,
         )
         .unwrap_or_else(|e| panic!("signing the new image root with {k}: {e:?}"));
         assert!(signers.insert(key_id), "{k} signed as an earlier key");

@@ -61,7 +61,7 @@ fn a_lock_updates_through_a_patch_and_reverts_a_bad_release() {
     let anchor = write(
         dir,
         "fw.pub",
-        signing_tools::keys::public_key_pem(&fw_key.verifying_key())
+        nightlatch_repo::keys::public_key_pem(&fw_key.verifying_key())
             .unwrap()
             .as_bytes(),
     );

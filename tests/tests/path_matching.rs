@@ -1,7 +1,7 @@
 //! One table of delegation path decisions (issue 18), decided through every
 //! entry point that decides them: the lock's TUF client
 //! (`lock_app::tuf::DelegatedRole::is_delegated_path`), the host's metadata
-//! model (`keys_ceremony::metadata::DelegatedRole::matches`, what the
+//! model (`nightlatch_repo::metadata::DelegatedRole::matches`, what the
 //! server's upload check `update_server::repo::upload::check` and the
 //! repository tools call). Both are now `nightlatch_proto::paths`; this
 //! test keeps it that way.
@@ -162,7 +162,7 @@ fn host_decides(rule: Rule, target: &str) -> bool {
         Glob(p) => (Some(vec![p.to_owned()]), None),
         Hash(h) => (None, Some(vec![h.to_owned()])),
     };
-    keys_ceremony::metadata::DelegatedRole {
+    nightlatch_repo::metadata::DelegatedRole {
         name: "r".into(),
         keyids: Vec::new(),
         threshold: 1,
@@ -250,7 +250,7 @@ fn lock_and_server_decide_the_table_like_python_tuf() {
             lock == *want && host == *want && tuf == *want && fnmatch.is_none_or(|f| f == *want);
         if !agree {
             wrong.push(format!(
-                "{rule:?} {target:?}: table {want}, lock {lock}, keys-ceremony {host}, python-tuf {tuf}, fnmatchcase {fnmatch:?}"
+                "{rule:?} {target:?}: table {want}, lock {lock}, nightlatch-repo {host}, python-tuf {tuf}, fnmatchcase {fnmatch:?}"
             ));
         }
     }
@@ -283,7 +283,7 @@ fn hash_prefix_delegations_parse_on_both_sides() {
             ]
         }
     });
-    let host: keys_ceremony::metadata::Targets = serde_json::from_value(signed.clone()).unwrap();
+    let host: nightlatch_repo::metadata::Targets = serde_json::from_value(signed.clone()).unwrap();
     let host_roles = host.delegations.unwrap().roles;
     let env = lock_app::tuf::Envelope::parse(
         json!({"signatures": [], "signed": signed})

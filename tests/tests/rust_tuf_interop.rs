@@ -66,6 +66,7 @@ use clap::Parser;
 use ed25519_dalek::Signer;
 use futures_executor::block_on;
 use futures_util::io::AsyncReadExt;
+use nightlatch_repo::FixedClock;
 use nightlatch_system_tests::fleet::TEST_START;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -237,12 +238,17 @@ fn assert_short_of_signatures(err: &tuf::Error, role: &MetadataPath, valid: u32,
 
 // ------------------------------------------------------------ our tools' side
 
+/// The tools run at the virtual date: every expiry they sign counts from it.
+fn virtual_date() -> FixedClock {
+    FixedClock::at_unix(TEST_START)
+}
+
 fn keys(args: &[&str]) {
     keys_ceremony::cmd::Cli::try_parse_from(
         std::iter::once("nightlatch-keys").chain(args.iter().copied()),
     )
     .unwrap()
-    .run()
+    .run_at(&virtual_date())
     .unwrap();
 }
 
@@ -251,7 +257,7 @@ fn sign_tool(args: &[&str]) {
         std::iter::once("nightlatch-sign").chain(args.iter().copied()),
     )
     .unwrap()
-    .run()
+    .run_at(&virtual_date())
     .unwrap();
 }
 
@@ -277,8 +283,6 @@ struct Made {
 
 impl Made {
     fn new() -> Self {
-        // Every expiry the tools sign counts from the virtual date.
-        keys_ceremony::metadata::expiry::set_simulated_now(TEST_START);
         let tmp = TempDir::new().unwrap();
         let dev = tmp.path().join("dev");
         let repo = tmp.path().join("repo");
@@ -382,7 +386,7 @@ impl Made {
 
     /// Newest version of `role` in `metadata/` (`N.role.json`).
     fn newest(&self, role: &str) -> u64 {
-        signing_tools::repo::scan(&self.repo).unwrap()[role]
+        nightlatch_repo::repo::scan(&self.repo).unwrap()[role]
     }
 
     /// Write `signed` as the next version of `role`, signed by `keys`, and
@@ -414,12 +418,12 @@ impl Made {
 /// `{"signatures": …, "signed": signed}` signed by each of `keys` (key ids
 /// as our tools compute them).
 fn sign_doc(signed: Value, keys: &[&Path]) -> Value {
-    let message = keys_ceremony::metadata::canonical_json(&signed).unwrap();
+    let message = nightlatch_repo::metadata::canonical_json(&signed).unwrap();
     let signatures: Vec<Value> = keys
         .iter()
         .map(|k| {
-            let sk = signing_tools::keys::load_private_key(k).unwrap();
-            let id = keys_ceremony::metadata::PublicKey::ed25519(&sk.verifying_key()).key_id();
+            let sk = nightlatch_repo::keys::load_private_key(k).unwrap();
+            let id = nightlatch_repo::metadata::PublicKey::ed25519(&sk.verifying_key()).key_id();
             json!({"keyid": id.to_string(), "sig": hex::encode(sk.sign(&message).to_bytes())})
         })
         .collect();
@@ -432,7 +436,7 @@ fn sha256(b: &[u8]) -> Vec<u8> {
 
 /// The file under `targets/` that holds `name`'s bytes.
 fn target_file(made: &Made, name: &str, bytes: &[u8]) -> PathBuf {
-    signing_tools::repo::target_file(&made.repo, name, &hex::encode(sha256(bytes)))
+    nightlatch_repo::repo::target_file(&made.repo, name, &hex::encode(sha256(bytes)))
 }
 
 // ------------------------------------------------------------------- tests
@@ -457,9 +461,9 @@ fn rust_tuf_beta14_refuses_spec_version_1_0_31_that_the_specification_allows() {
     let signed = &root_doc["signed"];
     assert_eq!(
         signed["spec_version"],
-        keys_ceremony::metadata::SPEC_VERSION
+        nightlatch_repo::metadata::SPEC_VERSION
     );
-    assert!(is_1_0_n(keys_ceremony::metadata::SPEC_VERSION));
+    assert!(is_1_0_n(nightlatch_repo::metadata::SPEC_VERSION));
 
     // The widening is exactly 1.0.N: nothing else changes, other versions
     // are still refused by rust-tuf.

@@ -58,11 +58,12 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::BodyExt;
-use keys_ceremony::keysource::{KeySpec, open_all};
+use nightlatch_repo::FixedClock;
+use nightlatch_repo::keysource::{KeySpec, open_all};
+use nightlatch_repo::repo::Expiries;
+use nightlatch_repo::repo::remote::{Transport, publish_remote};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use signing_tools::repo::Expiries;
-use signing_tools::repo::remote::{Transport, publish_remote};
 use tower::ServiceExt;
 use update_server::AppState;
 use update_server::checkin::Submission;
@@ -414,6 +415,8 @@ impl App {
         };
         let key = self.dir.join("keys/image/keys/targets.key");
         let root = self.dir.join("keys/image/1.root.json");
+        // Signed on the server's (manual) clock.
+        let clock = FixedClock::at_unix(u64::try_from(self.clock.now_secs()).unwrap_or(0));
         tokio::task::spawn_blocking(move || -> Result<()> {
             let keys = open_all(&[KeySpec::File(key)]).map_err(|e| anyhow!("{e}"))?;
             publish_remote(
@@ -423,6 +426,7 @@ impl App {
                 &files,
                 &Expiries::default(),
                 Some(&root),
+                &clock,
             )
             .map_err(|e| anyhow!("publish: {e}"))?;
             Ok(())
@@ -438,13 +442,13 @@ impl App {
         counter: u32,
         payload: &[u8],
     ) -> Result<PathBuf> {
-        let release = signing_tools::cmd::sign::Release {
-            model: signing_tools::params::parse_model(model).map_err(|e| anyhow!("{e}"))?,
-            version: signing_tools::params::parse_version(version).map_err(|e| anyhow!("{e}"))?,
+        let release = nightlatch_repo::envelope::Release {
+            model: nightlatch_repo::params::parse_model(model).map_err(|e| anyhow!("{e}"))?,
+            version: nightlatch_repo::params::parse_version(version).map_err(|e| anyhow!("{e}"))?,
             security_counter: counter,
         };
         let key = SigningKey::from_bytes(&[42; 32]);
-        let bytes = signing_tools::cmd::sign::sign_payload(&release, payload, &[key])
+        let bytes = nightlatch_repo::envelope::sign_payload(&release, payload, &[key])
             .map_err(|e| anyhow!("{e}"))?;
         let path = self.dir.join(format!("{model}-{version}.nlfw"));
         std::fs::write(&path, bytes)?;
@@ -572,10 +576,10 @@ async fn setup(app: &App, p: &Params) -> Result<Fixture> {
     let e13 = app.envelope(MODELS[0], "1.3.0", 1, &base)?;
     let e14 = app.envelope(MODELS[0], "1.4.0", 1, &v14)?;
     let e2 = app.envelope(MODELS[0], TARGET_VERSION, 2, &v2)?;
-    let made = signing_tools::delta::make_patch(
+    let made = nightlatch_repo::delta::make_patch(
         &std::fs::read(&e13)?,
         &std::fs::read(&e2)?,
-        &signing_tools::delta::NoProgress,
+        &nightlatch_repo::delta::NoProgress,
     )
     .map_err(|e| anyhow!("patch: {e}"))?;
     let patch = app.dir.join("1.3.0-to-2.0.0.nldp");

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use bytes::Bytes;
-use keys_ceremony::keysource::{FileKey, KeySpec};
+use nightlatch_repo::keysource::{FileKey, KeySpec};
+use nightlatch_repo::transcript::Log;
 
 use crate::auth::{Role, hash_token, new_token};
 use crate::blob::BlobStore;
@@ -40,8 +41,12 @@ fn file_key(spec: &str, what: &str) -> anyhow::Result<FileKey> {
     FileKey::load(Path::new(spec)).map_err(|e| anyhow::anyhow!("{what} key {spec}: {e}"))
 }
 
-/// The configured keys, or the dev keys under `DIR/keys` (made if missing).
-pub fn server_keys(config: &Config) -> anyhow::Result<ServerKeys> {
+/// The configured keys, or the dev keys under `DIR/keys` (made if missing,
+/// their roots expiring a year after `clock`'s now).
+pub fn server_keys(
+    config: &Config,
+    clock: &dyn nightlatch_repo::Clock,
+) -> anyhow::Result<ServerKeys> {
     let k = &config.keys;
     if k.any_set() {
         let need = |v: &Option<String>, name: &str| {
@@ -74,11 +79,11 @@ pub fn server_keys(config: &Config) -> anyhow::Result<ServerKeys> {
     }
     let dir = config.data_dir.join("keys");
     if !dir.join("UNSAFE-DEV-KEYS.txt").exists() {
-        let log = keys_ceremony::cmd::LogArgs {
+        let log = Log {
             transcript: None,
             who: Some("nightlatch-server".into()),
         };
-        keys_ceremony::dev::make(&dir, false, &log)
+        nightlatch_repo::dev::make(&dir, false, &log, clock)
             .map_err(|e| anyhow::anyhow!("generating dev keys in {}: {e}", dir.display()))?;
         tracing::warn!(
             dir = %dir.display(),
@@ -113,7 +118,7 @@ pub async fn publish_director_roots(blobs: &BlobStore, newest: &Path) -> anyhow:
     let bytes = std::fs::read(newest)
         .with_context(|| format!("reading director root {}", newest.display()))?;
     let root =
-        keys_ceremony::metadata::Signed::<keys_ceremony::metadata::Root>::parse(&bytes, newest)
+        nightlatch_repo::metadata::Signed::<nightlatch_repo::metadata::Root>::parse(&bytes, newest)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     let version = root.signed.version;
     let dir = newest.parent().unwrap_or(Path::new("."));
@@ -172,10 +177,10 @@ pub async fn admin_token(store: &Store, data_dir: &Path, now: i64) -> anyhow::Re
         tracing::info!("first admin token (security-admin) taken from NIGHTLATCH_ADMIN_TOKEN");
     } else {
         let path = data_dir.join("admin-token");
-        keys_ceremony::fsio::write_atomic(
+        nightlatch_repo::fsio::write_atomic(
             &path,
             format!("{token}\n").as_bytes(),
-            keys_ceremony::fsio::Access::Secret,
+            nightlatch_repo::fsio::Access::Secret,
             true,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;

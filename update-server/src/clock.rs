@@ -3,8 +3,11 @@
 //! it: wave soak times, expiries, the signed time locks receive.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use nightlatch_repo::metadata::Expiry;
 
 /// A source of wall-clock time, in Unix milliseconds.
 pub trait Clock: Send + Sync + Debug {
@@ -62,6 +65,19 @@ impl Clock for ManualClock {
     }
 }
 
+/// A server clock as the repository library reads it (whole seconds): what
+/// the server signs (snapshot, timestamp, dev roots) and checks (uploaded
+/// metadata) expires by this clock, manual or not. No process-wide state:
+/// each server passes its own.
+#[derive(Debug, Clone)]
+pub struct RepoClock(pub Arc<dyn Clock>);
+
+impl nightlatch_repo::Clock for RepoClock {
+    fn now(&self) -> Expiry {
+        Expiry::from_unix(u64::try_from(self.0.now_secs()).unwrap_or(0))
+    }
+}
+
 /// RFC 3339 text (whole seconds, UTC) of Unix milliseconds.
 pub fn rfc3339(ms: i64) -> String {
     let secs = u64::try_from(ms.div_euclid(1000)).unwrap_or(0);
@@ -90,6 +106,18 @@ mod tests {
         assert_eq!(c.now_secs(), 1);
         c.set_ms(5_000);
         assert_eq!(c.now_ms(), 5_000);
+    }
+
+    #[test]
+    fn the_repository_library_reads_the_manual_clock() {
+        use nightlatch_repo::Clock as _;
+        let manual = Arc::new(ManualClock::new(1_900_000_000_999));
+        let repo = RepoClock(Arc::clone(&manual) as Arc<dyn Clock>);
+        assert_eq!(repo.now().unix(), 1_900_000_000);
+        manual.advance_ms(86_400_000);
+        assert_eq!(repo.now().to_string(), "2030-03-18T17:46:40Z");
+        manual.set_ms(-5);
+        assert_eq!(repo.now().unix(), 0);
     }
 
     #[test]

@@ -492,8 +492,8 @@ impl Config {
             repo: RepoConfig {
                 refresh_interval: Duration::from_secs(600),
                 poll_interval: Duration::from_secs(2),
-                snapshot_expires: keys_ceremony::metadata::expiry::SNAPSHOT_LIFETIME,
-                timestamp_expires: keys_ceremony::metadata::expiry::TIMESTAMP_LIFETIME,
+                snapshot_expires: nightlatch_repo::metadata::expiry::SNAPSHOT_LIFETIME,
+                timestamp_expires: nightlatch_repo::metadata::expiry::TIMESTAMP_LIFETIME,
                 max_upload_bytes: 64 * 1024 * 1024,
             },
             uploads: UploadsConfig::default(),

@@ -56,10 +56,10 @@ pub async fn recover_admin(
     store.close().await;
     match out {
         Some(path) => {
-            keys_ceremony::fsio::write_atomic(
+            nightlatch_repo::fsio::write_atomic(
                 path,
                 format!("{token}\n").as_bytes(),
-                keys_ceremony::fsio::Access::Secret,
+                nightlatch_repo::fsio::Access::Secret,
                 false,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -6,13 +6,13 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use anyhow::Context;
-use signing_tools::repo::Expiries;
+use nightlatch_repo::repo::Expiries;
 
 use crate::auth::TokenCache;
 use crate::blob::{BlobStore, LocalBlobs, S3Blobs};
 use crate::bootstrap;
 use crate::checkin::{CheckinService, Pipeline};
-use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::clock::{Clock, ManualClock, RepoClock, SystemClock};
 use crate::config::{BlobConfig, ClockMode, Config};
 use crate::director::Director;
 use crate::metrics::Metrics;
@@ -80,7 +80,7 @@ impl AppState {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
         private_dir(&config.data_dir)?;
-        let keys = bootstrap::server_keys(&config)?;
+        let keys = bootstrap::server_keys(&config, &RepoClock(Arc::clone(&clock)))?;
         let store = Store::connect_with(&config.database_url, config.sqlite_full_sync)
             .await
             .context("connecting to the fleet database")?;

@@ -4,16 +4,15 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use nightlatch_repo::ceremony::write_root;
+use nightlatch_repo::keysource::{KeySpec, load_public};
+use nightlatch_repo::metadata::expiry::parse_lifetime;
+use nightlatch_repo::metadata::{PublicKey, Root, Signed};
+use nightlatch_repo::transcript::Draft;
+use nightlatch_repo::{Clock, Error, Result, dev, fsio};
 use serde::Serialize;
 
-use crate::cmd::{LogArgs, write_root};
-use crate::dev;
-use crate::error::{Error, Result};
-use crate::fsio;
-use crate::keysource::{KeySpec, load_public};
-use crate::metadata::expiry::parse_lifetime;
-use crate::metadata::{Expiry, PublicKey, Root, Signed};
-use crate::transcript::Draft;
+use crate::cmd::LogArgs;
 
 /// Which TUF repository a root is for (recorded in the transcript).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -99,11 +98,12 @@ pub struct InitReport {
     pub root_threshold: u32,
 }
 
-/// Build the unsigned root from the arguments.
-pub fn build_root(args: &InitArgs) -> Result<Root> {
+/// Build the unsigned root from the arguments, expiring `--expires` after
+/// `clock`'s now.
+pub fn build_root(args: &InitArgs, clock: &dyn Clock) -> Result<Root> {
     let lifetime = parse_lifetime(&args.expires)
         .map_err(|r| Error::usage(r, "pass --expires like 365d or 52weeks"))?;
-    let mut root = Root::new(1, Expiry::in_(lifetime));
+    let mut root = Root::new(1, clock.expires_in(lifetime));
     let roles = [
         ("root", &args.root_keys, args.root_threshold),
         ("targets", &args.targets_keys, args.targets_threshold),
@@ -139,18 +139,18 @@ pub fn build_root(args: &InitArgs) -> Result<Root> {
     Ok(root)
 }
 
-/// Run `init`.
-pub fn run(args: &InitArgs) -> Result<()> {
+/// Run `init` at `clock`'s now.
+pub fn run(args: &InitArgs, clock: &dyn Clock) -> Result<()> {
     if args.dev {
-        let report = dev::make(&args.out, args.force, &args.log)?;
+        let report = dev::make(&args.out, args.force, &args.log.log(), clock)?;
         if args.json {
             return fsio::print_json(&report);
         }
         return fsio::print(&report.text());
     }
-    let root = Signed::new(build_root(args)?)?;
+    let root = Signed::new(build_root(args, clock)?)?;
     let sha = write_root(&args.out, &root, args.force)?;
-    args.log.record(
+    args.log.log().record(
         &args.out,
         Draft {
             operation: "init".into(),
@@ -160,6 +160,7 @@ pub fn run(args: &InitArgs) -> Result<()> {
             sha256_after: Some(sha),
             ..Draft::default()
         },
+        clock,
     )?;
     let report = InitReport {
         root: args.out.display().to_string(),

@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use ed25519_dalek::VerifyingKey;
+use nightlatch_repo::keysource::file::{
+    DEFAULT_KDF_LOG_N, MIN_KDF_LOG_N, write_private, write_public,
+};
+use nightlatch_repo::keysource::{KeySource, Pkcs11Key, Pkcs11Uri, passphrase};
+use nightlatch_repo::metadata::PublicKey;
+use nightlatch_repo::transcript::{self, Draft};
+use nightlatch_repo::{Clock, Error, Result, fsio};
 use serde::Serialize;
 
 use crate::cmd::LogArgs;
-use crate::error::{Error, Result};
-use crate::fsio;
-use crate::keysource::file::{DEFAULT_KDF_LOG_N, MIN_KDF_LOG_N, write_private, write_public};
-use crate::keysource::{KeySource, Pkcs11Key, Pkcs11Uri, passphrase};
-use crate::metadata::PublicKey;
-use crate::transcript::{self, Draft};
 
 /// Arguments of `keygen`.
 #[derive(Debug, Clone, Args)]
@@ -130,8 +131,8 @@ fn make(args: &KeygenArgs) -> Result<(KeygenReport, VerifyingKey)> {
     Ok((report, public))
 }
 
-/// Run `keygen`.
-pub fn run(args: &KeygenArgs) -> Result<()> {
+/// Run `keygen` (a transcript line is stamped with `clock`'s time).
+pub fn run(args: &KeygenArgs, clock: &dyn Clock) -> Result<()> {
     let (report, _) = make(args)?;
     if let Some(path) = &args.log.transcript {
         transcript::append(
@@ -143,6 +144,7 @@ pub fn run(args: &KeygenArgs) -> Result<()> {
                 key_ids: vec![report.key_id.clone()],
                 ..Draft::default()
             },
+            clock,
         )?;
     }
     if args.json {

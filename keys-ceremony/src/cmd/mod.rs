@@ -1,14 +1,11 @@
 //! The `nightlatch-keys` subcommands: one module each, an `…Args` clap struct
-//! and a `run` function.
+//! and a `run` function over `nightlatch_repo`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::error::Result;
-use crate::fsio::{Access, write_atomic};
-use crate::metadata::{Root, Signed};
-use crate::transcript::{self, Draft};
+use nightlatch_repo::transcript::Log;
+use nightlatch_repo::{Clock, Result, SystemClock};
 
 pub mod init;
 pub mod keygen;
@@ -44,15 +41,22 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Run the chosen subcommand.
+    /// Run the chosen subcommand on the system clock.
     pub fn run(&self) -> Result<()> {
+        self.run_at(&SystemClock)
+    }
+
+    /// Run the chosen subcommand with "now" from `clock` (expiries it
+    /// writes and checks, transcript times): what in-process tests at a
+    /// virtual date use. The binary always runs on the system clock.
+    pub fn run_at(&self, clock: &dyn Clock) -> Result<()> {
         match &self.command {
-            Command::Keygen(a) => keygen::run(a),
-            Command::Init(a) => init::run(a),
-            Command::Sign(a) => sign::run(a),
-            Command::Status(a) => status::run(a),
-            Command::Rotate(a) => rotate::run(a),
-            Command::VerifyChain(a) => verify_chain::run(a),
+            Command::Keygen(a) => keygen::run(a, clock),
+            Command::Init(a) => init::run(a, clock),
+            Command::Sign(a) => sign::run(a, clock),
+            Command::Status(a) => status::run(a, clock),
+            Command::Rotate(a) => rotate::run(a, clock),
+            Command::VerifyChain(a) => verify_chain::run(a, clock),
         }
     }
 }
@@ -69,20 +73,11 @@ pub struct LogArgs {
 }
 
 impl LogArgs {
-    /// Append a transcript line about `file`.
-    pub fn record(&self, file: &Path, mut draft: Draft) -> Result<()> {
-        draft.who = transcript::who(self.who.as_deref());
-        let path = transcript::path_for(self.transcript.as_deref(), file);
-        transcript::append(&path, draft).map(|_| ())
+    /// The library's transcript settings.
+    pub fn log(&self) -> Log {
+        Log {
+            transcript: self.transcript.clone(),
+            who: self.who.clone(),
+        }
     }
-}
-
-/// Write root metadata; returns the SHA-256 of the bytes written.
-pub fn write_root(path: &Path, root: &Signed<Root>, overwrite: bool) -> Result<String> {
-    let bytes = root.to_bytes()?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::fsio::create_dir(dir)?;
-    }
-    write_atomic(path, &bytes, Access::Public, overwrite)?;
-    Ok(transcript::sha256_hex(&bytes))
 }

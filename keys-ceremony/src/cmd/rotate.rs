@@ -3,17 +3,15 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use nightlatch_repo::ceremony::rotate_file;
+use nightlatch_repo::keysource::{KeySpec, load_public};
+use nightlatch_repo::metadata::expiry::parse_lifetime;
+use nightlatch_repo::metadata::{KeyId, PublicKey};
+use nightlatch_repo::rotation::{Change, check_role};
+use nightlatch_repo::{Clock, Error, Result, fsio};
 use serde::Serialize;
 
-use crate::cmd::status::load_with_previous;
-use crate::cmd::{LogArgs, write_root};
-use crate::error::{Error, Result};
-use crate::fsio;
-use crate::keysource::{KeySpec, load_public};
-use crate::metadata::expiry::parse_lifetime;
-use crate::metadata::{Expiry, KeyId, PublicKey, Signed};
-use crate::rotation::{Change, check_role, rotate};
-use crate::transcript::Draft;
+use crate::cmd::LogArgs;
 
 /// Arguments of `rotate`.
 #[derive(Debug, Clone, Args)]
@@ -100,63 +98,25 @@ pub fn changes(args: &RotateArgs) -> Result<Vec<Change>> {
     Ok(changes)
 }
 
-/// Run `rotate`.
-pub fn run(args: &RotateArgs) -> Result<()> {
-    let (prev, _) = load_with_previous(&args.from, None)?;
-    let role = prev
-        .signed
-        .role("root")
-        .cloned()
-        .unwrap_or(crate::metadata::RoleKeys {
-            keyids: Vec::new(),
-            threshold: 1,
-        });
-    let what = format!(
-        "{} (root version {})",
-        args.from.display(),
-        prev.signed.version
-    );
-    prev.require(&prev.signed.keys, &role, &what, "root")?;
+/// Run `rotate` at `clock`'s now.
+pub fn run(args: &RotateArgs, clock: &dyn Clock) -> Result<()> {
     let lifetime =
         parse_lifetime(&args.expires).map_err(|r| Error::usage(r, "pass --expires like 365d"))?;
     let changes = changes(args)?;
-    let next = rotate(&prev.signed, &changes, Expiry::in_(lifetime)).map_err(|r| {
-        Error::usage(
-            format!("cannot rotate: {r}"),
-            "check the --add/--revoke/--threshold options against `nightlatch-keys status`",
-        )
-    })?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        args.from
-            .with_file_name(format!("{}.root.json", next.version))
-    });
-    let next = Signed::new(next)?;
-    let sha = write_root(&out, &next, args.force)?;
-    let key_ids = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Add { key, .. } => Some(key.key_id().to_string()),
-            Change::Revoke { key_id, .. } => Some(key_id.to_string()),
-            Change::Threshold { .. } => None,
-        })
-        .collect();
-    args.log.record(
-        &out,
-        Draft {
-            operation: "rotate".into(),
-            subject: format!("{} -> {}", args.from.display(), out.display()),
-            version: Some(next.signed.version),
-            key_ids,
-            sha256_after: Some(sha),
-            note: format!("threshold changes {:?}", args.threshold),
-            ..Draft::default()
-        },
+    let rotated = rotate_file(
+        &args.from,
+        args.out.as_deref(),
+        &changes,
+        lifetime,
+        args.force,
+        &args.log.log(),
+        clock,
     )?;
     let report = RotateReport {
-        root: out.display().to_string(),
-        version: next.signed.version,
-        previous_threshold: role.threshold,
-        threshold: next.signed.role("root").map_or(1, |r| r.threshold),
+        root: rotated.path.display().to_string(),
+        version: rotated.version,
+        previous_threshold: rotated.previous_threshold,
+        threshold: rotated.threshold,
     };
     if args.json {
         return fsio::print_json(&report);
@@ -166,7 +126,7 @@ pub fn run(args: &RotateArgs) -> Result<()> {
         report.version,
         report.root,
         report.previous_threshold,
-        prev.signed.version,
+        rotated.previous_version,
         report.threshold,
         report.root
     ))

@@ -1,17 +1,16 @@
 //! `nightlatch-keys sign`: one keyholder adds a signature to a root file that
 //! travels from keyholder to keyholder.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
+use nightlatch_repo::ceremony::sign_file;
+use nightlatch_repo::keysource::KeySpec;
+use nightlatch_repo::status::{load_with_previous, root_status};
+use nightlatch_repo::{Clock, Result, fsio};
 
-use crate::cmd::status::{load_with_previous, print_status};
-use crate::cmd::{LogArgs, write_root};
-use crate::error::{Error, Result};
-use crate::keysource::KeySpec;
-use crate::metadata::PublicKey;
-use crate::status::root_status;
-use crate::transcript::{Draft, sha256_hex};
+use crate::cmd::LogArgs;
+use crate::cmd::status::print_status;
 
 /// Arguments of `sign`.
 #[derive(Debug, Clone, Args)]
@@ -33,53 +32,19 @@ pub struct SignArgs {
     pub log: LogArgs,
 }
 
-/// Sign `file` with `key`; returns the TUF key id that signed.
-pub fn sign_file(
-    file: &Path,
-    previous: Option<&Path>,
-    spec: &KeySpec,
-    log: &LogArgs,
-) -> Result<String> {
-    let before = crate::fsio::read_limited(file, crate::metadata::MAX_METADATA_LEN)?;
-    let (mut root, prev) = load_with_previous(file, previous)?;
-    let key = spec.open()?;
-    let key_id = PublicKey::ed25519(key.public_key()).key_id();
-    let allowed = root.signed.root_keyids().contains(&key_id)
-        || prev
-            .as_ref()
-            .is_some_and(|(_, p)| p.signed.root_keyids().contains(&key_id));
-    if !allowed {
-        return Err(Error::KeyNotInRole {
-            path: file.to_owned(),
-            role: "root".into(),
-            key_id: key_id.to_string(),
-        });
-    }
-    root.sign_with(key.as_ref(), file)?;
-    let sha = write_root(file, &root, true)?;
-    log.record(
-        file,
-        Draft {
-            operation: "sign".into(),
-            subject: file.display().to_string(),
-            version: Some(root.signed.version),
-            key_ids: vec![key_id.to_string()],
-            sha256_before: Some(sha256_hex(&before)),
-            sha256_after: Some(sha),
-            note: key.describe(),
-            ..Draft::default()
-        },
-    )?;
-    Ok(key_id.to_string())
-}
-
 /// Run `sign`.
-pub fn run(args: &SignArgs) -> Result<()> {
-    let key_id = sign_file(&args.file, args.previous.as_deref(), &args.key, &args.log)?;
+pub fn run(args: &SignArgs, clock: &dyn Clock) -> Result<()> {
+    let key_id = sign_file(
+        &args.file,
+        args.previous.as_deref(),
+        &args.key,
+        &args.log.log(),
+        clock,
+    )?;
     let (root, prev) = load_with_previous(&args.file, args.previous.as_deref())?;
-    let status = root_status(&root, prev.as_ref().map(|(_, p)| p))?;
+    let status = root_status(&root, prev.as_ref().map(|(_, p)| p), clock)?;
     if !args.json {
-        crate::fsio::print(&format!("signed {} with key {key_id}", args.file.display()))?;
+        fsio::print(&format!("signed {} with key {key_id}", args.file.display()))?;
     }
     print_status(&args.file, &status, args.json)
 }

@@ -4,11 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-
-use crate::error::Result;
-use crate::fsio;
-use crate::metadata::{Root, Signed, Tally};
-use crate::status::{RootStatus, check_previous, find_previous, root_status};
+use nightlatch_repo::metadata::Tally;
+use nightlatch_repo::status::{RootStatus, load_with_previous, root_status};
+use nightlatch_repo::{Clock, Result, fsio};
 
 /// Arguments of `status`.
 #[derive(Debug, Clone, Args)]
@@ -22,26 +20,6 @@ pub struct StatusArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// A root with, for a rotated root, the previous root and its path.
-pub type RootWithPrevious = (Signed<Root>, Option<(PathBuf, Signed<Root>)>);
-
-/// Load a root and its previous root (given, or found beside it).
-pub fn load_with_previous(file: &Path, previous: Option<&Path>) -> Result<RootWithPrevious> {
-    let root = Signed::<Root>::load(file)?;
-    let prev_path = previous
-        .map(Path::to_owned)
-        .or_else(|| find_previous(file, &root.signed));
-    let prev = match prev_path {
-        Some(p) => {
-            let prev = Signed::<Root>::load(&p)?;
-            check_previous(&root, &prev, &p)?;
-            Some((p, prev))
-        }
-        None => None,
-    };
-    Ok((root, prev))
 }
 
 fn tally_line(label: &str, t: &Tally) -> String {
@@ -116,8 +94,8 @@ pub fn print_status(file: &Path, s: &RootStatus, json: bool) -> Result<()> {
 }
 
 /// Run `status`.
-pub fn run(args: &StatusArgs) -> Result<()> {
+pub fn run(args: &StatusArgs, clock: &dyn Clock) -> Result<()> {
     let (root, prev) = load_with_previous(&args.file, args.previous.as_deref())?;
-    let status = root_status(&root, prev.as_ref().map(|(_, p)| p))?;
+    let status = root_status(&root, prev.as_ref().map(|(_, p)| p), clock)?;
     print_status(&args.file, &status, args.json)
 }

@@ -3,10 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-
-use crate::chain::verify_chain;
-use crate::error::Result;
-use crate::fsio;
+use nightlatch_repo::chain::verify_chain;
+use nightlatch_repo::{Clock, Result, fsio};
 
 /// Arguments of `verify-chain`.
 #[derive(Debug, Clone, Args)]
@@ -20,7 +18,7 @@ pub struct VerifyChainArgs {
 }
 
 /// Run `verify-chain`.
-pub fn run(args: &VerifyChainArgs) -> Result<()> {
+pub fn run(args: &VerifyChainArgs, clock: &dyn Clock) -> Result<()> {
     let links = verify_chain(&args.roots)?;
     if args.json {
         return fsio::print_json(&links);
@@ -40,7 +38,7 @@ pub fn run(args: &VerifyChainArgs) -> Result<()> {
         ));
     }
     if let Some(last) = links.last() {
-        let warn = if last.expires.is_past() {
+        let warn = if clock.has_passed(last.expires) {
             " — EXPIRED: rotate to a new root"
         } else {
             ""

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use keys_ceremony::keysource::KeySpec;
-use keys_ceremony::metadata::{Root, Signed};
+use nightlatch_repo::keysource::KeySpec;
+use nightlatch_repo::metadata::{Root, Signed};
 use predicates::str::contains;
 use tempfile::TempDir;
 

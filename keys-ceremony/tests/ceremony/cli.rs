@@ -99,7 +99,7 @@ fn ceremony_with_encrypted_key_files() {
         .success()
         .stdout(contains("\"complete\": true"));
 
-    let log = keys_ceremony::transcript::read(&t.join("ceremony/transcript.jsonl")).unwrap();
+    let log = nightlatch_repo::transcript::read(&t.join("ceremony/transcript.jsonl")).unwrap();
     let who: Vec<(&str, &str)> = log
         .iter()
         .map(|e| (e.operation.as_str(), e.who.as_str()))
@@ -216,7 +216,7 @@ fn dev_init_makes_two_signed_roots_marked_unsafe() {
         .assert()
         .failure()
         .stderr(contains("not empty"));
-    let log = keys_ceremony::transcript::read(&dev.join("transcript.jsonl")).unwrap();
+    let log = nightlatch_repo::transcript::read(&dev.join("transcript.jsonl")).unwrap();
     assert_eq!(log.len(), 2);
 }
 
@@ -232,7 +232,54 @@ fn expiries_are_whole_seconds() {
         expires.ends_with('Z') && !expires.contains('.'),
         "{expires}"
     );
-    let e = keys_ceremony::metadata::Expiry::parse(expires).unwrap();
-    let year = keys_ceremony::metadata::Expiry::in_(keys_ceremony::metadata::expiry::ROOT_LIFETIME);
+    let e = nightlatch_repo::metadata::Expiry::parse(expires).unwrap();
+    use nightlatch_repo::Clock;
+    let year =
+        nightlatch_repo::SystemClock.expires_in(nightlatch_repo::metadata::expiry::ROOT_LIFETIME);
     assert!(year.unix() - e.unix() < 60, "root expires in one year");
+}
+
+/// In process, the commands run at the date they are given (no clock of the
+/// process is moved): expiries and transcript times follow it.
+#[test]
+fn commands_run_at_the_clock_they_are_given() {
+    use clap::Parser;
+    use nightlatch_repo::FixedClock;
+
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("dev");
+    let at = |t: u64, args: &[&str]| {
+        keys_ceremony::cmd::Cli::try_parse_from(
+            std::iter::once("nightlatch-keys").chain(args.iter().copied()),
+        )
+        .unwrap()
+        .run_at(&FixedClock::at_unix(t))
+    };
+    // 2030-01-07T00:00:00Z.
+    let t0 = 1_893_974_400;
+    at(t0, &["init", "--dev", "--out", out.to_str().unwrap()]).unwrap();
+    let root = out.join("image/1.root.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+    assert_eq!(v["signed"]["expires"], "2031-01-07T00:00:00Z");
+    let log = nightlatch_repo::transcript::read(&out.join("transcript.jsonl")).unwrap();
+    assert!(
+        log.iter().all(|e| e.time == "2030-01-07T00:00:00Z"),
+        "{log:?}"
+    );
+    // A year and a month later the root has expired; today it has not.
+    let later = t0 + 400 * 86_400;
+    at(later, &["verify-chain", root.to_str().unwrap()]).unwrap();
+    let status = nightlatch_repo::status::root_status(
+        &nightlatch_repo::metadata::Signed::load(&root).unwrap(),
+        None,
+        &FixedClock::at_unix(later),
+    )
+    .unwrap();
+    assert!(status.expired && status.complete);
+    nlk()
+        .args(["status", "--json"])
+        .arg(&root)
+        .assert()
+        .success()
+        .stdout(contains("\"expired\": false"));
 }

@@ -2,7 +2,6 @@
 //! replaced) → v3 (root threshold raised), and our tools refuse every step
 //! until the thresholds of both the old and the new root are met.
 
-use std::ffi::OsStr;
 use std::path::Path;
 
 use predicates::prelude::PredicateBooleanExt;
@@ -21,14 +20,9 @@ fn sign(root: &Path, key: &Path) {
         .success();
 }
 
-fn add_root(repo: &Path, root: &Path) -> Result<(), signing_tools::Error> {
-    nls([
-        OsStr::new("repo"),
-        OsStr::new("add-root"),
-        OsStr::new("--repo"),
-        repo.as_os_str(),
-        root.as_os_str(),
-    ])
+/// `nightlatch-sign repo add-root`.
+fn add_root(repo: &Path, root: &Path) -> nightlatch_repo::Result<()> {
+    nightlatch_repo::repo::roots::add(repo, root).map(|_| ())
 }
 
 #[test]
@@ -121,29 +115,11 @@ fn python_tuf_follows_rotations_v1_v2_v3() {
 
     // Old targets metadata is no longer valid under v2: refresh refuses until
     // the new release key re-signs it.
-    let err = nls([
-        OsStr::new("repo"),
-        OsStr::new("refresh"),
-        OsStr::new("--repo"),
-        repo.as_os_str(),
-        OsStr::new("--snapshot-key"),
-        keys.join("snapshot.key").as_os_str(),
-        OsStr::new("--timestamp-key"),
-        keys.join("timestamp.key").as_os_str(),
-    ])
-    .unwrap_err();
+    let err = try_refresh(&repo, &keys).unwrap_err();
     assert!(err.to_string().contains("targets"), "{err}");
     let fw2 = envelope(t, &targets2, "nl-lock-v2", "1.1.0", 2);
     assert!(
-        nls([
-            OsStr::new("publish"),
-            OsStr::new("--repo"),
-            repo.as_os_str(),
-            OsStr::new("--key"),
-            keys.join("targets.key").as_os_str(),
-            fw2.as_os_str()
-        ])
-        .is_err(),
+        try_publish(&repo, &keys.join("targets.key"), &[&fw2]).is_err(),
         "revoked release key refused"
     );
     publish(&repo, &targets2, &[&fw2]);
@@ -207,7 +183,7 @@ fn python_tuf_follows_rotations_v1_v2_v3() {
     assert_eq!(seen["root_version"], 3);
 
     // The transcript recorded every operation, hash-chained.
-    let log = keys_ceremony::transcript::read(&image.join("transcript.jsonl")).unwrap();
+    let log = nightlatch_repo::transcript::read(&image.join("transcript.jsonl")).unwrap();
     let ops: Vec<&str> = log.iter().map(|e| e.operation.as_str()).collect();
     assert_eq!(
         ops,

@@ -1,11 +1,17 @@
-//! Shared helpers: the binary, in-process `nightlatch-sign`, python-tuf, SoftHSM2.
+//! Shared helpers: the binary, repositories written through `nightlatch-repo`
+//! (the library `nightlatch-sign` runs), python-tuf, SoftHSM2.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
-use clap::Parser;
+use nightlatch_repo::SystemClock;
+use nightlatch_repo::envelope::{Release, sign_payload};
+use nightlatch_repo::keysource::KeySpec;
+use nightlatch_repo::params::{parse_model, parse_version};
+use nightlatch_repo::repo::publish::PublishReport;
+use nightlatch_repo::repo::refresh::RefreshReport;
+use nightlatch_repo::repo::{Expiries, roots};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -23,28 +29,6 @@ pub fn nlk() -> Command {
         .env("COLUMNS", "1000")
         .env("NO_COLOR", "1");
     c
-}
-
-/// Run `nightlatch-sign ARGS` in this process (its library's CLI).
-pub fn nls<I, S>(args: I) -> Result<(), signing_tools::Error>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut argv = vec![std::ffi::OsString::from("nightlatch-sign")];
-    argv.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
-    signing_tools::cmd::Cli::try_parse_from(argv).unwrap().run()
-}
-
-/// Like [`nls`], panicking with the error.
-pub fn nls_ok<I, S>(args: I)
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    if let Err(e) = nls(args) {
-        panic!("nightlatch-sign failed: {:?}", miette::Report::new(e));
-    }
 }
 
 /// The python with python-tuf 7: `$NIGHTLATCH_PYTHON` or `.venv/bin/python`.
@@ -125,25 +109,17 @@ pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Sign a random image into an envelope with `key` (in-process nightlatch-sign).
+/// Sign a random image into an envelope with `key` (as `nightlatch-sign sign`).
 pub fn envelope(dir: &Path, key: &Path, model: &str, version: &str, seed: u64) -> PathBuf {
-    let image = dir.join(format!("{model}-{version}.bin"));
-    std::fs::write(&image, noise(3000, seed)).unwrap();
+    let release = Release {
+        model: parse_model(model).unwrap(),
+        version: parse_version(version).unwrap(),
+        security_counter: 1,
+    };
+    let key = nightlatch_repo::keys::load_private_key(key).unwrap();
+    let bytes = sign_payload(&release, &noise(3000, seed), &[key]).unwrap();
     let out = dir.join(format!("{model}-{version}.nlfw"));
-    nls_ok([
-        OsStr::new("sign"),
-        OsStr::new("--key"),
-        key.as_os_str(),
-        OsStr::new("--model"),
-        OsStr::new(model),
-        OsStr::new("--version"),
-        OsStr::new(version),
-        OsStr::new("--counter"),
-        OsStr::new("1"),
-        image.as_os_str(),
-        OsStr::new("-o"),
-        out.as_os_str(),
-    ]);
+    std::fs::write(&out, bytes).unwrap();
     out
 }
 
@@ -168,54 +144,69 @@ pub fn repo_with(
     envelopes: &[&Path],
 ) -> PathBuf {
     let repo = dir.join("repo");
-    nls_ok([
-        OsStr::new("repo"),
-        OsStr::new("init"),
-        OsStr::new("--repo"),
-        repo.as_os_str(),
-        root.as_os_str(),
-    ]);
+    roots::init(&repo, root).unwrap();
     publish(&repo, targets_key, envelopes);
     refresh(&repo, keys_dir);
     repo
 }
 
-/// `nightlatch-sign publish`.
+fn open(
+    keys: &[&Path],
+) -> nightlatch_repo::Result<Vec<Box<dyn nightlatch_repo::keysource::KeySource>>> {
+    let specs: Vec<KeySpec> = keys
+        .iter()
+        .map(|k| KeySpec::File(k.to_path_buf()))
+        .collect();
+    nightlatch_repo::keys::open_key_sources(&specs)
+}
+
+/// `nightlatch-sign publish`: the result.
+pub fn try_publish(
+    repo: &Path,
+    key: &Path,
+    envelopes: &[&Path],
+) -> nightlatch_repo::Result<PublishReport> {
+    let files: Vec<PathBuf> = envelopes.iter().map(|e| e.to_path_buf()).collect();
+    nightlatch_repo::repo::publish::publish(
+        repo,
+        &open(&[key])?,
+        &files,
+        &Expiries::default(),
+        &SystemClock,
+    )
+}
+
+/// `nightlatch-sign publish`, which must succeed.
 pub fn publish(repo: &Path, key: &Path, envelopes: &[&Path]) {
-    let mut args = vec![
-        OsStr::new("publish"),
-        OsStr::new("--repo"),
-        repo.as_os_str(),
-        OsStr::new("--key"),
-        key.as_os_str(),
-    ];
-    args.extend(envelopes.iter().map(|e| e.as_os_str()));
-    nls_ok(args);
+    if let Err(e) = try_publish(repo, key, envelopes) {
+        panic!("publish failed: {:?}", miette::Report::new(e));
+    }
 }
 
-/// `nightlatch-sign repo refresh` with the online keys in `keys_dir`.
+/// `nightlatch-sign repo refresh` with the online keys in `keys_dir`: the result.
+pub fn try_refresh(repo: &Path, keys_dir: &Path) -> nightlatch_repo::Result<RefreshReport> {
+    let keys = open(&[
+        &keys_dir.join("snapshot.key"),
+        &keys_dir.join("timestamp.key"),
+    ])?;
+    nightlatch_repo::repo::refresh::refresh(repo, &keys, &Expiries::default(), &SystemClock)
+}
+
+/// `nightlatch-sign repo refresh`, which must succeed.
 pub fn refresh(repo: &Path, keys_dir: &Path) {
-    let snap = keys_dir.join("snapshot.key");
-    let ts = keys_dir.join("timestamp.key");
-    nls_ok([
-        OsStr::new("repo"),
-        OsStr::new("refresh"),
-        OsStr::new("--repo"),
-        repo.as_os_str(),
-        OsStr::new("--snapshot-key"),
-        snap.as_os_str(),
-        OsStr::new("--timestamp-key"),
-        ts.as_os_str(),
-    ]);
+    if let Err(e) = try_refresh(repo, keys_dir) {
+        panic!("refresh failed: {:?}", miette::Report::new(e));
+    }
 }
 
-/// A plain key pair made by `nightlatch-sign keygen --unencrypted` (OUT.key,
-/// OUT.pub): these in-process calls have no passphrase to give.
+/// A plain key pair as `nightlatch-sign keygen --unencrypted` writes it
+/// (OUT.key, OUT.pub): no passphrase to give.
 pub fn plain_key(out: &Path) -> (PathBuf, PathBuf) {
-    nls_ok([
-        OsStr::new("keygen"),
-        OsStr::new("--unencrypted"),
-        out.as_os_str(),
-    ]);
-    (out.with_extension("key"), out.with_extension("pub"))
+    let key = nightlatch_repo::keys::generate();
+    let (private, public) = (out.with_extension("key"), out.with_extension("pub"));
+    let pem = nightlatch_repo::keys::private_key_pem(&key).unwrap();
+    std::fs::write(&private, pem.as_bytes()).unwrap();
+    let pem = nightlatch_repo::keys::public_key_pem(&key.verifying_key()).unwrap();
+    std::fs::write(&public, pem).unwrap();
+    (private, public)
 }

@@ -12,8 +12,7 @@ use clap::{Args, Subcommand};
 use ed25519_dalek::Signer;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::{fsio, keys};
+use nightlatch_repo::{Error, Result, fsio, keys};
 
 /// Arguments of `anchors`.
 #[derive(Debug, Clone, Args)]

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use bootloader::delta::BODY_OFFSET;
 use clap::Args;
 
-use crate::cmd::delta::delta_error;
-use crate::cmd::inspect::MAX_ENVELOPE_LEN;
-use crate::delta;
-use crate::error::Result;
-use crate::fsio;
+use nightlatch_repo::envelope::MAX_ENVELOPE_LEN;
+use nightlatch_repo::{Result, fsio};
+
+use crate::cmd::delta::{apply_patch, delta_error};
 
 /// Arguments of `apply`.
 #[derive(Debug, Clone, Args)]
@@ -30,7 +29,7 @@ pub struct ApplyArgs {
 pub fn run(args: &ApplyArgs) -> Result<()> {
     let old = fsio::read_limited(&args.base, MAX_ENVELOPE_LEN)?;
     let patch = fsio::read_limited(&args.patch, MAX_ENVELOPE_LEN + BODY_OFFSET as u64)?;
-    let new = delta::apply_patch(&old, &patch)
+    let new = apply_patch(&old, &patch)
         .map_err(|e| delta_error(format!("cannot apply {}", args.patch.display()), e))?;
     fsio::write_atomic(&args.output, &new, fsio::Access::Public, true)?;
     fsio::print(&format!(

@@ -14,10 +14,11 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::cmd::delta::delta_error;
-use crate::delta::{NoProgress, make_patch};
-use crate::error::{Error, Result};
-use crate::{fsio, stackmeter};
+use nightlatch_repo::delta::NoProgress;
+use nightlatch_repo::{Error, Result, fsio};
+
+use crate::cmd::delta::{delta_error, make_checked};
+use crate::stackmeter;
 
 /// Arguments of `bench-delta`.
 #[derive(Debug, Clone, Args)]
@@ -249,7 +250,7 @@ pub fn run(args: &BenchDeltaArgs) -> Result<()> {
         let old = fsio::read_limited(&o, u64::from(u32::MAX))?;
         let new = fsio::read_limited(&n, u64::from(u32::MAX))?;
         let (old_env, new_env) = (wrap(&key, &old, 1)?, wrap(&key, &new, 2)?);
-        let made = make_patch(&old_env, &new_env, &NoProgress)
+        let made = make_checked(&old_env, &new_env, &NoProgress)
             .map_err(|e| delta_error(format!("pair {name}"), e))?;
         let (secs, stack) = measure_apply(old_env, made.patch.clone())?;
         let model = std::mem::size_of::<Model>() as u64;

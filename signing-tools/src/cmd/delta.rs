@@ -1,15 +1,16 @@
-//! `nightlatch-sign delta`: make a patch from one signed envelope to the next.
+//! `nightlatch-sign delta`: make a patch from one signed envelope to the
+//! next (`nightlatch_repo::delta`), and check it with the device's own
+//! applier on the bootloader's flash simulator before writing it.
 
 use std::path::PathBuf;
 
 use bootloader::delta::DeltaError;
+use bootloader::delta::encode::apply_on_sim;
 use clap::Args;
+use nightlatch_repo::delta::{self, Made, Progress, split_envelope};
+use nightlatch_repo::envelope::MAX_ENVELOPE_LEN;
+use nightlatch_repo::{Error, Result, fsio};
 use serde::Serialize;
-
-use crate::cmd::inspect::MAX_ENVELOPE_LEN;
-use crate::delta::{self, Progress};
-use crate::error::{Error, Result};
-use crate::fsio;
 
 /// Arguments of `delta`.
 #[derive(Debug, Clone, Args)]
@@ -85,6 +86,30 @@ impl Drop for Bar {
     }
 }
 
+/// Make a patch from one envelope to another, and check that the device's
+/// applier (on simulated flash) rebuilds the target from it bit for bit.
+pub fn make_checked(
+    old_env: &[u8],
+    new_env: &[u8],
+    progress: &dyn Progress,
+) -> Result<Made, DeltaError> {
+    let made = delta::make_patch(old_env, new_env, progress)?;
+    progress.start("checking", 1);
+    let rebuilt = apply_on_sim(old_env, &made.patch);
+    progress.finish();
+    if rebuilt? != new_env {
+        return Err(DeltaError::TargetDigestMismatch);
+    }
+    Ok(made)
+}
+
+/// Apply a patch to an envelope with the device's applier on simulated
+/// flash (host side): the rebuilt target envelope.
+pub fn apply_patch(old_env: &[u8], patch: &[u8]) -> Result<Vec<u8>, DeltaError> {
+    split_envelope(old_env)?;
+    apply_on_sim(old_env, patch)
+}
+
 /// Explain a delta failure.
 pub fn delta_error(what: impl Into<String>, reason: DeltaError) -> Error {
     let help = match reason {
@@ -111,7 +136,7 @@ pub fn run(args: &DeltaArgs) -> Result<()> {
     let old = fsio::read_limited(&args.from, MAX_ENVELOPE_LEN)?;
     let new = fsio::read_limited(&args.to, MAX_ENVELOPE_LEN)?;
     let bar = Bar::new(!args.json);
-    let made = delta::make_patch(&old, &new, &bar)
+    let made = make_checked(&old, &new, &bar)
         .map_err(|e| delta_error(format!("cannot make a patch to {}", args.to.display()), e))?;
     drop(bar);
     fsio::write_atomic(&args.output, &made.patch, fsio::Access::Public, true)?;

@@ -3,15 +3,12 @@
 
 use std::path::PathBuf;
 
-use bootloader::envelope::{EnvelopeError, PREFIX_LEN, Prefix};
+use bootloader::envelope::{EnvelopeError, Prefix};
 use clap::Args;
+use nightlatch_repo::envelope::MAX_ENVELOPE_LEN;
+use nightlatch_repo::{Error, Result, fsio};
 
-use crate::error::{Error, Result};
-use crate::fsio;
 use crate::summary::EnvelopeSummary;
-
-/// Largest envelope: the prefix plus a payload of `u32::MAX` bytes.
-pub const MAX_ENVELOPE_LEN: u64 = PREFIX_LEN as u64 + u32::MAX as u64;
 
 /// Arguments of `inspect`.
 #[derive(Debug, Clone, Args)]
@@ -38,8 +35,8 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<EnvelopeSummary, EnvelopeError> {
 /// Run `inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
     let bytes = fsio::read_limited(&args.envelope, MAX_ENVELOPE_LEN)?;
-    let summary =
-        inspect_bytes(&bytes).map_err(|reason| Error::malformed(&args.envelope, reason))?;
+    let summary = inspect_bytes(&bytes)
+        .map_err(|reason| Error::malformed_envelope(&args.envelope, reason))?;
     if args.json {
         fsio::print_json(&summary)
     } else {
@@ -50,9 +47,10 @@ pub fn run(args: &InspectArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::sign::{Release, sign_payload};
-    use crate::keys;
-    use crate::params::{parse_model, parse_version};
+    use bootloader::envelope::PREFIX_LEN;
+    use nightlatch_repo::envelope::{Release, sign_payload};
+    use nightlatch_repo::keys;
+    use nightlatch_repo::params::{parse_model, parse_version};
 
     /// Every single-byte change in the prefix, and every truncation, is an
     /// error or a still-parseable envelope, never a panic.

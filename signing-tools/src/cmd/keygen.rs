@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::fsio::{self, Access};
-use crate::keys;
+use nightlatch_repo::fsio::{self, Access};
+use nightlatch_repo::{Error, Result, keys};
 
 /// Arguments of `keygen`.
 #[derive(Debug, Clone, Args)]

@@ -1,9 +1,8 @@
 //! The `nightlatch-sign` subcommands: one module each, an `…Args` clap struct
-//! and a `run` function.
+//! and a `run` function over `nightlatch_repo`.
 
 use clap::{Parser, Subcommand};
-
-use crate::error::Result;
+use nightlatch_repo::{Clock, Result, SystemClock};
 
 pub mod anchors;
 pub mod apply;
@@ -64,6 +63,13 @@ pub enum Command {
 impl Cli {
     /// Run the chosen subcommand.
     pub fn run(&self) -> Result<()> {
+        self.run_at(&SystemClock)
+    }
+
+    /// Run the chosen subcommand with "now" from `clock` (the expiries
+    /// `publish` and `repo` sign and check): what in-process tests at a
+    /// virtual date use. The binary always runs on the system clock.
+    pub fn run_at(&self, clock: &dyn Clock) -> Result<()> {
         match &self.command {
             Command::Keygen(args) => keygen::run(args),
             Command::Sign(args) => sign::run(args),
@@ -73,8 +79,8 @@ impl Cli {
             Command::Delta(args) => delta::run(args),
             Command::Apply(args) => apply::run(args),
             Command::BenchDelta(args) => bench_delta::run(args),
-            Command::Publish(args) => publish::run(args),
-            Command::Repo(args) => repo::run(args),
+            Command::Publish(args) => publish::run(args, clock),
+            Command::Repo(args) => repo::run(args, clock),
         }
     }
 }

@@ -1,19 +1,17 @@
 //! `nightlatch-sign publish`: add envelopes (and delta patches) to a TUF
 //! repository, signed by the release key(s) — a directory (`--repo`) or a
-//! running `nightlatch-server` (`--server`, see [`crate::repo::remote`]).
+//! running `nightlatch-server` (`--server`, see [`nightlatch_repo::repo::remote`]).
 
 use std::path::PathBuf;
 
 use clap::Args;
-use keys_ceremony::keysource::KeySpec;
-
-use crate::error::{Error, Result};
-use crate::fsio;
-use crate::keys::open_key_sources;
-use crate::repo::Expiries;
-use crate::repo::expiries::lifetime;
-use crate::repo::publish::publish;
-use crate::repo::remote::{Http, publish_remote};
+use nightlatch_repo::keys::open_key_sources;
+use nightlatch_repo::keysource::KeySpec;
+use nightlatch_repo::repo::Expiries;
+use nightlatch_repo::repo::expiries::lifetime;
+use nightlatch_repo::repo::publish::publish;
+use nightlatch_repo::repo::remote::{Http, publish_remote};
+use nightlatch_repo::{Clock, Error, Result, fsio};
 
 /// Arguments of `publish`.
 #[derive(Debug, Clone, Args)]
@@ -64,7 +62,7 @@ pub struct PublishArgs {
 }
 
 /// Run `publish`.
-pub fn run(args: &PublishArgs) -> Result<()> {
+pub fn run(args: &PublishArgs, clock: &dyn Clock) -> Result<()> {
     let expiries = Expiries {
         targets: lifetime(&args.targets_expires, "targets-expires")?,
         ..Expiries::default()
@@ -89,6 +87,7 @@ pub fn run(args: &PublishArgs) -> Result<()> {
             &args.files,
             &expiries,
             args.trusted_root.as_deref(),
+            clock,
         )?;
         if args.json {
             return fsio::print_json(&report);
@@ -115,7 +114,7 @@ pub fn run(args: &PublishArgs) -> Result<()> {
             help: "pass --repo DIR or --server URL".into(),
         });
     };
-    let report = publish(repo, &keys, &args.files, &expiries)?;
+    let report = publish(repo, &keys, &args.files, &expiries, clock)?;
     if args.json {
         return fsio::print_json(&report);
     }

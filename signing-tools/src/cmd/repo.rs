@@ -5,13 +5,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use keys_ceremony::keysource::{KeySpec, load_public};
-
-use crate::error::Result;
-use crate::fsio;
-use crate::keys::open_key_sources;
-use crate::repo::expiries::lifetime;
-use crate::repo::{Expiries, delegate, refresh, roots};
+use nightlatch_repo::keys::open_key_sources;
+use nightlatch_repo::keysource::{KeySpec, load_public};
+use nightlatch_repo::repo::expiries::lifetime;
+use nightlatch_repo::repo::{Expiries, delegate, refresh, roots};
+use nightlatch_repo::{Clock, Result, fsio};
 
 /// Arguments of `repo`.
 #[derive(Debug, Clone, Args)]
@@ -84,7 +82,7 @@ pub enum RepoCommand {
 }
 
 /// Run `repo …`.
-pub fn run(args: &RepoArgs) -> Result<()> {
+pub fn run(args: &RepoArgs, clock: &dyn Clock) -> Result<()> {
     match &args.command {
         RepoCommand::Init { repo, root } => {
             let version = roots::init(repo, root)?;
@@ -119,9 +117,10 @@ pub fn run(args: &RepoArgs) -> Result<()> {
             let publics = delegate_keys
                 .iter()
                 .map(load_public)
-                .collect::<keys_ceremony::Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>>>()?;
             let keys = open_key_sources(keys)?;
-            let written = delegate::delegate(repo, &keys, model, &publics, *threshold, &expiries)?;
+            let written =
+                delegate::delegate(repo, &keys, model, &publics, *threshold, &expiries, clock)?;
             fsio::print(&format!(
                 "delegated {model}/* to {} key(s), threshold {threshold}: wrote {written}",
                 publics.len()
@@ -147,7 +146,7 @@ pub fn run(args: &RepoArgs) -> Result<()> {
                     .cloned(),
             );
             let keys = open_key_sources(&specs)?;
-            let r = refresh::refresh(repo, &keys, &expiries)?;
+            let r = refresh::refresh(repo, &keys, &expiries, clock)?;
             fsio::print(&format!(
                 "snapshot version {}{}, timestamp version {} (expires {})",
                 r.snapshot_version,

@@ -2,19 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use bootloader::anchors::TrustAnchors;
-use bootloader::envelope::{
-    HardwareModel, Header, MAX_SIGNATURES, PREFIX_LEN, Policy, Prefix, SignatureEntry, Version,
-    verify_bytes,
-};
+use bootloader::envelope::{MAX_SIGNATURES, Prefix};
 use clap::Args;
-use ed25519_dalek::{Signer, SigningKey};
-use sha2::{Digest, Sha256};
+use nightlatch_repo::envelope::{Release, load_signing_keys, sign_payload};
+use nightlatch_repo::fsio::{self, Access};
+use nightlatch_repo::params::{parse_model, parse_version};
+use nightlatch_repo::{Error, Result};
 
-use crate::error::{Error, Result};
-use crate::fsio::{self, Access};
-use crate::keys;
-use crate::params::{parse_model, parse_version};
 use crate::summary::EnvelopeSummary;
 
 /// Arguments of `sign`.
@@ -42,85 +36,6 @@ pub struct SignArgs {
     /// Print a summary of the envelope as JSON (same shape as `inspect --json`).
     #[arg(long)]
     pub json: bool,
-}
-
-/// The header fields a release engineer chooses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Release {
-    /// Hardware model.
-    pub model: HardwareModel,
-    /// Firmware version.
-    pub version: Version,
-    /// Anti-rollback counter.
-    pub security_counter: u32,
-}
-
-/// Build a complete envelope (prefix and payload) signed by every key (1 to 8
-/// distinct keys), and check it with the bootloader's own verifier before
-/// returning it.
-pub fn sign_payload(release: &Release, payload: &[u8], keys: &[SigningKey]) -> Result<Vec<u8>> {
-    let payload_len = u32::try_from(payload.len()).map_err(|_| Error::TooLarge {
-        path: PathBuf::from("the payload"),
-        limit: u64::from(u32::MAX),
-    })?;
-    if keys.len() > MAX_SIGNATURES {
-        return Err(Error::TooManyKeys { count: keys.len() });
-    }
-    let header = Header {
-        model: release.model,
-        version: release.version,
-        security_counter: release.security_counter,
-        payload_len,
-        payload_sha256: Sha256::digest(payload).into(),
-    };
-    let signed = header.encode();
-    let entries: Vec<SignatureEntry> = keys
-        .iter()
-        .map(|k| SignatureEntry {
-            key_id: keys::key_id_of(&k.verifying_key()),
-            signature: k.sign(&signed).to_bytes(),
-        })
-        .collect();
-    let prefix = Prefix::encode(&header, &entries).map_err(|reason| Error::Encode { reason })?;
-    let mut envelope = Vec::with_capacity(PREFIX_LEN + payload.len());
-    envelope.extend_from_slice(&prefix);
-    envelope.extend_from_slice(payload);
-
-    // Every key must verify, exactly as a device holding all of them would check.
-    let publics: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
-    let threshold = u8::try_from(publics.len()).unwrap_or(u8::MAX);
-    let anchors =
-        TrustAnchors::new(1, threshold, &publics).map_err(|e| Error::anchors(e, publics.len()))?;
-    let policy = Policy {
-        anchors: &anchors,
-        model: Some(&release.model),
-        min_security_counter: release.security_counter,
-        max_payload_len: u32::MAX,
-    };
-    verify_bytes(&envelope, &policy).map_err(|reason| Error::SelfCheck { reason })?;
-    Ok(envelope)
-}
-
-/// Load the signing keys, refusing repeats and more than an envelope holds.
-pub fn load_signing_keys(paths: &[PathBuf]) -> Result<Vec<SigningKey>> {
-    if paths.len() > MAX_SIGNATURES {
-        return Err(Error::TooManyKeys { count: paths.len() });
-    }
-    let mut loaded: Vec<SigningKey> = Vec::with_capacity(paths.len());
-    for path in paths {
-        let key = keys::load_private_key(path)?;
-        if loaded
-            .iter()
-            .any(|k| k.verifying_key() == key.verifying_key())
-        {
-            return Err(Error::DuplicateKey {
-                path: path.clone(),
-                key_id: keys::key_id_hex(&key.verifying_key()),
-            });
-        }
-        loaded.push(key);
-    }
-    Ok(loaded)
 }
 
 /// Whether `output` is the same file as `input` (both existing).

@@ -7,11 +7,10 @@ use bootloader::envelope::{HardwareModel, Policy, Prefix, VerifiedImage, verify_
 use clap::Args;
 use serde::Serialize;
 
-use crate::cmd::inspect::MAX_ENVELOPE_LEN;
-use crate::error::{Error, Result};
-use crate::fsio;
-use crate::keys;
-use crate::params::parse_model;
+use nightlatch_repo::envelope::MAX_ENVELOPE_LEN;
+use nightlatch_repo::params::parse_model;
+use nightlatch_repo::{Error, Result, fsio, keys};
+
 use crate::summary::EnvelopeSummary;
 
 /// Arguments of `verify`.

@@ -389,7 +389,7 @@ impl LockArgs {
         }
         let mut keys = Vec::new();
         for a in &self.anchors {
-            let k = signing_tools::keys::load_public_key(a)
+            let k = nightlatch_repo::keys::load_public_key(a)
                 .map_err(|e| lock_err(format!("--anchor {}: {e}", a.display())))?;
             keys.push(hex::encode(k.to_bytes()));
         }

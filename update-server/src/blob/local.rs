@@ -128,10 +128,10 @@ impl LocalBlobs {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            keys_ceremony::fsio::write_atomic(
+            nightlatch_repo::fsio::write_atomic(
                 &path,
                 &bytes,
-                keys_ceremony::fsio::Access::Public,
+                nightlatch_repo::fsio::Access::Public,
                 true,
             )
             .map_err(|e| anyhow::anyhow!("write {key}: {e}"))

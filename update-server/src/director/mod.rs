@@ -18,9 +18,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use keys_ceremony::keysource::{FileKey, KeySource};
-use keys_ceremony::metadata::{Expiry, PublicKey, Root, Signed, TargetFile, Targets};
 use nightlatch_proto::custom::DirectorCustom;
+use nightlatch_repo::keysource::{FileKey, KeySource};
+use nightlatch_repo::metadata::{Expiry, PublicKey, Root, Signed, TargetFile, Targets};
 use sha2::{Digest, Sha256};
 
 use crate::repo::catalog::CatalogTarget;
@@ -280,11 +280,11 @@ mod tests {
     }
 
     /// `custom.nightlatch` as the release tools write it
-    /// (`signing_tools::repo::target::Custom`) is the proto type's JSON.
+    /// (`nightlatch_repo::repo::target::Custom`) is the proto type's JSON.
     #[test]
     fn release_tools_write_the_proto_custom_nightlatch() {
         use nightlatch_proto::custom::NightlatchCustom;
-        use signing_tools::repo::target::Custom;
+        use nightlatch_repo::repo::target::Custom;
         for name in ["nightlatch_firmware", "nightlatch_patch"] {
             let v = golden(name);
             let tools: Custom = serde_json::from_value(v.clone()).unwrap();

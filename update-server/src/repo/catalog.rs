@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use keys_ceremony::metadata::TargetFile;
-use signing_tools::repo::Repo;
-use signing_tools::repo::target::{Custom, EnvelopeRef, Kind};
+use nightlatch_repo::metadata::TargetFile;
+use nightlatch_repo::repo::Repo;
+use nightlatch_repo::repo::target::{Custom, EnvelopeRef, Kind};
 
 /// One published target.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +57,7 @@ impl Catalog {
         if let Some(t) = &repo.timestamp {
             c.versions.insert("timestamp".into(), t.signed.version);
         }
-        let mut add = |role: &str, targets: &keys_ceremony::metadata::Targets| {
+        let mut add = |role: &str, targets: &nightlatch_repo::metadata::Targets| {
             for (name, file) in &targets.targets {
                 let Some(custom) = Custom::from_target(file) else {
                     continue;

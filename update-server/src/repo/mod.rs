@@ -3,7 +3,7 @@
 //! engineers, and re-signs snapshot and timestamp with the online keys
 //! whenever targets change and before they expire.
 //!
-//! Repository *writing* reuses `signing_tools::repo` (the same code
+//! Repository *writing* reuses `nightlatch_repo::repo` (the same code
 //! `nightlatch-sign` runs), which works on a directory: with the local blob
 //! store that directory is the served one (`DATA/public/repo`); with S3 it
 //! is a working copy of the metadata (`DATA/repo-work`) synced down before
@@ -28,13 +28,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use keys_ceremony::keysource::{KeySpec, open_all};
-use keys_ceremony::metadata::{Expiry, MAX_METADATA_LEN, Signed, Snapshot, Timestamp};
+use nightlatch_repo::Clock as _;
+use nightlatch_repo::fsio::{Access, write_atomic};
+use nightlatch_repo::keysource::{KeySpec, open_all};
+use nightlatch_repo::metadata::{MAX_METADATA_LEN, Signed, Snapshot, Timestamp};
+use nightlatch_repo::repo::{Expiries, Repo, metadata_dir};
 use sha2::{Digest, Sha256};
-use signing_tools::repo::{Expiries, Repo, metadata_dir};
 
 use crate::blob::BlobStore;
-use crate::clock::Clock;
+use crate::clock::{Clock, RepoClock};
 use crate::error::{ApiError, AppResult};
 use crate::store::Store;
 use crate::store::audit::AuditEntry;
@@ -166,7 +168,7 @@ impl RepoHost {
         })
     }
 
-    /// The working directory `signing_tools::repo` writes.
+    /// The working directory `nightlatch_repo::repo` writes.
     pub fn workdir(&self) -> &Path {
         &self.workdir
     }
@@ -213,13 +215,18 @@ impl RepoHost {
         }
     }
 
+    /// This host's clock as the repository library reads it.
+    fn repo_clock(&self) -> RepoClock {
+        RepoClock(Arc::clone(&self.clock))
+    }
+
     /// Re-read the working copy into the catalog.
     async fn reload(&self) -> anyhow::Result<()> {
         self.forget_served();
         let dir = self.workdir.clone();
         let catalog = tokio::task::spawn_blocking(move || match Repo::load(&dir) {
             Ok(repo) => Ok(Catalog::from_repo(&repo)),
-            Err(signing_tools::Error::NotARepository { .. }) => Ok(Catalog::default()),
+            Err(nightlatch_repo::Error::NotARepository { .. }) => Ok(Catalog::default()),
             Err(e) => Err(anyhow::anyhow!("{e}")),
         })
         .await??;
@@ -415,7 +422,7 @@ impl RepoHost {
     async fn working_state(&self) -> anyhow::Result<(u64, Option<Bytes>)> {
         let dir = self.workdir.clone();
         tokio::task::spawn_blocking(move || {
-            let versions = signing_tools::repo::scan(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let versions = nightlatch_repo::repo::scan(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
             let root = versions
                 .get("root")
                 .copied()
@@ -462,13 +469,13 @@ impl RepoHost {
         self.write_op(
             Vec::new(),
             move |dir| {
-                if signing_tools::repo::scan(dir)
+                if nightlatch_repo::repo::scan(dir)
                     .map(|v| v.contains_key("root"))
                     .unwrap_or(false)
                 {
                     return Ok(false);
                 }
-                signing_tools::repo::roots::init(dir, &root).map_err(|e| {
+                nightlatch_repo::repo::roots::init(dir, &root).map_err(|e| {
                     ApiError::Internal(anyhow::anyhow!("starting the repository: {e}"))
                 })?;
                 Ok(true)
@@ -483,14 +490,15 @@ impl RepoHost {
     pub async fn dev_publish(&self, keys: Vec<KeySpec>) -> AppResult<()> {
         let expiries = self.expiries;
         let online = self.keys.clone();
+        let clock = self.repo_clock();
         self.write_op(
             Vec::new(),
             move |dir| {
                 let keys =
                     open_all(&keys).map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-                signing_tools::repo::publish::publish(dir, &keys, &[], &expiries)
+                nightlatch_repo::repo::publish::publish(dir, &keys, &[], &expiries, &clock)
                     .map_err(|e| ApiError::Internal(anyhow::anyhow!("dev publish: {e}")))?;
-                refresh_in(dir, &online, &expiries).map(|_| ())
+                refresh_in(dir, &online, &expiries, &clock).map(|_| ())
             },
             unaudited(),
         )
@@ -508,9 +516,10 @@ impl RepoHost {
     pub async fn refresh_with(&self, audit: AuditFn<RefreshOutcome>) -> AppResult<RefreshOutcome> {
         let keys = self.keys.clone();
         let expiries = self.expiries;
+        let clock = self.repo_clock();
         self.write_op(
             Vec::new(),
-            move |dir| refresh_in(dir, &keys, &expiries),
+            move |dir| refresh_in(dir, &keys, &expiries, &clock),
             audit,
         )
         .await
@@ -520,11 +529,11 @@ impl RepoHost {
     pub async fn refresh_if_due(&self) -> AppResult<Option<RefreshOutcome>> {
         let dir = self.workdir.clone();
         let lifetime = self.expiries.timestamp;
+        let clock = self.repo_clock();
         let due = tokio::task::spawn_blocking(move || {
             let path = metadata_dir(&dir).join("timestamp.json");
-            match keys_ceremony::metadata::Signed::<keys_ceremony::metadata::Timestamp>::load(&path)
-            {
-                Ok(ts) => ts.signed.expires <= Expiry::now().after(lifetime / 2),
+            match Signed::<Timestamp>::load(&path) {
+                Ok(ts) => ts.signed.expires <= clock.expires_in(lifetime / 2),
                 Err(_) => true,
             }
         })
@@ -611,20 +620,21 @@ impl RepoHost {
         let name = file_name.to_owned();
         let keys = self.keys.clone();
         let expiries = self.expiries;
+        let clock = self.repo_clock();
         self.write_op(
             promote,
             move |dir| {
                 let repo =
                     Repo::load(dir).map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-                upload::check(&repo, &name, &bytes).map_err(ApiError::invalid)?;
-                keys_ceremony::fsio::write_atomic(
+                upload::check(&repo, &name, &bytes, &clock).map_err(ApiError::invalid)?;
+                write_atomic(
                     &metadata_dir(dir).join(&name),
                     &bytes,
-                    keys_ceremony::fsio::Access::Public,
+                    Access::Public,
                     false,
                 )
                 .map_err(|e| ApiError::conflict("exists", e.to_string()))?;
-                refresh_in(dir, &keys, &expiries)
+                refresh_in(dir, &keys, &expiries, &clock)
             },
             audit,
         )
@@ -635,9 +645,10 @@ impl RepoHost {
         let dir = self.workdir.clone();
         let name = file_name.to_owned();
         let bytes = bytes.clone();
+        let clock = self.repo_clock();
         tokio::task::spawn_blocking(move || {
             let repo = Repo::load(&dir).map_err(|e| ApiError::invalid(format!("{e}")))?;
-            upload::check(&repo, &name, &bytes).map_err(ApiError::invalid)
+            upload::check(&repo, &name, &bytes, &clock).map_err(ApiError::invalid)
         })
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
@@ -668,7 +679,7 @@ impl RepoHost {
         let path = tmp.path().to_owned();
         let changed = self
             .write_op(Vec::new(), move |dir| {
-                let current = signing_tools::repo::scan(dir)
+                let current = nightlatch_repo::repo::scan(dir)
                     .ok()
                     .and_then(|v| v.get("root").copied())
                     .unwrap_or(0);
@@ -678,7 +689,7 @@ impl RepoHost {
                         current + 1
                     )));
                 }
-                signing_tools::repo::roots::add(dir, &path).map_err(|e| ApiError::invalid(e.to_string()))
+                nightlatch_repo::repo::roots::add(dir, &path).map_err(|e| ApiError::invalid(e.to_string()))
             }, audit)
             .await?;
         drop(tmp);
@@ -748,13 +759,8 @@ fn align_dir(
     match timestamp {
         Some(ts) => {
             if std::fs::read(&ts_path).ok().as_deref() != Some(ts) {
-                keys_ceremony::fsio::write_atomic(
-                    &ts_path,
-                    ts,
-                    keys_ceremony::fsio::Access::Public,
-                    true,
-                )
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                write_atomic(&ts_path, ts, Access::Public, true)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
         None => {
@@ -768,24 +774,29 @@ fn align_dir(
         .with_context(|| format!("the committed root {root_version}.root.json is missing"))?;
     let root_path = dir.join("root.json");
     if std::fs::read(&root_path).ok() != Some(root.clone()) {
-        keys_ceremony::fsio::write_atomic(
-            &root_path,
-            &root,
-            keys_ceremony::fsio::Access::Public,
-            true,
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        write_atomic(&root_path, &root, Access::Public, true)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(removed)
 }
 
-fn refresh_in(dir: &Path, keys: &RepoKeys, expiries: &Expiries) -> AppResult<RefreshOutcome> {
+fn refresh_in(
+    dir: &Path,
+    keys: &RepoKeys,
+    expiries: &Expiries,
+    clock: &RepoClock,
+) -> AppResult<RefreshOutcome> {
     let keys = open_all(&[keys.snapshot.clone(), keys.timestamp.clone()])
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("opening online keys: {e}")))?;
-    let r = signing_tools::repo::refresh::refresh(dir, &keys, expiries).map_err(|e| match e {
-        signing_tools::Error::RepoState { reason, .. } => ApiError::conflict("not_ready", reason),
-        other => ApiError::Internal(anyhow::anyhow!("refresh: {other}")),
-    })?;
+    let r =
+        nightlatch_repo::repo::refresh::refresh(dir, &keys, expiries, clock).map_err(
+            |e| match e {
+                nightlatch_repo::Error::RepoState { reason, .. } => {
+                    ApiError::conflict("not_ready", reason)
+                }
+                other => ApiError::Internal(anyhow::anyhow!("refresh: {other}")),
+            },
+        )?;
     Ok(RefreshOutcome {
         snapshot_version: r.snapshot_version,
         new_snapshot: r.new_snapshot,
@@ -797,8 +808,7 @@ fn refresh_in(dir: &Path, keys: &RepoKeys, expiries: &Expiries) -> AppResult<Ref
 async fn write_file(path: &Path, bytes: Bytes) -> anyhow::Result<()> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
-        keys_ceremony::fsio::write_atomic(&path, &bytes, keys_ceremony::fsio::Access::Public, true)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        write_atomic(&path, &bytes, Access::Public, true).map_err(|e| anyhow::anyhow!("{e}"))
     })
     .await?
 }

@@ -199,7 +199,7 @@ impl RepoHost {
     /// references, and its bytes are in place.
     async fn is_published(&self, path: &str, len: u64) -> anyhow::Result<bool> {
         let referenced = self.catalog().all().any(|t| {
-            let p = signing_tools::repo::target_file(Path::new(""), &t.name, t.sha256());
+            let p = nightlatch_repo::repo::target_file(Path::new(""), &t.name, t.sha256());
             p.to_str()
                 .map(|p| p.replace('\\', "/"))
                 .is_some_and(|p| p.strip_prefix("targets/") == Some(path))

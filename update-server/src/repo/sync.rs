@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bytes::Bytes;
-use keys_ceremony::metadata::MAX_METADATA_LEN;
-use signing_tools::repo::metadata_dir;
+use nightlatch_repo::metadata::MAX_METADATA_LEN;
+use nightlatch_repo::repo::metadata_dir;
 
 use crate::repo::{PREFIX, RepoHost, is_mutable, write_file};
 

@@ -17,8 +17,9 @@
 
 use std::path::Path;
 
-use keys_ceremony::metadata::{Expiry, Metadata, Signed, Targets};
-use signing_tools::repo::{Repo, target_file};
+use nightlatch_repo::Clock;
+use nightlatch_repo::metadata::{Metadata, Signed, Targets};
+use nightlatch_repo::repo::{Repo, target_file};
 
 /// Metadata that passed every check but the presence of its target files.
 #[derive(Debug)]
@@ -39,8 +40,13 @@ pub fn parse_file_name(name: &str) -> Option<(u64, &str)> {
     (version > 0 && !role.is_empty()).then_some((version, role))
 }
 
-/// Check `bytes`, uploaded as `file_name`, against `repo`.
-pub fn check(repo: &Repo, file_name: &str, bytes: &[u8]) -> Result<Accepted, String> {
+/// Check `bytes`, uploaded as `file_name`, against `repo`, at `clock`'s now.
+pub fn check(
+    repo: &Repo,
+    file_name: &str,
+    bytes: &[u8],
+    clock: &dyn Clock,
+) -> Result<Accepted, String> {
     let (version, role) = parse_file_name(file_name)
         .ok_or_else(|| format!("{file_name:?} is not named N.ROLE.json"))?;
     if ["root", "snapshot", "timestamp"].contains(&role) {
@@ -55,7 +61,7 @@ pub fn check(repo: &Repo, file_name: &str, bytes: &[u8]) -> Result<Accepted, Str
             meta.signed.version
         ));
     }
-    if meta.signed.expires() <= Expiry::now() {
+    if clock.has_passed(meta.signed.expires()) {
         return Err(format!("{file_name} expired at {}", meta.signed.expires()));
     }
     let previous: Option<&Targets> = if role == "targets" {

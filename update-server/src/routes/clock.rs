@@ -65,11 +65,9 @@ pub async fn set(
         Some(s) => clock.advance_ms(i64::try_from(s).unwrap_or(0).saturating_mul(1000)),
         None => clock.set_ms(target),
     }
+    // Expiries the repository signs and checks follow this clock (the
+    // repository host reads it through `RepoClock`): nothing else to move.
     let now = state.clock.now_ms();
-    // Expiries this process signs and checks follow the manual clock too.
-    keys_ceremony::metadata::expiry::set_simulated_now(
-        u64::try_from(now.div_euclid(1000)).unwrap_or(0),
-    );
     // Time jumped: re-sign the timestamp now if it is due, rather than at
     // the next real-time refresh tick (simulations move days in seconds).
     if let Err(e) = state.repo.refresh_if_due().await {

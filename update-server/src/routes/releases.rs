@@ -14,9 +14,9 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
+use nightlatch_repo::repo::target::Kind;
 use serde::Deserialize;
 use serde_json::json;
-use signing_tools::repo::target::Kind;
 
 use crate::error::AppResult;
 use crate::repo::catalog::CatalogTarget;

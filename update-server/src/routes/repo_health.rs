@@ -26,7 +26,7 @@ use std::path::Path;
 
 use axum::Json;
 use axum::extract::State;
-use keys_ceremony::metadata::{
+use nightlatch_repo::metadata::{
     Expiry, KeyId, PublicKey, RoleKeys, Root, Signed, Snapshot, Targets, Timestamp,
 };
 use serde::Deserialize;
@@ -93,7 +93,7 @@ impl RoleRow<'_> {
     }
 }
 
-async fn served<T: keys_ceremony::metadata::Metadata>(
+async fn served<T: nightlatch_repo::metadata::Metadata>(
     state: &AppState,
     key: &str,
 ) -> AppResult<Option<Signed<T>>> {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use nightlatch_repo::repo::target::Kind;
 use serde::Deserialize;
 use serde_json::json;
-use signing_tools::repo::target::Kind;
 
 use crate::auth::Caller;
 use crate::clock::parse_rfc3339;

@@ -105,15 +105,16 @@ pub async fn prepare_release(app: &TestApp, version: &str, payload: &[u8]) -> Re
     let work = tempfile::tempdir().unwrap();
     app.mirror(work.path()).await;
     let env = app.envelope("nl-lock-v2", version, 3, payload);
-    let keys = keys_ceremony::keysource::open_all(&[keys_ceremony::keysource::KeySpec::File(
+    let keys = nightlatch_repo::keysource::open_all(&[nightlatch_repo::keysource::KeySpec::File(
         app.targets_key(),
     )])
     .unwrap();
-    let report = signing_tools::repo::publish::publish(
+    let report = nightlatch_repo::repo::publish::publish(
         work.path(),
         &keys,
         &[env],
-        &signing_tools::repo::Expiries::default(),
+        &nightlatch_repo::repo::Expiries::default(),
+        &app.repo_clock(),
     )
     .unwrap();
     assert_eq!(report.metadata.len(), 1, "{:?}", report.metadata);
@@ -195,28 +196,28 @@ async fn fingerprint(app: &TestApp, public: &[String]) -> Value {
 fn rotated_root(app: &TestApp) -> Vec<u8> {
     let keys = app.dir.path().join("keys/image");
     let out = app.dir.path().join("image-2.root.json");
-    let log = keys_ceremony::cmd::LogArgs {
+    let log = nightlatch_repo::transcript::Log {
         transcript: Some(app.dir.path().join("transcript.jsonl")),
         who: Some("test".into()),
     };
-    keys_ceremony::cmd::rotate::run(&keys_ceremony::cmd::rotate::RotateArgs {
-        from: keys.join("1.root.json"),
-        out: Some(out.clone()),
-        add: Vec::new(),
-        revoke: Vec::new(),
-        threshold: Vec::new(),
-        expires: "365d".into(),
-        force: true,
-        json: false,
-        log: log.clone(),
-    })
+    let clock = app.repo_clock();
+    nightlatch_repo::ceremony::rotate_file(
+        &keys.join("1.root.json"),
+        Some(&out),
+        &[],
+        nightlatch_repo::metadata::expiry::ROOT_LIFETIME,
+        true,
+        &log,
+        &clock,
+    )
     .unwrap();
     for k in ["root-1", "root-2", "root-3"] {
-        let _ = keys_ceremony::cmd::sign::sign_file(
+        let _ = nightlatch_repo::ceremony::sign_file(
             &out,
             Some(&keys.join("1.root.json")),
-            &keys_ceremony::keysource::KeySpec::File(keys.join(format!("keys/{k}.key"))),
+            &nightlatch_repo::keysource::KeySpec::File(keys.join(format!("keys/{k}.key"))),
             &log,
+            &clock,
         );
     }
     std::fs::read(&out).unwrap()

@@ -335,7 +335,7 @@ async fn registration_is_validated_and_bulk_import_is_all_or_none() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     // PEM keys are accepted too.
     let pem =
-        signing_tools::keys::public_key_pem(&Lock::new("y", "m").key.verifying_key()).unwrap();
+        nightlatch_repo::keys::public_key_pem(&Lock::new("y", "m").key.verifying_key()).unwrap();
     let (s, v) = app
         .json(
             Method::POST,

@@ -623,10 +623,10 @@ async fn releases_list_images_patches_and_publication(backend: Backend) {
     app.clock.set_ms(T0 + HOUR);
     app.publish(&[e1.clone(), e15, other]).await;
     let e2 = app.envelope(MODEL, "2.0.0", 2, &v2);
-    let made = signing_tools::delta::make_patch(
+    let made = nightlatch_repo::delta::make_patch(
         &std::fs::read(&e1).unwrap(),
         &std::fs::read(&e2).unwrap(),
-        &signing_tools::delta::NoProgress,
+        &nightlatch_repo::delta::NoProgress,
     )
     .unwrap();
     let patch = app.dir.path().join("p.nldp");

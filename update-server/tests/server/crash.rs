@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nightlatch_repo::repo::remote::{Http, publish_remote};
 use serde_json::{Value, json};
-use signing_tools::repo::remote::{Http, publish_remote};
 
 use crate::support::{Lock, free_port, ids};
 
@@ -85,12 +85,12 @@ async fn kill_9_mid_rollout_loses_no_acknowledged_report() {
     let work = tempfile::tempdir().unwrap();
     let mut envelopes = Vec::new();
     for (v, c) in [("1.0.0", 1), ("2.0.0", 2)] {
-        let release = signing_tools::cmd::sign::Release {
-            model: signing_tools::params::parse_model("nl-lock-v2").unwrap(),
-            version: signing_tools::params::parse_version(v).unwrap(),
+        let release = nightlatch_repo::envelope::Release {
+            model: nightlatch_repo::params::parse_model("nl-lock-v2").unwrap(),
+            version: nightlatch_repo::params::parse_version(v).unwrap(),
             security_counter: c,
         };
-        let bytes = signing_tools::cmd::sign::sign_payload(
+        let bytes = nightlatch_repo::envelope::sign_payload(
             &release,
             v.as_bytes(),
             &[ed25519_dalek::SigningKey::from_bytes(&[1; 32])],
@@ -104,17 +104,20 @@ async fn kill_9_mid_rollout_loses_no_acknowledged_report() {
     let trusted_root = dir.path().join("keys/image/1.root.json");
     let (b, t) = (base.clone(), token.clone());
     tokio::task::spawn_blocking(move || {
-        let keys = keys_ceremony::keysource::open_all(&[keys_ceremony::keysource::KeySpec::File(
-            targets_key,
-        )])
-        .unwrap();
+        let keys =
+            nightlatch_repo::keysource::open_all(&[nightlatch_repo::keysource::KeySpec::File(
+                targets_key,
+            )])
+            .unwrap();
         publish_remote(
             &Http::new(&b, &t),
             &b,
             &keys,
             &envelopes,
-            &signing_tools::repo::Expiries::default(),
+            &nightlatch_repo::repo::Expiries::default(),
             Some(&trusted_root),
+            // The server runs on the system clock.
+            &nightlatch_repo::SystemClock,
         )
         .unwrap()
     })

@@ -37,6 +37,11 @@ async fn listen(app: &TestApp) -> String {
 
 async fn python_tuf_reads_the_served_repository(backend: Backend) {
     let app = TestApp::with(backend).await;
+    // The CLI signs on the system clock and the server checks uploads on
+    // its own (manual) clock: agree on the date, as a real deployment does.
+    app.clock.set_ms(update_server::clock::Clock::now_ms(
+        &update_server::clock::SystemClock,
+    ));
     let url = listen(&app).await;
     let env = app.envelope("nl-lock-v2", "1.4.2", 7, &vec![0x5a; 30_000]);
     // Publish with the real CLI over HTTP.

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use ed25519_dalek::SigningKey;
-use keys_ceremony::keysource::FileKey;
-use keys_ceremony::metadata::{Expiry, Signed, TargetFile, Targets};
+use nightlatch_repo::Clock as _;
+use nightlatch_repo::keysource::FileKey;
+use nightlatch_repo::metadata::{Expiry, Signed, TargetFile, Targets};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -138,8 +139,11 @@ async fn uploads_are_checked_against_root_and_delegations(backend: Backend) {
     let env = app.envelope("nl-lock-v2", "1.0.0", 1, b"firmware one");
     // Signed by a key the root does not trust: refused, nothing stored.
     let stranger = FileKey::from_key(Path::new("stranger"), SigningKey::from_bytes(&[5; 32]));
-    let mut forged =
-        Signed::new(Targets::new(2, Expiry::in_(Duration::from_secs(86_400)))).unwrap();
+    let mut forged = Signed::new(Targets::new(
+        2,
+        app.repo_clock().expires_in(Duration::from_secs(86_400)),
+    ))
+    .unwrap();
     forged.sign_with(&stranger, Path::new("forged")).unwrap();
     let (s, text) = app
         .put(
@@ -152,7 +156,7 @@ async fn uploads_are_checked_against_root_and_delegations(backend: Backend) {
     assert!(text.contains("required"), "{text}");
     assert_eq!(app.state.repo.catalog().versions["targets"], 1);
     // Expired metadata, even properly signed: refused.
-    let targets_key = keys_ceremony::keysource::FileKey::load(&app.targets_key()).unwrap();
+    let targets_key = nightlatch_repo::keysource::FileKey::load(&app.targets_key()).unwrap();
     let mut expired = Signed::new(Targets::new(2, Expiry::from_unix(1_000))).unwrap();
     expired
         .sign_with(&targets_key, Path::new("expired"))
@@ -276,24 +280,25 @@ async fn delegations_bind_models_to_their_keys(backend: Backend) {
     let model_key_path = app.dir.path().join("v2.key");
     std::fs::write(
         &model_key_path,
-        signing_tools::keys::private_key_pem(&model_key)
+        nightlatch_repo::keys::private_key_pem(&model_key)
             .unwrap()
             .as_bytes(),
     )
     .unwrap();
     let work = tempfile::tempdir().unwrap();
     app.mirror(work.path()).await;
-    let keys = keys_ceremony::keysource::open_all(&[keys_ceremony::keysource::KeySpec::File(
+    let keys = nightlatch_repo::keysource::open_all(&[nightlatch_repo::keysource::KeySpec::File(
         app.targets_key(),
     )])
     .unwrap();
-    let written = signing_tools::repo::delegate::delegate(
+    let written = nightlatch_repo::repo::delegate::delegate(
         work.path(),
         &keys,
         "nl-lock-v2",
         &[model_key.verifying_key()],
         1,
-        &signing_tools::repo::Expiries::default(),
+        &nightlatch_repo::repo::Expiries::default(),
+        &app.repo_clock(),
     )
     .unwrap();
     let bytes = std::fs::read(&written).unwrap();
@@ -327,7 +332,7 @@ async fn delegations_bind_models_to_their_keys(backend: Backend) {
     );
     // The model's key cannot sign for another model's path.
     let model = FileKey::from_key(Path::new("v2"), model_key);
-    let mut t = Targets::new(2, Expiry::in_(Duration::from_secs(86_400)));
+    let mut t = Targets::new(2, app.repo_clock().expires_in(Duration::from_secs(86_400)));
     t.targets.insert(
         "nl-lock-v3/9.9.9.nlfw".into(),
         TargetFile {
@@ -373,10 +378,10 @@ async fn patches_are_published_beside_their_envelopes() {
     v2[1000..1100].fill(7);
     let e1 = app.envelope("nl-lock-v2", "1.0.0", 1, &v1);
     let e2 = app.envelope("nl-lock-v2", "2.0.0", 2, &v2);
-    let made = signing_tools::delta::make_patch(
+    let made = nightlatch_repo::delta::make_patch(
         &std::fs::read(&e1).unwrap(),
         &std::fs::read(&e2).unwrap(),
-        &signing_tools::delta::NoProgress,
+        &nightlatch_repo::delta::NoProgress,
     )
     .unwrap();
     let patch = app.dir.path().join("1-to-2.nldp");

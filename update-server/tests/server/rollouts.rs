@@ -26,10 +26,10 @@ async fn app_with_releases() -> TestApp {
     let e1 = app.envelope(MODEL, "1.0.0", 1, &v1);
     let e15 = app.envelope(MODEL, "1.5.0", 1, &v15);
     let e2 = app.envelope(MODEL, "2.0.0", 2, &v2);
-    let made = signing_tools::delta::make_patch(
+    let made = nightlatch_repo::delta::make_patch(
         &std::fs::read(&e1).unwrap(),
         &std::fs::read(&e2).unwrap(),
-        &signing_tools::delta::NoProgress,
+        &nightlatch_repo::delta::NoProgress,
     )
     .unwrap();
     let patch = app.dir.path().join("p.nldp");

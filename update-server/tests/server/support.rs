@@ -18,12 +18,13 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::BodyExt;
-use keys_ceremony::keysource::{KeySpec, open_all};
-use keys_ceremony::metadata::{Root, Signed, Targets};
+use nightlatch_repo::FixedClock;
+use nightlatch_repo::keysource::{KeySpec, open_all};
+use nightlatch_repo::metadata::{Root, Signed, Targets};
+use nightlatch_repo::repo::Expiries;
+use nightlatch_repo::repo::remote::{RemoteReport, Transport, publish_remote};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use signing_tools::repo::Expiries;
-use signing_tools::repo::remote::{RemoteReport, Transport, publish_remote};
 use tower::ServiceExt;
 use update_server::AppState;
 use update_server::checkin::Submission;
@@ -169,6 +170,13 @@ impl TestApp {
         }
     }
 
+    /// Now on the server's (manual) clock, for what the test signs as a
+    /// release engineer or keyholder would: their machine agrees with the
+    /// server on the date.
+    pub fn repo_clock(&self) -> FixedClock {
+        FixedClock::at_unix(u64::try_from(self.clock.now_secs()).expect("after 1970"))
+    }
+
     /// A second replica on the same database and blob store (PostgreSQL + S3).
     pub async fn replica(&self) -> AppState {
         let mut config = self.state.config.clone();
@@ -277,6 +285,7 @@ impl TestApp {
         let files = files.to_vec();
         let key = key.to_owned();
         let root = root.to_owned();
+        let clock = self.repo_clock();
         tokio::task::spawn_blocking(move || {
             let keys = open_all(&[KeySpec::File(key)]).map_err(|e| e.to_string())?;
             publish_remote(
@@ -286,6 +295,7 @@ impl TestApp {
                 &files,
                 &Expiries::default(),
                 Some(&root),
+                &clock,
             )
             .map_err(|e| format!("{e}: {e:?}"))
         })
@@ -303,7 +313,7 @@ impl TestApp {
         };
         let dir = dir.to_owned();
         tokio::task::spawn_blocking(move || {
-            signing_tools::repo::remote::mirror(&t, "in-process", &dir).expect("mirror")
+            nightlatch_repo::repo::remote::mirror(&t, "in-process", &dir).expect("mirror")
         })
         .await
         .expect("join");
@@ -317,14 +327,14 @@ impl TestApp {
 
     /// Write a firmware envelope for `model` `version` and return its path.
     pub fn envelope(&self, model: &str, version: &str, counter: u32, payload: &[u8]) -> PathBuf {
-        let release = signing_tools::cmd::sign::Release {
-            model: signing_tools::params::parse_model(model).expect("model"),
-            version: signing_tools::params::parse_version(version).expect("version"),
+        let release = nightlatch_repo::envelope::Release {
+            model: nightlatch_repo::params::parse_model(model).expect("model"),
+            version: nightlatch_repo::params::parse_version(version).expect("version"),
             security_counter: counter,
         };
         let key = SigningKey::from_bytes(&[42; 32]);
         let bytes =
-            signing_tools::cmd::sign::sign_payload(&release, payload, &[key]).expect("sign");
+            nightlatch_repo::envelope::sign_payload(&release, payload, &[key]).expect("sign");
         let path = self.dir.path().join(format!("{model}-{version}.nlfw"));
         std::fs::write(&path, bytes).expect("write envelope");
         path

@@ -219,14 +219,14 @@ async fn act(app: &TestApp, id: &str, action: &str) {
 /// Rotate the image root: a new key for `targets` (the threshold stays 1,
 /// so the current targets key still signs), signed by the root key(s).
 async fn rotate_image_root(app: &TestApp) {
-    use keys_ceremony::keysource::{KeySpec, open_all};
-    use keys_ceremony::metadata::{Expiry, PublicKey, Root, Signed};
+    use nightlatch_repo::keysource::{KeySpec, open_all};
+    use nightlatch_repo::metadata::{Expiry, PublicKey, Root, Signed};
     let path = app.image_root();
     let root: Signed<Root> = Signed::parse(&std::fs::read(&path).unwrap(), &path).unwrap();
     let extra = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
-    let next = keys_ceremony::rotation::rotate(
+    let next = nightlatch_repo::rotation::rotate(
         &root.signed,
-        &[keys_ceremony::rotation::Change::Add {
+        &[nightlatch_repo::rotation::Change::Add {
             role: "targets".into(),
             key: PublicKey::ed25519(&extra.verifying_key()),
         }],

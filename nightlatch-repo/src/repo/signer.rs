@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use keys_ceremony::keysource::KeySource;
-use keys_ceremony::metadata::{KeyId, Metadata, PublicKey, RoleKeys, Signed};
-
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::keysource::KeySource;
+use crate::metadata::{KeyId, Metadata, PublicKey, RoleKeys, Signed};
 
 /// TUF key id of a key source.
 pub fn key_id(key: &dyn KeySource) -> KeyId {
@@ -44,12 +43,11 @@ pub fn refuse_strangers(
         let id = key_id(key.as_ref());
         if !roles.iter().any(|(_, r)| r.keyids.contains(&id)) {
             let names: Vec<&str> = roles.iter().map(|(n, _)| *n).collect();
-            return Err(keys_ceremony::Error::KeyNotInRole {
+            return Err(Error::KeyNotInRole {
                 path: path.to_owned(),
                 role: names.join(" or "),
                 key_id: id.to_string(),
-            }
-            .into());
+            });
         }
     }
     Ok(())

@@ -18,14 +18,15 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use crate::cmd::{LogArgs, write_root};
+use crate::ceremony::write_root;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fsio::{self, Access, write_atomic};
 use crate::keysource::FileKey;
 use crate::keysource::file::{write_private, write_public};
 use crate::metadata::expiry::ROOT_LIFETIME;
-use crate::metadata::{Expiry, PublicKey, Root, Signed};
-use crate::transcript::Draft;
+use crate::metadata::{PublicKey, Root, Signed};
+use crate::transcript::{Draft, Log};
 
 const WARNING: &str = "UNSAFE FOR PRODUCTION: these keys were made by `nightlatch-keys init --dev`.\n\
 Every private key here is unencrypted and all of them sit on one machine.\n\
@@ -61,10 +62,15 @@ fn new_key(dir: &Path, name: &str) -> Result<(SigningKey, PathBuf)> {
 }
 
 /// One repository: keys, a root signed by every root key.
-fn make_repo(dir: &Path, root_keys: usize, root_threshold: u32) -> Result<Signed<Root>> {
+fn make_repo(
+    dir: &Path,
+    root_keys: usize,
+    root_threshold: u32,
+    clock: &dyn Clock,
+) -> Result<Signed<Root>> {
     let keys_dir = dir.join("keys");
     fsio::create_dir(&keys_dir)?;
-    let mut root = Root::new(1, Expiry::in_(ROOT_LIFETIME));
+    let mut root = Root::new(1, clock.expires_in(ROOT_LIFETIME));
     let mut signers = Vec::new();
     let mut publics = Vec::new();
     for i in 1..=root_keys {
@@ -90,8 +96,9 @@ fn make_repo(dir: &Path, root_keys: usize, root_threshold: u32) -> Result<Signed
     Ok(signed)
 }
 
-/// Make everything under `dir` (which must be empty or absent unless `force`).
-pub fn make(dir: &Path, force: bool, log: &LogArgs) -> Result<DevReport> {
+/// Make everything under `dir` (which must be empty or absent unless
+/// `force`); the roots expire a year after `clock`'s now.
+pub fn make(dir: &Path, force: bool, log: &Log, clock: &dyn Clock) -> Result<DevReport> {
     if !force
         && std::fs::read_dir(dir)
             .map(|mut d| d.next().is_some())
@@ -113,14 +120,14 @@ pub fn make(dir: &Path, force: bool, log: &LogArgs) -> Result<DevReport> {
         .transcript
         .clone()
         .unwrap_or_else(|| dir.join(crate::transcript::DEFAULT_NAME));
-    let log = LogArgs {
+    let log = Log {
         transcript: Some(transcript),
         who: log.who.clone(),
     };
     let mut paths = Vec::new();
     for (repo, root_keys, threshold) in [("image", 3, 2), ("director", 1, 1)] {
         let repo_dir = dir.join(repo);
-        let root = make_repo(&repo_dir, root_keys, threshold)?;
+        let root = make_repo(&repo_dir, root_keys, threshold, clock)?;
         let path = repo_dir.join("1.root.json");
         let sha = write_root(&path, &root, true)?;
         log.record(
@@ -133,6 +140,7 @@ pub fn make(dir: &Path, force: bool, log: &LogArgs) -> Result<DevReport> {
                 sha256_after: Some(sha),
                 ..Draft::default()
             },
+            clock,
         )?;
         paths.push(path.display().to_string());
     }

@@ -3,12 +3,11 @@
 
 use std::path::Path;
 
-use keys_ceremony::chain::check_link;
-use keys_ceremony::fsio::{Access, create_dir, write_atomic};
-use keys_ceremony::metadata::root::TOP_LEVEL_ROLES;
-use keys_ceremony::metadata::{Root, Signed};
-
+use crate::chain::check_link;
 use crate::error::{Error, Result};
+use crate::fsio::{Access, create_dir, write_atomic};
+use crate::metadata::root::TOP_LEVEL_ROLES;
+use crate::metadata::{Root, Signed};
 use crate::repo::{Repo, metadata_dir, role_file, scan};
 
 /// Start a repository at `dir` with `root`, which must meet its own threshold.

@@ -1,6 +1,6 @@
 //! Writing a TUF image repository (specification 1.0, consistent snapshots),
-//! as library code: `nightlatch-sign publish` and `repo …` call it, and the
-//! update server can too.
+//! as library code: `nightlatch-sign publish` and `repo …` call it, and so
+//! does the update server.
 //!
 //! ```text
 //! DIR/metadata/1.root.json, 2.root.json, …   every root, for clients to walk
@@ -19,11 +19,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use keys_ceremony::metadata::{
-    DelegatedRole, Metadata, Root, Signed, Snapshot, Targets, Timestamp,
-};
-
 use crate::error::{Error, Result};
+use crate::metadata::{DelegatedRole, Metadata, Root, Signed, Snapshot, Targets, Timestamp};
 
 pub mod delegate;
 pub mod expiries;
@@ -171,7 +168,7 @@ impl Repo {
                 format!("the root chain is incomplete: {} is missing", p.display()),
             ));
         }
-        keys_ceremony::chain::verify_chain(&paths)
+        crate::chain::verify_chain(&paths)
             .map_err(|e| unverified(dir, format!("the root chain does not verify: {e}")))?;
         let root = &repo.root.signed;
         if let Some(top) = &repo.targets {

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use bootloader::delta::{HEADER_LEN, PatchHeader};
 use bootloader::envelope::{PREFIX_LEN, Prefix};
-use keys_ceremony::metadata::TargetFile;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::metadata::TargetFile;
 use crate::repo::target::{Custom, EnvelopeRef, Kind, TargetEntry};
 
 /// A patch file read from disk, not yet tied to its envelopes.

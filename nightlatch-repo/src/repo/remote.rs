@@ -31,11 +31,12 @@
 
 use std::path::{Path, PathBuf};
 
-use keys_ceremony::keysource::KeySource;
-use keys_ceremony::metadata::{Signed, Snapshot, Timestamp};
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::keysource::KeySource;
+use crate::metadata::{Signed, Snapshot, Timestamp};
 use crate::repo::publish::publish;
 use crate::repo::{Expiries, metadata_dir, target_file};
 
@@ -90,7 +91,7 @@ impl Transport for Http {
             .call()
             .map_err(|e| format!("GET {url}: {e}"))?;
         match resp.status().as_u16() {
-            200 => read_body(&mut resp, keys_ceremony::metadata::MAX_METADATA_LEN).map(Some),
+            200 => read_body(&mut resp, crate::metadata::MAX_METADATA_LEN).map(Some),
             404 => Ok(None),
             s => Err(format!(
                 "GET {url}: HTTP {s}: {}",
@@ -161,8 +162,7 @@ pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
     })?;
     let root = fetch(t, server, "root.json", dir)?
         .ok_or_else(|| remote_err(server, "the server has no /repo/metadata/root.json".into()))?;
-    let root: Signed<keys_ceremony::metadata::Root> =
-        Signed::parse(&root, Path::new("root.json")).map_err(Error::Tuf)?;
+    let root: Signed<crate::metadata::Root> = Signed::parse(&root, Path::new("root.json"))?;
     let _ = std::fs::rename(
         meta.join("root.json"),
         meta.join(format!("{}.root.json", root.signed.version)),
@@ -176,8 +176,7 @@ pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
     let Some(ts) = fetch(t, server, "timestamp.json", dir)? else {
         return Ok(()); // nothing published yet
     };
-    let ts: Signed<Timestamp> =
-        Signed::parse(&ts, Path::new("timestamp.json")).map_err(Error::Tuf)?;
+    let ts: Signed<Timestamp> = Signed::parse(&ts, Path::new("timestamp.json"))?;
     require_online(server, &root.signed, &ts, "timestamp.json", "timestamp")?;
     let Some(listed) = ts.signed.snapshot() else {
         return Ok(());
@@ -186,8 +185,7 @@ pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
     let snap_name = format!("{snap_version}.snapshot.json");
     let snap = fetch(t, server, &snap_name, dir)?
         .ok_or_else(|| remote_err(server, format!("{snap_name} is missing")))?;
-    let snap: Signed<Snapshot> =
-        Signed::parse(&snap, Path::new("snapshot.json")).map_err(Error::Tuf)?;
+    let snap: Signed<Snapshot> = Signed::parse(&snap, Path::new("snapshot.json"))?;
     require_online(server, &root.signed, &snap, &snap_name, "snapshot")?;
     if snap.signed.version != snap_version {
         return Err(hostile(
@@ -230,15 +228,15 @@ pub fn check_listed_role(name: &str) -> std::result::Result<&str, String> {
     if role.contains("..") {
         return Err(refused("a role name must not contain \"..\"".into()));
     }
-    keys_ceremony::metadata::targets::check_role_name(role).map_err(refused)?;
+    crate::metadata::targets::check_role_name(role).map_err(refused)?;
     Ok(role)
 }
 
 /// Refuse `m` unless the online role `role` of `root` (the newest root the
 /// server serves; its chain is verified before anything is signed) signed it.
-fn require_online<T: keys_ceremony::metadata::Metadata>(
+fn require_online<T: crate::metadata::Metadata>(
     server: &str,
-    root: &keys_ceremony::metadata::Root,
+    root: &crate::metadata::Root,
     m: &Signed<T>,
     what: &str,
     role: &str,
@@ -269,8 +267,7 @@ pub fn check_trusted_root(server: &str, dir: &Path, trusted: &Path) -> Result<()
         path: trusted.to_owned(),
         source: e,
     })?;
-    let root: Signed<keys_ceremony::metadata::Root> =
-        Signed::parse(&pinned, trusted).map_err(Error::Tuf)?;
+    let root: Signed<crate::metadata::Root> = Signed::parse(&pinned, trusted)?;
     let v = root.signed.version;
     let served_path = metadata_dir(dir).join(format!("{v}.root.json"));
     let served = std::fs::read(&served_path).map_err(|_| {
@@ -300,7 +297,8 @@ pub fn check_trusted_root(server: &str, dir: &Path, trusted: &Path) -> Result<()
     Ok(())
 }
 
-/// Publish `files` to the server behind `t`, signing with `keys`. With
+/// Publish `files` to the server behind `t`, signing with `keys` (the
+/// targets metadata expires `expiries.targets` after `clock`'s now). With
 /// `trusted_root`, the server's root chain must contain that root (see the
 /// module documentation).
 pub fn publish_remote(
@@ -310,6 +308,7 @@ pub fn publish_remote(
     files: &[PathBuf],
     expiries: &Expiries,
     trusted_root: Option<&Path>,
+    clock: &dyn Clock,
 ) -> Result<RemoteReport> {
     let tmp = tempfile::tempdir().map_err(|e| Error::Write {
         path: std::env::temp_dir(),
@@ -320,7 +319,7 @@ pub fn publish_remote(
     if let Some(trusted) = trusted_root {
         check_trusted_root(server, dir, trusted)?;
     }
-    let report = publish(dir, keys, files, expiries)?;
+    let report = publish(dir, keys, files, expiries, clock)?;
     let mut out = RemoteReport {
         added: report.added.clone(),
         unchanged: report.unchanged.clone(),

@@ -10,13 +10,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use keys_ceremony::fsio::{Access, write_atomic};
-use keys_ceremony::keysource::KeySource;
-use keys_ceremony::metadata::{Expiry, MetaFile, Signed, Snapshot, Timestamp};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::fsio::{Access, write_atomic};
+use crate::keysource::KeySource;
+use crate::metadata::{MetaFile, Signed, Snapshot, Timestamp};
 use crate::repo::signer::{refuse_strangers, sign_role};
 use crate::repo::{Expiries, Repo, metadata_dir, next_version, role_file};
 
@@ -92,15 +93,16 @@ fn snapshot_meta(repo: &Repo) -> Result<BTreeMap<String, MetaFile>> {
     Ok(meta)
 }
 
-/// Refresh the repository at `dir` with the online `keys`.
+/// Refresh the repository at `dir` with the online `keys`, at `clock`'s now.
 pub fn refresh(
     dir: &Path,
     keys: &[Box<dyn KeySource>],
     expiries: &Expiries,
+    clock: &dyn Clock,
 ) -> Result<RefreshReport> {
     let repo = Repo::load(dir)?;
     let root = &repo.root.signed;
-    if root.expires.is_past() {
+    if clock.has_passed(root.expires) {
         return Err(state(
             dir,
             format!("root version {} expired at {}", root.version, root.expires),
@@ -128,7 +130,7 @@ pub fn refresh(
     )?;
 
     let meta = snapshot_meta(&repo)?;
-    let ts_expires = Expiry::in_(expiries.timestamp);
+    let ts_expires = clock.expires_in(expiries.timestamp);
     let current_ok = repo.snapshot.as_ref().filter(|s| {
         s.signed.meta == meta
             && s.signed.expires > ts_expires
@@ -138,10 +140,7 @@ pub fn refresh(
         Some(s) => {
             // Hash the file exactly as stored.
             let path = role_file(dir, s.signed.version, "snapshot");
-            let bytes = keys_ceremony::fsio::read_limited(
-                &path,
-                keys_ceremony::metadata::MAX_METADATA_LEN,
-            )?;
+            let bytes = crate::fsio::read_limited(&path, crate::metadata::MAX_METADATA_LEN)?;
             (bytes, s.signed.version, false)
         }
         None => {
@@ -150,8 +149,11 @@ pub fn refresh(
                 None => 1,
             };
             let path = role_file(dir, version, "snapshot");
-            let mut snap =
-                Signed::new(Snapshot::new(version, Expiry::in_(expiries.snapshot), meta))?;
+            let mut snap = Signed::new(Snapshot::new(
+                version,
+                clock.expires_in(expiries.snapshot),
+                meta,
+            ))?;
             sign_role(&mut snap, keys, &root.keys, &snap_role, "snapshot", &path)?;
             let bytes = snap.to_bytes()?;
             write_atomic(&path, &bytes, Access::Public, false)?;

@@ -22,13 +22,13 @@
 use std::path::Path;
 
 use bootloader::envelope::{EnvelopeError, MAGIC, Prefix};
-use keys_ceremony::metadata::TargetFile;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cmd::inspect::MAX_ENVELOPE_LEN;
+use crate::envelope::MAX_ENVELOPE_LEN;
 use crate::error::{Error, Result};
 use crate::fsio::read_limited;
+use crate::metadata::TargetFile;
 
 /// What kind of file a target is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,10 +133,10 @@ fn envelope_entry(path: &Path, bytes: Vec<u8>) -> Result<TargetEntry> {
             reason,
         });
     }
-    let prefix = Prefix::parse(&bytes).map_err(|e| Error::malformed(path, e))?;
+    let prefix = Prefix::parse(&bytes).map_err(|e| Error::malformed_envelope(path, e))?;
     let h = prefix.header;
     if h.envelope_len() != bytes.len() as u64 {
-        return Err(Error::malformed(
+        return Err(Error::malformed_envelope(
             path,
             EnvelopeError::LengthMismatch {
                 expected: h.envelope_len(),
@@ -146,7 +146,10 @@ fn envelope_entry(path: &Path, bytes: Vec<u8>) -> Result<TargetEntry> {
     }
     let payload = &bytes[bootloader::envelope::PREFIX_LEN..];
     if Sha256::digest(payload).as_slice() != h.payload_sha256 {
-        return Err(Error::malformed(path, EnvelopeError::DigestMismatch));
+        return Err(Error::malformed_envelope(
+            path,
+            EnvelopeError::DigestMismatch,
+        ));
     }
     let custom = Custom {
         kind: Kind::Firmware,

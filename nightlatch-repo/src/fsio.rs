@@ -1,5 +1,7 @@
-//! File reading with a size limit, and atomic writes (temp file + rename) so a
-//! crash or a full disk never leaves a half-written key or envelope behind.
+//! File reading with a size limit, atomic writes (temp file + rename, so a
+//! crash or a full disk never leaves a half-written key, metadata file or
+//! envelope behind), and printing that reports a closed pipe instead of
+//! panicking. The one copy every Nightlatch host tool and the server use.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -14,12 +16,12 @@ use crate::error::{Error, Result};
 pub enum Access {
     /// Owner only (mode 0600 on unix): private keys.
     Secret,
-    /// Everyone may read (mode 0644 on unix): public keys, envelopes.
+    /// Everyone may read (mode 0644 on unix): metadata, public keys, envelopes.
     Public,
 }
 
-/// Read a whole file, refusing files longer than `limit` bytes (without reading
-/// them: `/dev/zero` or a disk image passed by mistake fails fast).
+/// Read a whole file, refusing files longer than `limit` bytes without
+/// reading them (`/dev/zero` or a disk image passed by mistake fails fast).
 pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let read_err = |source| Error::Read {
         path: path.to_owned(),
@@ -66,7 +68,7 @@ pub fn stage(path: &Path, bytes: &[u8], access: Access) -> Result<Staged> {
     };
     // NamedTempFile is created with mode 0600.
     let mut tmp = tempfile::Builder::new()
-        .prefix(".nightlatch-sign-")
+        .prefix(".nightlatch-")
         .tempfile_in(dir)
         .map_err(write_err)?;
     tmp.write_all(bytes).map_err(write_err)?;
@@ -101,9 +103,18 @@ impl Staged {
     }
 }
 
-/// Atomically write `bytes` to `path`, replacing it if `overwrite`.
+/// Atomically write `bytes` to `path` (temporary file in the same directory,
+/// synced, then renamed). Without `overwrite`, an existing file is never replaced.
 pub fn write_atomic(path: &Path, bytes: &[u8], access: Access, overwrite: bool) -> Result<()> {
     stage(path, bytes, access)?.commit(overwrite)
+}
+
+/// Create a directory and its parents.
+pub fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(unix)]
@@ -134,4 +145,38 @@ pub fn print(text: &str) -> Result<()> {
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|source| Error::Json { source })?;
     print(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_atomic_and_never_clobber_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_atomic(&path, b"one", Access::Public, false).unwrap();
+        assert!(matches!(
+            write_atomic(&path, b"two", Access::Public, false),
+            Err(Error::Exists { .. })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        write_atomic(&path, b"two", Access::Secret, true).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        // A staged file that is dropped leaves nothing behind.
+        drop(stage(&dir.path().join("g"), b"x", Access::Public).unwrap());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1);
+        assert!(matches!(
+            read_limited(&path, 2),
+            Err(Error::TooLarge { limit: 2, .. })
+        ));
+        assert_eq!(read_limited(&path, 3).unwrap(), b"two");
+    }
 }

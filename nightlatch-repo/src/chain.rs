@@ -204,7 +204,7 @@ mod tests {
     use ed25519_dalek::{Signer, SigningKey};
 
     fn root(version: u64, sk: &SigningKey) -> Signed<Root> {
-        let mut r = Root::new(version, Expiry::in_(std::time::Duration::from_secs(86_400)));
+        let mut r = Root::new(version, Expiry::from_unix(2_000_000_000));
         let pk = PublicKey::ed25519(&sk.verifying_key());
         for role in crate::metadata::root::TOP_LEVEL_ROLES {
             r.set_role(role, std::slice::from_ref(&pk), 1);

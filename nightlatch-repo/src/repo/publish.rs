@@ -7,12 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use keys_ceremony::fsio::{Access, create_dir, write_atomic};
-use keys_ceremony::keysource::KeySource;
-use keys_ceremony::metadata::{Expiry, KeyId, PublicKey, RoleKeys, Signed, Targets};
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::fsio::{Access, create_dir, write_atomic};
+use crate::keysource::KeySource;
+use crate::metadata::{Expiry, KeyId, PublicKey, RoleKeys, Signed, Targets};
 use crate::repo::patch::{self, KnownFirmware};
 use crate::repo::signer::{refuse_strangers, sign_role};
 use crate::repo::target::{Custom, PublishFile, TargetEntry, read_file};
@@ -40,12 +41,15 @@ struct Pending {
 }
 
 /// Publish `files` (envelopes) into the repository at `dir`, signing with
-/// `keys`. With no files, re-sign top-level targets (new version, fresh expiry).
+/// `keys`; the targets metadata written expires `expiries.targets` after
+/// `clock`'s now. With no files, re-sign top-level targets (new version,
+/// fresh expiry).
 pub fn publish(
     dir: &Path,
     keys: &[Box<dyn KeySource>],
     files: &[PathBuf],
     expiries: &Expiries,
+    clock: &dyn Clock,
 ) -> Result<PublishReport> {
     let repo = Repo::load_verified(dir)?;
     let mut entries = Vec::new();
@@ -62,7 +66,7 @@ pub fn publish(
             entries.push(patch::resolve(p, &known, dir)?);
         }
     }
-    let expires = Expiry::in_(expiries.targets);
+    let expires = clock.expires_in(expiries.targets);
     let top = repo
         .targets
         .as_ref()

@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
-use keys_ceremony::metadata::expiry::{
+use crate::error::{Error, Result};
+use crate::metadata::expiry::{
     SNAPSHOT_LIFETIME, TARGETS_LIFETIME, TIMESTAMP_LIFETIME, parse_lifetime,
 };
-
-use crate::error::{Error, Result};
 
 /// Lifetimes of the roles this crate signs. Root's (one year) is chosen at the ceremony.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +31,9 @@ impl Default for Expiries {
 /// Parse a `--…-expires` value such as `90d`, `1week`, `12h`.
 pub fn lifetime(text: &str, flag: &str) -> Result<Duration> {
     parse_lifetime(text).map_err(|reason| {
-        Error::Tuf(keys_ceremony::Error::usage(
+        Error::usage(
             format!("--{flag}: {reason}"),
             "use a duration such as 90d, 1week, 1d or 6h",
-        ))
+        )
     })
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::metadata::root::TOP_LEVEL_ROLES;
 use crate::metadata::{KeyId, Root, Signed, Tally};
@@ -80,8 +81,33 @@ pub fn check_previous(
     Ok(())
 }
 
-/// The signing state of `root`, with its `previous` root when it is a rotation.
-pub fn root_status(root: &Signed<Root>, previous: Option<&Signed<Root>>) -> Result<RootStatus> {
+/// A root with, for a rotated root, the previous root and its path.
+pub type RootWithPrevious = (Signed<Root>, Option<(PathBuf, Signed<Root>)>);
+
+/// Load a root and its previous root (given, or found beside it).
+pub fn load_with_previous(file: &Path, previous: Option<&Path>) -> Result<RootWithPrevious> {
+    let root = Signed::<Root>::load(file)?;
+    let prev_path = previous
+        .map(Path::to_owned)
+        .or_else(|| find_previous(file, &root.signed));
+    let prev = match prev_path {
+        Some(p) => {
+            let prev = Signed::<Root>::load(&p)?;
+            check_previous(&root, &prev, &p)?;
+            Some((p, prev))
+        }
+        None => None,
+    };
+    Ok((root, prev))
+}
+
+/// The signing state of `root`, with its `previous` root when it is a
+/// rotation; whether it has expired by `clock`.
+pub fn root_status(
+    root: &Signed<Root>,
+    previous: Option<&Signed<Root>>,
+    clock: &dyn Clock,
+) -> Result<RootStatus> {
     let r = &root.signed;
     let own_role = r
         .role("root")
@@ -127,7 +153,7 @@ pub fn root_status(root: &Signed<Root>, previous: Option<&Signed<Root>>) -> Resu
     Ok(RootStatus {
         version: r.version,
         expires: r.expires.to_string(),
-        expired: r.expires.is_past(),
+        expired: clock.has_passed(r.expires),
         roles,
         own,
         previous,

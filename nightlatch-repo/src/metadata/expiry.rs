@@ -2,12 +2,12 @@
 //! python-tuf refuses fractional seconds.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A point in time, whole seconds since the Unix epoch.
+/// A point in time, whole seconds since the Unix epoch (an expiry, or "now"
+/// as a [`Clock`](crate::clock::Clock) tells it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Expiry(u64);
 
@@ -25,43 +25,10 @@ pub const SNAPSHOT_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 /// Default lifetime of timestamp metadata: one day.
 pub const TIMESTAMP_LIFETIME: Duration = Duration::from_secs(86_400);
 
-/// Seconds added to the system clock by [`Expiry::now`] (0 outside simulations).
-static SIM_OFFSET: AtomicI64 = AtomicI64::new(0);
-
-/// Simulations only (`nightlatch-server --clock manual`, `nightlatch-sim`):
-/// make [`Expiry::now`] — every expiry this process signs or checks — follow
-/// a virtual clock now at `unix_secs`. Process-wide; never called by a
-/// server on the system clock.
-pub fn set_simulated_now(unix_secs: u64) {
-    let sys = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let offset = i64::try_from(unix_secs)
-        .unwrap_or(i64::MAX)
-        .saturating_sub(i64::try_from(sys).unwrap_or(i64::MAX));
-    SIM_OFFSET.store(offset, Ordering::Relaxed);
-}
-
 impl Expiry {
     /// Seconds since the Unix epoch.
     pub fn from_unix(secs: u64) -> Self {
         Self(secs.min(MAX_UNIX))
-    }
-
-    /// The current time, rounded down to a whole second (plus the
-    /// simulation offset, see [`set_simulated_now`]).
-    pub fn now() -> Self {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        Self(secs.saturating_add_signed(SIM_OFFSET.load(Ordering::Relaxed)))
-    }
-
-    /// `lifetime` (rounded down to whole seconds) after now.
-    pub fn in_(lifetime: Duration) -> Self {
-        Self::now().after(lifetime)
     }
 
     /// `lifetime` after this time (never past 9999-12-31T23:59:59Z).
@@ -72,11 +39,6 @@ impl Expiry {
     /// Seconds since the Unix epoch.
     pub fn unix(self) -> u64 {
         self.0
-    }
-
-    /// Whether this time has passed.
-    pub fn is_past(self) -> bool {
-        self <= Self::now()
     }
 
     /// Parse an RFC 3339 UTC timestamp in whole seconds
@@ -154,12 +116,14 @@ mod tests {
             "9999-12-31T23:59:59Z"
         );
         assert_eq!(
-            Expiry::now()
+            Expiry::from_unix(1_900_000_000)
                 .after(Duration::from_secs(u64::MAX))
                 .to_string(),
             "9999-12-31T23:59:59Z"
         );
-        let json = serde_json::to_string(&Expiry::in_(TIMESTAMP_LIFETIME)).unwrap();
+        let json =
+            serde_json::to_string(&Expiry::from_unix(1_900_000_000).after(TIMESTAMP_LIFETIME))
+                .unwrap();
         assert!(!json.contains('.'), "{json}");
     }
 

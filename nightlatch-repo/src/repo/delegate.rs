@@ -6,18 +6,19 @@
 use std::path::Path;
 
 use ed25519_dalek::VerifyingKey;
-use keys_ceremony::fsio::{Access, write_atomic};
-use keys_ceremony::keysource::KeySource;
-use keys_ceremony::metadata::targets::check_role_name;
-use keys_ceremony::metadata::{DelegatedRole, Expiry, PublicKey, Signed, Targets};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::fsio::{Access, write_atomic};
+use crate::keysource::KeySource;
+use crate::metadata::targets::check_role_name;
+use crate::metadata::{DelegatedRole, PublicKey, Signed, Targets};
 use crate::repo::signer::{refuse_strangers, sign_role};
 use crate::repo::{Expiries, Repo, role_file};
 
 /// Add (or replace) the delegation for `model` to `delegate_keys` with
-/// `threshold`, signing the new top-level targets with `keys`. Returns the
-/// metadata file written.
+/// `threshold`, signing the new top-level targets with `keys` (expiring
+/// `expiries.targets` after `clock`'s now). Returns the metadata file written.
 pub fn delegate(
     dir: &Path,
     keys: &[Box<dyn KeySource>],
@@ -25,6 +26,7 @@ pub fn delegate(
     delegate_keys: &[VerifyingKey],
     threshold: u32,
     expiries: &Expiries,
+    clock: &dyn Clock,
 ) -> Result<String> {
     let state = |reason: String, help: &str| Error::RepoState {
         path: dir.to_owned(),
@@ -43,7 +45,7 @@ pub fn delegate(
         ));
     }
     let repo = Repo::load_verified(dir)?;
-    let expires = Expiry::in_(expiries.targets);
+    let expires = clock.expires_in(expiries.targets);
     let mut next = repo
         .targets
         .as_ref()

@@ -4,7 +4,7 @@
 //!   - **passphrase-encrypted** (`-----BEGIN ENCRYPTED PRIVATE KEY-----`,
 //!     PBES2 with scrypt and AES-256-CBC): what `nightlatch-sign keygen` writes
 //!     by default, in the format and with the KDF limits of `nightlatch-keys`
-//!     (the code is `keys_ceremony::keysource::file`, so the two tools read
+//!     (the code is [`crate::keysource::file`], so the two tools read
 //!     each other's keys). OpenSSL 3 reads it
 //!     (`openssl pkey -passin env:NIGHTLATCH_KEY_PASSPHRASE`) only at
 //!     `--kdf-log-n 14`: it caps scrypt at 32 MiB, the default N = 2^17
@@ -32,14 +32,14 @@ use ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing;
 use ed25519_dalek::pkcs8::spki::{DecodePublicKey, EncodePublicKey};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use keys_ceremony::keysource::{FileKey, KeySource, KeySpec, file, passphrase};
 use rand_core::OsRng;
 
 use crate::error::{Error, Result};
 use crate::fsio::read_limited;
+use crate::keysource::{FileKey, KeySource, KeySpec, file, passphrase};
 
-pub use keys_ceremony::keysource::file::{DEFAULT_KDF_LOG_N, MIN_KDF_LOG_N};
-pub use keys_ceremony::keysource::passphrase::{MIN_PASSPHRASE_LEN, PASSPHRASE_ENV};
+pub use crate::keysource::file::{DEFAULT_KDF_LOG_N, MIN_KDF_LOG_N};
+pub use crate::keysource::passphrase::{MIN_PASSPHRASE_LEN, PASSPHRASE_ENV};
 
 /// Most expensive scrypt cost `keygen` writes: N = 2^18 at r = 8 is 256 MiB,
 /// the most that `nightlatch-keys`' reader (and so ours) accepts.
@@ -126,14 +126,11 @@ pub fn parse_private_key(pem: &str) -> Result<SigningKey, String> {
 /// scrypt memory is refused before any work.
 pub fn decrypt_private_key(pem: &str, passphrase: &[u8], path: &Path) -> Result<SigningKey> {
     file::decrypt_pem(pem, passphrase, path).map_err(|e| match e {
-        keys_ceremony::Error::WrongPassphrase { .. } => Error::WrongPassphrase {
-            path: path.to_owned(),
-        },
-        keys_ceremony::Error::KeyFile { reason, .. } => Error::PrivateKey {
+        Error::KeyFile { reason, .. } => Error::PrivateKey {
             path: path.to_owned(),
             reason,
         },
-        other => other.into(),
+        other => other,
     })
 }
 
@@ -170,15 +167,16 @@ fn env_passphrase(what: &str) -> Result<Option<Zeroizing<String>>> {
     }
 }
 
-/// A passphrase prompt failed (no terminal after all, or a mismatch).
-fn prompt_failed(e: keys_ceremony::Error, help: &str) -> Error {
+/// A passphrase prompt failed (no terminal after all, or a mismatch): say
+/// what to do here rather than at the ceremony.
+fn prompt_failed(e: Error, help: &str) -> Error {
     match e {
-        keys_ceremony::Error::NoPassphrase { what, reason } => Error::NoPassphrase {
+        Error::NoPassphrase { what, reason, .. } => Error::NoPassphrase {
             what,
             reason,
             help: help.to_owned(),
         },
-        other => other.into(),
+        other => other,
     }
 }
 
@@ -292,7 +290,7 @@ fn is_encrypted_file(path: &Path) -> bool {
 }
 
 /// Open the signing keys named by key specs (files or `pkcs11:` URIs), as
-/// `keys_ceremony::keysource::open_all` does, refusing the same key twice;
+/// [`crate::keysource::open_all`] does, refusing the same key twice;
 /// but the passphrase of an encrypted file comes from [`passphrase_for`], so
 /// a command without a terminal fails instead of waiting.
 pub fn open_key_sources(specs: &[KeySpec]) -> Result<Vec<Box<dyn KeySource>>> {
@@ -306,11 +304,10 @@ pub fn open_key_sources(specs: &[KeySpec]) -> Result<Vec<Box<dyn KeySource>>> {
             _ => spec.open()?,
         };
         if keys.iter().any(|k| k.public_key() == key.public_key()) {
-            return Err(keys_ceremony::Error::usage(
+            return Err(Error::usage(
                 format!("the key {} is given twice", key.describe()),
                 "pass each key once",
-            )
-            .into());
+            ));
         }
         keys.push(key);
     }

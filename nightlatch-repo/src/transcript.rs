@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fsio::read_limited;
-use crate::metadata::Expiry;
 
 /// Largest transcript read.
 const MAX_TRANSCRIPT: u64 = 16 * 1024 * 1024;
@@ -80,6 +80,25 @@ pub struct Draft {
     pub note: String,
 }
 
+/// Where transcript lines go and who is operating (the CLIs' `--transcript`
+/// and `--who`, or the server's bootstrap).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Log {
+    /// Transcript file (default: `transcript.jsonl` beside the file concerned).
+    pub transcript: Option<PathBuf>,
+    /// Name recorded (default: `$USER`).
+    pub who: Option<String>,
+}
+
+impl Log {
+    /// Append a transcript line about `file`, stamped with `clock`'s time.
+    pub fn record(&self, file: &Path, mut draft: Draft, clock: &dyn Clock) -> Result<()> {
+        draft.who = who(self.who.as_deref());
+        let path = path_for(self.transcript.as_deref(), file);
+        append(&path, draft, clock).map(|_| ())
+    }
+}
+
 /// SHA-256 hex of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -134,8 +153,9 @@ pub fn read(path: &Path) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// Append one entry after checking the existing chain.
-pub fn append(path: &Path, draft: Draft) -> Result<Entry> {
+/// Append one entry, stamped with `clock`'s time, after checking the
+/// existing chain.
+pub fn append(path: &Path, draft: Draft, clock: &dyn Clock) -> Result<Entry> {
     let existing = read(path)?;
     let prev = match existing.last() {
         Some(_) => {
@@ -147,7 +167,7 @@ pub fn append(path: &Path, draft: Draft) -> Result<Entry> {
     };
     let entry = Entry {
         seq: existing.len() as u64 + 1,
-        time: Expiry::now().to_string(),
+        time: clock.now().to_string(),
         who: draft.who,
         operation: draft.operation,
         subject: draft.subject,
@@ -187,9 +207,11 @@ pub fn path_for(given: Option<&Path>, file: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::FixedClock;
 
     #[test]
     fn appends_chain_and_tampering_is_caught() {
+        let clock = FixedClock::at_unix(1_900_000_000);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.jsonl");
         for op in ["init", "sign", "sign"] {
@@ -200,12 +222,14 @@ mod tests {
                     who: "alice".into(),
                     ..Draft::default()
                 },
+                &clock,
             )
             .unwrap();
         }
         let entries = read(&path).unwrap();
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[2].seq, 3);
+        assert_eq!(entries[2].time, "2030-03-17T17:46:40Z");
 
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replacen("alice", "mallory", 1)).unwrap();
@@ -214,7 +238,7 @@ mod tests {
             Err(Error::Transcript { line: 2, .. })
         ));
         assert!(
-            append(&path, Draft::default()).is_err(),
+            append(&path, Draft::default(), &clock).is_err(),
             "no append onto a broken chain"
         );
 

@@ -14,6 +14,17 @@ pub const PIN_ENV: &str = "NIGHTLATCH_PKCS11_PIN";
 /// Shortest passphrase accepted for a new key file.
 pub const MIN_PASSPHRASE_LEN: usize = 8;
 
+/// What to do when no passphrase or PIN could be had at the ceremony.
+const HELP: &str = "run the command in a terminal to be prompted, or set NIGHTLATCH_KEY_PASSPHRASE (or NIGHTLATCH_PKCS11_PIN for a token)";
+
+fn none(what: &str, reason: String) -> Error {
+    Error::NoPassphrase {
+        what: what.to_owned(),
+        reason,
+        help: HELP.to_owned(),
+    }
+}
+
 /// The passphrase to open `what`: `$NIGHTLATCH_KEY_PASSPHRASE`, or a prompt.
 pub fn passphrase(what: &str) -> Result<Zeroizing<String>> {
     from_env_or_prompt(PASSPHRASE_ENV, &format!("passphrase for {what}: "), what)
@@ -32,19 +43,16 @@ pub fn new_passphrase(what: &str) -> Result<Zeroizing<String>> {
             let first = prompt(&format!("new passphrase for {what}: "), what)?;
             let again = prompt("the same passphrase again: ", what)?;
             if *first != *again {
-                return Err(Error::NoPassphrase {
-                    what: what.to_owned(),
-                    reason: "the two passphrases differ".into(),
-                });
+                return Err(none(what, "the two passphrases differ".into()));
             }
             first
         }
     };
     if first.chars().count() < MIN_PASSPHRASE_LEN {
-        return Err(Error::NoPassphrase {
-            what: what.to_owned(),
-            reason: format!("a passphrase must have at least {MIN_PASSPHRASE_LEN} characters"),
-        });
+        return Err(none(
+            what,
+            format!("a passphrase must have at least {MIN_PASSPHRASE_LEN} characters"),
+        ));
     }
     Ok(first)
 }
@@ -59,8 +67,5 @@ fn from_env_or_prompt(var: &str, question: &str, what: &str) -> Result<Zeroizing
 fn prompt(question: &str, what: &str) -> Result<Zeroizing<String>> {
     rpassword::prompt_password(question)
         .map(Zeroizing::new)
-        .map_err(|e| Error::NoPassphrase {
-            what: what.to_owned(),
-            reason: format!("cannot read from the terminal ({e})"),
-        })
+        .map_err(|e| none(what, format!("cannot read from the terminal ({e})")))
 }
