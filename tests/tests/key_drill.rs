@@ -1,7 +1,8 @@
 //! Key compromise drill on a virtual fleet: the director's online keys
 //! (timestamp and targets) and the image repository's timestamp key are
 //! declared stolen. A new director root and a new image root rotate them
-//! out (signed by the offline root keys, `nightlatch-keys rotate` + `sign`),
+//! out (signed by the offline root keys, with what `nightlatch-keys rotate` +
+//! `sign` run: `nightlatch_repo::ceremony`),
 //! the server restarts with the new keys, the fleet follows both root
 //! chains and keeps updating, and answers signed with the old keys are
 //! refused.
