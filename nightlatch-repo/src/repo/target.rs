@@ -30,26 +30,10 @@ use crate::error::{Error, Result};
 use crate::fsio::read_limited;
 use crate::metadata::TargetFile;
 
-/// What kind of file a target is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// A complete signed envelope.
-    Firmware,
-    /// A delta patch between two envelopes.
-    Patch,
-}
-
-/// One envelope's identity, as a patch's `base` or `target` names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnvelopeRef {
-    /// Firmware version.
-    pub version: String,
-    /// SHA-256 of the whole envelope, hex.
-    pub sha256: String,
-    /// Envelope length.
-    pub length: u64,
-}
+/// What kind of file a target is, and one envelope's identity as a
+/// patch's `base` or `target` names it: the protocol crate's types, so the
+/// tools write exactly what the lock reads.
+pub use nightlatch_proto::custom::{EnvelopeRef, TargetKind as Kind};
 
 /// The `custom.nightlatch` object of a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
