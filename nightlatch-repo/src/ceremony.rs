@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fsio::{self, Access, write_atomic};
 use crate::keysource::KeySpec;
-use crate::metadata::{PublicKey, RoleKeys, Root, Signed};
+use crate::metadata::{KeyIdOf, RoleKeys, Root, Signed};
 use crate::rotation::{Change, rotate};
 use crate::status::load_with_previous;
 use crate::transcript::{Draft, Log, sha256_hex};
@@ -40,7 +40,7 @@ pub fn sign_file(
     let before = fsio::read_limited(file, crate::metadata::MAX_METADATA_LEN)?;
     let (mut root, prev) = load_with_previous(file, previous)?;
     let key = spec.open()?;
-    let key_id = PublicKey::ed25519(key.public_key()).key_id();
+    let key_id = key.public().key_id();
     let allowed = root.signed.root_keyids().contains(&key_id)
         || prev
             .as_ref()

@@ -69,9 +69,7 @@ fn check_signatures(
                 reason: "the key is not a root key of this root or the one before it",
             });
         };
-        let ok = key
-            .verifying_key()
-            .is_ok_and(|k| verify_hex(&k, &message, &s.sig));
+        let ok = verify_hex(key, &message, &s.sig);
         if !ok {
             return Err(Error::BadSignature {
                 path: path.to_owned(),
@@ -200,12 +198,12 @@ pub fn verify_chain(paths: &[PathBuf]) -> Result<Vec<Link>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{PublicKey, Signature};
+    use crate::metadata::{KeyIdOf, PublicKey, Signature};
     use ed25519_dalek::{Signer, SigningKey};
 
     fn root(version: u64, sk: &SigningKey) -> Signed<Root> {
         let mut r = Root::new(version, Expiry::from_unix(2_000_000_000));
-        let pk = PublicKey::ed25519(&sk.verifying_key());
+        let pk = PublicKey::Ed25519(sk.verifying_key());
         for role in crate::metadata::root::TOP_LEVEL_ROLES {
             r.set_role(role, std::slice::from_ref(&pk), 1);
         }

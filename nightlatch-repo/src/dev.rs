@@ -13,7 +13,7 @@
 //! DIR/director/keys/{root,targets,snapshot,timestamp}.{key,pub}
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
@@ -23,9 +23,10 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fsio::{self, Access, write_atomic};
 use crate::keysource::FileKey;
+use crate::keysource::KeySource;
 use crate::keysource::file::{write_private, write_public};
 use crate::metadata::expiry::ROOT_LIFETIME;
-use crate::metadata::{PublicKey, Root, Signed};
+use crate::metadata::{Root, Signed};
 use crate::transcript::{Draft, Log};
 
 const WARNING: &str = "UNSAFE FOR PRODUCTION: these keys were made by `nightlatch-keys init --dev`.\n\
@@ -53,12 +54,12 @@ impl DevReport {
     }
 }
 
-fn new_key(dir: &Path, name: &str) -> Result<(SigningKey, PathBuf)> {
-    let key = SigningKey::generate(&mut rand_core::OsRng);
+fn new_key(dir: &Path, name: &str) -> Result<FileKey> {
     let path = dir.join(format!("{name}.key"));
-    write_private(&path, &key, None, true)?;
-    write_public(&dir.join(format!("{name}.pub")), &key.verifying_key(), true)?;
-    Ok((key, path))
+    let key = FileKey::from_key(&path, SigningKey::generate(&mut rand_core::OsRng))?;
+    write_private(&path, key.secret(), None, true)?;
+    write_public(&dir.join(format!("{name}.pub")), key.public(), true)?;
+    Ok(key)
 }
 
 /// One repository: keys, a root signed by every root key.
@@ -79,14 +80,14 @@ fn make_repo(
         } else {
             format!("root-{i}")
         };
-        let (key, path) = new_key(&keys_dir, &name)?;
-        publics.push(PublicKey::ed25519(&key.verifying_key()));
-        signers.push(FileKey::from_key(&path, key));
+        let key = new_key(&keys_dir, &name)?;
+        publics.push(key.public().clone());
+        signers.push(key);
     }
     root.set_role("root", &publics, root_threshold);
     for role in ["targets", "snapshot", "timestamp"] {
-        let (key, _) = new_key(&keys_dir, role)?;
-        root.set_role(role, &[PublicKey::ed25519(&key.verifying_key())], 1);
+        let key = new_key(&keys_dir, role)?;
+        root.set_role(role, &[key.public().clone()], 1);
     }
     let path = dir.join("1.root.json");
     let mut signed = Signed::new(root)?;

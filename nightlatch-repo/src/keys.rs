@@ -86,7 +86,7 @@ pub fn encrypted_private_key_pem(
             ),
         });
     }
-    file::encrypt_pem(key, passphrase, log_n).map_err(|e| Error::KeyEncoding {
+    file::encrypt_pem(&key.clone().into(), passphrase, log_n).map_err(|e| Error::KeyEncoding {
         reason: e.to_string(),
     })
 }
@@ -118,7 +118,17 @@ pub fn parse_private_key(pem: &str) -> Result<SigningKey, String> {
     if !pem.contains(PRIVATE_LABEL) {
         return Err(format!("no `{PRIVATE_LABEL}` block found"));
     }
-    SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| e.to_string())
+    SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| {
+        // Another key type than Ed25519: say so (a TUF role key used where a
+        // firmware key is needed).
+        let other = pkcs8::der::pem::decode_vec(pem.trim().as_bytes())
+            .ok()
+            .and_then(|(_, der)| crate::keysource::SecretKey::from_pkcs8_der(&der).ok());
+        match other.map(|k| k.ed25519().map(drop)) {
+            Some(Err(why)) => why,
+            _ => e.to_string(),
+        }
+    })
 }
 
 /// Decrypt an encrypted private key (PEM text of the file at `path`), with
@@ -298,12 +308,12 @@ pub fn open_key_sources(specs: &[KeySpec]) -> Result<Vec<Box<dyn KeySource>>> {
     for spec in specs {
         let key: Box<dyn KeySource> = match spec {
             KeySpec::File(path) if is_encrypted_file(path) => {
-                Box::new(FileKey::from_key(path, load_private_key(path)?))
+                Box::new(FileKey::from_key(path, load_private_key(path)?)?)
             }
             // Plain files, tokens and bad specs: exactly as keys-ceremony opens them.
             _ => spec.open()?,
         };
-        if keys.iter().any(|k| k.public_key() == key.public_key()) {
+        if keys.iter().any(|k| k.public().same_key(key.public())) {
             return Err(Error::usage(
                 format!("the key {} is given twice", key.describe()),
                 "pass each key once",
@@ -394,7 +404,8 @@ mod tests {
         assert!(parse_private_key(&pem).unwrap_err().contains("encrypted"));
         assert!(parse_public_key(&pem).unwrap_err().contains(".pub"));
         // Keys nightlatch-keys writes open here too.
-        let theirs = file::encrypt_pem(&key, b"correct horse", MIN_KDF_LOG_N).unwrap();
+        let theirs =
+            file::encrypt_pem(&key.clone().into(), b"correct horse", MIN_KDF_LOG_N).unwrap();
         let back = decrypt_private_key(&theirs, b"correct horse", p).unwrap();
         assert_eq!(back.to_bytes(), key.to_bytes());
     }

@@ -4,7 +4,7 @@
 //! thresholds (see [`crate::chain`]).
 
 use crate::metadata::root::TOP_LEVEL_ROLES;
-use crate::metadata::{Expiry, KeyId, Metadata, PublicKey, Root};
+use crate::metadata::{Expiry, KeyId, KeyIdOf, Metadata, PublicKey, Root};
 
 /// One change to a root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub fn rotate(prev: &Root, changes: &[Change], expires: Expiry) -> Result<Root, 
             }
             Change::Add { role, key } => {
                 check_role(role)?;
-                key.verifying_key()?;
+                crate::metadata::key::check_usable(key)?;
                 let id = key.key_id();
                 let r = next.roles.get_mut(role).ok_or("role missing")?;
                 if r.keyids.contains(&id) {
@@ -102,7 +102,7 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     fn key(seed: u8) -> PublicKey {
-        PublicKey::ed25519(&SigningKey::from_bytes(&[seed; 32]).verifying_key())
+        PublicKey::Ed25519(SigningKey::from_bytes(&[seed; 32]).verifying_key())
     }
 
     fn root() -> Root {

@@ -1201,7 +1201,7 @@ fn publish_and_repo_read_encrypted_release_keys() {
     let plain = keys::load_private_key(&release).unwrap();
     nightlatch_repo::keysource::file::write_private(
         &release,
-        &plain,
+        &plain.into(),
         Some((
             PASS.as_bytes(),
             nightlatch_repo::keysource::file::MIN_KDF_LOG_N,

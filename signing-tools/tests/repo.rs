@@ -367,18 +367,27 @@ fn upper_case_duplicate_root_key_is_refused() {
     let key = KeySpec::File(fx.p("dev/image/keys/root-1.key"))
         .open()
         .unwrap();
-    let lower = nightlatch_repo::metadata::PublicKey::ed25519(key.public_key());
+    let lower = key.public().to_json();
     let mut upper = lower.clone();
-    upper.keyval.public = lower.keyval.public.to_uppercase();
-    let (k, big_k) = (lower.key_id(), upper.key_id());
+    upper["keyval"]["public"] = lower["keyval"]["public"]
+        .as_str()
+        .unwrap()
+        .to_uppercase()
+        .into();
+    let key_id = |v: &serde_json::Value| {
+        use sha2::Digest;
+        let text = nightlatch_repo::metadata::signed::canonical_json(v).unwrap();
+        hex::encode(sha2::Sha256::digest(text))
+    };
+    let (k, big_k) = (key_id(&lower), key_id(&upper));
     assert_ne!(k, big_k);
     let mut v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fx.root()).unwrap()).unwrap();
-    v["signed"]["keys"][big_k.as_str()] = serde_json::to_value(&upper).unwrap();
+    v["signed"]["keys"][big_k.as_str()] = upper;
     v["signed"]["roles"]["root"] =
         serde_json::json!({"keyids": [k.as_str(), big_k.as_str()], "threshold": 2});
     let message = nightlatch_repo::metadata::signed::canonical_json(&v["signed"]).unwrap();
-    let sig = hex::encode(key.sign(&message).unwrap().to_bytes());
+    let sig = hex::encode(key.sign(&message).unwrap());
     v["signatures"] = serde_json::json!([
         {"keyid": k.as_str(), "sig": sig},
         {"keyid": big_k.as_str(), "sig": sig},

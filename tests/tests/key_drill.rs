@@ -18,8 +18,8 @@ use lock_app::tuf::{FetchError, MetadataStore};
 use nightlatch_repo::FixedClock;
 use nightlatch_repo::ceremony::{rotate_file, sign_file};
 use nightlatch_repo::keysource::{KeySpec, load_public};
-use nightlatch_repo::metadata::PublicKey;
 use nightlatch_repo::metadata::expiry::ROOT_LIFETIME;
+use nightlatch_repo::metadata::{KeyIdOf, PublicKey};
 use nightlatch_repo::rotation::Change;
 use nightlatch_repo::transcript::Log;
 use nightlatch_system_tests::fleet::{Fleet, FleetConfig, Report, Scenario, TEST_START};
@@ -72,7 +72,7 @@ fn new_key(dir: &Path, name: &str, seed: u8) -> (PathBuf, PathBuf) {
 }
 
 fn public(path: &Path) -> PublicKey {
-    PublicKey::ed25519(&load_public(&KeySpec::File(path.to_owned())).unwrap())
+    load_public(&KeySpec::File(path.to_owned())).unwrap()
 }
 
 /// `nightlatch-keys rotate --from FROM -o OUT --revoke ROLE=OLD.pub --add

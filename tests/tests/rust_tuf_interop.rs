@@ -423,7 +423,9 @@ fn sign_doc(signed: Value, keys: &[&Path]) -> Value {
         .iter()
         .map(|k| {
             let sk = nightlatch_repo::keys::load_private_key(k).unwrap();
-            let id = nightlatch_repo::metadata::PublicKey::ed25519(&sk.verifying_key()).key_id();
+            let id = nightlatch_repo::metadata::KeyIdOf::key_id(
+                &nightlatch_repo::metadata::PublicKey::Ed25519(sk.verifying_key()),
+            );
             json!({"keyid": id.to_string(), "sig": hex::encode(sk.sign(&message).to_bytes())})
         })
         .collect();

@@ -729,3 +729,174 @@ fn follows_a_root_rotation_made_by_nightlatch_keys() {
         "timestamp metadata has 0 valid signature(s), 1 required",
     ));
 }
+
+/// An RSA key made by OpenSSL (what a ceremony with an RSA HSM export or an
+/// existing PKI hands over): `OUT.key` (PKCS#8) and `OUT.pub` (SPKI).
+fn openssl_rsa_key(out: &Path) -> (PathBuf, PathBuf) {
+    let (private, public) = (out.with_extension("key"), out.with_extension("pub"));
+    let gen_key = StdCommand::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&private)
+        .output()
+        .expect("openssl (installed by .ci/setup)");
+    assert!(gen_key.status.success(), "openssl genpkey failed");
+    let pubout = StdCommand::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert!(pubout.status.success(), "openssl pkey -pubout failed");
+    (private, public)
+}
+
+#[test]
+fn python_tuf_and_the_lock_follow_a_mixed_key_type_rotation_made_by_our_tools() {
+    // v1 (all Ed25519, from `nightlatch-keys init --dev`) → v2 where a root
+    // key is ECDSA P-256, the targets key RSA (PSS) and the snapshot key
+    // ECDSA. v2 meets its own root threshold only with the ECDSA key's
+    // signature. Both python-tuf and the lock's client walk v1 → v2 and
+    // download a release signed under the new keys.
+    let tmp = TempDir::new().unwrap();
+    let t = tmp.path();
+    let dev = t.join("dev");
+    let repo = t.join("repo");
+    let keys_dir = dev.join("image/keys");
+    let key = |name: &str| keys_dir.join(name);
+    keys(&["init", "--dev", "--out", s(&dev)]);
+    let v1 = dev.join("image/1.root.json");
+    sign_tool(&["repo", "init", "--repo", s(&repo), s(&v1)]);
+    let image = t.join("fw.bin");
+    std::fs::write(&image, vec![3u8; 2200]).unwrap();
+    let envelope = |version: &str, out: &Path| {
+        sign_tool(&[
+            "sign",
+            "--key",
+            s(&key("targets.key")),
+            "--model",
+            "nl-lock-v2",
+            "--version",
+            version,
+            "--counter",
+            "1",
+            s(&image),
+            "-o",
+            s(out),
+        ]);
+    };
+    let fw1 = t.join("fw1.nlfw");
+    envelope("1.0.0", &fw1);
+    sign_tool(&[
+        "publish",
+        "--repo",
+        s(&repo),
+        "--key",
+        s(&key("targets.key")),
+        s(&fw1),
+    ]);
+    let refresh = |snapshot: &Path| {
+        sign_tool(&[
+            "repo",
+            "refresh",
+            "--repo",
+            s(&repo),
+            "--snapshot-key",
+            s(snapshot),
+            "--timestamp-key",
+            s(&key("timestamp.key")),
+        ]);
+    };
+    refresh(&key("snapshot.key"));
+    let c = Client::new(t, "c", &repo);
+    c.init(&v1).success();
+    assert_eq!(json_of(&c.refresh().success())["root_version"], 1);
+
+    // New keys: ECDSA from our own keygen (a throwaway, unencrypted: no
+    // passphrase in process), RSA from OpenSSL.
+    let root4 = t.join("root-4");
+    let snapshot2 = t.join("snapshot-2");
+    sign_tool(&["keygen", "--unencrypted", "--type", "ecdsa", s(&root4)]);
+    sign_tool(&["keygen", "--unencrypted", "--type", "ecdsa", s(&snapshot2)]);
+    let (targets2, targets2_pub) = openssl_rsa_key(&t.join("targets-2"));
+    keys(&[
+        "rotate",
+        "--from",
+        s(&v1),
+        &format!("--revoke=root={}", s(&key("root-3.pub"))),
+        &format!("--add=root={}", s(&root4.with_extension("pub"))),
+        &format!("--revoke=targets={}", s(&key("targets.pub"))),
+        &format!("--add=targets={}", s(&targets2_pub)),
+        &format!("--revoke=snapshot={}", s(&key("snapshot.pub"))),
+        &format!("--add=snapshot={}", s(&snapshot2.with_extension("pub"))),
+    ]);
+    let v2 = dev.join("image/2.root.json");
+    let v2_json: serde_json::Value = serde_json::from_slice(&std::fs::read(&v2).unwrap()).unwrap();
+    let types: std::collections::BTreeSet<&str> = v2_json["signed"]["keys"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|k| k["keytype"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["ecdsa", "ed25519", "rsa"].into(), "{v2_json:#}");
+    // v1's threshold (2 of root-1..3) by root-1 and root-3; v2's (2 of
+    // root-1, root-2, root-4) by root-1 and the ECDSA root-4 only.
+    for k in [
+        key("root-1.key"),
+        key("root-3.key"),
+        root4.with_extension("key"),
+    ] {
+        keys(&["sign", "--key", s(&k), s(&v2)]);
+    }
+    sign_tool(&["repo", "add-root", "--repo", s(&repo), s(&v2)]);
+    let fw2 = t.join("fw2.nlfw");
+    std::fs::write(&image, vec![4u8; 2300]).unwrap();
+    envelope("1.1.0", &fw2);
+    sign_tool(&[
+        "publish",
+        "--repo",
+        s(&repo),
+        "--key",
+        s(&targets2),
+        s(&fw2),
+    ]);
+    refresh(&snapshot2.with_extension("key"));
+
+    // The lock's client (device provisioned with v1) and a fresh one.
+    let v = json_of(&c.download("nl-lock-v2/1.1.0.nlfw").success());
+    assert_eq!(v["root_version"], 2);
+    assert_eq!(v["target"]["custom"]["nightlatch"]["version"], "1.1.0");
+    let c2 = Client::new(t, "c2", &repo);
+    c2.init(&v1).success();
+    assert_eq!(json_of(&c2.refresh().success())["root_version"], 2);
+    // python-tuf, from v1 too.
+    python_client_downloads(&repo, &t.join("py"), "nl-lock-v2/1.1.0.nlfw");
+
+    // The old Ed25519 snapshot key is no longer a snapshot key: the tool
+    // refuses to sign with it.
+    let err = signing_tools::cmd::Cli::try_parse_from([
+        "nightlatch-sign",
+        "repo",
+        "refresh",
+        "--repo",
+        s(&repo),
+        "--snapshot-key",
+        s(&key("snapshot.key")),
+        "--timestamp-key",
+        s(&key("timestamp.key")),
+    ])
+    .unwrap()
+    .run()
+    .unwrap_err();
+    assert!(
+        matches!(err, nightlatch_repo::Error::KeyNotInRole { .. }),
+        "{err}"
+    );
+}

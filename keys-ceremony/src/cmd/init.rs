@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use nightlatch_repo::ceremony::write_root;
 use nightlatch_repo::keysource::{KeySpec, load_public};
 use nightlatch_repo::metadata::expiry::parse_lifetime;
-use nightlatch_repo::metadata::{PublicKey, Root, Signed};
+use nightlatch_repo::metadata::{Root, Signed};
 use nightlatch_repo::transcript::Draft;
 use nightlatch_repo::{Clock, Error, Result, dev, fsio};
 use serde::Serialize;
@@ -119,7 +119,7 @@ pub fn build_root(args: &InitArgs, clock: &dyn Clock) -> Result<Root> {
         }
         let mut keys = Vec::new();
         for spec in specs {
-            let key = PublicKey::ed25519(&load_public(spec)?);
+            let key = load_public(spec)?;
             if keys.contains(&key) {
                 return Err(Error::usage(
                     format!("{} is given twice for {role}", spec.describe()),

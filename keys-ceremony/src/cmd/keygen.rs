@@ -5,12 +5,13 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ed25519_dalek::VerifyingKey;
 use nightlatch_repo::keysource::file::{
     DEFAULT_KDF_LOG_N, MIN_KDF_LOG_N, write_private, write_public,
 };
-use nightlatch_repo::keysource::{KeySource, Pkcs11Key, Pkcs11Uri, passphrase};
-use nightlatch_repo::metadata::PublicKey;
+use nightlatch_repo::keysource::{
+    FileKey, KeySource, KeyType, Pkcs11Key, Pkcs11Uri, SecretKey, passphrase,
+};
+use nightlatch_repo::metadata::{KeyIdOf, PublicKey};
 use nightlatch_repo::transcript::{self, Draft};
 use nightlatch_repo::{Clock, Error, Result, fsio};
 use serde::Serialize;
@@ -27,6 +28,10 @@ pub struct KeygenArgs {
     /// pkcs11:token=nightlatch;object=root-1?module-path=/usr/lib/softhsm/libsofthsm2.so
     #[arg(long, value_name = "URI")]
     pub pkcs11: Option<String>,
+    /// Key type: ed25519 (the default, fastest on the lock) or ecdsa
+    /// (ECDSA P-256, `ecdsa-sha2-nistp256`: what most HSMs and cloud KMS sign with).
+    #[arg(long = "type", value_name = "TYPE", default_value = "ed25519")]
+    pub key_type: KeyType,
     /// scrypt cost: N = 2^LOG_N (r = 8, p = 1). 17 uses 128 MiB per unlock.
     #[arg(long, value_name = "LOG_N", default_value_t = DEFAULT_KDF_LOG_N)]
     pub kdf_log_n: u8,
@@ -65,7 +70,7 @@ fn with_ext(out: &Path, ext: &str) -> Result<PathBuf> {
     Ok(out.with_file_name(n))
 }
 
-fn make(args: &KeygenArgs) -> Result<(KeygenReport, VerifyingKey)> {
+fn make(args: &KeygenArgs) -> Result<(KeygenReport, PublicKey)> {
     if let Some(uri) = &args.pkcs11 {
         let uri = Pkcs11Uri::parse(uri)?;
         let pub_path = args
@@ -79,15 +84,15 @@ fn make(args: &KeygenArgs) -> Result<(KeygenReport, VerifyingKey)> {
         {
             return Err(Error::Exists { path: p.clone() });
         }
-        let key = Pkcs11Key::generate(&uri)?;
-        let public = *key.public_key();
+        let key = Pkcs11Key::generate(&uri, args.key_type)?;
+        let public = key.public().clone();
         if let Some(p) = &pub_path {
             write_public(p, &public, args.force)?;
         }
         let report = KeygenReport {
             private_key: uri.to_string(),
             public_key: pub_path.map(|p| p.display().to_string()),
-            key_id: PublicKey::ed25519(&public).key_id().to_string(),
+            key_id: public.key_id().to_string(),
         };
         return Ok((report, public));
     }
@@ -111,22 +116,22 @@ fn make(args: &KeygenArgs) -> Result<(KeygenReport, VerifyingKey)> {
         }
     }
     let pass = passphrase::new_passphrase(&key_path.display().to_string())?;
-    let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let key = FileKey::from_key(&key_path, SecretKey::generate(args.key_type))?;
     write_private(
         &key_path,
-        &key,
+        key.secret(),
         Some((pass.as_bytes(), args.kdf_log_n)),
         args.force,
     )?;
-    if let Err(e) = write_public(&pub_path, &key.verifying_key(), args.force) {
+    if let Err(e) = write_public(&pub_path, key.public(), args.force) {
         let _ = std::fs::remove_file(&key_path);
         return Err(e);
     }
-    let public = key.verifying_key();
+    let public = key.public().clone();
     let report = KeygenReport {
         private_key: key_path.display().to_string(),
         public_key: Some(pub_path.display().to_string()),
-        key_id: PublicKey::ed25519(&public).key_id().to_string(),
+        key_id: public.key_id().to_string(),
     };
     Ok((report, public))
 }

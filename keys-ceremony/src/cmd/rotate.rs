@@ -6,7 +6,7 @@ use clap::Args;
 use nightlatch_repo::ceremony::rotate_file;
 use nightlatch_repo::keysource::{KeySpec, load_public};
 use nightlatch_repo::metadata::expiry::parse_lifetime;
-use nightlatch_repo::metadata::{KeyId, PublicKey};
+use nightlatch_repo::metadata::{KeyId, KeyIdOf};
 use nightlatch_repo::rotation::{Change, check_role};
 use nightlatch_repo::{Clock, Error, Result, fsio};
 use serde::Serialize;
@@ -74,14 +74,14 @@ pub fn changes(args: &RotateArgs) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     for v in &args.add {
         let (role, spec) = split(v, "add")?;
-        let key = PublicKey::ed25519(&load_public(&KeySpec::parse(&spec)?)?);
+        let key = load_public(&KeySpec::parse(&spec)?)?;
         changes.push(Change::Add { role, key });
     }
     for v in &args.revoke {
         let (role, spec) = split(v, "revoke")?;
         let key_id = match KeyId::parse(&spec) {
             Ok(id) => id,
-            Err(_) => PublicKey::ed25519(&load_public(&KeySpec::parse(&spec)?)?).key_id(),
+            Err(_) => load_public(&KeySpec::parse(&spec)?)?.key_id(),
         };
         changes.push(Change::Revoke { role, key_id });
     }

@@ -29,7 +29,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use ed25519_dalek::{Signature as Ed25519Signature, VerifyingKey};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -374,6 +374,15 @@ impl PublicKey {
 impl Serialize for PublicKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> core::result::Result<S::Ok, S::Error> {
         self.to_json().serialize(serializer)
+    }
+}
+
+/// Reads a key object as [`PublicKey::from_json`] does (for a writer's
+/// serde types); the error names what is wrong with the key.
+impl<'de> Deserialize<'de> for PublicKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        Self::from_json_checked(&value).map_err(|e| serde::de::Error::custom(e.0))
     }
 }
 

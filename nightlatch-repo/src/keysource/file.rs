@@ -1,12 +1,12 @@
 //! Key files: PKCS#8 private keys (passphrase-encrypted with PBES2/scrypt, or
-//! plain) and SubjectPublicKeyInfo public keys, all PEM.
+//! plain) and SubjectPublicKeyInfo public keys, all PEM; Ed25519 or ECDSA
+//! P-256 ([`SecretKey`]).
 
 use std::path::{Path, PathBuf};
 
+use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing;
-use ed25519_dalek::pkcs8::spki::{DecodePublicKey, EncodePublicKey};
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use nightlatch_proto::tuf::key::PublicKey;
 use pkcs8::der::Decode;
 use pkcs8::pkcs5::pbes2::{self, Kdf};
 use pkcs8::pkcs5::{EncryptionScheme, scrypt};
@@ -15,6 +15,7 @@ use rand_core::{OsRng, RngCore};
 
 use crate::error::{Error, Result};
 use crate::fsio::{Access, read_limited, write_atomic};
+use crate::keysource::secret::{self, SecretKey};
 use crate::keysource::{KeySource, passphrase};
 
 /// Key files are small; anything larger is refused unread.
@@ -39,8 +40,8 @@ const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 #[derive(Debug)]
 pub struct FileKey {
     path: PathBuf,
-    key: SigningKey,
-    public: VerifyingKey,
+    key: SecretKey,
+    public: PublicKey,
 }
 
 impl FileKey {
@@ -49,9 +50,9 @@ impl FileKey {
         let text = read_text(path)?;
         let key = if text.contains(ENCRYPTED_LABEL) {
             let pass = passphrase::passphrase(&path.display().to_string())?;
-            decrypt_pem(&text, pass.as_bytes(), path)?
+            decrypt_secret(&text, pass.as_bytes(), path)?
         } else if text.contains(PRIVATE_LABEL) {
-            SigningKey::from_pkcs8_pem(text.trim()).map_err(|e| bad(path, e.to_string()))?
+            parse_plain(&text, path)?
         } else if text.contains(PUBLIC_LABEL) {
             return Err(bad(
                 path,
@@ -60,31 +61,49 @@ impl FileKey {
         } else {
             return Err(bad(path, "no PEM private key block found"));
         };
-        Ok(Self::from_key(path, key))
+        Self::from_key(path, key)
     }
 
     /// A file key from an already decoded key.
-    pub fn from_key(path: &Path, key: SigningKey) -> Self {
-        Self {
+    pub fn from_key(path: &Path, key: impl Into<SecretKey>) -> Result<Self> {
+        let key = key.into();
+        let public = key.public().map_err(|e| bad(path, e))?;
+        Ok(Self {
             path: path.to_owned(),
-            public: key.verifying_key(),
+            public,
             key,
-        }
+        })
+    }
+
+    /// The key itself.
+    pub fn secret(&self) -> &SecretKey {
+        &self.key
     }
 }
 
 impl KeySource for FileKey {
-    fn public_key(&self) -> &VerifyingKey {
+    fn public(&self) -> &PublicKey {
         &self.public
     }
 
-    fn sign(&self, message: &[u8]) -> Result<ed25519_dalek::Signature> {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         Ok(self.key.sign(message))
     }
 
     fn describe(&self) -> String {
         format!("file:{}", self.path.display())
     }
+}
+
+/// An unencrypted `PRIVATE KEY` PEM block.
+fn parse_plain(text: &str, path: &Path) -> Result<SecretKey> {
+    let (label, der) = pkcs8::der::pem::decode_vec(text.trim().as_bytes())
+        .map_err(|e| bad(path, format!("bad PEM: {e}")))?;
+    let der = Zeroizing::new(der);
+    if label != "PRIVATE KEY" {
+        return Err(bad(path, format!("unexpected PEM label {label:?}")));
+    }
+    SecretKey::from_pkcs8_der(&der).map_err(|e| bad(path, e))
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
@@ -100,8 +119,15 @@ fn read_text(path: &Path) -> Result<Zeroizing<String>> {
     Ok(Zeroizing::new(text.to_owned()))
 }
 
-/// Decrypt an `ENCRYPTED PRIVATE KEY` PEM block.
+/// Decrypt an `ENCRYPTED PRIVATE KEY` PEM block holding an Ed25519 key
+/// (a firmware signing key).
 pub fn decrypt_pem(text: &str, pass: &[u8], path: &Path) -> Result<SigningKey> {
+    let key = decrypt_secret(text, pass, path)?;
+    key.ed25519().cloned().map_err(|e| bad(path, e))
+}
+
+/// Decrypt an `ENCRYPTED PRIVATE KEY` PEM block: an Ed25519 or P-256 key.
+pub fn decrypt_secret(text: &str, pass: &[u8], path: &Path) -> Result<SecretKey> {
     let (label, der) = pkcs8::der::pem::decode_vec(text.trim().as_bytes())
         .map_err(|e| bad(path, format!("bad PEM: {e}")))?;
     if label != "ENCRYPTED PRIVATE KEY" {
@@ -113,7 +139,7 @@ pub fn decrypt_pem(text: &str, pass: &[u8], path: &Path) -> Result<SigningKey> {
     let plain = info.decrypt(pass).map_err(|_| Error::WrongPassphrase {
         path: path.to_owned(),
     })?;
-    SigningKey::from_pkcs8_der(plain.as_bytes()).map_err(|_| Error::WrongPassphrase {
+    SecretKey::from_pkcs8_der(plain.as_bytes()).map_err(|_| Error::WrongPassphrase {
         path: path.to_owned(),
     })
 }
@@ -147,17 +173,12 @@ fn check_kdf_cost(scheme: &EncryptionScheme<'_>) -> Result<(), String> {
 }
 
 /// Encrypt `key` as PKCS#8 PBES2 (scrypt N = 2^`log_n`, r = 8, p = 1; AES-256-CBC) PEM.
-pub fn encrypt_pem(key: &SigningKey, pass: &[u8], log_n: u8) -> Result<Zeroizing<String>> {
+pub fn encrypt_pem(key: &SecretKey, pass: &[u8], log_n: u8) -> Result<Zeroizing<String>> {
     let encoding = |e: &dyn std::fmt::Display| Error::Canonical {
         reason: format!("cannot encode the key: {e}"),
     };
-    let plain = KeypairBytes {
-        secret_key: key.to_bytes(),
-        public_key: None,
-    }
-    .to_pkcs8_der()
-    .map_err(|e| encoding(&e))?;
-    let info = PrivateKeyInfo::try_from(plain.as_bytes()).map_err(|e| encoding(&e))?;
+    let plain = key.to_pkcs8_der().map_err(|e| encoding(&e))?;
+    let info = PrivateKeyInfo::try_from(plain.as_slice()).map_err(|e| encoding(&e))?;
     let mut salt = [0u8; 16];
     let mut iv = [0u8; 16];
     OsRng.fill_bytes(&mut salt);
@@ -171,35 +192,34 @@ pub fn encrypt_pem(key: &SigningKey, pass: &[u8], log_n: u8) -> Result<Zeroizing
         .map_err(|e| encoding(&e))
 }
 
-/// Plain (unencrypted) PKCS#8 v1 PEM, as `nightlatch-sign keygen --unencrypted` writes.
-pub fn plain_pem(key: &SigningKey) -> Result<Zeroizing<String>> {
-    KeypairBytes {
-        secret_key: key.to_bytes(),
-        public_key: None,
-    }
-    .to_pkcs8_pem(LineEnding::LF)
-    .map_err(|e| Error::Canonical {
+/// Plain (unencrypted) PKCS#8 PEM, as `keygen --unencrypted` writes.
+pub fn plain_pem(key: &SecretKey) -> Result<Zeroizing<String>> {
+    let der = key.to_pkcs8_der().map_err(|e| Error::Canonical {
         reason: format!("cannot encode the key: {e}"),
-    })
-}
-
-/// SubjectPublicKeyInfo PEM of a public key.
-pub fn public_pem(key: &VerifyingKey) -> Result<String> {
-    key.to_public_key_pem(LineEnding::LF)
+    })?;
+    pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &der)
+        .map(Zeroizing::new)
         .map_err(|e| Error::Canonical {
             reason: format!("cannot encode the key: {e}"),
         })
 }
 
+/// SubjectPublicKeyInfo PEM of a public key.
+pub fn public_pem(key: &PublicKey) -> Result<String> {
+    secret::public_pem(key).map_err(|reason| Error::Canonical {
+        reason: format!("cannot encode the key: {reason}"),
+    })
+}
+
 /// Write a public key file (replacing it only if `overwrite`).
-pub fn write_public(path: &Path, key: &VerifyingKey, overwrite: bool) -> Result<()> {
+pub fn write_public(path: &Path, key: &PublicKey, overwrite: bool) -> Result<()> {
     write_atomic(path, public_pem(key)?.as_bytes(), Access::Public, overwrite)
 }
 
 /// Write a private key file, mode 0600: encrypted if `pass` is given.
 pub fn write_private(
     path: &Path,
-    key: &SigningKey,
+    key: &SecretKey,
     pass: Option<(&[u8], u8)>,
     overwrite: bool,
 ) -> Result<()> {
@@ -211,14 +231,12 @@ pub fn write_private(
 }
 
 /// The public key in a `.pub` file, or in a plain private key file.
-pub fn load_public(path: &Path) -> Result<VerifyingKey> {
+pub fn load_public(path: &Path) -> Result<PublicKey> {
     let text = read_text(path)?;
     if text.contains(PUBLIC_LABEL) {
-        VerifyingKey::from_public_key_pem(text.trim()).map_err(|e| bad(path, e.to_string()))
+        secret::parse_public_pem(&text).map_err(|e| bad(path, e))
     } else if text.contains(PRIVATE_LABEL) {
-        SigningKey::from_pkcs8_pem(text.trim())
-            .map(|k| k.verifying_key())
-            .map_err(|e| bad(path, e.to_string()))
+        parse_plain(&text, path)?.public().map_err(|e| bad(path, e))
     } else if text.contains(ENCRYPTED_LABEL) {
         Err(bad(
             path,
@@ -236,7 +254,7 @@ mod tests {
     #[test]
     fn encrypted_round_trip_and_wrong_passphrase() {
         let key = SigningKey::from_bytes(&[9; 32]);
-        let pem = encrypt_pem(&key, b"correct horse", MIN_KDF_LOG_N).unwrap();
+        let pem = encrypt_pem(&key.clone().into(), b"correct horse", MIN_KDF_LOG_N).unwrap();
         assert!(pem.starts_with(ENCRYPTED_LABEL));
         let p = Path::new("k.key");
         let back = decrypt_pem(&pem, b"correct horse", p).unwrap();
@@ -257,14 +275,9 @@ mod tests {
     }
 
     fn hostile_cost(log_n: u8, r: u32, p: u32) {
-        let key = SigningKey::from_bytes(&[9; 32]);
-        let info_der = KeypairBytes {
-            secret_key: key.to_bytes(),
-            public_key: None,
-        }
-        .to_pkcs8_der()
-        .unwrap();
-        let info = PrivateKeyInfo::try_from(info_der.as_bytes()).unwrap();
+        let key = SecretKey::from(SigningKey::from_bytes(&[9; 32]));
+        let info_der = key.to_pkcs8_der().unwrap();
+        let info = PrivateKeyInfo::try_from(info_der.as_slice()).unwrap();
         let cost = scrypt::Params::new(log_n, r, p, 32).unwrap();
         let params = pbes2::Parameters::scrypt_aes256cbc(cost, &[1; 16], &[2; 16]).unwrap();
         // Encrypting would itself take gigabytes, so build the structure and

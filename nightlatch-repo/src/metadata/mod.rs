@@ -1,6 +1,10 @@
 //! TUF metadata (specification 1.0), as python-tuf and any conforming client
-//! read it: the four top-level roles, delegated targets roles, Ed25519 keys,
-//! canonical JSON, signatures and thresholds.
+//! read it: the four top-level roles and delegated targets roles as the
+//! tools edit them. Keys, signature verification, canonical JSON and path
+//! matching are the protocol crate's (`nightlatch_proto`), the code the
+//! lock runs; every file read here is also parsed by the protocol crate's
+//! reader for its role ([`signed::Signed::parse`]), so the tools refuse
+//! what a lock would.
 //!
 //! Every type parses untrusted bytes without panicking: serde refuses wrong
 //! types, [`Metadata::validate`] refuses what breaks a TUF rule, and
@@ -16,7 +20,7 @@ pub mod targets;
 pub mod timestamp;
 
 pub use expiry::Expiry;
-pub use key::{KeyId, PublicKey};
+pub use key::{KeyId, KeyIdOf, PublicKey};
 pub use root::{RoleKeys, Root};
 pub use signed::{Signature, Signed, Tally, canonical_json};
 pub use snapshot::{MetaFile, Snapshot};
@@ -39,6 +43,11 @@ pub trait Metadata: serde::Serialize + serde::de::DeserializeOwned {
     fn expires(&self) -> Expiry;
     /// Check the TUF rules serde cannot express; the reason on failure.
     fn validate(&self) -> Result<(), String>;
+    /// Parse the `signed` object with the protocol crate's reader for this
+    /// role (what a lock runs).
+    fn check_with_protocol(
+        signed: &serde_json::Value,
+    ) -> Result<(), nightlatch_proto::tuf::TufError>;
 }
 
 /// Common checks of `_type`, `spec_version` and `version`.

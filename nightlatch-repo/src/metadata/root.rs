@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::metadata::key::truncate;
-use crate::metadata::{Expiry, KeyId, Metadata, PublicKey, SPEC_VERSION, check_header};
+use crate::metadata::key::{check_usable, truncate};
+use crate::metadata::{Expiry, KeyId, KeyIdOf, Metadata, PublicKey, SPEC_VERSION, check_header};
 
 /// The four top-level roles, in the order tables show them.
 pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
@@ -43,16 +43,18 @@ impl RoleKeys {
     }
 }
 
-/// Check that every key is a valid Ed25519 key listed under its own key id.
+/// Check that every key is usable ([`check_usable`]), listed once, under its
+/// own key id.
 pub fn check_keys(keys: &BTreeMap<KeyId, PublicKey>) -> Result<(), String> {
-    let mut seen: BTreeMap<[u8; 32], &KeyId> = BTreeMap::new();
+    let mut seen: Vec<(&PublicKey, &KeyId)> = Vec::new();
     for (id, key) in keys {
-        let vk = key.verifying_key().map_err(|e| format!("key {id}: {e}"))?;
-        if let Some(other) = seen.insert(vk.to_bytes(), id) {
+        check_usable(key).map_err(|e| format!("key {id}: {e}"))?;
+        if let Some((_, other)) = seen.iter().find(|(k, _)| k.same_key(key)) {
             return Err(format!(
-                "keys {other} and {id} are the same Ed25519 key: a key must be listed once"
+                "keys {other} and {id} are the same key: a key must be listed once"
             ));
         }
+        seen.push((key, id));
         if key.key_id() != *id {
             return Err(format!("key listed as {id} has key id {}", key.key_id()));
         }
@@ -138,6 +140,12 @@ impl Metadata for Root {
 
     fn expires(&self) -> Expiry {
         self.expires
+    }
+
+    fn check_with_protocol(
+        signed: &serde_json::Value,
+    ) -> Result<(), nightlatch_proto::tuf::TufError> {
+        nightlatch_proto::tuf::Root::from_json(signed).map(drop)
     }
 
     fn validate(&self) -> Result<(), String> {

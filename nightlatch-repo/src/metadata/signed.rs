@@ -5,19 +5,19 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ed25519_dalek::Verifier;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fsio::read_limited;
 use crate::keysource::KeySource;
-use crate::metadata::{KeyId, MAX_METADATA_LEN, Metadata, PublicKey, RoleKeys};
+use crate::metadata::{KeyId, KeyIdOf, MAX_METADATA_LEN, Metadata, PublicKey, RoleKeys};
 
 /// Most signatures one metadata file may carry.
 pub const MAX_SIGNATURES: usize = 1024;
 
-/// One signature: the signer's TUF key id and the hex Ed25519 signature.
+/// One signature: the signer's TUF key id and the hex signature (in the
+/// signing key's scheme).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     /// TUF key id of the signer.
@@ -182,6 +182,10 @@ impl<T: Metadata> Signed<T> {
         }
         let signed: T = serde_json::from_value(wire.signed.clone()).map_err(malformed)?;
         signed.validate().map_err(invalid)?;
+        // The protocol crate's reader, the one the lock runs, must accept it
+        // too: what the tools take in, a lock would.
+        T::check_with_protocol(&wire.signed)
+            .map_err(|e| invalid(format!("{e} (the lock's reader, nightlatch-proto)")))?;
         // Canonical form must exist (no floats): checked once here.
         canonical_json(&wire.signed).map_err(|e| invalid(e.to_string()))?;
         Ok(Self {
@@ -218,8 +222,8 @@ impl<T: Metadata> Signed<T> {
     /// Sign with `key` and append the signature (checked before it is kept).
     /// Refuses a key that has already signed.
     pub fn sign_with(&mut self, key: &dyn KeySource, path: &Path) -> Result<KeyId> {
-        let public = key.public_key();
-        let key_id = PublicKey::ed25519(public).key_id();
+        let public = key.public();
+        let key_id = public.key_id();
         if self.signatures.iter().any(|s| s.keyid == key_id) {
             return Err(Error::AlreadySigned {
                 path: path.to_owned(),
@@ -228,7 +232,7 @@ impl<T: Metadata> Signed<T> {
         }
         let message = self.canonical()?;
         let signature = key.sign(&message)?;
-        if public.verify(&message, &signature).is_err() {
+        if !public.verify(&message, &signature) {
             return Err(Error::BadSignature {
                 path: path.to_owned(),
                 key_id: key_id.to_string(),
@@ -237,35 +241,34 @@ impl<T: Metadata> Signed<T> {
         }
         self.signatures.push(Signature {
             keyid: key_id.clone(),
-            sig: hex::encode(signature.to_bytes()),
+            sig: hex::encode(signature),
         });
         Ok(key_id)
     }
 
-    /// Count the signatures that verify for `role`, whose keys are in `keys`.
+    /// Count the signatures that verify for `role`, whose keys are in `keys`
+    /// (each key's own scheme, by the protocol crate's verifier).
     pub fn tally(&self, keys: &BTreeMap<KeyId, PublicKey>, role: &RoleKeys) -> Result<Tally> {
         let message = self.canonical()?;
         let mut tally = Tally {
             threshold: role.threshold,
             ..Tally::default()
         };
-        // Count distinct verifying keys, not key ids.
-        let mut counted = std::collections::BTreeSet::new();
+        // Count distinct keys, not key ids.
+        let mut counted: Vec<&PublicKey> = Vec::new();
         for s in &self.signatures {
             if !role.keyids.contains(&s.keyid) {
                 tally.outside.push(s.keyid.clone());
                 continue;
             }
-            let key = keys.get(&s.keyid).and_then(|k| k.verifying_key().ok());
-            let ok = key
-                .as_ref()
-                .is_some_and(|k| verify_hex(k, &message, &s.sig));
-            if ok {
-                if key.is_some_and(|k| counted.insert(k.to_bytes())) {
-                    tally.valid.push(s.keyid.clone());
+            match keys.get(&s.keyid) {
+                Some(key) if verify_hex(key, &message, &s.sig) => {
+                    if !counted.iter().any(|k| k.same_key(key)) {
+                        counted.push(key);
+                        tally.valid.push(s.keyid.clone());
+                    }
                 }
-            } else {
-                tally.invalid.push(s.keyid.clone());
+                _ => tally.invalid.push(s.keyid.clone()),
             }
         }
         Ok(tally)
@@ -293,15 +296,8 @@ impl<T: Metadata> Signed<T> {
 }
 
 /// Whether `sig_hex` is a valid signature of `message` by `key`.
-pub fn verify_hex(key: &ed25519_dalek::VerifyingKey, message: &[u8], sig_hex: &str) -> bool {
-    let Ok(bytes) = hex::decode(sig_hex) else {
-        return false;
-    };
-    let Ok(bytes) = <[u8; 64]>::try_from(bytes.as_slice()) else {
-        return false;
-    };
-    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes))
-        .is_ok()
+pub fn verify_hex(key: &PublicKey, message: &[u8], sig_hex: &str) -> bool {
+    hex::decode(sig_hex).is_ok_and(|sig| key.verify(message, &sig))
 }
 
 #[cfg(test)]

@@ -59,6 +59,12 @@ impl Metadata for Snapshot {
         self.expires
     }
 
+    fn check_with_protocol(
+        signed: &serde_json::Value,
+    ) -> Result<(), nightlatch_proto::tuf::TufError> {
+        nightlatch_proto::tuf::Snapshot::from_json(signed).map(drop)
+    }
+
     fn validate(&self) -> Result<(), String> {
         check_header(&self.kind, Self::TYPE, &self.spec_version, self.version)?;
         if !self.meta.contains_key("targets.json") {

@@ -185,6 +185,13 @@ impl Metadata for Targets {
         self.expires
     }
 
+    fn check_with_protocol(
+        signed: &serde_json::Value,
+    ) -> Result<(), nightlatch_proto::tuf::TufError> {
+        nightlatch_proto::tuf::Targets::from_json(signed, nightlatch_proto::tuf::Role::Targets)
+            .map(drop)
+    }
+
     fn validate(&self) -> Result<(), String> {
         check_header(&self.kind, Self::TYPE, &self.spec_version, self.version)?;
         for (path, file) in &self.targets {

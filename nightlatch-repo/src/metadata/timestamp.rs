@@ -51,6 +51,12 @@ impl Metadata for Timestamp {
         self.expires
     }
 
+    fn check_with_protocol(
+        signed: &serde_json::Value,
+    ) -> Result<(), nightlatch_proto::tuf::TufError> {
+        nightlatch_proto::tuf::Timestamp::from_json(signed).map(drop)
+    }
+
     fn validate(&self) -> Result<(), String> {
         check_header(&self.kind, Self::TYPE, &self.spec_version, self.version)?;
         if self.meta.len() != 1 || self.snapshot().is_none() {

@@ -5,14 +5,12 @@
 
 use std::path::Path;
 
-use ed25519_dalek::VerifyingKey;
-
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fsio::{Access, write_atomic};
 use crate::keysource::KeySource;
 use crate::metadata::targets::check_role_name;
-use crate::metadata::{DelegatedRole, PublicKey, Signed, Targets};
+use crate::metadata::{DelegatedRole, KeyIdOf, PublicKey, Signed, Targets};
 use crate::repo::signer::{refuse_strangers, sign_role};
 use crate::repo::{Expiries, Repo, role_file};
 
@@ -23,7 +21,7 @@ pub fn delegate(
     dir: &Path,
     keys: &[Box<dyn KeySource>],
     model: &str,
-    delegate_keys: &[VerifyingKey],
+    delegate_keys: &[PublicKey],
     threshold: u32,
     expiries: &Expiries,
     clock: &dyn Clock,
@@ -54,9 +52,9 @@ pub fn delegate(
     next.version = crate::repo::next_version(dir, next.version, "targets")?;
     next.expires = expires;
     let mut d = next.delegations.take().unwrap_or_default();
-    let publics: Vec<PublicKey> = delegate_keys.iter().map(PublicKey::ed25519).collect();
+    let publics: &[PublicKey] = delegate_keys;
     let mut keyids = Vec::new();
-    for key in &publics {
+    for key in publics {
         let id = key.key_id();
         if keyids.contains(&id) {
             return Err(state(

@@ -6,11 +6,11 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::keysource::KeySource;
-use crate::metadata::{KeyId, Metadata, PublicKey, RoleKeys, Signed};
+use crate::metadata::{KeyId, KeyIdOf, Metadata, PublicKey, RoleKeys, Signed};
 
 /// TUF key id of a key source.
 pub fn key_id(key: &dyn KeySource) -> KeyId {
-    PublicKey::ed25519(key.public_key()).key_id()
+    key.public().key_id()
 }
 
 /// Sign `meta` with every key in `keys` that belongs to `role`, then require

@@ -9,6 +9,8 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use nightlatch_repo::fsio::{self, Access};
+use nightlatch_repo::keysource::{KeyType, SecretKey, file};
+use nightlatch_repo::metadata::KeyIdOf;
 use nightlatch_repo::{Error, Result, keys};
 
 /// Arguments of `keygen`.
@@ -22,6 +24,10 @@ pub struct KeygenArgs {
     /// never for a release key (anyone who reads the file can sign firmware).
     #[arg(long)]
     pub unencrypted: bool,
+    /// Key type: ed25519 (the default; firmware envelopes and the bootloader need it), or,
+    /// for TUF role keys only, ecdsa (P-256) or rsa (3072 bits, RSASSA-PSS).
+    #[arg(long = "type", value_name = "TYPE", default_value = "ed25519")]
+    pub key_type: KeyType,
     /// scrypt cost of the key file's encryption: N = 2^LOG_N (r = 8, p = 1), as nightlatch-keys;
     /// 17 uses 128 MiB per unlock, 14 to 18 accepted.
     #[arg(
@@ -48,8 +54,14 @@ pub struct KeygenReport {
     pub private_key: String,
     /// Path of the public key file.
     pub public_key: String,
-    /// Key id (SHA-256 of the raw public key), hex.
+    /// Key type: `ed25519`, `ecdsa` or `rsa`.
+    pub key_type: String,
+    /// Key id, hex: for Ed25519 the envelope's (SHA-256 of the raw public
+    /// key, as the bootloader's anchors list it); for other types, which
+    /// sign TUF metadata only, the TUF key id.
     pub key_id: String,
+    /// TUF key id (SHA-256 of the canonical JSON of the key as TUF lists it).
+    pub tuf_key_id: String,
     /// Whether the private key file is passphrase-encrypted.
     pub encrypted: bool,
 }
@@ -83,13 +95,26 @@ pub fn generate(args: &KeygenArgs) -> Result<KeygenReport> {
     } else {
         Some(keys::new_passphrase(&key_path)?)
     };
-    let key = keys::generate();
-    let public = key.verifying_key();
-    let private_pem = match &passphrase {
-        Some(p) => keys::encrypted_private_key_pem(&key, p.as_bytes(), args.kdf_log_n)?,
-        None => keys::private_key_pem(&key)?,
+    let key = match args.key_type {
+        KeyType::Ed25519 => SecretKey::Ed25519(keys::generate()),
+        other => SecretKey::generate(other),
     };
-    let public_pem = keys::public_key_pem(&public)?;
+    let public = key
+        .public()
+        .map_err(|reason| Error::KeyEncoding { reason })?;
+    let private_pem = match (&passphrase, &key) {
+        (Some(p), SecretKey::Ed25519(k)) => {
+            keys::encrypted_private_key_pem(k, p.as_bytes(), args.kdf_log_n)?
+        }
+        (Some(p), other) => file::encrypt_pem(other, p.as_bytes(), args.kdf_log_n)?,
+        (None, other) => file::plain_pem(other)?,
+    };
+    let public_pem = file::public_pem(&public)?;
+    let tuf_key_id = public.key_id().to_string();
+    let key_id = match &key {
+        SecretKey::Ed25519(k) => keys::key_id_hex(&k.verifying_key()),
+        _ => tuf_key_id.clone(),
+    };
 
     let staged_key = fsio::stage(&key_path, private_pem.as_bytes(), Access::Secret)?;
     let staged_pub = fsio::stage(&pub_path, public_pem.as_bytes(), Access::Public)?;
@@ -102,7 +127,9 @@ pub fn generate(args: &KeygenArgs) -> Result<KeygenReport> {
     Ok(KeygenReport {
         private_key: key_path.display().to_string(),
         public_key: pub_path.display().to_string(),
-        key_id: keys::key_id_hex(&public),
+        key_type: args.key_type.to_string(),
+        key_id,
+        tuf_key_id,
         encrypted: passphrase.is_some(),
     })
 }
@@ -129,7 +156,7 @@ pub fn run(args: &KeygenArgs) -> Result<()> {
         "UNENCRYPTED"
     };
     fsio::print(&format!(
-        "private key  {} ({protection}, keep secret)\npublic key   {}\nkey id       {}",
-        report.private_key, report.public_key, report.key_id
+        "private key  {} ({protection}, keep secret)\npublic key   {}\nkey type     {}\nkey id       {}\nTUF key id   {}",
+        report.private_key, report.public_key, report.key_type, report.key_id, report.tuf_key_id
     ))
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use nightlatch_proto::custom::DirectorCustom;
 use nightlatch_repo::keysource::{FileKey, KeySource};
-use nightlatch_repo::metadata::{Expiry, PublicKey, Root, Signed, TargetFile, Targets};
+use nightlatch_repo::metadata::{Expiry, KeyIdOf, Root, Signed, TargetFile, Targets};
 use sha2::{Digest, Sha256};
 
 use crate::repo::catalog::CatalogTarget;
@@ -35,6 +35,7 @@ pub struct Director {
     root_bytes: Vec<u8>,
     targets_key: FileKey,
     time_key: FileKey,
+    time_public: ed25519_dalek::VerifyingKey,
     targets_keyid: String,
     targets_expires: Duration,
 }
@@ -72,7 +73,7 @@ pub fn assignment_key(resolved: Option<&Resolved<'_>>) -> String {
 }
 
 fn role_has(root: &Root, role: &str, key: &dyn KeySource) -> bool {
-    let id = PublicKey::ed25519(key.public_key()).key_id();
+    let id = key.public().key_id();
     root.role(role).is_some_and(|r| r.keyids.contains(&id))
 }
 
@@ -97,14 +98,16 @@ impl Director {
             "the director timestamp key is not a timestamp key of director root version {}",
             root.signed.version
         );
-        let targets_keyid = PublicKey::ed25519(targets_key.public_key())
-            .key_id()
-            .to_string();
+        let targets_keyid = targets_key.public().key_id().to_string();
+        // The lock checks the signed time with Ed25519 (nightlatch_proto::wire).
+        let time_public = nightlatch_repo::keysource::ed25519_public(&time_key)
+            .map_err(|e| anyhow::anyhow!("director timestamp key: {e}"))?;
         Ok(Self {
             root,
             root_bytes,
             targets_key,
             time_key,
+            time_public,
             targets_keyid,
             targets_expires,
         })
@@ -122,7 +125,7 @@ impl Director {
 
     /// The verifying key of the signed time.
     pub fn time_public_key(&self) -> &ed25519_dalek::VerifyingKey {
-        self.time_key.public_key()
+        &self.time_public
     }
 
     /// What a lock's cached metadata must match to be reused: what it
@@ -140,11 +143,6 @@ impl Director {
     /// key — before a key rotation — is re-signed).
     pub fn targets_keyid(&self) -> &str {
         &self.targets_keyid
-    }
-
-    /// The verifying key of director targets.
-    pub fn targets_public_key(&self) -> &ed25519_dalek::VerifyingKey {
-        self.targets_key.public_key()
     }
 
     /// Sign new targets metadata (version `version`) for a lock.
@@ -206,10 +204,11 @@ impl Director {
         let Some(tree) = MerkleTree::build(leaves) else {
             return Ok(Vec::new());
         };
-        let sig = self
-            .time_key
-            .sign(&time_message(time_secs, tree.root()))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sig = nightlatch_repo::keysource::sign_ed25519(
+            &self.time_key,
+            &time_message(time_secs, tree.root()),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(tree.signed_times(time_secs, &sig))
     }
 }

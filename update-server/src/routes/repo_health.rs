@@ -87,7 +87,7 @@ impl RoleRow<'_> {
             "threshold": self.threshold,
             "keys": self.keyids.iter().map(|id| {
                 let k = self.keys.get(id);
-                json!({"keyid": id.as_str(), "keytype": k.map(|k| &k.keytype), "scheme": k.map(|k| &k.scheme)})
+                json!({"keyid": id.as_str(), "keytype": k.map(|k| k.keytype()), "scheme": k.map(|k| k.scheme())})
             }).collect::<Vec<_>>(),
         })
     }

@@ -138,7 +138,8 @@ async fn uploads_are_checked_against_root_and_delegations(backend: Backend) {
     let release = app.token("release").await;
     let env = app.envelope("nl-lock-v2", "1.0.0", 1, b"firmware one");
     // Signed by a key the root does not trust: refused, nothing stored.
-    let stranger = FileKey::from_key(Path::new("stranger"), SigningKey::from_bytes(&[5; 32]));
+    let stranger =
+        FileKey::from_key(Path::new("stranger"), SigningKey::from_bytes(&[5; 32])).unwrap();
     let mut forged = Signed::new(Targets::new(
         2,
         app.repo_clock().expires_in(Duration::from_secs(86_400)),
@@ -295,7 +296,9 @@ async fn delegations_bind_models_to_their_keys(backend: Backend) {
         work.path(),
         &keys,
         "nl-lock-v2",
-        &[model_key.verifying_key()],
+        &[nightlatch_repo::metadata::PublicKey::Ed25519(
+            model_key.verifying_key(),
+        )],
         1,
         &nightlatch_repo::repo::Expiries::default(),
         &app.repo_clock(),
@@ -331,7 +334,7 @@ async fn delegations_bind_models_to_their_keys(backend: Backend) {
         "nl-lock-v2"
     );
     // The model's key cannot sign for another model's path.
-    let model = FileKey::from_key(Path::new("v2"), model_key);
+    let model = FileKey::from_key(Path::new("v2"), model_key).unwrap();
     let mut t = Targets::new(2, app.repo_clock().expires_in(Duration::from_secs(86_400)));
     t.targets.insert(
         "nl-lock-v3/9.9.9.nlfw".into(),

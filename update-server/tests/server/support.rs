@@ -605,7 +605,9 @@ impl Lock {
             .expect("timestamp role")
             .keyids[0]
             .clone();
-        let key = root.signed.keys[&ts_key].verifying_key().expect("key");
+        let nightlatch_repo::metadata::PublicKey::Ed25519(key) = root.signed.keys[&ts_key] else {
+            panic!("the director timestamp key is not Ed25519");
+        };
         let sha: [u8; 32] = b64::decode_array(&r.director_targets_sha256).expect("32 bytes");
         let leaf = time_leaf(
             &self.id,

@@ -228,7 +228,7 @@ async fn rotate_image_root(app: &TestApp) {
         &root.signed,
         &[nightlatch_repo::rotation::Change::Add {
             role: "targets".into(),
-            key: PublicKey::ed25519(&extra.verifying_key()),
+            key: PublicKey::Ed25519(extra.verifying_key()),
         }],
         Expiry::from_unix(u64::try_from(crate::support::T0 / 1000).unwrap() + 400 * 86_400),
     )
