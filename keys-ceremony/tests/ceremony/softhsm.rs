@@ -102,3 +102,108 @@ fn hsm_keys_sign_a_root_python_tuf_accepts() {
     assert!(!log.contains("1234"), "no PIN in the transcript");
     assert!(Path::new(&repo).join("metadata/1.root.json").exists());
 }
+
+#[test]
+fn hsm_ecdsa_key_signs_a_mixed_root_python_tuf_accepts() {
+    // Root 2-of-2: an ECDSA P-256 key generated in the token (CKM_ECDSA) and
+    // an Ed25519 key file; the snapshot key is an ECDSA key file. python-tuf
+    // accepts the root and the repository.
+    let tmp = TempDir::new().unwrap();
+    let t = tmp.path();
+    let ec = label("root-ec");
+    hsm(nlk()
+        .args([
+            "keygen",
+            "--type",
+            "ecdsa",
+            "--pkcs11",
+            &uri(&ec, Some("1234")),
+        ])
+        .arg(t.join("hsm-ec")))
+    .assert()
+    .success()
+    .stdout(contains("TUF key id"));
+    let pem = std::fs::read_to_string(t.join("hsm-ec.pub")).unwrap();
+    let public = nightlatch_repo::keysource::secret::parse_public_pem(&pem).unwrap();
+    assert_eq!(public.keytype(), "ecdsa");
+    let (root_ed, root_ed_pub) = plain_key(&t.join("root-ed"));
+    let keys = t.join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    for r in ["targets", "timestamp"] {
+        plain_key(&keys.join(r));
+    }
+    let snapshot = nightlatch_repo::keysource::SecretKey::generate(
+        nightlatch_repo::keysource::KeyType::EcdsaP256,
+    );
+    nightlatch_repo::keysource::file::write_private(
+        &keys.join("snapshot.key"),
+        &snapshot,
+        None,
+        false,
+    )
+    .unwrap();
+    nightlatch_repo::keysource::file::write_public(
+        &keys.join("snapshot.pub"),
+        &snapshot.public().unwrap(),
+        false,
+    )
+    .unwrap();
+
+    let root = t.join("ceremony/1.root.json");
+    let mut init = nlk();
+    init.args(["init", "--root-threshold", "2", "--out"])
+        .arg(&root)
+        .arg("--root-key")
+        .arg(uri(&ec, Some("1234")))
+        .arg("--root-key")
+        .arg(&root_ed_pub);
+    for r in ["targets", "snapshot", "timestamp"] {
+        init.arg(format!("--{r}-key"))
+            .arg(keys.join(format!("{r}.pub")));
+    }
+    hsm(&mut init).assert().success();
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+    let mut types: Vec<&str> = doc["signed"]["keys"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|k| k["keytype"].as_str().unwrap())
+        .collect();
+    types.sort_unstable();
+    assert_eq!(types, ["ecdsa", "ecdsa", "ed25519", "ed25519", "ed25519"]);
+
+    hsm(nlk()
+        .args(["sign", "--key", &uri(&ec, Some("1234"))])
+        .arg(&root))
+    .assert()
+    .success()
+    .stdout(contains("1 valid, 2 required"));
+    nlk()
+        .args(["sign", "--key"])
+        .arg(&root_ed)
+        .arg(&root)
+        .assert()
+        .success()
+        .stdout(contains("complete: every threshold is met"));
+    // The token's signature is DER ECDSA over SHA-256, as securesystemslib writes.
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+    let ec_sig = doc["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["keyid"] == nightlatch_repo::metadata::KeyIdOf::key_id(&public).as_str())
+        .expect("the token key signed");
+    assert!(
+        ec_sig["sig"].as_str().unwrap().starts_with("30"),
+        "{ec_sig}"
+    );
+
+    let fw = envelope(t, &keys.join("targets.key"), "nl-lock-v2", "2.1.0", 8);
+    let repo = repo_with(t, &root, &keys, &keys.join("targets.key"), &[fw.as_path()]);
+    let seen = tuf_client(&repo, &root, &t.join("client"), &["nl-lock-v2/2.1.0.nlfw"]).unwrap();
+    assert_eq!(seen["root_version"], 1);
+    assert_eq!(
+        seen["targets"]["nl-lock-v2/2.1.0.nlfw"]["length"],
+        std::fs::metadata(&fw).unwrap().len()
+    );
+}

@@ -266,6 +266,21 @@ mod tests {
     }
 
     #[test]
+    fn ecdsa_keys_round_trip_encrypted_and_plain() {
+        let key = SecretKey::generate(secret::KeyType::EcdsaP256);
+        let p = Path::new("ec.key");
+        let pem = encrypt_pem(&key, b"correct horse", MIN_KDF_LOG_N).unwrap();
+        let back = decrypt_secret(&pem, b"correct horse", p).unwrap();
+        assert_eq!(back.public().unwrap(), key.public().unwrap());
+        // Not a firmware key: the Ed25519-only reader says why.
+        let e = decrypt_pem(&pem, b"correct horse", p).unwrap_err();
+        assert!(e.to_string().contains("Ed25519"), "{e}");
+        let plain = plain_pem(&key).unwrap();
+        let back = parse_plain(&plain, p).unwrap();
+        assert_eq!(back.public().unwrap(), key.public().unwrap());
+    }
+
+    #[test]
     fn hostile_kdf_cost_is_refused_before_decrypting() {
         // N = 2^22 (4 GiB of memory at r = 8), N = 2^20 r = 16 p = 4 (2 GiB),
         // 512 MiB, p = 3: refused without running scrypt.
