@@ -25,23 +25,10 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// Check a name given by a client (device id, site, tag, rollout name):
-/// 1 to 128 characters from `A-Z a-z 0-9 . _ : -`, not starting with `.`.
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} {:?} must be 1 to 128 characters from A-Z a-z 0-9 . _ : - (not starting with '.')",
-            name.chars().take(64).collect::<String>()
-        ))
-    }
-}
+/// 1 to 128 characters from `A-Z a-z 0-9 . _ : -`, not starting with `.` —
+/// the protocol's rule ([`nightlatch_proto::wire::check_id`]), the one a
+/// check-in's device id is checked with.
+pub use nightlatch_proto::wire::check_id as check_name;
 
 #[cfg(test)]
 mod tests {

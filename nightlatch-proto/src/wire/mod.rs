@@ -21,6 +21,7 @@
 //! absent are not written, so an idle check-in stays as small as before.
 
 pub mod b64;
+pub mod check;
 pub mod merkle;
 
 use alloc::boxed::Box;
@@ -31,6 +32,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub use check::{CheckedCheckin, CheckinRefusal, check_id, check_submission, parse_version};
 pub use merkle::{
     Hash, LEAF_TAG, MerkleTree, ProofError, TimeError, TimeKeys, merkle_fold, merkle_node,
     time_leaf, time_message, verify_proof, verify_signed_time,

@@ -6,9 +6,7 @@ use bytes::Bytes;
 use lock_app::scheduler::summary::UsageSummary;
 
 use crate::error::{ApiError, AppResult};
-use crate::ids::check_name;
-use crate::rollouts::version;
-use crate::wire::{CheckinRequest, MAX_NONCE, MIN_NONCE, decode_nonce, parse_signature_header};
+use crate::wire::{CheckinRequest, check_submission};
 
 /// A check-in as received.
 #[derive(Debug, Clone)]
@@ -34,85 +32,27 @@ pub struct Parsed {
     pub counter: i64,
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_report", message)
-}
-
-fn bounded(what: &str, text: &str, max: usize) -> AppResult<()> {
-    if text.is_empty() || text.len() > max || text.chars().any(char::is_control) {
-        return Err(invalid(format!(
-            "{what} must be 1 to {max} printable characters"
-        )));
-    }
-    Ok(())
-}
-
-/// Parse and check a submission.
+/// Parse and check a submission: [`crate::wire::check_submission`] (the
+/// protocol crate's rules, the code the fuzzer drives), with the lock's own
+/// codec for the usage summary; a refusal becomes the API's error.
 pub fn parse(s: &Submission) -> AppResult<Parsed> {
-    let sig = s
-        .signature
-        .as_deref()
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_signature",
-                "a check-in must carry a Nightlatch-Signature: ed25519=<base64url> header",
-            )
-        })
-        .and_then(|h| {
-            parse_signature_header(h).ok_or_else(|| {
-                ApiError::unauthorized(
-                    "bad_signature",
-                    "the Nightlatch-Signature header is not ed25519=<86 base64url characters>",
-                )
-            })
-        })?;
-    let req: CheckinRequest = serde_json::from_slice(&s.body).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("the check-in is not valid: {e}"))
-    })?;
-    if req.device_id != s.path_id {
-        return Err(ApiError::bad_request(
-            "device_mismatch",
-            "the body's device_id is not the one in the URL",
-        ));
-    }
-    check_name("device id", &req.device_id).map_err(invalid)?;
-    let nonce = decode_nonce(&req.nonce).ok_or_else(|| {
-        invalid(format!(
-            "nonce must be {MIN_NONCE} to {MAX_NONCE} bytes in base64url"
-        ))
-    })?;
-    let counter = i64::try_from(req.counter)
-        .ok()
-        .filter(|c| *c >= 1)
-        .ok_or_else(|| invalid("counter must be between 1 and 2^63-1"))?;
-    let r = &req.report;
-    bounded("hardware_model", &r.hardware_model, 64)?;
-    if version::parse(&r.firmware.version).is_none() {
-        return Err(invalid("firmware.version must be MAJOR.MINOR.PATCH"));
-    }
-    if let Some(b) = r.battery_percent
-        && b > 100
-    {
-        return Err(invalid("battery_percent must be 0 to 100"));
-    }
-    if let Some(tz) = &r.time_zone {
-        bounded("time_zone", tz, 64)?;
-    }
-    if let Some(u) = &r.last_update {
-        bounded("last_update.target", &u.target, 255)?;
-        if let Some(reason) = &u.reason {
-            bounded("last_update.reason", reason, 200)?;
+    let checked = check_submission(&s.path_id, &s.body, s.signature.as_deref(), |text| {
+        UsageSummary::from_text(text)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .map_err(|refusal| {
+        let (code, message) = (refusal.code(), refusal.to_string());
+        if refusal.is_unauthorized() {
+            ApiError::unauthorized(code, message)
+        } else {
+            ApiError::bad_request(code, message)
         }
-    }
-    if let Some(text) = &r.usage {
-        // At most `MAX_TEXT_LEN` characters are decoded (format 1: exactly
-        // `TEXT_LEN`); the codec is the lock's own.
-        UsageSummary::from_text(text).map_err(|e| invalid(format!("report.usage: {e}")))?;
-    }
+    })?;
     Ok(Parsed {
-        req,
-        nonce,
-        sig,
-        counter,
+        req: checked.req,
+        nonce: checked.nonce,
+        sig: checked.sig,
+        counter: checked.counter,
     })
 }

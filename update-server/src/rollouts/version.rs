@@ -1,22 +1,10 @@
 //! Firmware versions `MAJOR.MINOR.PATCH` (each 0–65535, as the envelope
 //! stores them) and their sort key.
 
-/// Parse `MAJOR.MINOR.PATCH`.
-pub fn parse(text: &str) -> Option<(u16, u16, u16)> {
-    let mut parts = text.split('.');
-    let mut next = || -> Option<u16> {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        p.parse().ok()
-    };
-    let v = (next()?, next()?, next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(v)
-}
+/// Parse `MAJOR.MINOR.PATCH`: the protocol's rule
+/// ([`nightlatch_proto::wire::parse_version`]), the one a check-in's
+/// `firmware.version` is checked with.
+pub use nightlatch_proto::wire::parse_version as parse;
 
 /// A sortable integer for a version (None if malformed).
 pub fn order(text: &str) -> Option<i64> {
