@@ -32,11 +32,10 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// A fixed virtual date (Monday 2030-01-07 00:00 UTC): the figures do not
+/// depend on the day or hour the bench is run.
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    nightlatch_system_tests::fleet::TEST_START
 }
 
 fn args(server: &Server, state: &Path, fw: &Path, anchor: &Path) -> LockArgs {
@@ -54,6 +53,7 @@ fn args(server: &Server, state: &Path, fw: &Path, anchor: &Path) -> LockArgs {
         until_version: None,
         interval: 3600,
         clock: ClockMode::Virtual,
+        start: Some(now().to_string()),
         fail_self_test_on: None,
         json: false,
     }

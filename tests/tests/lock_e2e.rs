@@ -37,17 +37,15 @@ fn args(server: &Server, state: &Path, fw: &Path, anchor: &Path) -> LockArgs {
         until_version: None,
         interval: 600,
         clock: ClockMode::Virtual,
+        start: Some(t0().to_string()),
         fail_self_test_on: None,
         json: false,
     }
 }
 
 /// A fixed virtual date (2030-01-07T00:00:00Z, a Monday), not today's: the
-/// server starts here. The simulated lock (`nightlatch-sim lock --clock
-/// virtual`) has no start option: its clock starts from the system clock at
-/// each run and takes the server's signed time at its first check-in, so
-/// what it schedules follows the virtual date; only its provisioning time
-/// floor is today's (harmless while today is before `TEST_START`).
+/// server and the simulated lock (`nightlatch-sim lock --clock virtual
+/// --start`) both start here.
 fn t0() -> u64 {
     TEST_START
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::error::SimError;
-use crate::fleet::{Faults, Fleet, FleetConfig, Policy, Report, Scenario};
+use crate::fleet::{Faults, Fleet, FleetConfig, Policy, Report, Scenario, TEST_START};
 
 const DAY: u64 = 86_400;
 
@@ -69,8 +69,9 @@ pub struct FleetArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-    /// Virtual start (`YYYY-MM-DDTHH:MM:SSZ` or Unix seconds), to rehearse
-    /// given calendar weeks on any day. Default: today's 00:00 UTC.
+    /// Virtual start (`YYYY-MM-DDTHH:MM:SSZ`, Unix seconds, or `today` for
+    /// today's 00:00 UTC). Default: Monday 2030-01-07 00:00 UTC, so a run
+    /// gives the same figures whatever day it is run on.
     #[arg(long, value_name = "TIME")]
     pub start: Option<String>,
 }
@@ -83,23 +84,9 @@ impl FleetArgs {
         Ok(())
     }
 
-    /// The virtual start: `--start`, else today's 00:00 UTC.
+    /// The virtual start: `--start`, else [`TEST_START`] (a fixed Monday).
     pub fn start_time(&self) -> Result<u64, SimError> {
-        match &self.start {
-            None => Ok(std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-                / DAY
-                * DAY),
-            Some(text) => text
-                .parse::<u64>()
-                .ok()
-                .or_else(|| lock_app::tuf::parse_utc(text))
-                .ok_or_else(|| SimError::Time {
-                    option: "--start",
-                    text: text.clone(),
-                }),
-        }
+        start_time(self.start.as_deref())
     }
 
     /// Run; the report.
@@ -284,6 +271,30 @@ pub fn print_report(r: &Report, json: bool) {
     }
 }
 
+/// `--start`: a time, `today` (00:00 UTC), or by default [`TEST_START`].
+fn start_time(text: Option<&str>) -> Result<u64, SimError> {
+    match text {
+        None => Ok(TEST_START),
+        Some("today") => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            / DAY
+            * DAY),
+        Some(text) => parse_start(text),
+    }
+}
+
+/// A `--start` time: `YYYY-MM-DDTHH:MM:SSZ` or Unix seconds.
+pub(crate) fn parse_start(text: &str) -> Result<u64, SimError> {
+    text.parse::<u64>()
+        .ok()
+        .or_else(|| lock_app::tuf::parse_utc(text))
+        .ok_or_else(|| SimError::Time {
+            option: "--start",
+            text: text.to_owned(),
+        })
+}
+
 /// The whole system on a small fleet, in about a minute: key ceremony (dev
 /// keys), sign, patch, publish, a staged rollout on a few hundred simulated
 /// locks over three virtual days, and the report.
@@ -295,6 +306,10 @@ pub struct DemoArgs {
     /// Virtual days.
     #[arg(long, default_value_t = 3.0)]
     pub days: f64,
+    /// Virtual start, as `nightlatch-sim fleet --start` (default: Monday
+    /// 2030-01-07 00:00 UTC, the same run every day).
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -325,7 +340,7 @@ impl DemoArgs {
             files_in_memory: false,
             json: self.json,
             quiet: false,
-            start: None,
+            start: self.start,
         };
         let report = args.simulate()?;
         if !self.json {
@@ -357,19 +372,20 @@ mod tests {
     }
 
     #[test]
-    fn start_is_given_or_today_at_midnight() {
+    fn start_is_given_today_or_a_fixed_monday() {
         for given in ["2030-01-07T00:00:00Z", "1893974400"] {
             assert_eq!(start(&["--start", given]).unwrap(), TEST_START, "{given}");
         }
+        assert_eq!(start(&[]).unwrap(), TEST_START);
         let today = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs()
             / DAY
             * DAY;
-        let default = start(&[]).unwrap();
+        let got = start(&["--start", "today"]).unwrap();
         // Unless midnight UTC passed between the two readings.
-        assert!(default == today || default == today + DAY, "{default}");
+        assert!(got == today || got == today + DAY, "{got}");
         assert!(matches!(
             start(&["--start", "next monday"]),
             Err(SimError::Time {

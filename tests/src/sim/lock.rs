@@ -83,6 +83,11 @@ pub struct LockArgs {
     /// Clock mode.
     #[arg(long, value_enum, default_value_t = ClockMode::Real)]
     pub clock: ClockMode,
+    /// With `--clock virtual`: where the lock's clock starts
+    /// (`YYYY-MM-DDTHH:MM:SSZ` or Unix seconds; each run starts there, then
+    /// follows the server's signed time). Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
     /// Make the self-test fail when this version runs (a bad release).
     #[arg(long)]
     pub fail_self_test_on: Option<String>,
@@ -251,7 +256,10 @@ impl LockArgs {
         let mut net = HttpNet::new(&self.server);
         let clock = match self.clock {
             ClockMode::Real => Clock::real(),
-            ClockMode::Virtual => Clock::virtual_at(Clock::real().now()),
+            ClockMode::Virtual => Clock::virtual_at(match &self.start {
+                Some(text) => super::fleet_cmd::parse_start(text)?,
+                None => Clock::real().now(),
+            }),
         };
 
         let (device, lock) = if flash_path.exists() {
