@@ -309,6 +309,9 @@ async fn refuse(mut stream: TcpStream, refusal: ConnectionRefusal) {
     .await;
 }
 
+/// The header a TLS-terminating proxy sets to the client's scheme.
+const FORWARDED_PROTO: &str = "x-forwarded-proto";
+
 /// Serve one admitted connection.
 async fn connection(
     stream: TcpStream,
@@ -322,12 +325,19 @@ async fn connection(
     let started = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicU32::new(0));
     let max_requests = http.max_requests_per_connection;
+    // What a client says about the original scheme counts only from a
+    // proxy listed in `http.trusted_proxies` (the console's `Secure` cookie
+    // follows it); anyone else's claim is dropped before any handler runs.
+    let peer_is_trusted_proxy = http.trusted_proxies.contains(&peer.ip());
     let service = {
         let started = Arc::clone(&started);
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             started.store(true, Ordering::Relaxed);
             let n = served.fetch_add(1, Ordering::Relaxed).saturating_add(1);
             req.extensions_mut().insert(ConnectInfo(peer));
+            if !peer_is_trusted_proxy {
+                req.headers_mut().remove(FORWARDED_PROTO);
+            }
             let app = app.clone();
             let last = n >= max_requests && req.version() <= axum::http::Version::HTTP_11;
             async move {

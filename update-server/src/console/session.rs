@@ -82,7 +82,8 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 pub fn secure(config: &Config, headers: &HeaderMap) -> bool {
     match config.console.secure_cookies {
         Some(s) => s,
-        // Only a trusted proxy's word counts; without any, plain HTTP.
+        // Only a trusted proxy's word counts (`server::connection` drops
+        // the header from any other peer); without any, plain HTTP.
         None => {
             !config.http.trusted_proxies.is_empty()
                 && headers

@@ -594,6 +594,64 @@ async fn refused_check_ins_exhaust_only_their_own_budget() {
     assert_eq!(seen, HashSet::from([404, 429]));
 }
 
+/// The console's cookie is `Secure` when a proxy listed in
+/// `http.trusted_proxies` says the client came over HTTPS — and only then:
+/// the same header from any other peer is dropped before the console reads
+/// it (a client cannot claim HTTPS, nor make a plain-HTTP deployment set
+/// cookies its browser will not send back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_scheme_counts_only_from_a_trusted_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_data_dir(dir.path());
+    let proxy: IpAddr = "127.0.0.4".parse().unwrap();
+    config.http.trusted_proxies = vec![proxy];
+    let app = TestApp::start(dir, config).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(update_server::server::run(
+        app.state.clone(),
+        listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let cookie_from = |from: &str, proto: Option<&str>| {
+        let client = reqwest::Client::builder()
+            .local_address(from.parse::<IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        let mut req = client.get(format!("http://{addr}/console/login"));
+        if let Some(p) = proto {
+            req = req.header("x-forwarded-proto", p);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let trusted = cookie_from("127.0.0.4", Some("https")).await;
+    assert!(trusted.contains("; Secure"), "{trusted}");
+    assert!(trusted.contains("HttpOnly; SameSite=Strict"), "{trusted}");
+    let plain_proxy = cookie_from("127.0.0.4", Some("http")).await;
+    assert!(!plain_proxy.contains("Secure"), "{plain_proxy}");
+    let spoofed = cookie_from("127.0.0.5", Some("https")).await;
+    assert!(
+        !spoofed.contains("Secure"),
+        "a client's own claim counted: {spoofed}"
+    );
+    let direct = cookie_from("127.0.0.1", None).await;
+    assert!(!direct.contains("Secure"), "{direct}");
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
 // ---------------------------------------------------------------------------
 // Data at rest.
 
