@@ -897,6 +897,37 @@ mod tests {
     }
 
     #[test]
+    fn console_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&ServeArgs {
+                config: Some(path.clone()),
+                data_dir: Some("/x".into()),
+                ..ServeArgs::default()
+            })
+        };
+        let c = load("").unwrap();
+        assert!(c.console.enabled, "on by default");
+        assert_eq!(c.console.session_lifetime, Duration::from_secs(8 * 3600));
+        assert_eq!(c.console.secure_cookies, None);
+        let c =
+            load("[console]\nenabled = false\nsession_lifetime = \"30m\"\nsecure_cookies = true\n")
+                .unwrap();
+        assert!(!c.console.enabled);
+        assert_eq!(c.console.session_lifetime, Duration::from_secs(1800));
+        assert_eq!(c.console.secure_cookies, Some(true));
+        for bad in [
+            "[console]\nenabled = \"no\"\n",
+            "[console]\nsession_lifetime = \"a while\"\n",
+            "[console]\nbogus = 1\n",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn file_settings_and_bad_values() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

@@ -136,8 +136,11 @@ pub fn router(state: AppState, api: Router) -> Router<AppState> {
     pages::routes(console).layer(axum::middleware::from_fn(headers))
 }
 
-/// Every console route (method, template), for the role × route tests.
+/// Every console route that needs a session (method, template), for the
+/// role × route tests.
 pub const ROUTES: &[(&str, &str)] = pages::ROUTES;
+/// The console routes open without a session.
+pub const PUBLIC_ROUTES: &[(&str, &str)] = pages::PUBLIC_ROUTES;
 
 /// Security headers on every console response.
 async fn headers(req: Request, next: Next) -> Response {

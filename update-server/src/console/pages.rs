@@ -58,7 +58,19 @@ pub fn routes(console: Arc<Console>) -> Router<AppState> {
         .layer(Extension(console))
 }
 
-/// Every console route template (for the role × route tests).
+/// The routes open without a session: the way in, and the assets the
+/// sign-in page needs.
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/console"),
+    ("GET", "/console/"),
+    ("GET", "/console/assets/{file}"),
+    ("GET", "/console/login"),
+    ("POST", "/console/login"),
+];
+
+/// Every console route that needs a session (for the role × route tests);
+/// with [`PUBLIC_ROUTES`], every route [`routes`] mounts (a unit test reads
+/// the router's source to hold the two lists to it).
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/console/fleet"),
     ("GET", "/console/releases"),
@@ -1499,5 +1511,48 @@ async fn audit_csv(c: C, headers: HeaderMap, Query(q): Query<AuditFilter>) -> Re
             error_page(&s, status, &text(&v["error"]), &text(&v["message"]))
         }
         Err(e) => api_error(&s, &e),
+    }
+}
+
+#[cfg(test)]
+mod route_list_tests {
+    use std::collections::BTreeSet;
+
+    use super::{PUBLIC_ROUTES, ROUTES};
+
+    /// `(method, path)` of every `.route(path, get(..).post(..))` in
+    /// [`super::routes`], read from this file's source.
+    fn mounted() -> BTreeSet<(String, String)> {
+        let source = include_str!("pages.rs");
+        let start = source.find("pub fn routes(").expect("routes()");
+        let body = &source[start..];
+        let body = &body[..body.find("\n}\n").expect("end of routes()")];
+        let mut found = BTreeSet::new();
+        for call in body.split(".route(").skip(1) {
+            let call: String = call.split_whitespace().collect::<Vec<_>>().join(" ");
+            let path = call.split('"').nth(1).expect("a path literal").to_owned();
+            let handlers = call.split_once(',').expect("handlers").1;
+            for (needle, method) in [("get(", "GET"), ("post(", "POST")] {
+                if handlers.contains(needle) {
+                    found.insert((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_route_lists_are_the_mounted_routes() {
+        let listed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .chain(PUBLIC_ROUTES)
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        assert_eq!(
+            listed.len(),
+            ROUTES.len() + PUBLIC_ROUTES.len(),
+            "listed twice"
+        );
+        assert_eq!(mounted(), listed);
     }
 }

@@ -785,10 +785,46 @@ async fn markup_from_users_is_escaped() {
     }
 }
 
+/// `[console] enabled = false`: no console route is served (404), the admin
+/// API and check-ins are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_can_be_turned_off() {
+    let live = Live::start(|c| c.console.enabled = false).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let routes = update_server::console::ROUTES
+        .iter()
+        .chain(update_server::console::PUBLIC_ROUTES);
+    for (method, path) in routes {
+        let url = live.url(&path.replace("{id}", "x").replace("{file}", "console.css"));
+        let r = if *method == "GET" {
+            client.get(url)
+        } else {
+            client.post(url).form(&[("csrf", "x")])
+        }
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{method} {path}");
+    }
+    let whoami = client
+        .get(live.url("/admin/v1/whoami"))
+        .bearer_auth(&live.app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whoami.status().as_u16(), 200);
+}
+
 /// Every console route for every role (and for nobody): pages each role
 /// may read answer 200, changes a role may not make are refused with 403
 /// (the API refuses them whatever the page shows), and without a session
-/// everything leads to the sign-in page.
+/// everything leads to the sign-in page; the routes open without a session
+/// (`PUBLIC_ROUTES`) answer the same to everyone, and sign-out works for
+/// every role. (`console::pages` checks that the two lists are every
+/// route the router mounts.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_console_route_for_every_role() {
     use update_server::auth::Role;
@@ -850,12 +886,48 @@ async fn every_console_route_for_every_role() {
         );
         assert_eq!(r.headers()["location"], "/console/login", "{method} {path}");
     }
+    // The open routes, signed out (`None`) and for each role: the way in
+    // leads to the sign-in page or, with a session, to the fleet; the
+    // sign-in page and the assets are served; a sign-in post without the
+    // form's CSRF cookie is refused.
+    let mut clients = vec![(None, anon.clone())];
+    for role in Role::ALL {
+        let (client, _) = session(&live, &app.token(role.as_str()).await).await;
+        clients.push((Some(role), client));
+    }
+    for (role, client) in &clients {
+        for (method, path) in update_server::console::PUBLIC_ROUTES {
+            let url = live.url(&path.replace("{file}", "console.css"));
+            let r = if *method == "GET" {
+                client.get(url)
+            } else {
+                client.post(url).form(&[("csrf", "x"), ("token", "nl_x")])
+            }
+            .send()
+            .await
+            .unwrap();
+            let status = r.status().as_u16();
+            let location = r
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let expected = match (*method, *path, role) {
+                ("POST", _, _) => (403, None),
+                ("GET", "/console/assets/{file}", _) => (200, None),
+                ("GET", "/console/login", None) => (200, None),
+                (_, _, None) => (303, Some("/console/login")),
+                (_, _, Some(_)) => (303, Some("/console/fleet")),
+            };
+            assert_eq!(
+                (status, location.as_deref()),
+                expected,
+                "{role:?} {method} {path}"
+            );
+        }
+    }
     for role in Role::ALL {
         let token = app.token(role.as_str()).await;
         for (method, path) in update_server::console::ROUTES {
-            if *path == "/console/logout" {
-                continue;
-            }
             let (client, csrf) = session(&live, &token).await;
             let url = live.url(&fill(path));
             let r = if *method == "GET" {
@@ -879,6 +951,19 @@ async fn every_console_route_for_every_role() {
                 client.post(url).form(&form).send().await.unwrap()
             };
             let status = r.status().as_u16();
+            if *path == "/console/logout" {
+                assert_eq!(status, 303, "{} sign-out", role.as_str());
+                assert_eq!(r.headers()["location"], "/console/login");
+                // The session is gone: its next page leads to the sign-in.
+                let after = client.get(live.url("/console/fleet")).send().await.unwrap();
+                assert_eq!(
+                    after.status().as_u16(),
+                    303,
+                    "{} after sign-out",
+                    role.as_str()
+                );
+                continue;
+            }
             if role >= needs(method, path) {
                 assert_ne!(status, 403, "{} {method} {path}", role.as_str());
                 assert!(status < 500, "{} {method} {path}: {status}", role.as_str());
