@@ -478,7 +478,10 @@ async fn fleet(c: C, headers: HeaderMap) -> Response {
         .api(
             who,
             Method::GET,
-            &format!("/admin/v1/fleet/stale?days={stale_days}&limit=20"),
+            &format!(
+                "/admin/v1/fleet/stale?days={stale_days}&limit={}",
+                COUNT_UP_TO + 1
+            ),
             None,
         )
         .await
@@ -488,12 +491,14 @@ async fn fleet(c: C, headers: HeaderMap) -> Response {
         .api(
             who,
             Method::GET,
-            "/admin/v1/fleet/below-minimum?limit=20",
+            &format!("/admin/v1/fleet/below-minimum?limit={}", COUNT_UP_TO + 1),
             None,
         )
         .await
         .map(|v| devices_of(&v))
         .unwrap_or_default();
+    let (stale, stale_count) = first_of(stale, 20);
+    let (below, below_count) = first_of(below, 20);
     let rollouts = c
         .api(who, Method::GET, "/admin/v1/rollouts", None)
         .await
@@ -519,12 +524,30 @@ async fn fleet(c: C, headers: HeaderMap) -> Response {
             total,
             versions,
             stale,
+            stale_count,
             stale_days,
             below,
+            below_count,
             rollouts,
             health,
         },
     )
+}
+
+/// Lists on the fleet and security pages are counted up to this many
+/// (more shows as "1000+"); the first rows are shown.
+const COUNT_UP_TO: usize = 1000;
+
+/// The first `shown` rows of a list fetched with `limit=COUNT_UP_TO + 1`,
+/// and its count as shown ("37", "1000+").
+fn first_of(mut rows: Vec<DeviceRow>, shown: usize) -> (Vec<DeviceRow>, String) {
+    let count = if rows.len() > COUNT_UP_TO {
+        format!("{COUNT_UP_TO}+")
+    } else {
+        rows.len().to_string()
+    };
+    rows.truncate(shown);
+    (rows, count)
 }
 
 fn size(bytes: i64) -> String {
@@ -1293,7 +1316,7 @@ async fn security_page(
         .api(
             who,
             Method::GET,
-            "/admin/v1/fleet/below-minimum?limit=50",
+            &format!("/admin/v1/fleet/below-minimum?limit={}", COUNT_UP_TO + 1),
             None,
         )
         .await
@@ -1303,12 +1326,14 @@ async fn security_page(
         .api(
             who,
             Method::GET,
-            "/admin/v1/devices?status=revoked&limit=50",
+            &format!("/admin/v1/devices?status=revoked&limit={}", COUNT_UP_TO + 1),
             None,
         )
         .await
         .map(|v| devices_of(&v))
         .unwrap_or_default();
+    let (below, below_count) = first_of(below, 50);
+    let (revoked, revoked_count) = first_of(revoked, 50);
     let roots = c
         .api(who, Method::GET, "/admin/v1/repo/health", None)
         .await
@@ -1340,7 +1365,9 @@ async fn security_page(
         &SecurityPage {
             f: frame(s, "Security", "security"),
             below,
+            below_count,
             revoked,
+            revoked_count,
             roots,
             tokens,
             new_token,

@@ -174,12 +174,16 @@ pub struct FleetPage {
     pub total: i64,
     /// Model × version.
     pub versions: Vec<VersionRow>,
-    /// Stale locks (not seen for `stale_days`).
+    /// Stale locks (not seen for `stale_days`): the first ones.
     pub stale: Vec<DeviceRow>,
+    /// How many there are ("1000+" past the count limit).
+    pub stale_count: String,
     /// Days.
     pub stale_days: i64,
-    /// Below the minimum secure version.
+    /// Below the minimum secure version: the first ones.
     pub below: Vec<DeviceRow>,
+    /// How many there are.
+    pub below_count: String,
     /// Rollouts in flight.
     pub rollouts: Vec<RolloutRow>,
     /// Repository roles.
@@ -523,10 +527,14 @@ pub struct TokenRow {
 pub struct SecurityPage {
     /// Frame.
     pub f: Frame,
-    /// Below the minimum.
+    /// Below the minimum: the first ones.
     pub below: Vec<DeviceRow>,
-    /// Revoked locks.
+    /// How many there are.
+    pub below_count: String,
+    /// Revoked locks: the first ones.
     pub revoked: Vec<DeviceRow>,
+    /// How many there are.
+    pub revoked_count: String,
     /// Roots' keys and thresholds.
     pub roots: Vec<HealthRow>,
     /// Tokens (security admins only).

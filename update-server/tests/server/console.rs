@@ -785,6 +785,43 @@ async fn markup_from_users_is_escaped() {
     }
 }
 
+/// The fleet page counts stale locks and the security page revoked ones
+/// past the rows it shows (20 and 50): 25 locks that never checked in are
+/// counted, not the 20 listed (past 1,000 the page shows "1000+").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_and_security_lists_are_counted_past_what_they_show() {
+    let live = Live::start(|_| {}).await;
+    let app = &live.app;
+    let locks = app.register(&ids("quiet", 25), MODEL, &[]).await;
+    for lock in locks.iter().take(3) {
+        let r = app
+            .json(
+                axum::http::Method::POST,
+                &format!("/admin/v1/devices/{}/revoke", lock.id),
+                Some(&app.admin),
+                Some(json!({"reason": "count"})),
+            )
+            .await;
+        assert!(r.0.is_success(), "{r:?}");
+    }
+    let token = app.token("security-admin").await;
+    let (client, _) = session(&live, &token).await;
+    let page = |path: &'static str| {
+        let client = client.clone();
+        let url = live.url(path);
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let fleet = page("/console/fleet").await;
+    // Revoked locks are not active, so not stale.
+    assert!(fleet.contains(r#"id="stale-count">22<"#), "{fleet}");
+    assert!(fleet.contains("20 of 22 shown"), "{fleet}");
+    let security = page("/console/security").await;
+    assert!(
+        security.contains(r#"id="revoked-count">(3)<"#),
+        "{security}"
+    );
+}
+
 /// `[console] enabled = false`: no console route is served (404), the admin
 /// API and check-ins are untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
