@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Data goes to stdout (a table, or JSON with --json); progress, warnings
 /// and errors to stderr. Exit codes: 0 ok, 1 failure, 2 usage, 3 not
-/// logged in / token revoked / role too low, 4 not found.
+/// logged in / token revoked or expired / role too low, 4 not found.
 #[derive(Debug, Parser)]
 #[command(name = "nightlatch", version)]
 pub struct Cli {
@@ -430,6 +430,10 @@ pub enum TokenCmd {
         /// Role.
         #[arg(long, value_parser = ["viewer", "operator", "release", "security-admin"])]
         role: String,
+        /// Lifetime, e.g. 30d or 12h (the server allows at most 10 years);
+        /// default: until revoked.
+        #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+        expires_in: Option<String>,
     },
     /// List tokens (never their secrets).
     List,

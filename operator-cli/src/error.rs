@@ -5,7 +5,7 @@
 //! | 0 | success |
 //! | 1 | failure: the server refused the request (400, 409, 422, …), a server or network error, a bad config file |
 //! | 2 | usage: bad arguments, a destructive verb without `--yes` off a terminal |
-//! | 3 | refused: not logged in, token unknown or revoked (401), or role too low (403) |
+//! | 3 | refused: not logged in, token unknown, revoked or expired (401), or role too low (403) |
 //! | 4 | not found (404) |
 //!
 //! Messages never contain the token: the token only ever travels in the
@@ -54,8 +54,8 @@ pub enum CliError {
 fn api_text(status: u16, code: &str, message: &str) -> String {
     match status {
         401 => format!(
-            "not logged in or token revoked: the server refused the token ({code}: {message}); \
-             run `nightlatch login` with a valid token"
+            "not logged in or token revoked or expired: the server refused the token \
+             ({code}: {message}); run `nightlatch login` with a valid token"
         ),
         403 => format!("refused by role: {code}: {message}"),
         _ => format!("{code}: {message} (HTTP {status})"),

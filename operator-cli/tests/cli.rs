@@ -724,6 +724,100 @@ fn exit_codes_usage_forbidden_not_found_revoked() {
     assert!(r.stderr.contains("not logged in or token revoked"), "{r:?}");
     assert!(r.stderr.contains("bad_token"), "{r:?}");
 
+    // 401 with an expired token: it works until its `expires_at`, then is
+    // refused like a revoked one (exit 3). The server trusts a looked-up
+    // token for a few seconds (its token cache): poll.
+    let v = s
+        .run(&[
+            "token",
+            "create",
+            "--name",
+            "brief",
+            "--role",
+            "viewer",
+            "--expires-in",
+            "2s",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let expires = secs(v["expires_at"].as_str().unwrap());
+    assert_eq!(expires - secs(v["created_at"].as_str().unwrap()), 2, "{v}");
+    s.login(v["token"].as_str().unwrap(), &["--profile", "brief"])
+        .ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = s.run(&["--profile", "brief", "whoami", "--json"]);
+        if r.code != 0 {
+            break r;
+        }
+        assert_eq!(r.json()["name"], "brief");
+        assert!(Instant::now() < deadline, "an expired token still works");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(r.code, 3, "{r:?}");
+    let e: Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(e["error"], "bad_token", "{e}");
+    assert_eq!(e["status"], 401, "{e}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        now >= expires,
+        "refused only once expired ({now} < {expires})"
+    );
+    let r = s.run(&["--profile", "brief", "whoami"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("not logged in or token revoked or expired"),
+        "{r:?}"
+    );
+    let r = s.run(&["token", "list"]).ok();
+    let row = r.stdout.lines().find(|l| l.contains("brief")).unwrap();
+    assert!(row.contains("(expired)"), "{r:?}");
+
+    // `nightlatch-server recover-admin --expires-in`: a zero or negative
+    // lifetime (a token expired at once) is a usage error and mints
+    // nothing; a real one reaches the token.
+    for bad in ["0s", "-1h"] {
+        let out = StdCommand::new(&bins().server)
+            .arg("--data-dir")
+            .arg(s.data())
+            .args(["recover-admin", "--name", "zero", "--expires-in", bad])
+            .env("NIGHTLATCH_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--expires-in") && out.stdout.is_empty(),
+            "{bad}: {stderr}"
+        );
+    }
+    let out = StdCommand::new(&bins().server)
+        .arg("--data-dir")
+        .arg(s.data())
+        .args(["recover-admin", "--name", "day-pass", "--expires-in", "1d"])
+        .env("NIGHTLATCH_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = s.run(&["token", "list", "--json"]).ok().json();
+    let tokens = v["tokens"].as_array().unwrap();
+    assert!(!tokens.iter().any(|t| t["name"] == "zero"), "{v}");
+    let t = tokens.iter().find(|t| t["name"] == "day-pass").unwrap();
+    assert_eq!(
+        secs(t["expires_at"].as_str().unwrap()) - secs(t["created_at"].as_str().unwrap()),
+        86_400,
+        "{t}"
+    );
+
     // 1: refused for another reason (409: abort an aborted rollout; 422: bad body).
     s.publish(&[("1.0.0", 1)]);
     let id = s
@@ -831,7 +925,42 @@ fn destructive_verbs_need_yes_off_a_terminal() {
     let r = s
         .run(&["rollout", "abort", &id, "--reason", "r", "--yes"])
         .ok();
-    assert!(r.stdout.contains("aborted"), "{r:?}");
+    let row = r.stdout.lines().find(|l| l.starts_with(&id));
+    assert!(row.is_some_and(|l| l.contains("aborted")), "{r:?}");
+    assert!(r.stderr.contains("abort done, now aborted"), "{r:?}");
+    // … and with --json: the API's rollout.
+    let draft = s
+        .run(&[
+            "rollout",
+            "create",
+            "--name",
+            "superseded",
+            "--target",
+            &format!("{MODEL}/1.0.0.nlfw"),
+            "--json",
+        ])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .run(&[
+            "rollout",
+            "abort",
+            &draft,
+            "--reason",
+            "replaced by a newer build",
+            "--yes",
+            "--json",
+        ])
+        .ok();
+    let v = r.json();
+    assert_eq!(v["id"], draft.as_str(), "{v}");
+    assert_eq!(v["name"], "superseded", "{v}");
+    assert_eq!(v["state"], "aborted", "{v}");
+    assert_eq!(v["state_reason"], "replaced by a newer build", "{v}");
+    assert_eq!(v["target"], format!("{MODEL}/1.0.0.nlfw"), "{v}");
     let v = s
         .run(&[
             "device", "revoke", "conf-00", "--reason", "stolen", "-y", "--json",
@@ -1133,8 +1262,48 @@ fn devices_sites_fleet_audit_tokens_and_releases() {
         .ok()
         .json();
     assert_eq!(v["min_version"], "1.1.0", "{v}");
+    // set-minimum as a table: FIELD VALUE rows of what is stored now.
+    let r = s
+        .run(&[
+            "fleet",
+            "set-minimum",
+            MODEL,
+            "--min-version",
+            "1.1.0",
+            "--min-security-counter",
+            "2",
+        ])
+        .ok();
+    assert_eq!(field(&r.stdout, "hardware_model").as_deref(), Some(MODEL));
+    assert_eq!(field(&r.stdout, "min_version").as_deref(), Some("1.1.0"));
+    assert_eq!(
+        field(&r.stdout, "min_security_counter").as_deref(),
+        Some("2"),
+        "{r:?}"
+    );
+    assert_eq!(
+        field(&r.stdout, "set_by").as_deref(),
+        Some("bootstrap"),
+        "{r:?}"
+    );
     let r = s.run(&["fleet", "minimums"]).ok();
-    assert!(r.stdout.contains("1.1.0"), "{r:?}");
+    assert!(r.stdout.starts_with("MODEL"), "{r:?}");
+    let row = r.stdout.lines().find(|l| l.starts_with(MODEL)).unwrap();
+    assert!(
+        row.contains("1.1.0") && row.contains(" 2 ") && row.contains("bootstrap"),
+        "{r:?}"
+    );
+    let v = s.run(&["fleet", "minimums", "--json"]).ok().json();
+    let m = v["minimums"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["hardware_model"] == MODEL)
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(m["min_version"], "1.1.0", "{v}");
+    assert_eq!(m["min_security_counter"], 2, "{v}");
+    assert_eq!(m["set_by"], "bootstrap", "{v}");
+    assert!(m["set_at"].is_string(), "{v}");
     let r = s.run(&["fleet", "below-minimum"]).ok();
     assert!(r.stdout.contains("dev-a-00"), "{r:?}");
     let v = s
@@ -1170,19 +1339,131 @@ fn devices_sites_fleet_audit_tokens_and_releases() {
         r.stdout.contains("nlt_") && r.stderr.contains("shown this once"),
         "{r:?}"
     );
+    assert_eq!(
+        field(&r.stdout, "expires_at").as_deref(),
+        Some("never"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("lives until revoked"), "{r:?}");
+    // --expires-in: the lifetime goes to the server (`expires_in`), which
+    // answers with `expires_at`; shown by create (table and JSON) and list.
+    let r = s
+        .run(&[
+            "token",
+            "create",
+            "--name",
+            "erin",
+            "--role",
+            "viewer",
+            "--expires-in",
+            "1h",
+        ])
+        .ok();
+    let erin = field(&r.stdout, "id").unwrap_or_else(|| panic!("{r:?}"));
+    let erin_expires = field(&r.stdout, "expires_at").unwrap_or_else(|| panic!("{r:?}"));
+    let created = field(&r.stdout, "created_at").unwrap();
+    assert_eq!(
+        secs(&erin_expires) - secs(&created),
+        3600,
+        "an hour after creation: {r:?}"
+    );
+    assert!(
+        r.stderr.contains(&format!("it expires at {erin_expires}")),
+        "{r:?}"
+    );
+    let v = s
+        .run(&[
+            "token",
+            "create",
+            "--name",
+            "fred",
+            "--role",
+            "operator",
+            "--expires-in",
+            "30d",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert!(v["token"].as_str().unwrap().starts_with("nlt_"), "{v}");
+    assert_eq!(
+        secs(v["expires_at"].as_str().unwrap()) - secs(v["created_at"].as_str().unwrap()),
+        30 * 86_400,
+        "{v}"
+    );
+    let fred = v["id"].as_str().unwrap().to_owned();
+    // Bad lifetimes: not a duration or zero (exit 2, checked here), more
+    // than the server allows (422, exit 1); no token is made.
+    for bad in ["soon", "0s", "-1h"] {
+        let r = s.run(&[
+            "token",
+            "create",
+            "--name",
+            "gus",
+            "--role",
+            "viewer",
+            "--expires-in",
+            bad,
+        ]);
+        assert_eq!(r.code, 2, "{bad}: {r:?}");
+        assert!(r.stderr.contains("--expires-in"), "{r:?}");
+    }
+    let r = s.run(&[
+        "token",
+        "create",
+        "--name",
+        "gus",
+        "--role",
+        "viewer",
+        "--expires-in",
+        "11years",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("at most 10 years"), "{r:?}");
     let r = s.run(&["token", "list"]).ok();
+    let header: Vec<&str> = r.stdout.lines().next().unwrap().split("  ").collect();
     assert!(
         r.stdout.starts_with("ID") && r.stdout.contains("carol") && r.stdout.contains("dave"),
         "{r:?}"
     );
-    assert!(!r.stdout.contains(&secret), "secrets are never listed");
-    let v = s.run(&["token", "list", "--json"]).ok().json();
     assert!(
-        v["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["id"] == id.as_str() && t["role"] == "operator")
+        header.iter().any(|h| h.trim() == "EXPIRES"),
+        "an EXPIRES column: {r:?}"
+    );
+    let row = |id: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} in {r:?}"))
+            .to_owned()
+    };
+    assert!(row(&erin).contains(&erin_expires), "{r:?}");
+    assert!(row(&id).contains("never"), "{r:?}");
+    assert!(!r.stdout.contains(&secret), "secrets are never listed");
+    assert!(!r.stdout.contains("nlt_"), "secrets are never listed");
+    let v = s.run(&["token", "list", "--json"]).ok().json();
+    let tokens = v["tokens"].as_array().unwrap();
+    assert!(
+        tokens.iter().any(|t| t["id"] == id.as_str()
+            && t["role"] == "operator"
+            && t["expires_at"].is_null()),
+        "{v}"
+    );
+    let e = tokens.iter().find(|t| t["id"] == erin.as_str()).unwrap();
+    assert_eq!(e["expires_at"], erin_expires.as_str(), "{v}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ahead = secs(&erin_expires) - now;
+    assert!(
+        (3300..=3600).contains(&ahead),
+        "about an hour ahead: {ahead} s"
+    );
+    assert!(tokens.iter().any(|t| t["id"] == fred.as_str()), "{v}");
+    assert!(
+        !tokens.iter().any(|t| t["name"] == "gus"),
+        "refused lifetimes make no token: {v}"
     );
     let v = s
         .run(&["token", "revoke", &id, "--yes", "--json"])
@@ -1438,6 +1719,37 @@ fn a_rollout_driven_from_create_to_completion() {
     assert!(r.stderr.contains("paused: hold on"), "{r:?}");
     let v = s.run(&["rollout", "resume", &id, "--json"]).ok().json();
     assert_eq!(v["state"], "running");
+    // The same as tables: the rollout's row (its new STATE), the verb on
+    // stderr; no --reason: the server names who did it.
+    let r = s.run(&["rollout", "pause", &id]).ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].starts_with("ID") && lines[0].contains("STATE"),
+        "{r:?}"
+    );
+    assert!(
+        lines[1].starts_with(&id)
+            && lines[1].contains("2.0.0 staged")
+            && lines[1].contains("paused"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("pause done, now paused"), "{r:?}");
+    let v = s.run(&["rollout", "show", &id, "--json"]).ok().json();
+    assert_eq!(v["state"], "paused");
+    assert_eq!(v["state_reason"], "pause by bootstrap", "{v}");
+    let r = s
+        .run(&["rollout", "resume", &id, "--reason", "looked again"])
+        .ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].starts_with("ID") && lines[0].contains("STATE"),
+        "{r:?}"
+    );
+    assert!(
+        lines[1].starts_with(&id) && lines[1].contains("running") && lines[1].contains(&target),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("resume done, now running"), "{r:?}");
 
     // Watch (one line per change off a terminal) while the fleet updates.
     let watch = spawn_watch(&s, &id, &[]);
@@ -1556,13 +1868,30 @@ fn a_rollout_driven_from_create_to_completion() {
     let r = s.run(&["device", "history", "lock-03"]).ok();
     assert!(r.stdout.contains("confirmed"), "{r:?}");
 
-    // Another rollout, aborted: the watch exits 1 and says why.
-    let r = s
+    // Another rollout, a draft started with --json, then aborted: the
+    // watch exits 1 and says why.
+    let v = s
         .run(&[
-            "rollout", "create", "--name", "again", "--target", &target, "--start", "--json",
+            "rollout", "create", "--name", "again", "--target", &target, "--json",
         ])
+        .ok()
+        .json();
+    assert_eq!(v["state"], "draft", "{v}");
+    let id2 = v["id"].as_str().unwrap().to_owned();
+    let r = s
+        .run(&["rollout", "start", &id2, "--reason", "second run", "--json"])
         .ok();
-    let id2 = r.json()["id"].as_str().unwrap().to_owned();
+    assert!(r.stderr.is_empty(), "--json: no progress line: {r:?}");
+    let v = r.json();
+    assert_eq!(v["id"], id2.as_str(), "{v}");
+    assert_eq!(v["state"], "running", "{v}");
+    assert_eq!(v["name"], "again", "{v}");
+    assert_eq!(v["target"], target.as_str(), "{v}");
+    assert_eq!(v["target_version"], "2.0.0", "{v}");
+    assert_eq!(v["hardware_model"], MODEL, "{v}");
+    assert_eq!(v["current_wave"], 0, "{v}");
+    assert!(v["current_wave_started_at"].is_string(), "{v}");
+    assert_eq!(v["created_by"], "bootstrap", "{v}");
     let watch = spawn_watch(&s, &id2, &[]);
     std::thread::sleep(Duration::from_millis(500));
     s.run(&["rollout", "abort", &id2, "--reason", "not needed", "--yes"])
@@ -1591,6 +1920,16 @@ fn a_rollout_driven_from_create_to_completion() {
     ] {
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }
+    assert!(
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "rollout.start"
+                && e["subject"] == id2.as_str()
+                && e["detail"]["reason"] == "second run"),
+        "{v}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1821,6 +2160,15 @@ fn field(stdout: &str, name: &str) -> Option<String> {
         let (k, v) = l.trim().split_once(char::is_whitespace)?;
         (k == name).then(|| v.trim().to_owned())
     })
+}
+
+/// Unix seconds of an RFC 3339 time the server printed.
+fn secs(rfc3339: &str) -> i64 {
+    humantime::parse_rfc3339_weak(rfc3339)
+        .unwrap_or_else(|e| panic!("{rfc3339:?}: {e}"))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[test]
@@ -2137,9 +2485,87 @@ fn webhooks_created_tested_signed_rotated_and_deleted() {
     want.sort();
     assert_eq!(v1, want, "one v1 signature per secret: {req:?}");
 
-    // Enable (already enabled: stays so).
+    // Rotate again as a table, with no overlap: the new secret is the
+    // `secret` row on stdout (shown once), the note on stderr; from now on
+    // it alone signs.
+    let r = s
+        .run(&["webhook", "rotate-secret", &id, "--overlap", "0s", "--yes"])
+        .ok();
+    assert!(r.stderr.contains("shown this once"), "{r:?}");
+    let secret4 = field(&r.stdout, "secret").unwrap_or_else(|| panic!("{r:?}"));
+    assert!(
+        secret4.starts_with("whsec_") && secret4 != secret && secret4 != secret2,
+        "{r:?}"
+    );
+    assert!(
+        !r.stderr.contains(&secret4),
+        "the secret goes to stdout only"
+    );
+    assert_eq!(
+        field(&r.stdout, "id").as_deref(),
+        Some(id.as_str()),
+        "{r:?}"
+    );
+    let until = field(&r.stdout, "previous_secret_expires_at").unwrap();
+    assert!(until.ends_with('Z'), "{r:?}");
+    assert!(r.stderr.contains(&until), "{r:?}");
+
+    // Test as a table: the queued event's `type` and `event_id` rows; the
+    // ping arrives signed with the new secret only, and the deliveries
+    // table shows it delivered with status 200.
+    let r = s.run(&["webhook", "test", &id]).ok();
+    assert_eq!(
+        field(&r.stdout, "type").as_deref(),
+        Some("test.ping"),
+        "{r:?}"
+    );
+    let ev4 = field(&r.stdout, "event_id").unwrap_or_else(|| panic!("{r:?}"));
+    assert!(
+        r.stderr.contains(&ev4) && r.stderr.contains("deliveries"),
+        "{r:?}"
+    );
+    let req = rx.wait_for(Duration::from_secs(60), |q| q.is_ping(&ev4));
+    let (t, v1) = signatures(&req);
+    assert_eq!(
+        v1,
+        vec![webhook_signature(&secret4, &t, &req.body)],
+        "the old secrets no longer sign: {req:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = s.run(&["webhook", "deliveries", &id]).ok();
+        if let Some(row) = r.stdout.lines().find(|l| l.contains(&ev4)) {
+            assert!(
+                row.contains("test.ping") && row.contains("200") && row.contains("delivered"),
+                "{row}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no delivery of {ev4}: {r:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Enable (already enabled: stays so), with --json and as a table.
     let v = s.run(&["webhook", "enable", &id, "--json"]).ok().json();
     assert_eq!(v["enabled"], true, "{v}");
+    assert_eq!(v["id"], id.as_str(), "{v}");
+    let r = s.run(&["webhook", "enable", &id]).ok();
+    assert_eq!(
+        field(&r.stdout, "id").as_deref(),
+        Some(id.as_str()),
+        "{r:?}"
+    );
+    assert_eq!(
+        field(&r.stdout, "enabled").as_deref(),
+        Some("true"),
+        "{r:?}"
+    );
+    assert_eq!(
+        field(&r.stdout, "consecutive_failures").as_deref(),
+        Some("0"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("whsec_"), "{r:?}");
 
     // Roles: an operator reads, but cannot create, test, rotate or delete.
     let (_, op) = s.token("olga", "operator");

@@ -41,13 +41,35 @@ enum Command {
         /// Revoke every live token of every role.
         #[arg(long)]
         revoke_all: bool,
-        /// Token lifetime (`1d`, `12h`); default: until revoked.
-        #[arg(long)]
+        /// Token lifetime (`1d`, `12h`; more than zero); default: until
+        /// revoked.
+        #[arg(long, value_name = "DURATION", value_parser = token_lifetime, allow_hyphen_values = true)]
         expires_in: Option<String>,
         /// Write the token to this file (created 0600) instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
     },
+}
+
+/// `recover-admin --expires-in`: a humantime duration above zero (a zero
+/// or negative lifetime would mint a token that is already expired, and
+/// leave the operator locked out), passed on trimmed.
+fn token_lifetime(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.starts_with('-') {
+        return Err(format!(
+            "{text:?}: a token lifetime cannot be negative; give e.g. 1d or 12h"
+        ));
+    }
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("{text:?} is not a duration ({e}); give e.g. 1d or 12h"))?;
+    if d.is_zero() {
+        return Err(format!(
+            "{text:?}: the token would be expired at once; give a lifetime above zero (e.g. 1d), \
+             or leave --expires-in out for a token that lives until revoked"
+        ));
+    }
+    Ok(t.to_owned())
 }
 
 /// The system allocator spends a sixth of a busy server's time in malloc.
@@ -130,5 +152,46 @@ fn main() -> std::process::ExitCode {
             eprintln!("nightlatch-server: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn recover_admin_lifetimes_must_be_above_zero() {
+        assert_eq!(token_lifetime("1d").unwrap(), "1d");
+        assert_eq!(token_lifetime(" 12h ").unwrap(), "12h");
+        assert_eq!(token_lifetime("1d 12h").unwrap(), "1d 12h");
+        for bad in ["0s", "0d", "0", "-1h", "-0s", "soon", ""] {
+            assert!(token_lifetime(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            token_lifetime("0s")
+                .unwrap_err()
+                .contains("expired at once")
+        );
+        assert!(token_lifetime("-1h").unwrap_err().contains("negative"));
+
+        Cli::command().debug_assert();
+        let parse = |v: &str| {
+            Cli::try_parse_from(["nightlatch-server", "recover-admin", "--expires-in", v])
+        };
+        for bad in ["0s", "-1h"] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad}: {e}"
+            );
+            assert_eq!(e.exit_code(), 2);
+        }
+        let cli = parse("30d").unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::RecoverAdmin { expires_in: Some(ref e), .. }) if e == "30d"
+        ));
     }
 }
