@@ -161,10 +161,11 @@ pub fn hash_token(token: &str) -> String {
 
 /// Recently looked-up tokens (a few seconds), so every admin request does
 /// not cost a database read. Revocation on this replica clears it at once;
-/// other replicas see it within [`TokenCache::TTL`].
+/// other replicas see it within [`TokenCache::TTL`]. A token's expiry is
+/// kept with it, so an expired token is refused at once, cached or not.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<String, (Instant, Option<Caller>)>>,
+    entries: Mutex<HashMap<String, CacheEntry>>,
     refusals: Mutex<HashMap<&'static str, RefusalSample>>,
 }
 
@@ -174,6 +175,10 @@ pub const REFUSAL_SAMPLE_MS: i64 = 60_000;
 
 /// Refusal reasons, the values of the metric's `reason` label.
 pub const REFUSAL_REASONS: [&str; 3] = ["missing_token", "bad_token", "forbidden"];
+
+/// A looked-up token: when it was looked up, who it is (none: unknown,
+/// revoked or expired) and when it expires (server clock, ms).
+type CacheEntry = (Instant, Option<Caller>, Option<i64>);
 
 #[derive(Debug, Clone, Copy)]
 struct RefusalSample {
@@ -187,19 +192,19 @@ impl TokenCache {
     /// How long a lookup is trusted.
     pub const TTL: Duration = Duration::from_secs(5);
 
-    fn get(&self, hash: &str) -> Option<Option<Caller>> {
+    fn get(&self, hash: &str, now_ms: i64) -> Option<Option<Caller>> {
         let map = self.entries.lock().ok()?;
         map.get(hash)
-            .filter(|(at, _)| at.elapsed() < Self::TTL)
-            .map(|(_, c)| c.clone())
+            .filter(|(at, _, _)| at.elapsed() < Self::TTL)
+            .map(|(_, c, expires)| c.clone().filter(|_| expires.is_none_or(|e| e > now_ms)))
     }
 
-    fn put(&self, hash: String, caller: Option<Caller>) {
+    fn put(&self, hash: String, caller: Option<Caller>, expires_at: Option<i64>) {
         if let Ok(mut map) = self.entries.lock() {
             if map.len() > 10_000 {
                 map.clear();
             }
-            map.insert(hash, (Instant::now(), caller));
+            map.insert(hash, (Instant::now(), caller, expires_at));
         }
     }
 
@@ -280,21 +285,20 @@ async fn refuse(
 
 async fn caller_for(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
     let hash = hash_token(token);
-    if let Some(hit) = state.tokens.get(&hash) {
+    let now = state.clock.now_ms();
+    if let Some(hit) = state.tokens.get(&hash, now) {
         return Ok(hit);
     }
-    let caller = state
-        .store
-        .token_by_hash(&hash, state.clock.now_ms())
-        .await?
-        .and_then(|t| {
-            Some(Caller {
-                role: Role::parse(&t.role)?,
-                token_id: t.id,
-                name: t.name,
-            })
-        });
-    state.tokens.put(hash, caller.clone());
+    let record = state.store.token_by_hash(&hash, now).await?;
+    let expires_at = record.as_ref().and_then(|t| t.expires_at);
+    let caller = record.and_then(|t| {
+        Some(Caller {
+            role: Role::parse(&t.role)?,
+            token_id: t.id,
+            name: t.name,
+        })
+    });
+    state.tokens.put(hash, caller.clone(), expires_at);
     Ok(caller)
 }
 
