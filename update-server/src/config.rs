@@ -736,6 +736,11 @@ fn webhooks_config(w: WebhooksFile) -> anyhow::Result<WebhooksConfig> {
     if c.retry_backoff_cap < c.retry_backoff {
         bail!("webhooks.retry_backoff_cap must not be shorter than webhooks.retry_backoff");
     }
+    // A claim must outlive a request that runs to its timeout, or another
+    // replica would send the delivery again while this one waits.
+    if c.claim_lease < c.request_timeout.saturating_mul(2) {
+        bail!("webhooks.claim_lease must be at least twice webhooks.request_timeout");
+    }
     Ok(c)
 }
 

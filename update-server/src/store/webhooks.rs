@@ -164,6 +164,9 @@ pub struct Due {
     pub event_at: i64,
     /// The subscription.
     pub webhook: Webhook,
+    /// This replica's claim (`claimed_until` as it set it): the attempt
+    /// moves the delivery on only while the claim is still this one.
+    pub claim: i64,
 }
 
 /// What an attempt came to.
@@ -205,6 +208,9 @@ pub enum AfterAttempt {
     Retry,
     /// Given up (too many attempts).
     GaveUp,
+    /// The claim ran out and another replica took the delivery over: the
+    /// attempt is logged, the delivery left to that replica.
+    Superseded,
 }
 
 /// One row of the delivery log.
@@ -500,6 +506,7 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> anyhow::Result<Vec<Due>> {
+        let claim = now.saturating_add(lease_ms);
         let claimed = sqlx::query(
             "UPDATE webhook_deliveries SET claimed_until = $1 WHERE id IN \
              (SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
@@ -507,7 +514,7 @@ impl Store {
               ORDER BY d.next_attempt_at LIMIT $3) \
              AND state = 'pending' AND claimed_until <= $2 RETURNING id",
         )
-        .bind(now.saturating_add(lease_ms))
+        .bind(claim)
         .bind(now)
         .bind(limit)
         .fetch_all(self.pool())
@@ -547,6 +554,7 @@ impl Store {
                 body: r.try_get("payload")?,
                 event_at: r.try_get("event_at")?,
                 webhook: webhook(&r)?,
+                claim,
             });
         }
         Ok(out)
@@ -636,18 +644,29 @@ async fn record_in(
     let (state, next, finished) = match after {
         AfterAttempt::Delivered => ("delivered", now, Some(now)),
         AfterAttempt::GaveUp => ("failed", now, Some(now)),
-        AfterAttempt::Retry => ("pending", now.saturating_add(rules.backoff(n)), None),
+        // (`after` is one of the three above here.)
+        AfterAttempt::Retry | AfterAttempt::Superseded => {
+            ("pending", now.saturating_add(rules.backoff(n)), None)
+        }
     };
-    sqlx::query(
-        "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, claimed_until = 0, finished_at = $4 WHERE id = $5",
+    // Only while the claim is still ours: if it ran out and another
+    // replica claimed the delivery, that replica moves it on.
+    let moved = sqlx::query(
+        "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, claimed_until = 0, finished_at = $4 \
+         WHERE id = $5 AND state = 'pending' AND claimed_until = $6",
     )
     .bind(state)
     .bind(n)
     .bind(next)
     .bind(finished)
     .bind(&due.delivery_id)
+    .bind(due.claim)
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok((AfterAttempt::Superseded, false));
+    }
     let mut disabled = false;
     if attempt.ok() {
         sqlx::query("UPDATE webhooks SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0")

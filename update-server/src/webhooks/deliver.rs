@@ -139,6 +139,18 @@ pub async fn send(http: &reqwest::Client, due: &Due, allow_private: bool, now: i
     }
 }
 
+/// How many deliveries one claim takes: as many as `concurrency` senders
+/// can finish well inside the lease even if every request runs to its
+/// timeout (rounds of `concurrency`, each at most `request_timeout`, in
+/// three quarters of `claim_lease`), so a slow receiver does not let the
+/// lease run out and another replica send the same deliveries again.
+pub fn batch_size(c: &crate::config::WebhooksConfig) -> usize {
+    let budget = c.claim_lease.as_millis().saturating_mul(3) / 4;
+    let per_round = c.request_timeout.as_millis().max(1);
+    let rounds = usize::try_from(budget / per_round).unwrap_or(1).clamp(1, 4);
+    c.concurrency.saturating_mul(rounds)
+}
+
 /// Claim and deliver until `stop` changes.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let c = state.config.webhooks.clone();
@@ -151,7 +163,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     };
     let rules = rules(&c);
     let lease = i64::try_from(c.claim_lease.as_millis()).unwrap_or(30_000);
-    let batch = i64::try_from(c.concurrency * 4).unwrap_or(64);
+    let batch = i64::try_from(batch_size(&c)).unwrap_or(16);
     loop {
         if *stop.borrow() {
             break;
@@ -219,6 +231,55 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => {}
             () = WAKE.notified() => {}
             () = tokio::time::sleep(c.poll_interval) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::batch_size;
+    use crate::config::WebhooksConfig;
+    use crate::store::webhooks::RetryRules;
+
+    #[test]
+    fn a_claimed_batch_fits_in_its_lease_at_the_worst() {
+        let mut c = WebhooksConfig::default();
+        // 30 s lease, 10 s timeout: two rounds of 16.
+        assert_eq!(batch_size(&c), 32);
+        for (lease, timeout, concurrency) in [(30, 10, 16), (20, 10, 4), (60, 5, 8), (2, 1, 4)] {
+            c.claim_lease = Duration::from_secs(lease);
+            c.request_timeout = Duration::from_secs(timeout);
+            c.concurrency = concurrency;
+            let rounds = batch_size(&c).div_ceil(concurrency) as u64;
+            assert!(rounds * timeout < lease, "{lease} {timeout} {concurrency}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_with_a_quarter_of_jitter() {
+        let r = RetryRules {
+            backoff_ms: 5_000,
+            backoff_cap_ms: 60_000,
+            max_attempts: 20,
+            disable_after: 50,
+        };
+        for (attempts, base) in [
+            (1, 5_000),
+            (2, 10_000),
+            (3, 20_000),
+            (4, 40_000),
+            (5, 60_000),
+            (40, 60_000),
+        ] {
+            for _ in 0..50 {
+                let wait = r.backoff(attempts);
+                assert!(
+                    (base..=base + base / 4).contains(&wait),
+                    "{attempts}: {wait}"
+                );
+            }
         }
     }
 }

@@ -2,9 +2,11 @@
 //! type delivered with a valid signature (both backends), a receiver that
 //! is down and then up gets the event again with the same id, secret
 //! rotation signs with both secrets, private addresses are refused, a run
-//! of failures disables a subscription (and the others are told), and two
-//! replicas on PostgreSQL deliver each event once. (`kill -9` with
-//! deliveries pending is in `webhooks_crash`, against the real binary.)
+//! of failures disables a subscription (and the others are told), retries
+//! back off and give up after `max_attempts`, a late attempt does not undo
+//! another replica's claim, two replicas on PostgreSQL deliver each event
+//! once, and `kill -9` of the real binary with deliveries pending and in
+//! flight loses no event.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -672,6 +674,124 @@ both_backends!(
     rotated_secrets_both_sign_during_the_overlap,
 );
 
+/// A receiver that always fails: the retries wait longer each time, up to
+/// the cap, and after `max_attempts` the delivery is given up — no more
+/// attempts however long the clock runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_back_off_and_give_up_after_max_attempts() {
+    let app = app(Backend::Embedded, |c| {
+        c.webhooks.retry_backoff = Duration::from_secs(10);
+        c.webhooks.retry_backoff_cap = Duration::from_secs(40);
+        c.webhooks.max_attempts = 4;
+    })
+    .await;
+    let rx = Receiver::start().await;
+    rx.status.store(500, Ordering::SeqCst);
+    let (hook, _) = create(&app, &rx.url(), json!(["token.*"])).await;
+    let _stop = deliver(&app.state);
+    app.token("viewer").await;
+    until("the first attempt", Duration::from_secs(20), || {
+        rx.all().len() == 1
+    })
+    .await;
+    // Attempt n+1 waits 10 s · 2^(n-1), capped at 40 s, plus up to a
+    // quarter: 10–12.5 s, 20–25 s, 40–50 s. Just short of each wait
+    // nothing comes; at its end plus the jitter the next attempt does.
+    for (n, wait) in [(2, 10_000), (3, 20_000), (4, 40_000)] {
+        app.clock.advance_ms(wait - 1_000);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(rx.all().len(), n - 1, "attempt {n} came before its backoff");
+        app.clock.advance_ms(wait / 4 + 1_000);
+        until("the next attempt", Duration::from_secs(20), || {
+            rx.all().len() == n
+        })
+        .await;
+    }
+    // Given up: nothing more, even an hour later.
+    app.clock.advance_ms(3_600_000);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(rx.all().len(), 4);
+    let attempts = log(&app, &hook).await;
+    let numbers: Vec<i64> = attempts
+        .iter()
+        .map(|a| a["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [4, 3, 2, 1], "{attempts:?}");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["outcome"] == "failed" && a["status_code"] == 500)
+    );
+    assert_eq!(app.state.store.pending_deliveries().await.unwrap(), 0);
+    rx.stop();
+}
+
+/// A replica whose claim ran out (a slow batch) and another replica that
+/// claimed the delivery since: the first one's attempt is logged but does
+/// not move the delivery on (it stays the second one's to finish), so the
+/// delivery is not reset for a third claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_after_the_claim_ran_out_leaves_the_delivery_to_the_new_claim() {
+    use update_server::store::webhooks::{AfterAttempt, Attempt, RetryRules};
+    let app = app(Backend::Embedded, |_| {}).await;
+    let (hook, _) = create(&app, "http://127.0.0.1:9/hook", json!(["token.*"])).await;
+    app.token("viewer").await;
+    let store = &app.state.store;
+    let now = update_server::clock::Clock::now_ms(app.clock.as_ref());
+    let first = store.claim_deliveries(now, 30_000, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        store
+            .claim_deliveries(now + 1_000, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The lease ran out: another replica claims it.
+    let second = store
+        .claim_deliveries(now + 31_000, 30_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    let rules = RetryRules {
+        backoff_ms: 5_000,
+        backoff_cap_ms: 60_000,
+        max_attempts: 20,
+        disable_after: 50,
+    };
+    let failed = Attempt {
+        status_code: Some(503),
+        latency_ms: 30_500,
+        error: None,
+    };
+    let late = store
+        .record_attempt(&first[0], &failed, &rules, now + 31_500)
+        .await
+        .unwrap();
+    assert_eq!(late.0, AfterAttempt::Superseded);
+    // Still claimed by the second replica: nobody else can take it.
+    assert!(
+        store
+            .claim_deliveries(now + 32_000, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let delivered = Attempt {
+        status_code: Some(200),
+        latency_ms: 40,
+        error: None,
+    };
+    let done = store
+        .record_attempt(&second[0], &delivered, &rules, now + 32_000)
+        .await
+        .unwrap();
+    assert_eq!(done.0, AfterAttempt::Delivered);
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+    // Both attempts are in the log.
+    assert_eq!(log(&app, &hook).await.len(), 2);
+}
+
 /// Private, loopback and link-local addresses are refused unless the
 /// config allows them; only http(s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -866,7 +986,7 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
     let config = dir.path().join("server.toml");
     std::fs::write(
         &config,
-        "[webhooks]\nallow_private_addresses = true\nconcurrency = 4\nclaim_lease = \"2s\"\nretry_backoff = \"1s\"\nretry_backoff_cap = \"2s\"\npoll_interval = \"100ms\"\n",
+        "[webhooks]\nallow_private_addresses = true\nconcurrency = 4\nclaim_lease = \"2s\"\nrequest_timeout = \"1s\"\nretry_backoff = \"1s\"\nretry_backoff_cap = \"2s\"\npoll_interval = \"100ms\"\n",
     )
     .unwrap();
     let start = || {
