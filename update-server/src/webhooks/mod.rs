@@ -362,11 +362,22 @@ pub fn from_audit(e: &AuditEntry) -> Vec<Event> {
             json!({ "token_id": e.subject, "name": d["name"], "role": d["role"],
                     "expires_at": d["expires_at"], "by": by }),
         )],
-        "token.recover" => vec![Event::new(
-            "token.created",
-            json!({ "token_id": e.subject, "name": d["name"], "role": d["role"],
-                    "recovered": true, "revoked": d["revoked"], "by": by }),
-        )],
+        "token.recover" => {
+            // The new token, and each token the recovery revoked (a
+            // subscriber watching revocations sees them as it sees any).
+            let mut out = vec![Event::new(
+                "token.created",
+                json!({ "token_id": e.subject, "name": d["name"], "role": d["role"],
+                        "recovered": true, "revoked": d["revoked"], "by": by }),
+            )];
+            for id in d["revoked"].as_array().into_iter().flatten() {
+                out.push(Event::new(
+                    "token.revoked",
+                    json!({ "token_id": id, "by": by, "recovered": true }),
+                ));
+            }
+            out
+        }
         "token.revoke" => vec![Event::new(
             "token.revoked",
             json!({ "token_id": e.subject, "by": by }),

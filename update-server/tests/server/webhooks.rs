@@ -674,6 +674,76 @@ both_backends!(
     rotated_secrets_both_sign_during_the_overlap,
 );
 
+/// The events waiting for delivery, in the order they were written: (type,
+/// body) of every due delivery, claimed here without sending (no receiver).
+async fn outbox(app: &TestApp) -> Vec<(String, Value)> {
+    let now = update_server::clock::Clock::now_ms(app.clock.as_ref());
+    let mut due = app
+        .state
+        .store
+        .claim_deliveries(now, 60_000, 1000)
+        .await
+        .unwrap();
+    due.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    due.into_iter()
+        .map(|d| (d.event_type, serde_json::from_str(&d.body).unwrap()))
+        .collect()
+}
+
+/// A draft rollout is `rollout.created` (started: false) and nothing more;
+/// starting it later is `rollout.started`, each written with its change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_rollout_is_created_then_started() {
+    let app = app(Backend::Embedded, |_| {}).await;
+    publish_model(&app, "nl-draft").await;
+    create(&app, "http://127.0.0.1:9/hook", json!(["rollout.*"])).await;
+    let id = app
+        .rollout(json!({"name": "draft", "target": "nl-draft/2.0.0.nlfw"}))
+        .await;
+    let events = outbox(&app).await;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["rollout.created"], "{events:?}");
+    assert_eq!(events[0].1["data"]["started"], false, "{events:?}");
+    assert_eq!(events[0].1["data"]["rollout_id"], id.as_str(), "{events:?}");
+    act(&app, &id, "start").await;
+    let events = outbox(&app).await;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["rollout.started"], "{events:?}");
+    assert_eq!(events[0].1["data"]["rollout_id"], id.as_str(), "{events:?}");
+}
+
+/// `recover-admin --revoke-security-admins` (the real binary, on the
+/// server's data directory): `token.created` for the recovery token and
+/// `token.revoked` for each token it revoked, as any revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_admin_is_token_created_and_token_revoked() {
+    let app = app(Backend::Embedded, |_| {}).await;
+    create(&app, "http://127.0.0.1:9/hook", json!(["token.*"])).await;
+    let (_, me) = app
+        .json(Method::GET, "/admin/v1/whoami", Some(&app.admin), None)
+        .await;
+    let boot_id = me["id"].as_str().unwrap().to_owned();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nightlatch-server"))
+        .arg("--data-dir")
+        .arg(app.dir.path())
+        .args(["recover-admin", "--revoke-security-admins"])
+        .env("NIGHTLATCH_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = outbox(&app).await;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["token.created", "token.revoked"], "{events:?}");
+    assert_eq!(events[0].1["data"]["recovered"], true);
+    assert_eq!(events[0].1["data"]["role"], "security-admin");
+    assert_eq!(events[1].1["data"]["token_id"], boot_id.as_str());
+    assert_eq!(events[1].1["data"]["by"], events[0].1["data"]["by"]);
+}
+
 /// A receiver that always fails: the retries wait longer each time, up to
 /// the cap, and after `max_attempts` the delivery is given up — no more
 /// attempts however long the clock runs.
