@@ -506,6 +506,33 @@ async fn an_operator_runs_a_rollout_from_the_console() {
     check_heatmap(&c, &door).await;
     shot(&c, "device-heatmap").await;
 
+    // A form without its CSRF token, submitted from the page: refused with
+    // 403 and the reason, nothing saved.
+    c.goto(&live.url("/console/sites")).await.unwrap();
+    fill(&c, "#site-form input[name=site]", "no-csrf-site").await;
+    fill(&c, "#site-form input[name=window_start]", "02:00").await;
+    fill(&c, "#site-form input[name=window_end]", "04:00").await;
+    c.execute(
+        "document.querySelector('#site-form input[name=csrf]').remove(); return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "#site-form button[type=submit]").await;
+    let refused = text(&c, ".error-card").await;
+    assert!(refused.contains("403"), "{refused}");
+    assert!(refused.contains("csrf"), "{refused}");
+    shot(&c, "csrf-refused").await;
+    let (_, sites) = app
+        .json(
+            axum::http::Method::GET,
+            "/admin/v1/sites",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert!(!sites.to_string().contains("no-csrf-site"), "{sites}");
+
     // Sign out: back at the sign-in page, and the pages want a sign-in again.
     click(&c, "#sign-out").await;
     text(&c, "#sign-in").await;
