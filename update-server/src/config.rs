@@ -867,18 +867,21 @@ mod tests {
         assert_eq!(c.blob, BlobConfig::Local("/tmp/x/public".into()));
     }
 
+    /// The configuration of a config file holding `text` (in `dir`).
+    fn load_file(dir: &std::path::Path, text: &str) -> anyhow::Result<Config> {
+        let path = dir.join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&ServeArgs {
+            config: Some(path),
+            data_dir: Some("/x".into()),
+            ..ServeArgs::default()
+        })
+    }
+
     #[test]
     fn uploads_section() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Config::load(&ServeArgs {
-                config: Some(path.clone()),
-                data_dir: Some("/x".into()),
-                ..ServeArgs::default()
-            })
-        };
+        let load = |text: &str| load_file(dir.path(), text);
         let c = load("").unwrap();
         assert_eq!(c.uploads, UploadsConfig::default());
         assert_eq!(c.uploads.max_concurrent, 2);
@@ -904,15 +907,7 @@ mod tests {
     #[test]
     fn console_section() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Config::load(&ServeArgs {
-                config: Some(path.clone()),
-                data_dir: Some("/x".into()),
-                ..ServeArgs::default()
-            })
-        };
+        let load = |text: &str| load_file(dir.path(), text);
         let c = load("").unwrap();
         assert!(c.console.enabled, "on by default");
         assert_eq!(c.console.session_lifetime, Duration::from_secs(8 * 3600));

@@ -422,6 +422,36 @@ fn slow_connection(from: IpAddr, to: SocketAddr) -> std::io::Result<std::net::Tc
     Ok(s)
 }
 
+/// `app` served by the real accept loop (`server::run`: limits, timeouts,
+/// the peer address) on a loopback port, until [`Served::stop`].
+struct Served {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Served {
+    async fn start(app: &TestApp) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(update_server::server::run(
+            app.state.clone(),
+            listener,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        Self { addr, stop, task }
+    }
+
+    /// Stop accepting, and check the loop ended cleanly.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 /// More half-header connections from one address than the per-client limit:
 /// the excess is refused with a 503 at once, the rest are closed after the
 /// header-read timeout, and meanwhile `/readyz` and a signed check-in from
@@ -435,16 +465,8 @@ async fn slow_clients_cannot_starve_the_server() {
     config.http.max_connections = 400;
     let app = TestApp::start(dir, config).await;
     let mut locks = app.register(&ids("slow", 1), MODEL, &[]).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(update_server::server::run(
-        app.state.clone(),
-        listener,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let served = Served::start(&app).await;
+    let addr = served.addr;
 
     let attacker: IpAddr = "127.0.0.2".parse().unwrap();
     let slow: Vec<std::net::TcpStream> = tokio::task::spawn_blocking(move || {
@@ -531,8 +553,7 @@ async fn slow_clients_cannot_starve_the_server() {
         m.contains("nightlatch_http_refused_total{reason=\"client_connection_limit\"} 200"),
         "{m}"
     );
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    served.stop().await;
 }
 
 /// A client sending check-ins for locks that do not exist is cut off after
@@ -545,16 +566,8 @@ async fn refused_check_ins_exhaust_only_their_own_budget() {
     config.http.refusal_burst = 20;
     let app = TestApp::start(dir, config).await;
     let mut locks = app.register(&ids("budget", 1), MODEL, &[]).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(update_server::server::run(
-        app.state.clone(),
-        listener,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let served = Served::start(&app).await;
+    let addr = served.addr;
     let attacker = reqwest::Client::builder()
         .local_address("127.0.0.3".parse::<IpAddr>().unwrap())
         .build()
@@ -588,8 +601,7 @@ async fn refused_check_ins_exhaust_only_their_own_budget() {
         .await
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    served.stop().await;
     let seen: HashSet<u16> = statuses.into_iter().collect();
     assert_eq!(seen, HashSet::from([404, 429]));
 }
@@ -606,16 +618,8 @@ async fn a_forwarded_scheme_counts_only_from_a_trusted_proxy() {
     let proxy: IpAddr = "127.0.0.4".parse().unwrap();
     config.http.trusted_proxies = vec![proxy];
     let app = TestApp::start(dir, config).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(update_server::server::run(
-        app.state.clone(),
-        listener,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let served = Served::start(&app).await;
+    let addr = served.addr;
     let cookie_from = |from: &str, proto: Option<&str>| {
         let client = reqwest::Client::builder()
             .local_address(from.parse::<IpAddr>().unwrap())
@@ -648,8 +652,7 @@ async fn a_forwarded_scheme_counts_only_from_a_trusted_proxy() {
     );
     let direct = cookie_from("127.0.0.1", None).await;
     assert!(!direct.contains("Secure"), "{direct}");
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    served.stop().await;
 }
 
 // ---------------------------------------------------------------------------

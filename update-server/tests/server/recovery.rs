@@ -55,18 +55,11 @@ async fn recover_admin_restores_access_and_is_audited() {
     assert_eq!(s, StatusCode::FORBIDDEN, "a viewer cannot help");
 
     // Recovery, as the operator runs it on the server's machine.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nightlatch-server"))
-        .arg("--data-dir")
-        .arg(app.dir.path())
-        .args([
-            "recover-admin",
-            "--name",
-            "owner-recovery",
-            "--revoke-security-admins",
-        ])
-        .env("NIGHTLATCH_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = app.recover_admin(&[
+        "--name".as_ref(),
+        "owner-recovery".as_ref(),
+        "--revoke-security-admins".as_ref(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
@@ -106,14 +99,7 @@ async fn recover_admin_restores_access_and_is_audited() {
 
     // --revoke-all, to a file: every other token goes, the file is 0600.
     let file = app.dir.path().join("recovered-token");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nightlatch-server"))
-        .arg("--data-dir")
-        .arg(app.dir.path())
-        .args(["recover-admin", "--revoke-all", "--out"])
-        .arg(&file)
-        .env("NIGHTLATCH_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = app.recover_admin(&["--revoke-all".as_ref(), "--out".as_ref(), file.as_os_str()]);
     assert!(
         out.status.success(),
         "{}",

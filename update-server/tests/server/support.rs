@@ -716,3 +716,19 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+impl TestApp {
+    /// `nightlatch-server --data-dir DIR recover-admin ARGS…`, the real
+    /// binary on this app's data directory, as an operator runs it on the
+    /// server's machine: its output (the caller checks the status).
+    pub fn recover_admin(&self, args: &[&std::ffi::OsStr]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nightlatch-server"))
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("recover-admin")
+            .args(args)
+            .env("NIGHTLATCH_LOG", "warn")
+            .output()
+            .expect("run nightlatch-server recover-admin")
+    }
+}

@@ -723,13 +723,7 @@ async fn recover_admin_is_token_created_and_token_revoked() {
         .json(Method::GET, "/admin/v1/whoami", Some(&app.admin), None)
         .await;
     let boot_id = me["id"].as_str().unwrap().to_owned();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nightlatch-server"))
-        .arg("--data-dir")
-        .arg(app.dir.path())
-        .args(["recover-admin", "--revoke-security-admins"])
-        .env("NIGHTLATCH_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = app.recover_admin(&["--revoke-security-admins".as_ref()]);
     assert!(
         out.status.success(),
         "{}",
