@@ -569,6 +569,12 @@ async fn a_viewer_sees_no_mutating_buttons_and_is_refused() {
         .unwrap();
     text(&c, "#device-fields").await;
     assert!(!exists(&c, "#revoke").await);
+    c.goto(&live.url("/console/sites")).await.unwrap();
+    text(&c, "#sites").await;
+    assert!(
+        !exists(&c, "#site-form").await,
+        "the site form shown to a viewer"
+    );
     c.goto(&live.url("/console/security")).await.unwrap();
     text(&c, "#roots").await;
     assert!(!exists(&c, "#create-token").await);
@@ -786,6 +792,15 @@ async fn markup_from_users_is_escaped() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app
+        .json(
+            axum::http::Method::POST,
+            "/admin/v1/tokens",
+            Some(&app.admin),
+            Some(json!({"name": evil, "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
     let (client, _) = session(&live, &app.admin).await;
     for page in [
         format!("/console/rollouts/{id}"),
@@ -793,6 +808,7 @@ async fn markup_from_users_is_escaped() {
         "/console/fleet".to_owned(),
         format!("/console/rollouts/{id}/progress"),
         "/console/audit".to_owned(),
+        "/console/security".to_owned(),
     ] {
         let html = client
             .get(live.url(&page))
