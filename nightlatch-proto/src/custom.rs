@@ -88,6 +88,12 @@ impl NightlatchCustom {
     pub fn from_custom(custom: &Value) -> Option<Self> {
         Self::deserialize(custom.get(NIGHTLATCH)?).ok()
     }
+
+    /// Read it from a target file's `custom`; `None` when it is absent or
+    /// not of this shape.
+    pub fn from_target(file: &crate::tuf::TargetFile) -> Option<Self> {
+        Self::from_custom(file.custom.as_ref()?)
+    }
 }
 
 /// Which of the assignment's files a director target is.

@@ -3,6 +3,7 @@
 //! signature to a root file, write root N+1 from root N. Each records a
 //! transcript line ([`crate::transcript`]).
 
+use crate::metadata::Metadata as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ pub fn sign_file(
         Draft {
             operation: "sign".into(),
             subject: file.display().to_string(),
-            version: Some(root.signed.version),
+            version: Some(root.signed.version()),
             key_ids: vec![key_id.to_string()],
             sha256_before: Some(sha256_hex(&before)),
             sha256_after: Some(sha),
@@ -104,7 +105,11 @@ pub fn rotate_file(
         keyids: Vec::new(),
         threshold: 1,
     });
-    let what = format!("{} (root version {})", from.display(), prev.signed.version);
+    let what = format!(
+        "{} (root version {})",
+        from.display(),
+        prev.signed.version()
+    );
     prev.require(&prev.signed.keys, &role, &what, "root")?;
     let next = rotate(&prev.signed, changes, clock.expires_in(lifetime)).map_err(|r| {
         Error::usage(
@@ -114,7 +119,7 @@ pub fn rotate_file(
     })?;
     let out = out
         .map(Path::to_owned)
-        .unwrap_or_else(|| from.with_file_name(format!("{}.root.json", next.version)));
+        .unwrap_or_else(|| from.with_file_name(format!("{}.root.json", next.version())));
     let next = Signed::new(next)?;
     let sha = write_root(&out, &next, overwrite)?;
     let key_ids = changes
@@ -137,7 +142,7 @@ pub fn rotate_file(
         Draft {
             operation: "rotate".into(),
             subject: format!("{} -> {}", from.display(), out.display()),
-            version: Some(next.signed.version),
+            version: Some(next.signed.version()),
             key_ids,
             sha256_after: Some(sha),
             note: format!("threshold changes {thresholds:?}"),
@@ -147,8 +152,8 @@ pub fn rotate_file(
     )?;
     Ok(Rotated {
         path: out,
-        version: next.signed.version,
-        previous_version: prev.signed.version,
+        version: next.signed.version(),
+        previous_version: prev.signed.version(),
         previous_threshold: role.threshold,
         threshold: next.signed.role("root").map_or(1, |r| r.threshold),
     })

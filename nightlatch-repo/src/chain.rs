@@ -8,6 +8,7 @@
 //!   roots: a signature by a key that an earlier rotation revoked is refused
 //!   by name, any other stranger's signature too.
 
+use crate::metadata::Metadata as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -93,21 +94,21 @@ fn check_link_with(
     path: &Path,
     revoked: &BTreeMap<KeyId, u64>,
 ) -> Result<Link> {
-    let Some(expected) = prev.signed.version.checked_add(1) else {
+    let Some(expected) = prev.signed.version().checked_add(1) else {
         return Err(Error::usage(
             format!(
                 "{}: root version {} is the largest possible, nothing can follow it",
                 path.display(),
-                prev.signed.version
+                prev.signed.version()
             ),
             "this root was not made by nightlatch-keys: do not trust it",
         ));
     };
-    if next.signed.version != expected {
+    if next.signed.version() != expected {
         return Err(Error::VersionGap {
             path: path.to_owned(),
             expected,
-            found: next.signed.version,
+            found: next.signed.version(),
         });
     }
     let signers = check_signatures(path, next, Some(&prev.signed), revoked)?;
@@ -115,7 +116,7 @@ fn check_link_with(
         format!(
             "{} (root version {}), by the keys of root version {by}",
             path.display(),
-            next.signed.version
+            next.signed.version()
         )
     };
     let prev_role = prev
@@ -129,17 +130,17 @@ fn check_link_with(
     let by_prev = next.require(
         &prev.signed.keys,
         &prev_role,
-        &what(prev.signed.version),
+        &what(prev.signed.version()),
         "root",
     )?;
     let own = own_tally(next, path)?;
     Ok(Link {
         path: path.to_owned(),
-        version: next.signed.version,
+        version: next.signed.version(),
         signers,
         previous_valid: Some((by_prev.valid.len(), by_prev.threshold)),
         own_valid: own,
-        expires: next.signed.expires,
+        expires: next.signed.expires(),
     })
 }
 
@@ -152,7 +153,11 @@ fn own_tally(root: &Signed<Root>, path: &Path) -> Result<(usize, u32)> {
             keyids: Vec::new(),
             threshold: 1,
         });
-    let what = format!("{} (root version {})", path.display(), root.signed.version);
+    let what = format!(
+        "{} (root version {})",
+        path.display(),
+        root.signed.version()
+    );
     let t = root.require(&root.signed.keys, &role, &what, "root")?;
     Ok((t.valid.len(), t.threshold))
 }
@@ -171,11 +176,11 @@ pub fn verify_chain(paths: &[PathBuf]) -> Result<Vec<Link>> {
     let own = own_tally(&first, first_path)?;
     let mut links = vec![Link {
         path: first_path.clone(),
-        version: first.signed.version,
+        version: first.signed.version(),
         signers,
         previous_valid: None,
         own_valid: own,
-        expires: first.signed.expires,
+        expires: first.signed.expires(),
     }];
     let mut prev = first;
     for path in &paths[1..] {
@@ -183,7 +188,7 @@ pub fn verify_chain(paths: &[PathBuf]) -> Result<Vec<Link>> {
         let link = check_link_with(&prev, &next, path, &revoked)?;
         for id in prev.signed.root_keyids() {
             if !next.signed.root_keyids().contains(id) {
-                revoked.insert(id.clone(), next.signed.version);
+                revoked.insert(id.clone(), next.signed.version());
             }
         }
         for id in next.signed.root_keyids() {
@@ -202,7 +207,7 @@ mod tests {
     use ed25519_dalek::{Signer, SigningKey};
 
     fn root(version: u64, sk: &SigningKey) -> Signed<Root> {
-        let mut r = Root::new(version, Expiry::from_unix(2_000_000_000));
+        let mut r = Root::new(version, 2_000_000_000);
         let pk = PublicKey::Ed25519(sk.verifying_key());
         for role in crate::metadata::root::TOP_LEVEL_ROLES {
             r.set_role(role, std::slice::from_ref(&pk), 1);

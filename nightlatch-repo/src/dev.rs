@@ -71,7 +71,7 @@ fn make_repo(
 ) -> Result<Signed<Root>> {
     let keys_dir = dir.join("keys");
     fsio::create_dir(&keys_dir)?;
-    let mut root = Root::new(1, clock.expires_in(ROOT_LIFETIME));
+    let mut root = Root::new(1, clock.expires_in(ROOT_LIFETIME).unix());
     let mut signers = Vec::new();
     let mut publics = Vec::new();
     for i in 1..=root_keys {

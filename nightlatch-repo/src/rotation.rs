@@ -48,11 +48,11 @@ pub fn check_role(role: &str) -> Result<(), String> {
 /// thresholds, so a replacement is `--revoke` plus `--add` in any order.
 pub fn rotate(prev: &Root, changes: &[Change], expires: Expiry) -> Result<Root, String> {
     let mut next = prev.clone();
-    next.version = prev
-        .version
+    let version = prev
+        .version()
         .checked_add(1)
         .ok_or("root version overflows")?;
-    next.expires = expires;
+    next.set_header(version, expires);
     let mut ordered: Vec<&Change> = changes.iter().collect();
     ordered.sort_by_key(|c| match c {
         Change::Revoke { .. } => 0,
@@ -63,13 +63,13 @@ pub fn rotate(prev: &Root, changes: &[Change], expires: Expiry) -> Result<Root, 
         match change {
             Change::Revoke { role, key_id } => {
                 check_role(role)?;
-                let r = next.roles.get_mut(role).ok_or("role missing")?;
+                let r = next.role_mut(role).ok_or("role missing")?;
                 let before = r.keyids.len();
                 r.keyids.retain(|k| k != key_id);
                 if r.keyids.len() == before {
                     return Err(format!(
                         "key {key_id} is not a {role} key of root {}",
-                        prev.version
+                        prev.version()
                     ));
                 }
             }
@@ -77,7 +77,7 @@ pub fn rotate(prev: &Root, changes: &[Change], expires: Expiry) -> Result<Root, 
                 check_role(role)?;
                 crate::metadata::key::check_usable(key)?;
                 let id = key.key_id();
-                let r = next.roles.get_mut(role).ok_or("role missing")?;
+                let r = next.role_mut(role).ok_or("role missing")?;
                 if r.keyids.contains(&id) {
                     return Err(format!("key {id} is already a {role} key"));
                 }
@@ -86,7 +86,7 @@ pub fn rotate(prev: &Root, changes: &[Change], expires: Expiry) -> Result<Root, 
             }
             Change::Threshold { role, threshold } => {
                 check_role(role)?;
-                let r = next.roles.get_mut(role).ok_or("role missing")?;
+                let r = next.role_mut(role).ok_or("role missing")?;
                 r.threshold = *threshold;
             }
         }
@@ -106,7 +106,7 @@ mod tests {
     }
 
     fn root() -> Root {
-        let mut r = Root::new(1, Expiry::from_unix(2_000_000_000));
+        let mut r = Root::new(1, 2_000_000_000);
         r.set_role("root", &[key(1), key(2), key(3)], 2);
         for (i, role) in ["targets", "snapshot", "timestamp"].iter().enumerate() {
             r.set_role(role, &[key(10 + i as u8)], 1);
@@ -132,7 +132,7 @@ mod tests {
             },
         ];
         let next = rotate(&prev, &changes, Expiry::from_unix(2_100_000_000)).unwrap();
-        assert_eq!(next.version, 2);
+        assert_eq!(next.header.version, 2);
         let ids = next.root_keyids();
         assert!(ids.contains(&key(4).key_id()) && !ids.contains(&key(3).key_id()));
         assert!(

@@ -2,6 +2,7 @@
 //! threshold of its own root keys and, for a rotated root, that of the
 //! previous root's keys.
 
+use crate::metadata::Metadata as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -59,7 +60,7 @@ pub struct PreviousTally {
 
 /// `N-1.root.json` beside a file holding root version `N` (> 1), if it exists.
 pub fn find_previous(path: &Path, root: &Root) -> Option<PathBuf> {
-    let prev = root.version.checked_sub(1).filter(|v| *v >= 1)?;
+    let prev = root.version().checked_sub(1).filter(|v| *v >= 1)?;
     let candidate = path.with_file_name(format!("{prev}.root.json"));
     candidate.is_file().then_some(candidate)
 }
@@ -70,12 +71,12 @@ pub fn check_previous(
     previous: &Signed<Root>,
     prev_path: &Path,
 ) -> Result<()> {
-    let expected = root.signed.version.saturating_sub(1);
-    if previous.signed.version != expected {
+    let expected = root.signed.version().saturating_sub(1);
+    if previous.signed.version() != expected {
         return Err(Error::VersionGap {
             path: prev_path.to_owned(),
             expected,
-            found: previous.signed.version,
+            found: previous.signed.version(),
         });
     }
     Ok(())
@@ -121,7 +122,7 @@ pub fn root_status(
         Some(p) => {
             let role = p.signed.role("root").cloned().unwrap_or(own_role.clone());
             Some(PreviousTally {
-                version: p.signed.version,
+                version: p.signed.version(),
                 tally: root.tally(&p.signed.keys, &role)?,
             })
         }
@@ -137,7 +138,7 @@ pub fn root_status(
         })
         .cloned()
         .collect();
-    let previous_unknown = r.version > 1 && previous.is_none();
+    let previous_unknown = r.version() > 1 && previous.is_none();
     let complete =
         own.met() && !previous_unknown && previous.as_ref().is_none_or(|p| p.tally.met());
     let roles = TOP_LEVEL_ROLES
@@ -151,9 +152,9 @@ pub fn root_status(
         })
         .collect();
     Ok(RootStatus {
-        version: r.version,
-        expires: r.expires.to_string(),
-        expired: clock.has_passed(r.expires),
+        version: r.version(),
+        expires: r.expires().to_string(),
+        expired: clock.has_passed(r.expires()),
         roles,
         own,
         previous,

@@ -274,17 +274,13 @@ fn delegations_per_hardware_model() {
     let mut forged = Signed::<Targets>::load(&fx.p("repo/metadata/1.nl-lock-v2.json"))
         .unwrap()
         .signed;
-    forged.version = 2;
+    forged.header.version = 2;
     let info = Signed::<Targets>::load(&fx.p("repo/metadata/1.nl-lock-v3.json"))
         .unwrap()
         .signed
         .targets["nl-lock-v3/1.0.0.nlfw"]
         .clone();
-    let evil = TargetFile {
-        length: info.length,
-        hashes: info.hashes.clone(),
-        custom: None,
-    };
+    let evil = TargetFile::new(info.length, info.hashes.clone(), None);
     forged.targets.insert("nl-lock-v3/6.6.6.nlfw".into(), evil);
     let mut signed = Signed::new(forged).unwrap();
     signed
@@ -407,7 +403,7 @@ fn upper_case_duplicate_root_key_is_refused() {
         .arg(&bad)
         .assert()
         .failure()
-        .stderr(contains("lower-case hex"));
+        .stderr(contains("keyval.public is not 64 lower-case"));
 }
 
 #[test]
@@ -642,7 +638,7 @@ fn mirror_refuses_hostile_role_names_from_the_server() {
         })
         .collect();
     let ts: Signed<Timestamp> = Signed::load(&meta.join("timestamp.json")).unwrap();
-    let snap_version = ts.signed.snapshot().unwrap().version;
+    let snap_version = ts.signed.snapshot_meta.version;
     let snap: Signed<Snapshot> =
         Signed::load(&meta.join(format!("{snap_version}.snapshot.json"))).unwrap();
     let open = |role: &str| KeySpec::File(fx.key(role)).open().unwrap();
@@ -651,30 +647,16 @@ fn mirror_refuses_hostile_role_names_from_the_server() {
     // listed in the snapshot (snapshot signed by `snapshot_key`).
     let hostile = |name: &str, snapshot_key: &str| {
         let mut s = snap.signed.clone();
-        s.version = snap_version + 1;
-        s.meta.insert(
-            name.to_owned(),
-            MetaFile {
-                version: 1,
-                length: None,
-                hashes: None,
-            },
-        );
-        let snap_name = format!("{}.snapshot.json", s.version);
+        s.header.version = snap_version + 1;
+        s.meta.insert(name.to_owned(), MetaFile::new(1));
+        let snap_name = format!("{}.snapshot.json", s.header.version);
         let mut signed = Signed::new(s).unwrap();
         signed
             .sign_with(open(snapshot_key).as_ref(), Path::new(&snap_name))
             .unwrap();
         let mut t = ts.signed.clone();
-        t.version += 1;
-        t.meta.insert(
-            "snapshot.json".into(),
-            MetaFile {
-                version: snap_version + 1,
-                length: None,
-                hashes: None,
-            },
-        );
+        t.header.version += 1;
+        t.snapshot_meta = MetaFile::new(snap_version + 1);
         let mut t = Signed::new(t).unwrap();
         t.sign_with(open("timestamp").as_ref(), Path::new("timestamp.json"))
             .unwrap();

@@ -1,10 +1,11 @@
 //! One table of delegation path decisions (issue 18), decided through every
 //! entry point that decides them: the lock's TUF client
 //! (`lock_app::tuf::DelegatedRole::is_delegated_path`), the host's metadata
-//! model (`nightlatch_repo::metadata::DelegatedRole::matches`, what the
-//! server's upload check `update_server::repo::upload::check` and the
-//! repository tools call). Both are now `nightlatch_proto::paths`; this
-//! test keeps it that way.
+//! model (`nightlatch_repo::metadata::DelegatedRole::is_delegated_path`,
+//! what the server's upload check `update_server::repo::upload::check` and
+//! the repository tools call). Both are now `nightlatch_proto`'s one
+//! `DelegatedRole` and `nightlatch_proto::paths`; this test keeps it that
+//! way.
 //!
 //! The table is also checked against python-tuf 7
 //! (`DelegatedRole.is_delegated_path`, the reference client) and, for the
@@ -164,13 +165,15 @@ fn host_decides(rule: Rule, target: &str) -> bool {
     };
     nightlatch_repo::metadata::DelegatedRole {
         name: "r".into(),
-        keyids: Vec::new(),
-        threshold: 1,
+        keys: nightlatch_repo::metadata::RoleKeys {
+            keyids: Vec::new(),
+            threshold: 1,
+        },
         terminating: false,
         paths,
         path_hash_prefixes,
     }
-    .matches(target)
+    .is_delegated_path(target)
 }
 
 fn python() -> PathBuf {
@@ -299,13 +302,16 @@ fn hash_prefix_delegations_parse_on_both_sides() {
         "nl-lock-v3/2.1.0.nlfw",
         "nl-lock-v2/é.nlfw",
     ] {
-        let h: Vec<bool> = host_roles.iter().map(|r| r.matches(target)).collect();
+        let h: Vec<bool> = host_roles
+            .iter()
+            .map(|r| r.is_delegated_path(target))
+            .collect();
         let l: Vec<bool> = lock_roles
             .iter()
             .map(|r| r.is_delegated_path(target))
             .collect();
         assert_eq!(h, l, "{target}");
     }
-    assert!(host_roles[0].matches("nl-lock-v2/1.0.0.nlfw"));
+    assert!(host_roles[0].is_delegated_path("nl-lock-v2/1.0.0.nlfw"));
     assert_eq!(host_roles[0].scope(), "path hash prefixes 3");
 }

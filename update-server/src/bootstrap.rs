@@ -3,6 +3,7 @@
 //! `DIR/keys` and loudly logged as such), the director roots published for
 //! locks to fetch, and a first admin token.
 
+use nightlatch_repo::metadata::Metadata as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -120,7 +121,7 @@ pub async fn publish_director_roots(blobs: &BlobStore, newest: &Path) -> anyhow:
     let root =
         nightlatch_repo::metadata::Signed::<nightlatch_repo::metadata::Root>::parse(&bytes, newest)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let version = root.signed.version;
+    let version = root.signed.version();
     let dir = newest.parent().unwrap_or(Path::new("."));
     for v in 1..version {
         let older = dir.join(format!("{v}.root.json"));

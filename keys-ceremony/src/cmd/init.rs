@@ -1,6 +1,7 @@
 //! `nightlatch-keys init`: an unsigned version-1 root for one repository
 //! (image or director), or with `--dev` complete dev repositories.
 
+use nightlatch_repo::metadata::Metadata as _;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -103,7 +104,7 @@ pub struct InitReport {
 pub fn build_root(args: &InitArgs, clock: &dyn Clock) -> Result<Root> {
     let lifetime = parse_lifetime(&args.expires)
         .map_err(|r| Error::usage(r, "pass --expires like 365d or 52weeks"))?;
-    let mut root = Root::new(1, clock.expires_in(lifetime));
+    let mut root = Root::new(1, clock.expires_in(lifetime).unix());
     let roles = [
         ("root", &args.root_keys, args.root_threshold),
         ("targets", &args.targets_keys, args.targets_threshold),
@@ -165,7 +166,7 @@ pub fn run(args: &InitArgs, clock: &dyn Clock) -> Result<()> {
     let report = InitReport {
         root: args.out.display().to_string(),
         repository: args.repository,
-        expires: root.signed.expires.to_string(),
+        expires: root.signed.expires().to_string(),
         root_threshold: args.root_threshold,
     };
     if args.json {

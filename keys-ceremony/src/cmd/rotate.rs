@@ -6,7 +6,7 @@ use clap::Args;
 use nightlatch_repo::ceremony::rotate_file;
 use nightlatch_repo::keysource::{KeySpec, load_public};
 use nightlatch_repo::metadata::expiry::parse_lifetime;
-use nightlatch_repo::metadata::{KeyId, KeyIdOf};
+use nightlatch_repo::metadata::{KeyIdOf, parse_key_id};
 use nightlatch_repo::rotation::{Change, check_role};
 use nightlatch_repo::{Clock, Error, Result, fsio};
 use serde::Serialize;
@@ -79,7 +79,7 @@ pub fn changes(args: &RotateArgs) -> Result<Vec<Change>> {
     }
     for v in &args.revoke {
         let (role, spec) = split(v, "revoke")?;
-        let key_id = match KeyId::parse(&spec) {
+        let key_id = match parse_key_id(&spec) {
             Ok(id) => id,
             Err(_) => load_public(&KeySpec::parse(&spec)?)?.key_id(),
         };

@@ -64,22 +64,22 @@ fn hostile_metadata_files() {
         (
             "wrong-kind",
             good.replacen("\"_type\": \"root\"", "\"_type\": \"targets\"", 1),
-            "expected \"root\"",
+            "metadata is not of type root",
         ),
         (
             "bad-expiry",
             good.replacen("\"expires\": \"", "\"expires\": \"soon", 1),
-            "invalid expiry",
+            "expires is not YYYY-MM-DDTHH:MM:SSZ",
         ),
         (
             "zero-threshold",
             good.replacen("\"threshold\": 2", "\"threshold\": 0", 1),
-            "threshold must be at least 1",
+            "threshold is not an integer from 1 to 4294967295",
         ),
         (
             "missing-role",
             good.replacen("\"timestamp\": {", "\"mirror\": {", 1),
-            "role timestamp is missing",
+            "roles does not hold exactly root, timestamp, snapshot and targets",
         ),
         (
             "deep",

@@ -36,6 +36,17 @@ impl Role {
         }
     }
 
+    /// The top-level role called `name`, if it is one.
+    pub fn top_level(name: &str) -> Option<Role> {
+        match name {
+            "root" => Some(Role::Root),
+            "timestamp" => Some(Role::Timestamp),
+            "snapshot" => Some(Role::Snapshot),
+            "targets" => Some(Role::Targets),
+            _ => None,
+        }
+    }
+
     /// The role of a targets-type metadata file named `name`.
     pub fn of_targets(name: &str) -> Role {
         if name == "targets" {

@@ -11,7 +11,7 @@
 //! always checked over the received bytes, so nothing dropped here can
 //! change what a signature covered.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::encoding::{format_utc, hex_decode_lower, hex_encode, parse_expires};
 use super::error::{Result, Role, TufError};
-use super::key::{Keys, keys_from_json, keys_to_json};
+use super::key::{Keys, PublicKey, keys_from_json, keys_to_json};
 use super::signed::{Envelope, RoleKeys};
 
 /// The `spec_version` new metadata is written with.
@@ -297,6 +297,90 @@ impl Root {
         Value::Object(obj)
     }
 
+    /// A new root for a writer: consistent snapshots on, no keys, every
+    /// role without keys and a threshold of 1 (give each one keys with
+    /// [`Root::set_role`] before signing).
+    pub fn new(version: u64, expires: u64) -> Self {
+        let empty = RoleKeys {
+            keyids: Vec::new(),
+            threshold: 1,
+        };
+        Self {
+            header: Header::new(version, expires),
+            consistent_snapshot: true,
+            consistent_snapshot_listed: true,
+            keys: Keys::new(),
+            root: empty.clone(),
+            timestamp: empty.clone(),
+            snapshot: empty.clone(),
+            targets: empty,
+            unrecognized: Map::new(),
+        }
+    }
+
+    /// The keys of the top-level role called `name` (`root`, `timestamp`,
+    /// `snapshot`, `targets`).
+    pub fn role(&self, name: &str) -> Option<&RoleKeys> {
+        self.role_keys(Role::top_level(name)?)
+    }
+
+    /// The keys of the top-level role called `name`, to change.
+    pub fn role_mut(&mut self, name: &str) -> Option<&mut RoleKeys> {
+        match Role::top_level(name)? {
+            Role::Root => Some(&mut self.root),
+            Role::Timestamp => Some(&mut self.timestamp),
+            Role::Snapshot => Some(&mut self.snapshot),
+            Role::Targets => Some(&mut self.targets),
+            Role::Delegated => None,
+        }
+    }
+
+    /// Give the top-level role `name` exactly `keys` (each listed once,
+    /// under its key id, and added to `keys`) and `threshold`. False if
+    /// `name` is not a top-level role.
+    pub fn set_role(&mut self, name: &str, keys: &[PublicKey], threshold: u32) -> bool {
+        let mut keyids: Vec<String> = Vec::new();
+        for key in keys {
+            let id = key.keyid();
+            if !keyids.contains(&id) {
+                keyids.push(id.clone());
+            }
+            self.keys.insert(id, key.clone());
+        }
+        match self.role_mut(name) {
+            Some(role) => {
+                *role = RoleKeys { keyids, threshold };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The four top-level roles by name, in the order tables show them.
+    pub fn roles(&self) -> [(&'static str, &RoleKeys); 4] {
+        [
+            ("root", &self.root),
+            ("targets", &self.targets),
+            ("snapshot", &self.snapshot),
+            ("timestamp", &self.timestamp),
+        ]
+    }
+
+    /// Key ids of the root role.
+    pub fn root_keyids(&self) -> &[String] {
+        &self.root.keyids
+    }
+
+    /// Drop keys no role uses.
+    pub fn prune_keys(&mut self) {
+        let used: BTreeSet<String> = self
+            .roles()
+            .iter()
+            .flat_map(|(_, r)| r.keyids.iter().cloned())
+            .collect();
+        self.keys.retain(|id, _| used.contains(id));
+    }
+
     /// The keys of a top-level role.
     pub fn role_keys(&self, role: Role) -> Option<&RoleKeys> {
         match role {
@@ -348,6 +432,29 @@ impl Hashes {
     /// The digest for `alg` (`"sha256"`, `"sha512"`), if listed.
     pub fn get(&self, alg: &str) -> Option<&[u8]> {
         self.0.get(alg).map(Vec::as_slice)
+    }
+
+    /// Only the SHA-256 of `bytes` (what Nightlatch's writers list).
+    pub fn sha256_of(bytes: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut map = BTreeMap::new();
+        map.insert(String::from("sha256"), Sha256::digest(bytes).to_vec());
+        Hashes(map)
+    }
+
+    /// The digest for `alg` as lower-case hex, if listed.
+    pub fn hex(&self, alg: &str) -> Option<String> {
+        self.get(alg).map(hex_encode)
+    }
+
+    /// Hashes from hex digests (`{"sha256": "<hex>"}`); `None` if a digest
+    /// is not lower-case hex.
+    pub fn from_hex<'a>(digests: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
+        digests
+            .into_iter()
+            .map(|(alg, hex)| Some((String::from(alg), hex_decode_lower(hex)?)))
+            .collect::<Option<BTreeMap<_, _>>>()
+            .map(Hashes)
     }
 }
 
@@ -429,6 +536,15 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
+    /// A timestamp naming `snapshot_meta`.
+    pub fn new(version: u64, expires: u64, snapshot_meta: MetaFile) -> Self {
+        Self {
+            header: Header::new(version, expires),
+            snapshot_meta,
+            unrecognized: Map::new(),
+        }
+    }
+
     /// Parse the `signed` part of timestamp metadata.
     pub fn parse(env: &Envelope) -> Result<Self> {
         Self::from_json(&env.signed)
@@ -479,6 +595,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot listing `meta`.
+    pub fn new(version: u64, expires: u64, meta: BTreeMap<String, MetaFile>) -> Self {
+        Self {
+            header: Header::new(version, expires),
+            meta,
+            unrecognized: Map::new(),
+        }
+    }
+
     /// Parse the `signed` part of snapshot metadata.
     pub fn parse(env: &Envelope) -> Result<Self> {
         Self::from_json(&env.signed)
@@ -528,6 +653,21 @@ pub struct TargetFile {
 }
 
 impl TargetFile {
+    /// A target file entry of `length` bytes with `hashes`.
+    pub fn new(length: u64, hashes: Hashes, custom: Option<Value>) -> Self {
+        Self {
+            length,
+            hashes,
+            custom,
+            unrecognized: Map::new(),
+        }
+    }
+
+    /// The SHA-256 as lower-case hex, if listed.
+    pub fn sha256_hex(&self) -> Option<String> {
+        self.hashes.hex("sha256")
+    }
+
     /// A target file entry for `bytes`, with their SHA-256 and SHA-512.
     pub fn from_data(bytes: &[u8], custom: Option<Value>) -> Self {
         use sha2::{Digest, Sha256, Sha512};
@@ -590,6 +730,16 @@ pub struct DelegatedRole {
 }
 
 impl DelegatedRole {
+    /// What the role is trusted for, for messages: its path patterns or
+    /// its hash prefixes.
+    pub fn scope(&self) -> String {
+        match (&self.paths, &self.path_hash_prefixes) {
+            (_, Some(prefixes)) => alloc::format!("path hash prefixes {}", prefixes.join(", ")),
+            (Some(paths), None) => alloc::format!("paths {}", paths.join(", ")),
+            (None, None) => "no paths".into(),
+        }
+    }
+
     /// Whether this role is trusted for `target`: TUF's rule as python-tuf
     /// applies it (`path_hash_prefixes`, else `paths` matched per segment
     /// with `fnmatch`), the one function the host tools and the server's
@@ -647,7 +797,7 @@ impl DelegatedRole {
 }
 
 /// The delegations of a targets role.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delegations {
     /// Keys of the delegated roles.
     pub keys: Keys,
@@ -713,6 +863,23 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// Targets metadata with no targets and no delegations.
+    pub fn new(version: u64, expires: u64) -> Self {
+        Self {
+            header: Header::new(version, expires),
+            targets: BTreeMap::new(),
+            delegations: None,
+            unrecognized: Map::new(),
+        }
+    }
+
+    /// The delegated role called `name`, if this role delegates to it.
+    pub fn delegation(&self, name: &str) -> Option<&DelegatedRole> {
+        self.delegations
+            .as_ref()
+            .and_then(|d| d.roles.iter().find(|r| r.name == name))
+    }
+
     /// Parse the `signed` part of targets metadata of `role`.
     pub fn parse(env: &Envelope, role: Role) -> Result<Self> {
         Self::from_json(&env.signed, role)

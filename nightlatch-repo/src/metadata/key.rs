@@ -6,54 +6,31 @@
 //! object's canonical JSON. (This is not the envelope's key id, which hashes
 //! the raw 32 Ed25519 key bytes.)
 
-use std::fmt;
+/// A TUF key id: the protocol crate's model keeps key ids as strings
+/// (`keys`, `keyids`, a signature's `keyid`); the ones these tools write are
+/// 64 lowercase hex characters ([`parse_key_id`]).
+pub type KeyId = String;
 
-use serde::{Deserialize, Deserializer, Serialize};
-
-/// A TUF key id: 64 lowercase hex characters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct KeyId(String);
-
-impl KeyId {
-    /// Validate a key id.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.len() == 64
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(format!(
-                "key id {:?} is not 64 lowercase hex characters",
-                truncate(text)
-            ))
-        }
-    }
-
-    /// The hex text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The first 12 characters, for tables.
-    pub fn short(&self) -> &str {
-        self.0.get(..12).unwrap_or(&self.0)
+/// Validate a key id typed by a person or read from a file: 64 lowercase
+/// hex characters.
+pub fn parse_key_id(text: &str) -> Result<KeyId, String> {
+    if text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "key id {:?} is not 64 lowercase hex characters",
+            truncate(text)
+        ))
     }
 }
 
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for KeyId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
+/// The first 12 characters of a key id, for tables.
+pub fn short_key_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// A public key as TUF metadata lists it: the protocol crate's type, one
@@ -70,7 +47,7 @@ pub trait KeyIdOf {
 
 impl KeyIdOf for PublicKey {
     fn key_id(&self) -> KeyId {
-        KeyId(self.keyid())
+        self.keyid()
     }
 }
 
@@ -135,8 +112,8 @@ mod tests {
         let unsupported = parse(&rsa).unwrap();
         assert!(check_usable(&unsupported).is_err());
         assert!(check_usable(&good).is_ok());
-        assert!(KeyId::parse("ABC").is_err());
-        assert!(KeyId::parse(&"A".repeat(64)).is_err());
-        assert!(KeyId::parse(&"a".repeat(64)).is_ok());
+        assert!(parse_key_id("ABC").is_err());
+        assert!(parse_key_id(&"A".repeat(64)).is_err());
+        assert!(parse_key_id(&"a".repeat(64)).is_ok());
     }
 }

@@ -1,15 +1,20 @@
-//! TUF metadata (specification 1.0), as python-tuf and any conforming client
-//! read it: the four top-level roles and delegated targets roles as the
-//! tools edit them. Keys, signature verification, canonical JSON and path
-//! matching are the protocol crate's (`nightlatch_proto`), the code the
-//! lock runs; every file read here is also parsed by the protocol crate's
-//! reader for its role ([`signed::Signed::parse`]), so the tools refuse
-//! what a lock would.
+//! TUF metadata (specification 1.0) as the tools write and check it.
 //!
-//! Every type parses untrusted bytes without panicking: serde refuses wrong
-//! types, [`Metadata::validate`] refuses what breaks a TUF rule, and
-//! [`Signed`] keeps the exact `signed` object it read so signatures are
-//! checked over what was signed (unknown fields included).
+//! The model is the protocol crate's ([`nightlatch_proto::tuf`]): the same
+//! [`Root`], [`Targets`], [`Snapshot`] and [`Timestamp`] types, keys,
+//! canonical JSON and path matching the lock reads and verifies with, so a
+//! file these tools read or write is read by the lock's own parser. What
+//! this module adds is a writer's side: [`Signed`] (a file with its
+//! signatures, signing through a key source, tallies), expiries as
+//! [`Expiry`], and [`Metadata::validate`] — the rules a repository *author*
+//! must keep that a reader need not check (thresholds that can be met, keys
+//! listed once under their own key id, safe target paths, role names).
+//!
+//! Every type parses untrusted bytes without panicking: the protocol
+//! reader refuses what breaks the format, [`Metadata::validate`] what
+//! breaks an authoring rule, and [`Signed`] keeps the exact `signed` object
+//! it read so signatures are checked over what was signed (unknown fields
+//! included).
 
 pub mod expiry;
 pub mod key;
@@ -20,59 +25,52 @@ pub mod targets;
 pub mod timestamp;
 
 pub use expiry::Expiry;
-pub use key::{KeyId, KeyIdOf, PublicKey};
-pub use root::{RoleKeys, Root};
+pub use key::{KeyId, KeyIdOf, PublicKey, parse_key_id, short_key_id};
+pub use nightlatch_proto::tuf::{
+    DelegatedRole, Delegations, Hashes, Header, MetaFile, RoleKeys, Root, SPEC_VERSION, Snapshot,
+    TargetFile, Targets, Timestamp,
+};
 pub use signed::{Signature, Signed, Tally, canonical_json};
-pub use snapshot::{MetaFile, Snapshot};
-pub use targets::{DelegatedRole, Delegations, TargetFile, Targets};
-pub use timestamp::Timestamp;
-
-/// The TUF specification version written into new metadata.
-pub const SPEC_VERSION: &str = "1.0.31";
 
 /// Largest metadata file any tool here reads (the endless-data attack).
 pub const MAX_METADATA_LEN: u64 = 16 * 1024 * 1024;
 
-/// What every role's `signed` object has in common.
+/// What every role's `signed` object has in common, for a writer.
 pub trait Metadata: serde::Serialize + serde::de::DeserializeOwned {
     /// The `_type` value and the kind named in errors.
     const TYPE: &'static str;
-    /// The metadata version.
-    fn version(&self) -> u64;
-    /// When the metadata expires.
-    fn expires(&self) -> Expiry;
-    /// Check the TUF rules serde cannot express; the reason on failure.
+    /// Version and expiry.
+    fn header(&self) -> &Header;
+    /// Version and expiry, to change.
+    fn header_mut(&mut self) -> &mut Header;
+    /// Check the rules a repository author must keep beyond what the
+    /// protocol reader checks; the reason on failure.
     fn validate(&self) -> Result<(), String>;
-    /// Parse the `signed` object with the protocol crate's reader for this
-    /// role (what a lock runs).
-    fn check_with_protocol(
-        signed: &serde_json::Value,
-    ) -> Result<(), nightlatch_proto::tuf::TufError>;
+
+    /// The metadata version.
+    fn version(&self) -> u64 {
+        self.header().version
+    }
+    /// When the metadata expires.
+    fn expires(&self) -> Expiry {
+        Expiry::from_unix(self.header().expires)
+    }
+    /// Set the version and expiry of the next file of this role.
+    fn set_header(&mut self, version: u64, expires: Expiry) {
+        let header = self.header_mut();
+        header.version = version;
+        header.expires = expires.unix();
+    }
 }
 
-/// Common checks of `_type`, `spec_version` and `version`.
-pub(crate) fn check_header(
-    kind: &str,
-    expected: &str,
-    spec_version: &str,
-    version: u64,
-) -> Result<(), String> {
-    if kind != expected {
-        return Err(format!("_type is {kind:?}, expected {expected:?}"));
-    }
-    let parts: Vec<&str> = spec_version.split('.').collect();
-    if !(2..=3).contains(&parts.len())
-        || parts
-            .iter()
-            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
-        || parts.first() != Some(&"1")
-    {
-        return Err(format!(
-            "spec_version {spec_version:?} is not a 1.x TUF version"
-        ));
-    }
-    if version == 0 {
-        return Err("version must be at least 1".into());
-    }
-    Ok(())
+macro_rules! metadata_header {
+    () => {
+        fn header(&self) -> &crate::metadata::Header {
+            &self.header
+        }
+        fn header_mut(&mut self) -> &mut crate::metadata::Header {
+            &mut self.header
+        }
+    };
 }
+pub(crate) use metadata_header;

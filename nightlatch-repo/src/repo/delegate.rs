@@ -3,6 +3,8 @@
 //! `<model>/*`, terminating, so the release key of one lock model cannot sign
 //! for another.
 
+use crate::metadata::Metadata as _;
+use crate::metadata::RoleKeys;
 use std::path::Path;
 
 use crate::clock::Clock;
@@ -48,9 +50,9 @@ pub fn delegate(
         .targets
         .as_ref()
         .map(|t| t.signed.clone())
-        .unwrap_or_else(|| Targets::new(0, expires));
-    next.version = crate::repo::next_version(dir, next.version, "targets")?;
-    next.expires = expires;
+        .unwrap_or_else(|| Targets::new(0, expires.unix()));
+    let version = crate::repo::next_version(dir, next.version(), "targets")?;
+    next.set_header(version, expires);
     let mut d = next.delegations.take().unwrap_or_default();
     let publics: &[PublicKey] = delegate_keys;
     let mut keyids = Vec::new();
@@ -67,8 +69,7 @@ pub fn delegate(
     }
     let role = DelegatedRole {
         name: model.to_owned(),
-        keyids,
-        threshold,
+        keys: RoleKeys { keyids, threshold },
         terminating: true,
         paths: Some(vec![format!("{model}/*")]),
         path_hash_prefixes: None,
@@ -77,7 +78,7 @@ pub fn delegate(
         Some(existing) => *existing = role,
         None => d.roles.push(role),
     }
-    let used: Vec<_> = d.roles.iter().flat_map(|r| r.keyids.clone()).collect();
+    let used: Vec<_> = d.roles.iter().flat_map(|r| r.keys.keyids.clone()).collect();
     d.keys.retain(|id, _| used.contains(id));
     next.delegations = Some(d);
 
@@ -88,7 +89,7 @@ pub fn delegate(
         )
     })?;
     refuse_strangers(keys, &[("targets", &top_role)], dir)?;
-    let path = role_file(dir, next.version, "targets");
+    let path = role_file(dir, next.version(), "targets");
     let mut meta = Signed::new(next)?;
     sign_role(
         &mut meta,

@@ -127,7 +127,7 @@ fn check_delegated_paths(
     m: &Signed<Targets>,
     version: u64,
 ) -> Result<()> {
-    if let Some(name) = m.signed.targets.keys().find(|t| !role.matches(t)) {
+    if let Some(name) = m.signed.targets.keys().find(|t| !role.is_delegated_path(t)) {
         return Err(Error::RepoState {
             path: dir.to_owned(),
             reason: format!(
@@ -159,7 +159,7 @@ impl Repo {
     /// Whatever re-signs targets with the offline release key must use this.
     pub fn load_verified(dir: &Path) -> Result<Self> {
         let repo = Self::load(dir)?;
-        let paths: Vec<PathBuf> = (1..=repo.root.signed.version)
+        let paths: Vec<PathBuf> = (1..=repo.root.signed.version())
             .map(|v| role_file(dir, v, "root"))
             .collect();
         if let Some(p) = paths.iter().find(|p| !p.exists()) {
@@ -175,7 +175,7 @@ impl Repo {
             let role = root
                 .role("targets")
                 .ok_or_else(|| unverified(dir, "the root has no targets role".into()))?;
-            let what = role_file(dir, top.signed.version, "targets")
+            let what = role_file(dir, top.signed.version(), "targets")
                 .display()
                 .to_string();
             if let Err(e) = top.require(&root.keys, role, &what, "targets") {
@@ -183,7 +183,7 @@ impl Repo {
                 // were signed by the keys of an earlier (verified) root:
                 // accept that, loudly, so they can be re-signed by the new keys.
                 let mut by_earlier = None;
-                for v in (1..root.version).rev() {
+                for v in (1..root.version()).rev() {
                     let r: Signed<Root> = load_role(dir, v, "root")?;
                     let ok = r.signed.role("targets").is_some_and(|role| {
                         top.require(&r.signed.keys, role, &what, "targets").is_ok()
@@ -198,7 +198,7 @@ impl Repo {
                 };
                 eprintln!(
                     "warning: {what} is signed by the targets keys of root version {v}, not of the newest root (version {}): check the targets listed below before trusting the new signature",
-                    root.version
+                    root.version()
                 );
             }
             let d = top.signed.delegations.clone().unwrap_or_default();
@@ -206,12 +206,12 @@ impl Repo {
                 let Some(m) = repo.delegated.get(&role.name) else {
                     continue;
                 };
-                let what = role_file(dir, m.signed.version, &role.name)
+                let what = role_file(dir, m.signed.version(), &role.name)
                     .display()
                     .to_string();
-                m.require(&d.keys, &role.role_keys(), &what, &role.name)
+                m.require(&d.keys, &role.keys, &what, &role.name)
                     .map_err(|e| unverified(dir, e.to_string()))?;
-                check_delegated_paths(dir, role, m, m.signed.version)?;
+                check_delegated_paths(dir, role, m, m.signed.version())?;
             }
         }
         Ok(repo)

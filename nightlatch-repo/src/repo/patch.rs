@@ -7,11 +7,11 @@
 //! in the repository or in the same `publish`: the patch header only holds
 //! payload digests, so they are found by payload SHA-256 and length.
 
+use crate::metadata::Hashes;
 use std::path::{Path, PathBuf};
 
 use bootloader::delta::{HEADER_LEN, PatchHeader};
 use bootloader::envelope::{PREFIX_LEN, Prefix};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::metadata::TargetFile;
@@ -108,7 +108,7 @@ fn find<'a>(
 fn envelope_ref(k: &KnownFirmware) -> EnvelopeRef {
     EnvelopeRef {
         version: k.custom.version.clone(),
-        sha256: k.file.sha256().unwrap_or_default().to_owned(),
+        sha256: k.file.sha256_hex().unwrap_or_default(),
         length: k.file.length,
     }
 }
@@ -149,11 +149,11 @@ pub fn resolve(p: PatchFile, known: &[KnownFirmware], repo_dir: &Path) -> Result
         base: Some(envelope_ref(base)),
         target: Some(envelope_ref(target)),
     };
-    let info = TargetFile {
-        length: p.bytes.len() as u64,
-        hashes: [("sha256".to_owned(), hex::encode(Sha256::digest(&p.bytes)))].into(),
-        custom: Some(serde_json::json!({ "nightlatch": custom })),
-    };
+    let info = TargetFile::new(
+        p.bytes.len() as u64,
+        Hashes::sha256_of(&p.bytes),
+        Some(serde_json::json!({ "nightlatch": custom })),
+    );
     Ok(TargetEntry {
         name: format!(
             "{}/{}.from-{}.nldp",

@@ -4,6 +4,7 @@
 //! new version. Clients see it after the next `repo refresh`. Delta patches
 //! go in beside them (see [`crate::repo::patch`]).
 
+use crate::metadata::Metadata as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -71,7 +72,7 @@ pub fn publish(
         .targets
         .as_ref()
         .map(|t| t.signed.clone())
-        .unwrap_or_else(|| Targets::new(0, expires));
+        .unwrap_or_else(|| Targets::new(0, expires.unix()));
     let top_role = repo
         .root
         .signed
@@ -125,7 +126,7 @@ pub fn publish(
         report
             .signed_targets
             .extend(p.next.targets.keys().map(|t| format!("{name}: {t}")));
-        let path = role_file(dir, p.next.version, &name);
+        let path = role_file(dir, p.next.version(), &name);
         let mut meta = Signed::new(p.next)?;
         sign_role(&mut meta, keys, &p.keys, &p.role, &name, &path)?;
         signed_roles.push((path, meta));
@@ -177,7 +178,7 @@ fn pending_for(
         let d = top.delegations.clone().unwrap_or_default();
         let role_keys = top
             .delegation(role)
-            .map(|r| r.role_keys())
+            .map(|r| r.keys.clone())
             .unwrap_or(RoleKeys {
                 keyids: Vec::new(),
                 threshold: 1,
@@ -188,9 +189,9 @@ fn pending_for(
             role_keys,
         )
     };
-    let mut next = current.unwrap_or_else(|| Targets::new(0, expires));
-    next.version = crate::repo::next_version(&repo.dir, next.version, role)?;
-    next.expires = expires;
+    let mut next = current.unwrap_or_else(|| Targets::new(0, expires.unix()));
+    let version = crate::repo::next_version(&repo.dir, next.version(), role)?;
+    next.set_header(version, expires);
     Ok(Pending {
         keys,
         role: role_keys,
@@ -219,8 +220,8 @@ fn add_target(next: &mut Targets, entry: &TargetEntry, report: &mut PublishRepor
 }
 
 fn write_target(dir: &Path, entry: &TargetEntry) -> Result<()> {
-    let sha = entry.info.sha256().unwrap_or_default();
-    let path = target_file(dir, &entry.name, sha);
+    let sha = entry.info.sha256_hex().unwrap_or_default();
+    let path = target_file(dir, &entry.name, &sha);
     if let Some(parent) = path.parent() {
         create_dir(parent)?;
     }

@@ -7,11 +7,12 @@
 //! not valid under the newest root, or when it would expire within the
 //! timestamp's lifetime; the timestamp is always renewed.
 
+use crate::metadata::Hashes;
+use crate::metadata::Metadata as _;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -60,27 +61,23 @@ fn snapshot_meta(repo: &Repo) -> Result<BTreeMap<String, MetaFile>> {
             "rotate to a correct root",
         )
     })?;
-    let what = role_file(dir, top.signed.version, "targets")
+    let what = role_file(dir, top.signed.version(), "targets")
         .display()
         .to_string();
     top.require(&root.keys, &role, &what, "targets").map_err(|e| {
         state(dir, format!("{e}"), "re-sign targets with the keys the newest root names: `nightlatch-sign publish --repo DIR --key TARGETS.key`")
     })?;
-    let version = |v| MetaFile {
-        version: v,
-        length: None,
-        hashes: None,
-    };
-    let mut meta = BTreeMap::from([("targets.json".to_owned(), version(top.signed.version))]);
+    let version = MetaFile::new;
+    let mut meta = BTreeMap::from([("targets.json".to_owned(), version(top.signed.version()))]);
     let delegations = top.signed.delegations.clone().unwrap_or_default();
     for d in &delegations.roles {
         let Some(m) = repo.delegated.get(&d.name) else {
             continue;
         };
-        let what = role_file(dir, m.signed.version, &d.name)
+        let what = role_file(dir, m.signed.version(), &d.name)
             .display()
             .to_string();
-        m.require(&delegations.keys, &d.role_keys(), &what, &d.name)
+        m.require(&delegations.keys, &d.keys, &what, &d.name)
             .map_err(|e| {
                 state(
                     dir,
@@ -88,7 +85,7 @@ fn snapshot_meta(repo: &Repo) -> Result<BTreeMap<String, MetaFile>> {
                     "publish again for this model with its current release keys",
                 )
             })?;
-        meta.insert(format!("{}.json", d.name), version(m.signed.version));
+        meta.insert(format!("{}.json", d.name), version(m.signed.version()));
     }
     Ok(meta)
 }
@@ -102,10 +99,14 @@ pub fn refresh(
 ) -> Result<RefreshReport> {
     let repo = Repo::load(dir)?;
     let root = &repo.root.signed;
-    if clock.has_passed(root.expires) {
+    if clock.has_passed(root.expires()) {
         return Err(state(
             dir,
-            format!("root version {} expired at {}", root.version, root.expires),
+            format!(
+                "root version {} expired at {}",
+                root.version(),
+                root.expires()
+            ),
             "rotate the root (`nightlatch-keys rotate`) and add it with `nightlatch-sign repo add-root`",
         ));
     }
@@ -133,25 +134,25 @@ pub fn refresh(
     let ts_expires = clock.expires_in(expiries.timestamp);
     let current_ok = repo.snapshot.as_ref().filter(|s| {
         s.signed.meta == meta
-            && s.signed.expires > ts_expires
+            && s.signed.expires() > ts_expires
             && s.tally(&root.keys, &snap_role).is_ok_and(|t| t.met())
     });
     let (snapshot_bytes, snapshot_version, new_snapshot) = match current_ok {
         Some(s) => {
             // Hash the file exactly as stored.
-            let path = role_file(dir, s.signed.version, "snapshot");
+            let path = role_file(dir, s.signed.version(), "snapshot");
             let bytes = crate::fsio::read_limited(&path, crate::metadata::MAX_METADATA_LEN)?;
-            (bytes, s.signed.version, false)
+            (bytes, s.signed.version(), false)
         }
         None => {
             let version = match &repo.snapshot {
-                Some(s) => next_version(dir, s.signed.version, "snapshot")?,
+                Some(s) => next_version(dir, s.signed.version(), "snapshot")?,
                 None => 1,
             };
             let path = role_file(dir, version, "snapshot");
             let mut snap = Signed::new(Snapshot::new(
                 version,
-                clock.expires_in(expiries.snapshot),
+                clock.expires_in(expiries.snapshot).unix(),
                 meta,
             ))?;
             sign_role(&mut snap, keys, &root.keys, &snap_role, "snapshot", &path)?;
@@ -161,7 +162,7 @@ pub fn refresh(
         }
     };
     let ts_version = match (&repo.timestamp, &repo.snapshot) {
-        (Some(t), _) => next_version(dir, t.signed.version, "timestamp")?,
+        (Some(t), _) => next_version(dir, t.signed.version(), "timestamp")?,
         (None, None) => 1,
         // Clients hold a timestamp version we no longer know: starting again
         // at 1 would look like a rollback to every one of them.
@@ -174,15 +175,12 @@ pub fn refresh(
         }
     };
     let info = MetaFile {
-        version: snapshot_version,
         length: Some(snapshot_bytes.len() as u64),
-        hashes: Some(BTreeMap::from([(
-            "sha256".to_owned(),
-            hex::encode(Sha256::digest(&snapshot_bytes)),
-        )])),
+        hashes: Some(Hashes::sha256_of(&snapshot_bytes)),
+        ..MetaFile::new(snapshot_version)
     };
     let path = metadata_dir(dir).join("timestamp.json");
-    let mut ts = Signed::new(Timestamp::new(ts_version, ts_expires, info))?;
+    let mut ts = Signed::new(Timestamp::new(ts_version, ts_expires.unix(), info))?;
     sign_role(&mut ts, keys, &root.keys, &ts_role, "timestamp", &path)?;
     write_atomic(&path, &ts.to_bytes()?, Access::Public, true)?;
     Ok(RefreshReport {

@@ -29,6 +29,7 @@
 //! the chain the server serves is taken on trust (first use), and a stolen
 //! server could have the release key sign targets it made up.
 
+use crate::metadata::Metadata as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -165,11 +166,11 @@ pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
     let root: Signed<crate::metadata::Root> = Signed::parse(&root, Path::new("root.json"))?;
     let _ = std::fs::rename(
         meta.join("root.json"),
-        meta.join(format!("{}.root.json", root.signed.version)),
+        meta.join(format!("{}.root.json", root.signed.version())),
     );
     // The whole chain: re-signing checks it from version 1 (after a root
     // rotation the current root alone does not verify the chain).
-    for v in 1..root.signed.version {
+    for v in 1..root.signed.version() {
         fetch(t, server, &format!("{v}.root.json"), dir)?
             .ok_or_else(|| remote_err(server, format!("{v}.root.json is missing")))?;
     }
@@ -178,21 +179,19 @@ pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
     };
     let ts: Signed<Timestamp> = Signed::parse(&ts, Path::new("timestamp.json"))?;
     require_online(server, &root.signed, &ts, "timestamp.json", "timestamp")?;
-    let Some(listed) = ts.signed.snapshot() else {
-        return Ok(());
-    };
+    let listed = &ts.signed.snapshot_meta;
     let snap_version = listed.version;
     let snap_name = format!("{snap_version}.snapshot.json");
     let snap = fetch(t, server, &snap_name, dir)?
         .ok_or_else(|| remote_err(server, format!("{snap_name} is missing")))?;
     let snap: Signed<Snapshot> = Signed::parse(&snap, Path::new("snapshot.json"))?;
     require_online(server, &root.signed, &snap, &snap_name, "snapshot")?;
-    if snap.signed.version != snap_version {
+    if snap.signed.version() != snap_version {
         return Err(hostile(
             server,
             format!(
                 "{snap_name} holds snapshot version {}, not the version {snap_version} timestamp.json lists",
-                snap.signed.version
+                snap.signed.version()
             ),
         ));
     }
@@ -268,7 +267,7 @@ pub fn check_trusted_root(server: &str, dir: &Path, trusted: &Path) -> Result<()
         source: e,
     })?;
     let root: Signed<crate::metadata::Root> = Signed::parse(&pinned, trusted)?;
-    let v = root.signed.version;
+    let v = root.signed.version();
     let served_path = metadata_dir(dir).join(format!("{v}.root.json"));
     let served = std::fs::read(&served_path).map_err(|_| {
         remote_err(
@@ -337,9 +336,9 @@ pub fn publish_remote(
             if !report.added.contains(name) {
                 continue;
             }
-            let sha = file.sha256().unwrap_or_default();
-            let local = target_file(dir, name, sha);
-            let rel = target_file(Path::new(""), name, sha);
+            let sha = file.sha256_hex().unwrap_or_default();
+            let local = target_file(dir, name, &sha);
+            let rel = target_file(Path::new(""), name, &sha);
             let rel = rel.to_string_lossy().replace('\\', "/");
             let rel = rel.trim_start_matches("targets/");
             let bytes = std::fs::read(&local).map_err(|e| Error::Read {

@@ -1,6 +1,7 @@
 //! Put roots into the repository: the first (trusted) root, then each
 //! rotated root after checking it may follow the current one.
 
+use crate::metadata::Metadata as _;
 use std::path::Path;
 
 use crate::chain::check_link;
@@ -38,13 +39,13 @@ pub fn init(dir: &Path, root_path: &Path) -> Result<u64> {
         });
     }
     write_root(dir, &root)?;
-    Ok(root.signed.version)
+    Ok(root.signed.version())
 }
 
 fn write_root(dir: &Path, root: &Signed<Root>) -> Result<()> {
     let bytes = root.to_bytes()?;
     write_atomic(
-        &role_file(dir, root.signed.version, "root"),
+        &role_file(dir, root.signed.version(), "root"),
         &bytes,
         Access::Public,
         false,

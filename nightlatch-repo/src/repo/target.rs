@@ -19,46 +19,22 @@
 //! to and of the one it rebuilds); see [`crate::repo::patch`]. Any other file
 //! is refused.
 
+use crate::metadata::Hashes;
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 use bootloader::envelope::{EnvelopeError, MAGIC, Prefix};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::envelope::MAX_ENVELOPE_LEN;
 use crate::error::{Error, Result};
 use crate::fsio::read_limited;
 use crate::metadata::TargetFile;
 
-/// What kind of file a target is, and one envelope's identity as a
-/// patch's `base` or `target` names it: the protocol crate's types, so the
-/// tools write exactly what the lock reads.
-pub use nightlatch_proto::custom::{EnvelopeRef, TargetKind as Kind};
-
-/// The `custom.nightlatch` object of a target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Custom {
-    /// Firmware or patch.
-    pub kind: Kind,
-    /// Hardware model.
-    pub hardware_model: String,
-    /// Firmware version (of the image the file installs).
-    pub version: String,
-    /// Anti-rollback counter of that image.
-    pub security_counter: u32,
-    /// Payload length (firmware).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_length: Option<u32>,
-    /// Payload SHA-256, hex (firmware).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_sha256: Option<String>,
-    /// The envelope a patch applies to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base: Option<EnvelopeRef>,
-    /// The envelope a patch rebuilds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<EnvelopeRef>,
-}
+/// What kind of file a target is, one envelope's identity as a patch's
+/// `base` or `target` names it, and the whole `custom.nightlatch` object of
+/// a target: the protocol crate's types, so the tools write exactly what the
+/// lock reads.
+pub use nightlatch_proto::custom::{EnvelopeRef, NightlatchCustom as Custom, TargetKind as Kind};
 
 /// A file ready to publish.
 #[derive(Debug, Clone)]
@@ -71,14 +47,6 @@ pub struct TargetEntry {
     pub info: TargetFile,
     /// The file's bytes.
     pub bytes: Vec<u8>,
-}
-
-impl Custom {
-    /// Parse the `custom` value of a target (the `nightlatch` member).
-    pub fn from_target(info: &TargetFile) -> Option<Self> {
-        let v = info.custom.as_ref()?.get("nightlatch")?;
-        serde_json::from_value(v.clone()).ok()
-    }
 }
 
 /// A file given to `publish`.
@@ -145,11 +113,11 @@ fn envelope_entry(path: &Path, bytes: Vec<u8>) -> Result<TargetEntry> {
         base: None,
         target: None,
     };
-    let info = TargetFile {
-        length: bytes.len() as u64,
-        hashes: [("sha256".to_owned(), hex::encode(Sha256::digest(&bytes)))].into(),
-        custom: Some(serde_json::json!({ "nightlatch": custom })),
-    };
+    let info = TargetFile::new(
+        bytes.len() as u64,
+        Hashes::sha256_of(&bytes),
+        Some(serde_json::json!({ "nightlatch": custom })),
+    );
     Ok(TargetEntry {
         name: format!("{}/{}.nlfw", h.model, h.version),
         model: h.model.to_string(),

@@ -15,6 +15,7 @@
 //! fresh is the [`SignedTime`](crate::wire::SignedTime), whose Merkle leaf
 //! names the metadata's version and hash.
 
+use nightlatch_repo::metadata::Metadata as _;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -91,12 +92,12 @@ impl Director {
         anyhow::ensure!(
             role_has(&root.signed, "targets", &targets_key),
             "the director targets key is not a targets key of director root version {}",
-            root.signed.version
+            root.signed.version()
         );
         anyhow::ensure!(
             role_has(&root.signed, "timestamp", &time_key),
             "the director timestamp key is not a timestamp key of director root version {}",
-            root.signed.version
+            root.signed.version()
         );
         let targets_keyid = targets_key.public().key_id().to_string();
         // The lock checks the signed time with Ed25519 (nightlatch_proto::wire).
@@ -115,7 +116,7 @@ impl Director {
 
     /// Newest director root version.
     pub fn root_version(&self) -> u64 {
-        self.root.signed.version
+        self.root.signed.version()
     }
 
     /// Newest director root, as served.
@@ -156,7 +157,7 @@ impl Director {
     ) -> anyhow::Result<DirectorCache> {
         let now_secs = u64::try_from(now_ms.div_euclid(1000)).unwrap_or(0);
         let expires = Expiry::from_unix(now_secs).after(self.targets_expires);
-        let mut targets = Targets::new(u64::try_from(version).unwrap_or(1), expires);
+        let mut targets = Targets::new(u64::try_from(version).unwrap_or(1), expires.unix());
         if let Some(r) = resolved {
             let rollout = r.assignment.rollout_id.as_str();
             let image = DirectorCustom::image(device_id, hardware_model, rollout, r.policy.clone());
@@ -216,9 +217,8 @@ impl Director {
 /// `file` with `director` as its `custom.director`.
 fn with_director(file: &TargetFile, director: &DirectorCustom) -> anyhow::Result<TargetFile> {
     Ok(TargetFile {
-        length: file.length,
-        hashes: file.hashes.clone(),
         custom: Some(director.add_to(file.custom.as_ref())?),
+        ..file.clone()
     })
 }
 
@@ -262,11 +262,12 @@ mod tests {
                 "director_patch",
             ),
         ] {
-            let file = TargetFile {
-                length: 6024,
-                hashes: [("sha256".to_owned(), "ab".repeat(32))].into(),
-                custom: Some(serde_json::json!({ "nightlatch": golden(release) })),
-            };
+            let file = TargetFile::new(
+                6024,
+                nightlatch_repo::metadata::Hashes::from_hex([("sha256", "ab".repeat(32).as_str())])
+                    .unwrap(),
+                Some(serde_json::json!({ "nightlatch": golden(release) })),
+            );
             let out = with_director(&file, &director).unwrap();
             let custom = out.custom.unwrap();
             assert_eq!(custom["nightlatch"], golden(release));

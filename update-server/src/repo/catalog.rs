@@ -2,6 +2,7 @@
 //! (top-level and delegated), with its `custom.nightlatch` description —
 //! firmware images, and patches from one version to another.
 
+use nightlatch_repo::metadata::Metadata as _;
 use std::collections::BTreeMap;
 
 use nightlatch_repo::metadata::TargetFile;
@@ -17,6 +18,9 @@ pub struct CatalogTarget {
     pub role: String,
     /// Length, hashes and custom metadata, exactly as signed.
     pub file: TargetFile,
+    /// The file's SHA-256 as hex (what its stored name and the director's
+    /// cache keys use), written once when the catalog is read.
+    pub sha256_hex: String,
     /// Firmware or patch.
     pub kind: Kind,
     /// Hardware model.
@@ -34,7 +38,7 @@ pub struct CatalogTarget {
 impl CatalogTarget {
     /// SHA-256 of the file, hex.
     pub fn sha256(&self) -> &str {
-        self.file.sha256().unwrap_or("")
+        &self.sha256_hex
     }
 }
 
@@ -50,12 +54,12 @@ impl Catalog {
     /// Read the repository's newest metadata.
     pub fn from_repo(repo: &Repo) -> Self {
         let mut c = Self::default();
-        c.versions.insert("root".into(), repo.root.signed.version);
+        c.versions.insert("root".into(), repo.root.signed.version());
         if let Some(s) = &repo.snapshot {
-            c.versions.insert("snapshot".into(), s.signed.version);
+            c.versions.insert("snapshot".into(), s.signed.version());
         }
         if let Some(t) = &repo.timestamp {
-            c.versions.insert("timestamp".into(), t.signed.version);
+            c.versions.insert("timestamp".into(), t.signed.version());
         }
         let mut add = |role: &str, targets: &nightlatch_repo::metadata::Targets| {
             for (name, file) in &targets.targets {
@@ -68,6 +72,7 @@ impl Catalog {
                         name: name.clone(),
                         role: role.to_owned(),
                         file: file.clone(),
+                        sha256_hex: file.sha256_hex().unwrap_or_default(),
                         kind: custom.kind,
                         hardware_model: custom.hardware_model,
                         version: custom.version,
@@ -85,10 +90,10 @@ impl Catalog {
             add(role, &meta.signed);
         }
         if let Some(top) = &repo.targets {
-            c.versions.insert("targets".into(), top.signed.version);
+            c.versions.insert("targets".into(), top.signed.version());
         }
         for (role, meta) in &repo.delegated {
-            c.versions.insert(role.clone(), meta.signed.version);
+            c.versions.insert(role.clone(), meta.signed.version());
         }
         c
     }

@@ -18,6 +18,7 @@
 //! before the next one. Uploaded target files are staged ([`staging`]) and
 //! published by the commit of the first targets metadata that lists them.
 
+use nightlatch_repo::metadata::Metadata as _;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::future::Future;
@@ -533,7 +534,7 @@ impl RepoHost {
         let due = tokio::task::spawn_blocking(move || {
             let path = metadata_dir(&dir).join("timestamp.json");
             match Signed::<Timestamp>::load(&path) {
-                Ok(ts) => ts.signed.expires <= clock.expires_in(lifetime / 2),
+                Ok(ts) => ts.signed.expires() <= clock.expires_in(lifetime / 2),
                 Err(_) => true,
             }
         })
@@ -720,11 +721,7 @@ fn align_dir(
         Some(ts) => {
             let ts = Signed::<Timestamp>::parse(ts, Path::new("timestamp.json"))
                 .map_err(|e| anyhow::anyhow!("the committed timestamp: {e}"))?;
-            let s = ts
-                .signed
-                .snapshot()
-                .map(|m| m.version)
-                .context("the committed timestamp names no snapshot")?;
+            let s = ts.signed.snapshot_meta.version;
             let snap = Signed::<Snapshot>::load(&dir.join(format!("{s}.snapshot.json")))
                 .map_err(|e| anyhow::anyhow!("the committed snapshot {s}: {e}"))?;
             let roles = snap

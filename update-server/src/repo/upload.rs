@@ -55,10 +55,10 @@ pub fn check(
         ));
     }
     let meta = Signed::<Targets>::parse(bytes, Path::new(file_name)).map_err(|e| e.to_string())?;
-    if meta.signed.version != version {
+    if meta.signed.version() != version {
         return Err(format!(
             "{file_name} holds version {}, not {version}",
-            meta.signed.version
+            meta.signed.version()
         ));
     }
     if clock.has_passed(meta.signed.expires()) {
@@ -88,12 +88,12 @@ pub fn check(
             .as_ref()
             .map(|d| &d.keys)
             .ok_or("top-level targets has no delegations")?;
-        meta.require(keys, &delegation.role_keys(), file_name, role)
+        meta.require(keys, &delegation.keys, file_name, role)
             .map_err(|e| e.to_string())?;
         for name in meta.signed.targets.keys() {
             // The lock's rule, in the one function both call
             // (`nightlatch_proto::paths`): `paths` or `path_hash_prefixes`.
-            if !delegation.matches(name) {
+            if !delegation.is_delegated_path(name) {
                 return Err(format!(
                     "target {name} is outside the {} delegated to {role}",
                     delegation.scope()
@@ -102,7 +102,7 @@ pub fn check(
         }
         repo.delegated.get(role).map(|t| &t.signed)
     };
-    let current = previous.map_or(0, |p| p.version);
+    let current = previous.map_or(0, |p| p.version());
     if version <= current {
         return Err(format!(
             "{role} is at version {current}; an upload must have a higher version (got {version})"
@@ -118,9 +118,9 @@ pub fn check(
             ));
         }
         let sha = file
-            .sha256()
+            .sha256_hex()
             .ok_or_else(|| format!("target {name} has no sha256"))?;
-        let path = target_file(Path::new(""), name, sha);
+        let path = target_file(Path::new(""), name, &sha);
         let key = path
             .to_str()
             .map(|p| p.replace('\\', "/"))

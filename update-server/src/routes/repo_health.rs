@@ -21,6 +21,7 @@
 //! fails (the image timestamp is re-signed with half its lifetime left, the
 //! snapshot before it would expire ahead of the timestamp).
 
+use nightlatch_repo::metadata::Metadata as _;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -150,11 +151,13 @@ pub async fn report(state: &AppState, warning_days: u32) -> AppResult<Value> {
         ),
         None => None,
     };
-    let snapshot: Option<Signed<Snapshot>> =
-        match timestamp.as_ref().and_then(|t| t.signed.snapshot()) {
-            Some(m) => served(state, &format!("repo/metadata/{}.snapshot.json", m.version)).await?,
-            None => None,
-        };
+    let snapshot: Option<Signed<Snapshot>> = match timestamp
+        .as_ref()
+        .map(|t| &t.signed.snapshot_meta)
+    {
+        Some(m) => served(state, &format!("repo/metadata/{}.snapshot.json", m.version)).await?,
+        None => None,
+    };
     // Targets roles the snapshot lists, top-level first.
     let mut targets: Vec<(String, Signed<Targets>)> = Vec::new();
     if let Some(s) = &snapshot {
@@ -177,8 +180,8 @@ pub async fn report(state: &AppState, warning_days: u32) -> AppResult<Value> {
         let (threshold, keyids) = top_level(r, "root");
         image.push(RoleRow {
             role: "root".into(),
-            version: Some(r.version),
-            expires: Some(r.expires),
+            version: Some(r.version()),
+            expires: Some(r.expires()),
             online: false,
             threshold,
             keyids,
@@ -189,8 +192,8 @@ pub async fn report(state: &AppState, warning_days: u32) -> AppResult<Value> {
                 let (threshold, keyids) = top_level(r, "targets");
                 image.push(RoleRow {
                     role: role.clone(),
-                    version: Some(t.signed.version),
-                    expires: Some(t.signed.expires),
+                    version: Some(t.signed.version()),
+                    expires: Some(t.signed.expires()),
                     online: false,
                     threshold,
                     keyids,
@@ -207,13 +210,13 @@ pub async fn report(state: &AppState, warning_days: u32) -> AppResult<Value> {
             });
             let empty = &EMPTY_KEYS;
             let (threshold, keyids, keys) = match delegation {
-                Some((dr, keys)) => (dr.threshold, &dr.keyids[..], keys),
+                Some((dr, keys)) => (dr.keys.threshold, &dr.keys.keyids[..], keys),
                 None => (0, &[][..], empty),
             };
             image.push(RoleRow {
                 role: role.clone(),
-                version: Some(t.signed.version),
-                expires: Some(t.signed.expires),
+                version: Some(t.signed.version()),
+                expires: Some(t.signed.expires()),
                 online: false,
                 threshold,
                 keyids,
@@ -224,8 +227,8 @@ pub async fn report(state: &AppState, warning_days: u32) -> AppResult<Value> {
             let (threshold, keyids) = top_level(r, "snapshot");
             image.push(RoleRow {
                 role: "snapshot".into(),
-                version: Some(s.signed.version),
-                expires: Some(s.signed.expires),
+                version: Some(s.signed.version()),
+                expires: Some(s.signed.expires()),
                 online: true,
                 threshold,
                 keyids,
@@ -236,8 +239,8 @@ pub async fn report(state: &AppState, warning_days: u32) -> AppResult<Value> {
             let (threshold, keyids) = top_level(r, "timestamp");
             image.push(RoleRow {
                 role: "timestamp".into(),
-                version: Some(t.signed.version),
-                expires: Some(t.signed.expires),
+                version: Some(t.signed.version()),
+                expires: Some(t.signed.expires()),
                 online: true,
                 threshold,
                 keyids,
@@ -255,8 +258,8 @@ pub async fn report(state: &AppState, warning_days: u32) -> AppResult<Value> {
     let (threshold, keyids) = top_level(d, "root");
     director.push(RoleRow {
         role: "root".into(),
-        version: Some(d.version),
-        expires: Some(d.expires),
+        version: Some(d.version()),
+        expires: Some(d.expires()),
         online: false,
         threshold,
         keyids,

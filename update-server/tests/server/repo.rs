@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use ed25519_dalek::SigningKey;
 use nightlatch_repo::Clock as _;
 use nightlatch_repo::keysource::FileKey;
-use nightlatch_repo::metadata::{Expiry, Signed, TargetFile, Targets};
+use nightlatch_repo::metadata::{Hashes, Signed, TargetFile, Targets};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -142,7 +142,9 @@ async fn uploads_are_checked_against_root_and_delegations(backend: Backend) {
         FileKey::from_key(Path::new("stranger"), SigningKey::from_bytes(&[5; 32])).unwrap();
     let mut forged = Signed::new(Targets::new(
         2,
-        app.repo_clock().expires_in(Duration::from_secs(86_400)),
+        app.repo_clock()
+            .expires_in(Duration::from_secs(86_400))
+            .unix(),
     ))
     .unwrap();
     forged.sign_with(&stranger, Path::new("forged")).unwrap();
@@ -158,7 +160,7 @@ async fn uploads_are_checked_against_root_and_delegations(backend: Backend) {
     assert_eq!(app.state.repo.catalog().versions["targets"], 1);
     // Expired metadata, even properly signed: refused.
     let targets_key = nightlatch_repo::keysource::FileKey::load(&app.targets_key()).unwrap();
-    let mut expired = Signed::new(Targets::new(2, Expiry::from_unix(1_000))).unwrap();
+    let mut expired = Signed::new(Targets::new(2, 1_000)).unwrap();
     expired
         .sign_with(&targets_key, Path::new("expired"))
         .unwrap();
@@ -335,14 +337,15 @@ async fn delegations_bind_models_to_their_keys(backend: Backend) {
     );
     // The model's key cannot sign for another model's path.
     let model = FileKey::from_key(Path::new("v2"), model_key).unwrap();
-    let mut t = Targets::new(2, app.repo_clock().expires_in(Duration::from_secs(86_400)));
+    let mut t = Targets::new(
+        2,
+        app.repo_clock()
+            .expires_in(Duration::from_secs(86_400))
+            .unix(),
+    );
     t.targets.insert(
         "nl-lock-v3/9.9.9.nlfw".into(),
-        TargetFile {
-            length: 3,
-            hashes: [("sha256".to_owned(), hex::encode(Sha256::digest(b"abc")))].into(),
-            custom: None,
-        },
+        TargetFile::new(3, Hashes::sha256_of(b"abc"), None),
     );
     let mut forged = Signed::new(t).unwrap();
     forged.sign_with(&model, Path::new("forged")).unwrap();

@@ -589,7 +589,7 @@ impl Lock {
             let role = root.signed.role("targets").expect("targets role");
             meta.require(&root.signed.keys, role, "director targets", "targets")
                 .expect("director targets signed by the director targets key");
-            assert_eq!(meta.signed.version, r.director_targets_version);
+            assert_eq!(meta.signed.header.version, r.director_targets_version);
             let sha = b64::encode(Sha256::digest(meta.canonical().expect("canonical")));
             assert_eq!(sha, r.director_targets_sha256);
             self.director_targets = Some(serde_json::from_str(raw.get()).expect("json"));
