@@ -151,13 +151,11 @@ pub async fn report(state: &AppState, warning_days: u32) -> AppResult<Value> {
         ),
         None => None,
     };
-    let snapshot: Option<Signed<Snapshot>> = match timestamp
-        .as_ref()
-        .map(|t| &t.signed.snapshot_meta)
-    {
-        Some(m) => served(state, &format!("repo/metadata/{}.snapshot.json", m.version)).await?,
-        None => None,
-    };
+    let snapshot: Option<Signed<Snapshot>> =
+        match timestamp.as_ref().map(|t| &t.signed.snapshot_meta) {
+            Some(m) => served(state, &format!("repo/metadata/{}.snapshot.json", m.version)).await?,
+            None => None,
+        };
     // Targets roles the snapshot lists, top-level first.
     let mut targets: Vec<(String, Signed<Targets>)> = Vec::new();
     if let Some(s) = &snapshot {
