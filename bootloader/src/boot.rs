@@ -22,6 +22,26 @@
 //!
 //! Every step is idempotent, so a power cut anywhere is survived by running
 //! `boot` again; `tests/power_cut.rs` proves it at every flash operation.
+//!
+//! ## Failing closed (with OTP)
+//!
+//! Built with [`Bootloader::with_otp`], the bootloader keeps the
+//! anti-rollback minimum and the trust-anchor set version in OTP counters
+//! ([`crate::otp`]) as well as in the records, and ratchets both up (OTP
+//! first, then records) whenever it accepts higher ones. A record is used
+//! only if its anchor set is at least the OTP version; the minimum in force
+//! is the higher of the record's and the OTP's. With no usable record (both
+//! copies erased or corrupted, or only an older one left) the state is the
+//! genesis anchors and the **OTP** minimum — and if the anchors were ever
+//! rotated (OTP version above genesis), nothing boots at all
+//! ([`BootError::AnchorsRevoked`]): a rotated-out key never signs for the
+//! lock again, whatever happened to its flash.
+//!
+//! A STATE that claims a swap or trial under way while no approval is
+//! recorded (`pending` empty) was not started by this bootloader: if ACTIVE
+//! verifies, the request is cleared and ACTIVE boots as it is; if ACTIVE is
+//! mid-swap, embassy-boot finishes the move and the result is reverted at
+//! once, so an unapproved image never runs ([`BootReport::unapproved`]).
 
 use core::cell::RefCell;
 
@@ -36,6 +56,7 @@ use crate::envelope::{
     EnvelopeError, HardwareModel, PREFIX_LEN, Policy, VerifiedImage, verify_in_flash,
 };
 use crate::layout::{Layout, Partition};
+use crate::otp::{Otp, OtpCounters, OtpError, OtpFloor};
 use crate::records::{BootRecords, BootState, Pending};
 
 /// The whole flash, shared by partitions.
@@ -73,6 +94,16 @@ pub enum BootError {
     NoBootableImage(EnvelopeError),
     /// embassy-boot reported a bad magic.
     BadMagic,
+    /// Reading or raising the OTP counters failed.
+    Otp(OtpError),
+    /// No usable boot record, and the genesis anchors were rotated out
+    /// (the OTP anchor set version is above theirs): no image may boot.
+    AnchorsRevoked {
+        /// Anchor set version the OTP requires.
+        required: u32,
+        /// Version of the genesis set.
+        genesis: u32,
+    },
 }
 
 impl core::fmt::Display for BootError {
@@ -83,6 +114,12 @@ impl core::fmt::Display for BootError {
             Self::BufferSize => write!(f, "work buffer size unusable for this flash"),
             Self::NoBootableImage(e) => write!(f, "no bootable image: {e}"),
             Self::BadMagic => write!(f, "bad embassy-boot magic"),
+            Self::Otp(e) => write!(f, "OTP: {e}"),
+            Self::AnchorsRevoked { required, genesis } => write!(
+                f,
+                "boot records unreadable and the genesis anchors (set {genesis}) were \
+                 rotated out (OTP requires set {required} or later): not booting"
+            ),
         }
     }
 }
@@ -93,6 +130,12 @@ impl std::error::Error for BootError {}
 impl From<NorFlashErrorKind> for BootError {
     fn from(k: NorFlashErrorKind) -> Self {
         Self::Flash(k)
+    }
+}
+
+impl From<OtpError> for BootError {
+    fn from(e: OtpError) -> Self {
+        Self::Otp(e)
     }
 }
 
@@ -120,6 +163,13 @@ pub struct BootReport {
     pub min_security_counter: u32,
     /// Version of the trust anchor set in force.
     pub anchors_version: u32,
+    /// The STATE claimed a swap or trial this bootloader never approved; it
+    /// was refused (cleared, or reverted at once).
+    pub unapproved: bool,
+    /// No usable boot record was found (none yet, erased, corrupted, or
+    /// older than the OTP anchor version): the genesis anchors and the OTP
+    /// minimum were used.
+    pub records_lost: bool,
 }
 
 /// Where embassy-boot's swap stands, read from its state partition.
@@ -184,18 +234,94 @@ pub(crate) fn policy<'a>(config: &'a BootConfig, st: &'a BootState) -> Policy<'a
     }
 }
 
+/// The OTP a bootloader keeps its floors in.
+struct OtpBinding<'a> {
+    otp: &'a mut dyn Otp,
+    counters: OtpCounters,
+}
+
+impl core::fmt::Debug for OtpBinding<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OtpBinding")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The bootloader.
 #[derive(Debug)]
 pub struct Bootloader<'a, F: NorFlash> {
     flash: &'a SharedFlash<F>,
     config: BootConfig,
+    otp: Option<OtpBinding<'a>>,
 }
 
 impl<'a, F: NorFlash> Bootloader<'a, F> {
-    /// A bootloader on `flash` laid out as `config.layout`.
+    /// A bootloader on `flash` laid out as `config.layout`, with its
+    /// minimum and anchor version in flash records only.
     pub fn new(flash: &'a SharedFlash<F>, config: BootConfig) -> Result<Self, BootError> {
         check_geometry(flash, &config.layout)?;
-        Ok(Self { flash, config })
+        Ok(Self {
+            flash,
+            config,
+            otp: None,
+        })
+    }
+
+    /// Also keep the minimum and the anchor set version in `otp` (see the
+    /// module docs, "Failing closed").
+    #[must_use]
+    pub fn with_otp(mut self, otp: &'a mut dyn Otp, counters: OtpCounters) -> Self {
+        self.otp = Some(OtpBinding { otp, counters });
+        self
+    }
+
+    /// What the OTP requires (nothing without OTP).
+    fn otp_floor(&mut self) -> Result<OtpFloor, BootError> {
+        match &mut self.otp {
+            None => Ok(OtpFloor::default()),
+            Some(b) => Ok(b.counters.read(&mut b.otp)?),
+        }
+    }
+
+    /// Raise the OTP counters to what `st` holds (before `st` is stored).
+    fn ratchet(&mut self, st: &BootState) -> Result<(), BootError> {
+        if let Some(b) = &mut self.otp {
+            b.counters
+                .anchors_version
+                .raise(&mut b.otp, st.anchors.version())?;
+            b.counters
+                .min_security_counter
+                .raise(&mut b.otp, st.min_security_counter)?;
+        }
+        Ok(())
+    }
+
+    /// The state to boot with: the newest record if its anchors are not
+    /// older than the OTP allows, with the higher of the two minimums;
+    /// otherwise the genesis anchors (if the OTP still allows them) and the
+    /// OTP minimum. The second value says the records were unusable.
+    fn load_state(&mut self) -> Result<(BootState, bool), BootError> {
+        let floor = self.otp_floor()?;
+        let stored = self.records().load_stored()?;
+        if let Some(mut st) = stored
+            && st.anchors.version() >= floor.anchors_version
+        {
+            st.min_security_counter = st.min_security_counter.max(floor.min_security_counter);
+            self.ratchet(&st)?;
+            return Ok((st, false));
+        }
+        let genesis = self.config.genesis;
+        if genesis.version() < floor.anchors_version {
+            return Err(BootError::AnchorsRevoked {
+                required: floor.anchors_version,
+                genesis: genesis.version(),
+            });
+        }
+        Ok((
+            BootState::factory(&genesis, floor.min_security_counter),
+            stored.is_some() || floor != OtpFloor::default(),
+        ))
     }
 
     fn records(&self) -> BootRecords<Part<'a, F>> {
@@ -213,13 +339,16 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
 
     /// Settle a pending install once the state is no longer SWAP: raise the
     /// minimum if ACTIVE is the approved image, and forget the approval.
-    fn settle(&self, st: &mut BootState, active: &VerifiedImage) -> Result<(), BootError> {
+    fn settle(&mut self, st: &mut BootState, active: &VerifiedImage) -> Result<(), BootError> {
         let Some(p) = st.pending else { return Ok(()) };
         let h = active.header();
         if h.payload_sha256 == p.payload_sha256 && h.security_counter == p.security_counter {
             st.min_security_counter = st.min_security_counter.max(p.security_counter);
         }
         st.pending = None;
+        // OTP first: a cut between the two leaves the OTP minimum ahead of
+        // the record's, and the higher one is used.
+        self.ratchet(st)?;
         *st = self.records().store(st)?;
         Ok(())
     }
@@ -237,17 +366,35 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
             return Err(BootError::BufferSize);
         }
         let layout = self.config.layout;
-        let mut st = self.records().load(&self.config.genesis)?;
+        let (mut st, records_lost) = self.load_state()?;
         let mut rejected_update = None;
+        let mut unapproved = false;
 
         let mut loader = BootLoader::new(BootLoaderConfig {
             active: part(self.flash, layout.active),
             dfu: part(self.flash, layout.dfu),
             state: part(self.flash, layout.state),
         });
-        let before = loader.read_state(buf)?;
+        let mut before = loader.read_state(buf)?;
         let fresh = before == State::Swap
             && swap_progress(&mut part(self.flash, layout.state), buf)? == Progress::Fresh;
+        if before == State::Swap && !fresh && st.pending.is_none() {
+            // A swap or trial under way that this bootloader never approved
+            // (every approval is recorded before the first page moves).
+            unapproved = true;
+            if self.verify(layout.active, &st, buf).is_ok() {
+                // ACTIVE is whole: nothing was moved, or the claim is
+                // forged. Clear it and boot ACTIVE as it is.
+                let w = F::WRITE_SIZE;
+                BlockingFirmwareState::new(part(self.flash, layout.state), &mut buf[..w])
+                    .mark_booted()
+                    .map_err(|_| BootError::Flash(NorFlashErrorKind::Other))?;
+                before = loader.read_state(buf)?;
+            }
+            // Otherwise ACTIVE is mid-move: embassy-boot must finish it
+            // before anything is whole; the trial it leaves is reverted
+            // below.
+        }
         if fresh {
             // A previous install may have confirmed without a reset since:
             // settle it before approving the next one.
@@ -277,6 +424,11 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         let was_trial = before == State::Swap && !fresh;
         loader.prepare_boot(buf)?;
         let mut after = loader.read_state(buf)?;
+        if unapproved && after == State::Swap {
+            // The unapproved move left a trial: take the other image back.
+            loader.prepare_boot(buf)?;
+            after = loader.read_state(buf)?;
+        }
 
         let image = match self.verify(layout.active, &st, buf) {
             Ok(img) => img,
@@ -305,6 +457,8 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
             rejected_update,
             min_security_counter: st.min_security_counter,
             anchors_version: st.anchors.version(),
+            unapproved,
+            records_lost,
         })
     }
 }

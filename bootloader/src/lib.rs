@@ -6,6 +6,7 @@ pub mod boot;
 pub mod delta;
 pub mod envelope;
 pub mod layout;
+pub mod otp;
 pub mod records;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -15,4 +16,5 @@ pub use anchors::{KeyId, TrustAnchors};
 pub use boot::{BootConfig, BootError, BootReport, Bootloader, SharedFlash};
 pub use envelope::{EnvelopeError, HardwareModel, Header, Policy, VerifiedImage, Version};
 pub use layout::Layout;
+pub use otp::{Otp, OtpCounters, OtpError};
 pub use updater::{UpdateError, Updater};

@@ -21,7 +21,9 @@
 //! ```
 //!
 //! With no valid record (a factory-fresh device) the state is the bootloader's
-//! genesis anchors and a minimum security counter of 0.
+//! genesis anchors and a minimum security counter of 0 — unless the board
+//! keeps OTP floors ([`crate::otp`]), which then decide what a lost or
+//! rolled-back record may not lower (see [`crate::boot`], "Failing closed").
 
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
 use sha2::{Digest, Sha256};
@@ -58,6 +60,18 @@ pub struct BootState {
 }
 
 impl BootState {
+    /// The state of a device with no record: `anchors`, nothing pending,
+    /// and `min_security_counter` (0 on a factory-fresh device; the OTP
+    /// floor on one whose records were lost).
+    pub fn factory(anchors: &TrustAnchors, min_security_counter: u32) -> Self {
+        Self {
+            seq: 0,
+            min_security_counter,
+            pending: None,
+            anchors: *anchors,
+        }
+    }
+
     fn encode(&self, out: &mut [u8; BUF_LEN]) {
         out.fill(0);
         out[0..4].copy_from_slice(&MAGIC);
@@ -151,15 +165,14 @@ impl<F: NorFlash> BootRecords<F> {
 
     /// The current state, or the factory state built from `genesis`.
     pub fn load(&mut self, genesis: &TrustAnchors) -> Result<BootState, NorFlashErrorKind> {
-        Ok(match self.newest()? {
-            Some((_, s)) => s,
-            None => BootState {
-                seq: 0,
-                min_security_counter: 0,
-                pending: None,
-                anchors: *genesis,
-            },
-        })
+        Ok(self
+            .load_stored()?
+            .unwrap_or_else(|| BootState::factory(genesis, 0)))
+    }
+
+    /// The newest valid record, if any.
+    pub fn load_stored(&mut self) -> Result<Option<BootState>, NorFlashErrorKind> {
+        Ok(self.newest()?.map(|(_, s)| s))
     }
 
     /// Persist `state` (its `seq` is replaced by the next sequence number).

@@ -729,3 +729,106 @@ mod tests {
         assert!(c[101..256].iter().all(|&b| b == 0));
     }
 }
+
+/// OTP rows as the RP2350 has them ([`crate::otp`]): bits are only ever
+/// set, and a power cut can stop a row's programming part-way.
+#[derive(Debug, Clone)]
+pub struct SimOtp {
+    rows: Vec<u32>,
+    /// Programs that complete before power is lost (`None`: no cut armed).
+    cut: Option<(u32, bool)>,
+    lost: bool,
+    programs: u64,
+}
+
+impl SimOtp {
+    /// `rows` unprogrammed rows.
+    pub fn new(rows: usize) -> Self {
+        Self {
+            rows: vec![0; rows],
+            cut: None,
+            lost: false,
+            programs: 0,
+        }
+    }
+
+    /// The raw bits of `row` (0 outside the part), for assertions.
+    pub fn row(&self, row: u16) -> u32 {
+        self.rows.get(usize::from(row)).copied().unwrap_or(0)
+    }
+
+    /// Row programs done so far.
+    pub fn programs(&self) -> u64 {
+        self.programs
+    }
+
+    /// Lose power after `n` more row programs complete; the next one sets
+    /// nothing, or (`half`) the lower half of the bits it was to set.
+    pub fn cut_after(&mut self, n: u32, half: bool) {
+        self.cut = Some((n, half));
+    }
+
+    /// Power back: programmed bits stay, programming works again.
+    pub fn reboot(&mut self) {
+        self.lost = false;
+        self.cut = None;
+    }
+}
+
+impl crate::otp::Otp for SimOtp {
+    fn read_row(&mut self, row: u16) -> Result<u32, crate::otp::OtpError> {
+        if self.lost {
+            return Err(crate::otp::OtpError::Access);
+        }
+        self.rows
+            .get(usize::from(row))
+            .copied()
+            .ok_or(crate::otp::OtpError::Access)
+    }
+
+    fn program_row(&mut self, row: u16, bits: u32) -> Result<(), crate::otp::OtpError> {
+        if self.lost {
+            return Err(crate::otp::OtpError::Program);
+        }
+        let slot = self
+            .rows
+            .get_mut(usize::from(row))
+            .ok_or(crate::otp::OtpError::Access)?;
+        let bits = bits & crate::otp::ROW_MASK;
+        match &mut self.cut {
+            Some((0, half)) => {
+                if *half {
+                    // The lower half of the new bits land.
+                    let new = bits & !*slot;
+                    let n = new.count_ones() / 2;
+                    let mut landed = 0;
+                    let mut taken = 0;
+                    for b in 0..crate::otp::ROW_BITS {
+                        if taken == n {
+                            break;
+                        }
+                        if new & (1 << b) != 0 {
+                            landed |= 1 << b;
+                            taken += 1;
+                        }
+                    }
+                    *slot |= landed;
+                }
+                self.lost = true;
+                self.cut = None;
+                Err(crate::otp::OtpError::Program)
+            }
+            Some((n, _)) => {
+                *n -= 1;
+                *slot |= bits;
+                self.programs += 1;
+                Ok(())
+            }
+            None => {
+                *slot |= bits;
+                self.programs += 1;
+                Ok(())
+            }
+        }
+    }
+}

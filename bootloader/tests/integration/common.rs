@@ -5,7 +5,8 @@ use std::cell::RefCell;
 use bootloader::boot::{BootConfig, BootError, BootReport, Bootloader, SharedFlash};
 use bootloader::envelope::{HardwareModel, Header, PREFIX_LEN, Prefix, SignatureEntry, Version};
 use bootloader::layout::Layout;
-use bootloader::sim::{Cut, Erased, SimFlash};
+use bootloader::otp::OtpCounters;
+use bootloader::sim::{Cut, Erased, SimFlash, SimOtp};
 use bootloader::updater::{UpdateError, Updater};
 use bootloader::{TrustAnchors, anchors::key_id};
 use ed25519_dalek::{Signer, SigningKey};
@@ -74,6 +75,9 @@ pub struct Lock {
     pub flash: SharedFlash<Flash>,
     pub config: BootConfig,
     pub buf: Vec<u8>,
+    /// OTP the bootloader keeps its floors in ([`Lock::with_otp`]); none by
+    /// default.
+    pub otp: Option<SimOtp>,
 }
 
 impl Lock {
@@ -89,7 +93,14 @@ impl Lock {
                 layout,
             },
             buf: vec![0; 4096],
+            otp: None,
         }
+    }
+
+    /// Give the bootloader OTP (the reference board's rows).
+    pub fn with_otp(mut self) -> Self {
+        self.otp = Some(SimOtp::new(4096));
+        self
     }
 
     pub fn with_flash<R>(&self, f: impl FnOnce(&mut Flash) -> R) -> R {
@@ -110,7 +121,36 @@ impl Lock {
     }
 
     pub fn boot(&mut self) -> Result<BootReport, BootError> {
-        Bootloader::new(&self.flash, self.config)?.boot(&mut self.buf)
+        let b = Bootloader::new(&self.flash, self.config)?;
+        match &mut self.otp {
+            Some(otp) => b.with_otp(otp, OtpCounters::REFERENCE).boot(&mut self.buf),
+            None => {
+                let mut b = b;
+                b.boot(&mut self.buf)
+            }
+        }
+    }
+
+    /// What an attacker with flash access (or two failing sectors) does to
+    /// the boot records: erase both copies.
+    pub fn erase_records(&self) {
+        let p = self.config.layout.boot_records;
+        self.with_flash(|f| {
+            embedded_storage::nor_flash::NorFlash::erase(f, p.offset, p.offset + p.size).unwrap()
+        });
+    }
+
+    /// Both copies of the boot records as they are now.
+    pub fn records_bytes(&self) -> Vec<u8> {
+        let p = self.config.layout.boot_records;
+        self.raw(p.offset, p.size as usize)
+    }
+
+    /// Put back records saved with [`Lock::records_bytes`] (a rollback).
+    pub fn restore_records(&self, bytes: &[u8]) {
+        self.erase_records();
+        let off = self.config.layout.boot_records.offset as usize;
+        self.with_flash(|f| f.program_raw(off, bytes));
     }
 
     pub fn updater(&self) -> Updater<'_, Flash> {

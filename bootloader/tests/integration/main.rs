@@ -4,5 +4,6 @@
 mod anchors;
 mod common;
 mod delta;
+mod otp;
 mod power_cut;
 mod tampering;

@@ -43,6 +43,13 @@ fn fresh(layout: Layout, img: &Images) -> Lock {
     Lock::factory(layout, anchors_of(&[&key(1)], 1), &img.old)
 }
 
+/// As [`fresh`], with the minimum and anchor version also in OTP when
+/// `otp` (the reference board's configuration).
+fn fresh_with(layout: Layout, img: &Images, otp: bool) -> Lock {
+    let lock = fresh(layout, img);
+    if otp { lock.with_otp() } else { lock }
+}
+
 fn lost(e: &UpdateError) -> bool {
     matches!(
         e,
@@ -132,8 +139,8 @@ fn check_stable(lock: &mut Lock, expect: [u8; 32], min: u32) -> Result<(), Strin
 }
 
 /// Mutating flash operations of an uninterrupted run.
-fn baseline(layout: Layout, img: &Images, scenario: Scenario) -> u64 {
-    let mut lock = fresh(layout, img);
+fn baseline(layout: Layout, img: &Images, scenario: Scenario, otp: bool) -> u64 {
+    let mut lock = fresh_with(layout, img, otp);
     let before = lock.with_flash(|f| f.stats());
     let saw_trial = drive(&mut lock, img, scenario).expect("uninterrupted run");
     assert!(saw_trial, "{scenario:?}: the new image never ran on trial");
@@ -146,9 +153,9 @@ struct Sweep {
     failures: Vec<String>,
 }
 
-fn sweep(layout: Layout, scenario: Scenario, stride: u64) -> Sweep {
+fn sweep(layout: Layout, scenario: Scenario, stride: u64, otp: bool) -> Sweep {
     let img = images();
-    let ops = baseline(layout, &img, scenario);
+    let ops = baseline(layout, &img, scenario, otp);
     let mut s = Sweep {
         survived: 0,
         total: 0,
@@ -156,7 +163,7 @@ fn sweep(layout: Layout, scenario: Scenario, stride: u64) -> Sweep {
     };
     for op in (1..=ops).step_by(stride as usize) {
         for cut in [Cut::After(op), Cut::During { op, done: 1 }, Cut::Midway(op)] {
-            let mut lock = fresh(layout, &img);
+            let mut lock = fresh_with(layout, &img, otp);
             lock.arm(cut);
             s.total += 1;
             match drive(&mut lock, &img, scenario) {
@@ -173,10 +180,16 @@ fn power_cut_at_every_flash_operation() {
     let mut survived = 0;
     let mut total = 0;
     let mut failures = vec![];
-    for scenario in [Scenario::Update, Scenario::FailedTrial] {
-        let s = sweep(SMALL, scenario, 1);
+    for (scenario, otp) in [
+        (Scenario::Update, false),
+        (Scenario::FailedTrial, false),
+        (Scenario::Update, true),
+        (Scenario::FailedTrial, true),
+    ] {
+        let s = sweep(SMALL, scenario, 1, otp);
         println!(
-            "{scenario:?}: {} cut points ({} flash operations x after/torn-early/torn-midway), {} survived",
+            "{scenario:?}{}: {} cut points ({} flash operations x after/torn-early/torn-midway), {} survived",
+            if otp { " (OTP floors)" } else { "" },
             s.total,
             s.total / 3,
             s.survived
@@ -278,7 +291,8 @@ fn power_cut_reference_layout_every_kth_operation() {
     let mut survived = 0;
     let mut total = 0;
     for scenario in [Scenario::Update, Scenario::FailedTrial] {
-        let s = sweep(bootloader::layout::REFERENCE, scenario, stride);
+        // The reference board keeps its floors in OTP.
+        let s = sweep(bootloader::layout::REFERENCE, scenario, stride, true);
         for f in s.failures.iter().take(10) {
             println!("  {f}");
         }
