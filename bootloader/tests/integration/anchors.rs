@@ -2,30 +2,12 @@
 //! new sets; afterwards images signed only by a removed key are refused.
 
 use bootloader::TrustAnchors;
-use bootloader::anchors::{AnchorError, MAX_ROTATION_LEN, Rotation, key_id};
+use bootloader::anchors::AnchorError;
 use bootloader::envelope::{EnvelopeError, Version};
 use bootloader::layout::SMALL;
 use bootloader::updater::UpdateError;
-use ed25519_dalek::{Signer, SigningKey};
 
 use crate::common::*;
-
-fn record(new: &TrustAnchors, signers: &[&SigningKey]) -> Vec<u8> {
-    let mut buf = [0u8; MAX_ROTATION_LEN];
-    let n = Rotation::signed_bytes(new, &mut buf);
-    let signed = buf[..n].to_vec();
-    let sigs: Vec<_> = signers
-        .iter()
-        .map(|k| (key_id(&public(k)), k.sign(&signed).to_bytes()))
-        .collect();
-    let len = Rotation::encode(new, &sigs, &mut buf).unwrap();
-    buf[..len].to_vec()
-}
-
-fn set(version: u32, threshold: u8, keys: &[&SigningKey]) -> TrustAnchors {
-    let pubs: Vec<[u8; 32]> = keys.iter().map(|k| public(k)).collect();
-    TrustAnchors::new(version, threshold, &pubs).unwrap()
-}
 
 #[test]
 fn rotation_rules() {

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 
+use bootloader::anchors::{MAX_ROTATION_LEN, Rotation};
 use bootloader::boot::{BootConfig, BootError, BootReport, Bootloader, SharedFlash};
 use bootloader::envelope::{HardwareModel, Header, PREFIX_LEN, Prefix, SignatureEntry, Version};
 use bootloader::layout::Layout;
@@ -203,4 +204,23 @@ impl Lock {
 /// Payload digest of an envelope.
 pub fn digest_of(envelope: &[u8]) -> [u8; 32] {
     Sha256::digest(&envelope[PREFIX_LEN..]).into()
+}
+
+/// A rotation record to `new`, signed by `signers`.
+pub fn record(new: &TrustAnchors, signers: &[&SigningKey]) -> Vec<u8> {
+    let mut buf = [0u8; MAX_ROTATION_LEN];
+    let n = Rotation::signed_bytes(new, &mut buf);
+    let signed = buf[..n].to_vec();
+    let sigs: Vec<_> = signers
+        .iter()
+        .map(|k| (key_id(&public(k)), k.sign(&signed).to_bytes()))
+        .collect();
+    let len = Rotation::encode(new, &sigs, &mut buf).unwrap();
+    buf[..len].to_vec()
+}
+
+/// A trust anchor set.
+pub fn set(version: u32, threshold: u8, keys: &[&SigningKey]) -> TrustAnchors {
+    let pubs: Vec<[u8; 32]> = keys.iter().map(|k| public(k)).collect();
+    TrustAnchors::new(version, threshold, &pubs).unwrap()
 }

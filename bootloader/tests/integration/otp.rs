@@ -5,32 +5,12 @@
 //! show the hole the OTP closes, not only that the lock boots.
 
 use bootloader::BootError;
-use bootloader::TrustAnchors;
-use bootloader::anchors::{MAX_ROTATION_LEN, Rotation, key_id};
 use bootloader::envelope::{EnvelopeError, Version};
 use bootloader::layout::SMALL;
 use bootloader::otp::{OtpCounters, ThermometerCounter};
 use bootloader::sim::{Cut, SimOtp};
-use ed25519_dalek::{Signer, SigningKey};
 
 use crate::common::*;
-
-fn rotation(new: &TrustAnchors, signers: &[&SigningKey]) -> Vec<u8> {
-    let mut buf = [0u8; MAX_ROTATION_LEN];
-    let n = Rotation::signed_bytes(new, &mut buf);
-    let signed = buf[..n].to_vec();
-    let sigs: Vec<_> = signers
-        .iter()
-        .map(|k| (key_id(&public(k)), k.sign(&signed).to_bytes()))
-        .collect();
-    let len = Rotation::encode(new, &sigs, &mut buf).unwrap();
-    buf[..len].to_vec()
-}
-
-fn set(version: u32, keys: &[&SigningKey]) -> TrustAnchors {
-    let pubs: Vec<[u8; 32]> = keys.iter().map(|k| public(k)).collect();
-    TrustAnchors::new(version, 1, &pubs).unwrap()
-}
 
 fn otp_value(lock: &Lock, c: ThermometerCounter) -> u32 {
     let mut otp: SimOtp = lock.otp.clone().unwrap();
@@ -102,7 +82,7 @@ fn rotated_then(otp: bool, attack: impl Fn(&Lock, &[u8])) -> (Lock, Result<u32, 
     let (compromised, replacement) = (key(1), key(2));
     let both = [&compromised, &replacement];
     let running = envelope(&both, Version::new(1, 0, 0), 1, &payload(1, 9000));
-    let mut lock = Lock::factory(SMALL, set(1, &[&compromised]), &running);
+    let mut lock = Lock::factory(SMALL, set(1, 1, &[&compromised]), &running);
     if otp {
         lock = lock.with_otp();
     }
@@ -114,7 +94,7 @@ fn rotated_then(otp: bool, attack: impl Fn(&Lock, &[u8])) -> (Lock, Result<u32, 
     let mut buf = vec![0u8; 4096];
     lock.updater()
         .rotate_anchors(
-            &rotation(&set(2, &[&replacement]), &[&compromised, &replacement]),
+            &record(&set(2, 1, &[&replacement]), &[&compromised, &replacement]),
             &mut buf,
         )
         .unwrap();
