@@ -734,7 +734,11 @@ mod tests {
 /// set, and a power cut can stop a row's programming part-way.
 #[derive(Debug, Clone)]
 pub struct SimOtp {
-    rows: Vec<u32>,
+    /// Rows in the part.
+    len: usize,
+    /// Rows with a bit set, sorted by row (most rows of a part stay blank:
+    /// a fleet of simulated locks carries only what was programmed).
+    set: Vec<(u16, u32)>,
     /// Programs that complete before power is lost (`None`: no cut armed).
     cut: Option<(u32, bool)>,
     lost: bool,
@@ -745,7 +749,8 @@ impl SimOtp {
     /// `rows` unprogrammed rows.
     pub fn new(rows: usize) -> Self {
         Self {
-            rows: vec![0; rows],
+            len: rows,
+            set: Vec::new(),
             cut: None,
             lost: false,
             programs: 0,
@@ -754,7 +759,21 @@ impl SimOtp {
 
     /// The raw bits of `row` (0 outside the part), for assertions.
     pub fn row(&self, row: u16) -> u32 {
-        self.rows.get(usize::from(row)).copied().unwrap_or(0)
+        match self.set.binary_search_by_key(&row, |&(r, _)| r) {
+            Ok(i) => self.set[i].1,
+            Err(_) => 0,
+        }
+    }
+
+    /// OR `bits` into `row`.
+    fn or_row(&mut self, row: u16, bits: u32) {
+        if bits == 0 {
+            return;
+        }
+        match self.set.binary_search_by_key(&row, |&(r, _)| r) {
+            Ok(i) => self.set[i].1 |= bits,
+            Err(i) => self.set.insert(i, (row, bits)),
+        }
     }
 
     /// Row programs done so far.
@@ -780,26 +799,26 @@ impl crate::otp::Otp for SimOtp {
         if self.lost {
             return Err(crate::otp::OtpError::Access);
         }
-        self.rows
-            .get(usize::from(row))
-            .copied()
-            .ok_or(crate::otp::OtpError::Access)
+        if usize::from(row) >= self.len {
+            return Err(crate::otp::OtpError::Access);
+        }
+        Ok(self.row(row))
     }
 
     fn program_row(&mut self, row: u16, bits: u32) -> Result<(), crate::otp::OtpError> {
         if self.lost {
             return Err(crate::otp::OtpError::Program);
         }
-        let slot = self
-            .rows
-            .get_mut(usize::from(row))
-            .ok_or(crate::otp::OtpError::Access)?;
+        if usize::from(row) >= self.len {
+            return Err(crate::otp::OtpError::Access);
+        }
+        let current = self.row(row);
         let bits = bits & crate::otp::ROW_MASK;
         match &mut self.cut {
             Some((0, half)) => {
                 if *half {
                     // The lower half of the new bits land.
-                    let new = bits & !*slot;
+                    let new = bits & !current;
                     let n = new.count_ones() / 2;
                     let mut landed = 0;
                     let mut taken = 0;
@@ -812,7 +831,7 @@ impl crate::otp::Otp for SimOtp {
                             taken += 1;
                         }
                     }
-                    *slot |= landed;
+                    self.or_row(row, landed);
                 }
                 self.lost = true;
                 self.cut = None;
@@ -820,12 +839,12 @@ impl crate::otp::Otp for SimOtp {
             }
             Some((n, _)) => {
                 *n -= 1;
-                *slot |= bits;
+                self.or_row(row, bits);
                 self.programs += 1;
                 Ok(())
             }
             None => {
-                *slot |= bits;
+                self.or_row(row, bits);
                 self.programs += 1;
                 Ok(())
             }
