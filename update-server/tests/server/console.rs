@@ -176,19 +176,24 @@ async fn exists(c: &Client, css: &str) -> bool {
     c.find(Locator::Css(css)).await.is_ok()
 }
 
+/// The element at `css`, waiting for it: after a click the next page may
+/// still be loading (on a loaded CI machine it was not there yet).
+async fn element(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
 async fn fill(c: &Client, css: &str, value: &str) {
-    let e = c.find(Locator::Css(css)).await.unwrap();
+    let e = element(c, css).await;
     e.clear().await.unwrap();
     e.send_keys(value).await.unwrap();
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    element(c, css).await.click().await.unwrap();
 }
 
 async fn sign_in(c: &Client, live: &Live, token: &str) {

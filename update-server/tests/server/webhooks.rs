@@ -578,6 +578,7 @@ async fn a_receiver_down_then_up_gets_the_same_event(backend: Backend) {
         !rx.all().is_empty()
     })
     .await;
+    logged(&app, &hook, 2).await;
     rx.status.store(200, Ordering::SeqCst);
     app.clock.advance_ms(60_000);
     until("the third attempt", Duration::from_secs(20), || {
@@ -610,6 +611,22 @@ async fn a_receiver_down_then_up_gets_the_same_event(backend: Backend) {
     );
     assert_eq!(attempts[1]["status_code"], 503);
     rx.stop();
+}
+
+/// Wait until the delivery log of `hook` holds `n` attempts. An attempt
+/// reaches the receiver before its outcome is written, and the next one is
+/// scheduled from the clock at that moment: a test that moves the manual
+/// clock in between schedules the retry past its own advance (on a loaded
+/// CI machine it then waited for an attempt that was never due).
+async fn logged(app: &TestApp, hook: &str, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while log(app, hook).await.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempt {n} of {hook} never logged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn log(app: &TestApp, hook: &str) -> Vec<Value> {
@@ -758,6 +775,7 @@ async fn retries_back_off_and_give_up_after_max_attempts() {
         rx.all().len() == 1
     })
     .await;
+    logged(&app, &hook, 1).await;
     // Attempt n+1 waits 10 s · 2^(n-1), capped at 40 s, plus up to a
     // quarter: 10–12.5 s, 20–25 s, 40–50 s. Just short of each wait
     // nothing comes; at its end plus the jitter the next attempt does.
@@ -770,6 +788,7 @@ async fn retries_back_off_and_give_up_after_max_attempts() {
             rx.all().len() == n
         })
         .await;
+        logged(&app, &hook, n).await;
     }
     // Given up: nothing more, even an hour later.
     app.clock.advance_ms(3_600_000);
@@ -940,6 +959,7 @@ async fn a_run_of_failures_disables_the_subscription() {
             bad.all().len() >= n
         })
         .await;
+        logged(&app, &bad_id, n).await;
         app.clock.advance_ms(10_000);
     }
     until("webhook.disabled", Duration::from_secs(20), || {
