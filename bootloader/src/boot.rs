@@ -166,9 +166,11 @@ pub struct BootReport {
     /// The STATE claimed a swap or trial this bootloader never approved; it
     /// was refused (cleared, or reverted at once).
     pub unapproved: bool,
-    /// No usable boot record was found (none yet, erased, corrupted, or
-    /// older than the OTP anchor version): the genesis anchors and the OTP
-    /// minimum were used.
+    /// The boot records were lost: only a record older than the OTP anchor
+    /// version was found, or none although the OTP shows the lock has run
+    /// before (erased or corrupted). The genesis anchors and the OTP minimum
+    /// were used. Without OTP a lost record looks like a fresh device and
+    /// this stays false.
     pub records_lost: bool,
 }
 
@@ -337,6 +339,14 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         verify_in_flash(&mut part(self.flash, bank), buf, &policy(&self.config, st))
     }
 
+    /// Clear a swap request (state back to BOOT) without moving a page.
+    fn clear_request(&self, buf: &mut [u8]) -> Result<(), BootError> {
+        let w = F::WRITE_SIZE;
+        BlockingFirmwareState::new(part(self.flash, self.config.layout.state), &mut buf[..w])
+            .mark_booted()
+            .map_err(|_| BootError::Flash(NorFlashErrorKind::Other))
+    }
+
     /// Settle a pending install once the state is no longer SWAP: raise the
     /// minimum if ACTIVE is the approved image, and forget the approval.
     fn settle(&mut self, st: &mut BootState, active: &VerifiedImage) -> Result<(), BootError> {
@@ -385,10 +395,7 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
             if self.verify(layout.active, &st, buf).is_ok() {
                 // ACTIVE is whole: nothing was moved, or the claim is
                 // forged. Clear it and boot ACTIVE as it is.
-                let w = F::WRITE_SIZE;
-                BlockingFirmwareState::new(part(self.flash, layout.state), &mut buf[..w])
-                    .mark_booted()
-                    .map_err(|_| BootError::Flash(NorFlashErrorKind::Other))?;
+                self.clear_request(buf)?;
                 before = loader.read_state(buf)?;
             }
             // Otherwise ACTIVE is mid-move: embassy-boot must finish it
@@ -412,10 +419,7 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
                     st = self.records().store(&st)?;
                 }
                 Err(e) => {
-                    let w = F::WRITE_SIZE;
-                    BlockingFirmwareState::new(part(self.flash, layout.state), &mut buf[..w])
-                        .mark_booted()
-                        .map_err(|_| BootError::Flash(NorFlashErrorKind::Other))?;
+                    self.clear_request(buf)?;
                     rejected_update = Some(e);
                 }
             }
