@@ -42,6 +42,45 @@
 //! verifies, the request is cleared and ACTIVE boots as it is; if ACTIVE is
 //! mid-swap, embassy-boot finishes the move and the result is reverted at
 //! once, so an unapproved image never runs ([`BootReport::unapproved`]).
+//!
+//! ## A/B mode (execute in place)
+//!
+//! With a [`BootMode::Ab`] layout nothing is copied. Both slots hold
+//! complete envelopes; each image is linked for one virtual window and the
+//! bootloader maps the slot it verified there ([`BootReport::slot`]; on the
+//! RP2350 the QMI address translation, as the bootrom's own A/B partitions
+//! do). What embassy-boot still does, and what it no longer does:
+//!
+//! | embassy-boot | used? | for |
+//! |---|---|---|
+//! | `FirmwareUpdater` / `BlockingFirmwareState::mark_updated` | yes (application) | the install request: STATE magic SWAP |
+//! | `BlockingFirmwareState::mark_booted` | yes (application, bootloader) | the confirm; the bootloader also clears a refused or reverted request with it |
+//! | `BlockingFirmwareState::get_state` | yes (both) | reading the request |
+//! | `BootLoader::prepare_boot` (page swap, progress words, revert copy) | **never** | the copy is what A/B removes |
+//!
+//! The application writes the slot it does not run from and names it in
+//! STATE (the word after the progress marker) when it requests. The
+//! records hold the confirmed slot and the trial phase
+//! ([`crate::records::Trial`]); a boot is:
+//!
+//! 1. **Trial booted at the last reset.** If STATE still carries the
+//!    request that named the trial slot, the trial never confirmed: record
+//!    `Reverting` (and drop the approval), clear the request, boot the
+//!    confirmed slot (`reverted`). Otherwise the application confirmed:
+//!    the trial slot is verified again and becomes the confirmed slot, and
+//!    the minimum rises to its counter (OTP first, then the record).
+//! 2. **Revert interrupted.** `Reverting` with the request still set: clear it.
+//! 3. **Request.** The named slot must be the one not confirmed, and it
+//!    must verify (anchors, model, counter ≥ minimum, envelope within the
+//!    slot less its scratch sector). Then `Booted` and the approval are
+//!    recorded **before** the slot is mapped; a refused request is cleared
+//!    and the confirmed slot boots (`rejected_update`, or `unapproved` when
+//!    the request names no slot or the running one).
+//! 4. **Otherwise** the confirmed slot is verified and mapped.
+//!
+//! An install costs one record write; a revert one record write and one
+//! STATE erase; neither moves an image page. Every step is idempotent, and
+//! `tests/integration/ab.rs` cuts power at every flash and OTP operation.
 
 use core::cell::RefCell;
 
@@ -55,9 +94,9 @@ use crate::anchors::TrustAnchors;
 use crate::envelope::{
     EnvelopeError, HardwareModel, PREFIX_LEN, Policy, VerifiedImage, verify_in_flash,
 };
-use crate::layout::{Layout, Partition};
+use crate::layout::{BootMode, Layout, Partition, Slot};
 use crate::otp::{Otp, OtpCounters, OtpError, OtpFloor};
-use crate::records::{BootRecords, BootState, Pending};
+use crate::records::{BootRecords, BootState, Pending, Trial};
 
 /// The whole flash, shared by partitions.
 pub type SharedFlash<F> = Mutex<NoopRawMutex, RefCell<F>>;
@@ -151,8 +190,11 @@ impl From<embassy_boot::BootError> for BootError {
 /// What happened during a boot, and what is about to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootReport {
-    /// The verified image in ACTIVE that will be started.
+    /// The verified image that will be started.
     pub image: VerifiedImage,
+    /// The slot it runs from: mapped into the execution window (A/B), or
+    /// always [`Slot::A`], ACTIVE (swap).
+    pub slot: Slot,
     /// Booting a new image on trial: it must confirm before the next reset.
     pub trial: bool,
     /// This boot reverted a trial image that never confirmed.
@@ -181,6 +223,53 @@ pub(crate) enum Progress {
     Fresh,
     /// Swap or revert under way, or progress invalidated by a confirm.
     Started,
+}
+
+/// STATE byte naming slot A / B in an A/B request (neither erased value).
+const NAMED_A: u8 = 0xA1;
+const NAMED_B: u8 = 0xB2;
+
+/// Offset in STATE of the word naming the requested slot (after
+/// embassy-boot's magic and progress-validity words).
+fn named_offset<F: NorFlash>() -> u32 {
+    2 * F::WRITE_SIZE as u32
+}
+
+/// The slot an A/B request names: `None` if the word is erased or holds
+/// anything else.
+pub(crate) fn read_named_slot<F: NorFlash>(
+    state: &mut F,
+    buf: &mut [u8],
+) -> Result<Option<Slot>, NorFlashErrorKind> {
+    let word = buf
+        .get_mut(..F::WRITE_SIZE)
+        .ok_or(NorFlashErrorKind::Other)?;
+    state
+        .read(named_offset::<F>(), word)
+        .map_err(|e| e.kind())?;
+    Ok(if word.iter().all(|&b| b == NAMED_A) {
+        Some(Slot::A)
+    } else if word.iter().all(|&b| b == NAMED_B) {
+        Some(Slot::B)
+    } else {
+        None
+    })
+}
+
+/// Name `slot` in STATE (after `mark_updated`, which erased the word).
+pub(crate) fn write_named_slot<F: NorFlash>(
+    state: &mut F,
+    slot: Slot,
+) -> Result<(), NorFlashErrorKind> {
+    let mut word = [0u8; 32];
+    let word = word
+        .get_mut(..F::WRITE_SIZE)
+        .ok_or(NorFlashErrorKind::Other)?;
+    word.fill(match slot {
+        Slot::A => NAMED_A,
+        Slot::B => NAMED_B,
+    });
+    state.write(named_offset::<F>(), word).map_err(|e| e.kind())
 }
 
 /// Read embassy-boot 0.7's progress words (format documented in its
@@ -232,7 +321,7 @@ pub(crate) fn policy<'a>(config: &'a BootConfig, st: &'a BootState) -> Policy<'a
         anchors: &st.anchors,
         model: Some(&config.model),
         min_security_counter: st.min_security_counter,
-        max_payload_len: config.layout.active.size - PREFIX_LEN as u32,
+        max_payload_len: config.layout.max_envelope() - PREFIX_LEN as u32,
     }
 }
 
@@ -375,6 +464,120 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         {
             return Err(BootError::BufferSize);
         }
+        match self.config.layout.mode {
+            BootMode::Swap => self.boot_swap(buf),
+            BootMode::Ab => self.boot_ab(buf),
+        }
+    }
+
+    /// The request in STATE, if any, and the slot it names (A/B).
+    fn read_request(&self, buf: &mut [u8]) -> Result<Option<Option<Slot>>, BootError> {
+        let w = F::WRITE_SIZE;
+        let mut state = part(self.flash, self.config.layout.state);
+        let magic = BlockingFirmwareState::new(state.clone(), &mut buf[..w])
+            .get_state()
+            .map_err(|_| BootError::Flash(NorFlashErrorKind::Other))?;
+        if magic != State::Swap {
+            return Ok(None);
+        }
+        Ok(Some(read_named_slot(&mut state, buf)?))
+    }
+
+    /// The A/B boot flow (module docs, "A/B mode").
+    fn boot_ab(&mut self, buf: &mut [u8]) -> Result<BootReport, BootError> {
+        let layout = self.config.layout;
+        let (mut st, records_lost) = self.load_state()?;
+        let mut requested = self.read_request(buf)?;
+        let mut reverted = false;
+        let mut unapproved = false;
+        let mut rejected_update = None;
+
+        // 1. A trial booted at the last reset: confirmed, or reverted.
+        if st.trial == Some(Trial::Booted) {
+            let trial_slot = st.slot.other();
+            // The request that started the trial names the trial slot; once
+            // the application confirms, STATE is BOOT (or a newer request
+            // names the old slot).
+            let confirmed = requested != Some(Some(trial_slot));
+            let img = if confirmed {
+                self.verify(layout.slot(trial_slot), &st, buf).ok()
+            } else {
+                None
+            };
+            if let Some(img) = img {
+                st.slot = trial_slot;
+                st.trial = None;
+                self.settle(&mut st, &img)?;
+            } else {
+                st.trial = Some(Trial::Reverting);
+                st.pending = None;
+                st = self.records().store(&st)?;
+                reverted = true;
+            }
+        }
+        // 2. A revert clears the request that started the trial (also when
+        // a power cut came between the two).
+        if st.trial == Some(Trial::Reverting) && requested.is_some() {
+            self.clear_request(buf)?;
+            requested = None;
+            reverted = true;
+        }
+        // 3. A request: the named slot must be the one not confirmed.
+        if let Some(named) = requested {
+            let target = st.slot.other();
+            if named != Some(target) {
+                unapproved = true;
+                self.clear_request(buf)?;
+            } else {
+                match self.verify(layout.slot(target), &st, buf) {
+                    Ok(img) => {
+                        st.pending = Some(Pending {
+                            payload_sha256: img.header().payload_sha256,
+                            security_counter: img.header().security_counter,
+                        });
+                        st.trial = Some(Trial::Booted);
+                        st = self.records().store(&st)?;
+                        return Ok(BootReport {
+                            image: img,
+                            slot: target,
+                            trial: true,
+                            reverted: false,
+                            rejected_update: None,
+                            min_security_counter: st.min_security_counter,
+                            anchors_version: st.anchors.version(),
+                            unapproved: false,
+                            records_lost,
+                        });
+                    }
+                    Err(e) => {
+                        self.clear_request(buf)?;
+                        rejected_update = Some(e);
+                    }
+                }
+            }
+        }
+        // 4. The confirmed slot.
+        let image = self
+            .verify(layout.slot(st.slot), &st, buf)
+            .map_err(BootError::NoBootableImage)?;
+        if st.pending.is_some() {
+            self.settle(&mut st, &image)?;
+        }
+        Ok(BootReport {
+            image,
+            slot: st.slot,
+            trial: false,
+            reverted,
+            rejected_update,
+            min_security_counter: st.min_security_counter,
+            anchors_version: st.anchors.version(),
+            unapproved,
+            records_lost,
+        })
+    }
+
+    /// The swap boot flow (module docs, steps 1–4).
+    fn boot_swap(&mut self, buf: &mut [u8]) -> Result<BootReport, BootError> {
         let layout = self.config.layout;
         let (mut st, records_lost) = self.load_state()?;
         let mut rejected_update = None;
@@ -456,6 +659,7 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         }
         Ok(BootReport {
             image,
+            slot: Slot::A,
             trial,
             reverted,
             rejected_update,

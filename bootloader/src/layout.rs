@@ -14,12 +14,71 @@
 //! | AGENT        | 0x3A3000   | 64 KiB    | update agent files: device key, agent state, trusted TUF metadata of both repositories (`lock_app::storage::files`) |
 //! | AUDIT        | 0x3B3000   | 308 KiB   | audit log (sequential-storage queue) |
 //!
+//! ## A/B (execute in place)
+//!
+//! [`REFERENCE_AB`] keeps the same regions but splits the image space into
+//! two equal slots, A (`active`) and B (`dfu`), of 1,796 KiB each, and a
+//! one-sector STATE (only the request magic and the named slot live there):
+//!
+//! | partition    | offset     | size      | holds |
+//! |--------------|------------|-----------|-------|
+//! | BOOTLOADER   | 0x000000   | 56 KiB    | bootloader code |
+//! | BOOT_RECORDS | 0x00E000   | 8 KiB     | as above, plus the confirmed slot and the trial phase |
+//! | STATE        | 0x010000   | 4 KiB     | embassy-boot state word (request / confirm) and the slot the request names |
+//! | SLOT A       | 0x011000   | 1,796 KiB | an envelope of at most 1,792 KiB, then one scratch sector |
+//! | SLOT B       | 0x1D2000   | 1,796 KiB | the same |
+//! | CREDENTIALS… | 0x393000   |           | unchanged |
+//!
+//! Each image is linked for one virtual window; the bootloader maps the slot
+//! it verified there (RP2350 QMI address translation), so an install copies
+//! nothing. The largest envelope is the same in both modes
+//! ([`Layout::max_envelope`]); the last sector of the slot being written is
+//! the delta applier's checkpoint, as DFU's spare sector is in swap mode.
+//!
 //! BOOT_RECORDS belongs to the bootloader's region (it is written by the
 //! bootloader and, for anchor rotations, by the update agent); it is kept out
 //! of embassy-boot's STATE partition because embassy-boot erases STATE whole.
 //!
 //! A layout is built with [`Layout::new`], a `const fn` that panics during
 //! constant evaluation if a rule is broken, so a bad layout does not compile.
+
+/// How an install reaches the running image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootMode {
+    /// embassy-boot swaps DFU into ACTIVE page by page (boards without
+    /// address translation).
+    Swap,
+    /// Two equal slots; the bootloader maps the verified one into the
+    /// execution window (see [`crate::boot`], "A/B mode").
+    Ab,
+}
+
+/// One of the two image slots of an A/B layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The first slot (`Layout::active`).
+    A,
+    /// The second slot (`Layout::dfu`).
+    B,
+}
+
+impl Slot {
+    /// The other slot.
+    pub const fn other(self) -> Self {
+        match self {
+            Self::A => Self::B,
+            Self::B => Self::A,
+        }
+    }
+
+    /// `"A"` or `"B"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::B => "B",
+        }
+    }
+}
 
 /// One partition: byte offset and size within the flash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +116,8 @@ pub enum LayoutError {
     BadBootRecords,
     /// ACTIVE cannot even hold an envelope header.
     ActiveTooSmall,
+    /// A/B slots must be equal and hold an image plus one scratch sector.
+    SlotsUnequal,
 }
 
 impl LayoutError {
@@ -71,6 +132,7 @@ impl LayoutError {
             Self::StateTooSmall => "STATE must hold (2 + 4 * ACTIVE pages) words",
             Self::BadBootRecords => "BOOT_RECORDS must be exactly two sectors",
             Self::ActiveTooSmall => "ACTIVE must hold at least one page",
+            Self::SlotsUnequal => "A/B slots must be equal and at least two sectors",
         }
     }
 }
@@ -78,6 +140,8 @@ impl LayoutError {
 /// A complete flash layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
+    /// Swap or A/B.
+    pub mode: BootMode,
     /// Total flash size.
     pub flash_size: u32,
     /// Erase unit (and embassy-boot page size).
@@ -90,9 +154,9 @@ pub struct Layout {
     pub boot_records: Partition,
     /// embassy-boot state.
     pub state: Partition,
-    /// Running image.
+    /// Running image (swap); slot A (A/B).
     pub active: Partition,
-    /// Staged image.
+    /// Staged image (swap); slot B (A/B).
     pub dfu: Partition,
     /// PIN credentials.
     pub credentials: Partition,
@@ -115,7 +179,8 @@ pub struct Sizes {
     pub bootloader: u32,
     /// STATE partition.
     pub state: u32,
-    /// ACTIVE partition.
+    /// Largest envelope: the ACTIVE partition (swap); each slot is one
+    /// sector more (A/B).
     pub active: u32,
     /// CREDENTIALS partition.
     pub credentials: u32,
@@ -128,7 +193,18 @@ impl Layout {
     /// DFU (ACTIVE + one sector) | CREDENTIALS | AUDIT (the rest).
     /// Panics at compile time when used in a `const` and a rule is broken.
     pub const fn new(s: Sizes) -> Self {
-        match Self::try_new(s) {
+        Self::unwrap(Self::try_new(s))
+    }
+
+    /// Build an A/B layout: BOOTLOADER | BOOT_RECORDS | STATE | SLOT A |
+    /// SLOT B (each `s.active` + one sector) | CREDENTIALS | AUDIT.
+    /// Panics at compile time when used in a `const` and a rule is broken.
+    pub const fn new_ab(s: Sizes) -> Self {
+        Self::unwrap(Self::try_new_ab(s))
+    }
+
+    const fn unwrap(r: Result<Self, LayoutError>) -> Self {
+        match r {
             Ok(l) => l,
             #[allow(
                 clippy::panic,
@@ -140,6 +216,19 @@ impl Layout {
 
     /// Fallible form of [`Layout::new`].
     pub const fn try_new(s: Sizes) -> Result<Self, LayoutError> {
+        Self::build(s, BootMode::Swap)
+    }
+
+    /// Fallible form of [`Layout::new_ab`].
+    pub const fn try_new_ab(s: Sizes) -> Result<Self, LayoutError> {
+        Self::build(s, BootMode::Ab)
+    }
+
+    const fn build(s: Sizes, mode: BootMode) -> Result<Self, LayoutError> {
+        let slot_a = match mode {
+            BootMode::Swap => s.active,
+            BootMode::Ab => s.active + s.sector,
+        };
         let mut at = 0;
         let bootloader = Partition {
             offset: at,
@@ -158,9 +247,9 @@ impl Layout {
         at += s.state;
         let active = Partition {
             offset: at,
-            size: s.active,
+            size: slot_a,
         };
-        at += s.active;
+        at += slot_a;
         let dfu = Partition {
             offset: at,
             size: s.active + s.sector,
@@ -184,6 +273,7 @@ impl Layout {
             size: s.flash_size - at,
         };
         let layout = Self {
+            mode,
             flash_size: s.flash_size,
             sector: s.sector,
             write_size: s.write_size,
@@ -245,14 +335,44 @@ impl Layout {
         if self.active.size < sector {
             return Err(LayoutError::ActiveTooSmall);
         }
-        if self.dfu.size < self.active.size + sector {
-            return Err(LayoutError::DfuTooSmall);
-        }
-        let pages = self.active.size / sector;
-        if (2 + 4 * pages) * self.write_size > self.state.size {
-            return Err(LayoutError::StateTooSmall);
+        match self.mode {
+            BootMode::Swap => {
+                if self.dfu.size < self.active.size + sector {
+                    return Err(LayoutError::DfuTooSmall);
+                }
+                let pages = self.active.size / sector;
+                if (2 + 4 * pages) * self.write_size > self.state.size {
+                    return Err(LayoutError::StateTooSmall);
+                }
+            }
+            BootMode::Ab => {
+                if self.dfu.size != self.active.size || self.active.size < 2 * sector {
+                    return Err(LayoutError::SlotsUnequal);
+                }
+                // Magic, progress marker, named slot.
+                if 3 * self.write_size > self.state.size {
+                    return Err(LayoutError::StateTooSmall);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The largest envelope an install may bring: ACTIVE (swap), or a slot
+    /// less its scratch sector (A/B).
+    pub const fn max_envelope(&self) -> u32 {
+        match self.mode {
+            BootMode::Swap => self.active.size,
+            BootMode::Ab => self.active.size - self.sector,
+        }
+    }
+
+    /// A slot's partition (in swap mode, A is ACTIVE and B is DFU).
+    pub const fn slot(&self, slot: Slot) -> Partition {
+        match slot {
+            Slot::A => self.active,
+            Slot::B => self.dfu,
+        }
     }
 
     /// Pages embassy-boot swaps (the whole ACTIVE partition).
@@ -262,7 +382,9 @@ impl Layout {
 }
 
 /// The reference board: 4 MiB QSPI NOR, 4 KiB sectors (RP2350 class).
-pub const REFERENCE: Layout = Layout::new(Sizes {
+pub const REFERENCE: Layout = Layout::new(REFERENCE_SIZES);
+
+const REFERENCE_SIZES: Sizes = Sizes {
     flash_size: 4 * 1024 * 1024,
     sector: 4096,
     write_size: 4,
@@ -271,11 +393,13 @@ pub const REFERENCE: Layout = Layout::new(Sizes {
     active: 1792 * 1024,
     credentials: 64 * 1024,
     agent: 64 * 1024,
-});
+};
 
 /// A small layout (256 KiB flash, ACTIVE of 16 pages) for exhaustive power-cut
 /// sweeps, which restart the whole update once per flash operation.
-pub const SMALL: Layout = Layout::new(Sizes {
+pub const SMALL: Layout = Layout::new(SMALL_SIZES);
+
+const SMALL_SIZES: Sizes = Sizes {
     flash_size: 256 * 1024,
     sector: 4096,
     write_size: 4,
@@ -284,9 +408,28 @@ pub const SMALL: Layout = Layout::new(Sizes {
     active: 64 * 1024,
     credentials: 16 * 1024,
     agent: 32 * 1024,
+};
+
+/// The reference board in A/B mode: the same regions, two equal slots.
+pub const REFERENCE_AB: Layout = Layout::new_ab(Sizes {
+    state: 4 * 1024,
+    ..REFERENCE_SIZES
+});
+
+/// [`SMALL`] in A/B mode.
+pub const SMALL_AB: Layout = Layout::new_ab(Sizes {
+    state: 4096,
+    ..SMALL_SIZES
 });
 
 const _: () = {
+    assert!(REFERENCE_AB.state.offset == 0x10000);
+    assert!(REFERENCE_AB.active.offset == 0x11000);
+    assert!(REFERENCE_AB.dfu.offset == 0x1D2000);
+    assert!(REFERENCE_AB.active.size == REFERENCE_AB.dfu.size);
+    assert!(REFERENCE_AB.max_envelope() == REFERENCE.max_envelope());
+    assert!(REFERENCE_AB.credentials.offset == 0x393000);
+    assert!(REFERENCE_AB.audit.end() == 4 * 1024 * 1024);
     assert!(REFERENCE.boot_records.offset == 0xE000);
     assert!(REFERENCE.state.offset == 0x10000);
     assert!(REFERENCE.active.offset == 0x12000);
@@ -347,5 +490,26 @@ mod tests {
         l.credentials.offset -= 4096;
         l.credentials.size += 4096;
         assert_eq!(l.check(), Err(LayoutError::DfuTooSmall));
+    }
+
+    #[test]
+    fn ab_slots_are_equal_and_hold_the_same_image_as_swap() {
+        let ab = Layout::try_new_ab(sizes()).unwrap();
+        assert_eq!(ab.mode, BootMode::Ab);
+        assert_eq!(ab.active.size, ab.dfu.size);
+        assert_eq!(ab.max_envelope(), 64 * 1024);
+        assert_eq!(
+            ab.max_envelope(),
+            Layout::try_new(sizes()).unwrap().max_envelope()
+        );
+        assert_eq!(ab.slot(Slot::B), ab.dfu);
+        assert_eq!(Slot::A.other(), Slot::B);
+        let mut l = ab;
+        l.dfu.size -= 4096;
+        l.credentials.offset -= 4096;
+        l.credentials.size += 4096;
+        assert_eq!(l.check(), Err(LayoutError::SlotsUnequal));
+        // 32 KiB of flash left for AUDIT in SMALL_AB.
+        assert!(SMALL_AB.audit.size >= 4096);
     }
 }

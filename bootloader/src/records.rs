@@ -12,7 +12,9 @@
 //!   8   4  sequence number (newest valid record wins)
 //!  12   4  minimum security counter (anti-rollback)
 //!  16   1  pending install: 0 none, 1 present
-//!  17   3  reserved, zero
+//!  17   1  A/B: confirmed slot, 0 A, 1 B (always 0 in swap mode)
+//!  18   1  A/B: trial of the other slot, 0 none, 1 booted once, 2 reverting
+//!  19   1  reserved, zero
 //!  20  32  pending: payload SHA-256 of the image approved for swap
 //!  52   4  pending: its security counter
 //!  56   8  trust anchors: set version (4), threshold (1), key count (1), 2 reserved
@@ -29,6 +31,7 @@ use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
 use sha2::{Digest, Sha256};
 
 use crate::anchors::{MAX_ANCHOR_KEYS, TrustAnchors};
+use crate::layout::Slot;
 
 const MAGIC: [u8; 4] = *b"NLBR";
 const BODY_LEN: usize = 320;
@@ -46,6 +49,17 @@ pub struct Pending {
     pub security_counter: u32,
 }
 
+/// Where an A/B trial of the slot other than [`BootState::slot`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trial {
+    /// The bootloader verified the other slot, recorded this and mapped it:
+    /// at the next boot it is confirmed (STATE back to BOOT) or reverted.
+    Booted,
+    /// The trial was not confirmed; the request is being cleared. The
+    /// confirmed slot boots; this marker is dropped before the next request.
+    Reverting,
+}
+
 /// The bootloader's persistent state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootState {
@@ -57,6 +71,10 @@ pub struct BootState {
     pub pending: Option<Pending>,
     /// Keys firmware must be signed with.
     pub anchors: TrustAnchors,
+    /// A/B: the confirmed slot (always A in swap mode).
+    pub slot: Slot,
+    /// A/B: a trial of the other slot.
+    pub trial: Option<Trial>,
 }
 
 impl BootState {
@@ -69,6 +87,17 @@ impl BootState {
             min_security_counter,
             pending: None,
             anchors: *anchors,
+            slot: Slot::A,
+            trial: None,
+        }
+    }
+
+    /// The slot the image running now lives in (A/B): the trial slot while
+    /// a trial is booted, else the confirmed one.
+    pub fn running_slot(&self) -> Slot {
+        match self.trial {
+            Some(Trial::Booted) => self.slot.other(),
+            _ => self.slot,
         }
     }
 
@@ -83,6 +112,15 @@ impl BootState {
             out[20..52].copy_from_slice(&p.payload_sha256);
             out[52..56].copy_from_slice(&p.security_counter.to_le_bytes());
         }
+        out[17] = match self.slot {
+            Slot::A => 0,
+            Slot::B => 1,
+        };
+        out[18] = match self.trial {
+            None => 0,
+            Some(Trial::Booted) => 1,
+            Some(Trial::Reverting) => 2,
+        };
         let mut anchors = [0u8; 8 + 32 * MAX_ANCHOR_KEYS];
         self.anchors.write_to(&mut anchors);
         out[56..BODY_LEN].copy_from_slice(&anchors);
@@ -108,9 +146,22 @@ impl BootState {
             }
             _ => return None,
         };
+        let slot = match raw[17] {
+            0 => Slot::A,
+            1 => Slot::B,
+            _ => return None,
+        };
+        let trial = match raw[18] {
+            0 => None,
+            1 => Some(Trial::Booted),
+            2 => Some(Trial::Reverting),
+            _ => return None,
+        };
         let mut anchors = [0u8; 8 + 32 * MAX_ANCHOR_KEYS];
         anchors.copy_from_slice(&raw[56..BODY_LEN]);
         Some(Self {
+            slot,
+            trial,
             seq: u32_at(8),
             min_security_counter: u32_at(12),
             pending,
@@ -232,23 +283,23 @@ mod tests {
             let again = r
                 .store(&BootState {
                     pending: None,
+                    slot: Slot::B,
+                    trial: Some(Trial::Reverting),
                     ..stored
                 })
                 .unwrap();
             assert_eq!(again.seq, 2);
-            assert_eq!(r.load(&g).unwrap().pending, None);
+            let back = r.load(&g).unwrap();
+            assert_eq!(back.pending, None);
+            assert_eq!((back.slot, back.trial), (Slot::B, Some(Trial::Reverting)));
+            assert_eq!(back.running_slot(), Slot::B);
         }
     }
 
     #[test]
     fn power_cut_at_every_point_of_a_store_keeps_old_or_new() {
         let g = anchors(1);
-        let base = BootState {
-            seq: 0,
-            min_security_counter: 3,
-            pending: None,
-            anchors: g,
-        };
+        let base = BootState::factory(&g, 3);
         // Two ops per store (erase, write); cut after or during each.
         for cut in [
             Cut::After(1),

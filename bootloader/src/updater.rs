@@ -5,14 +5,22 @@
 //! policy the bootloader will apply (anchors, model, anti-rollback minimum)
 //! before marking it, so an image that would be refused at boot is never even
 //! requested. The bootloader verifies again regardless.
+//!
+//! In A/B mode "DFU" is the slot the application does not run from and
+//! "ACTIVE" the one it runs from ([`BootState::running_slot`]), so staging,
+//! delta patches (base: the running slot, output: the other) and resume
+//! work alike in both modes; the request also names the slot it staged.
 
 use embassy_boot::{BlockingFirmwareState, State};
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 
 use crate::anchors::{AnchorError, TrustAnchors};
-use crate::boot::{BootConfig, BootError, Part, SharedFlash, check_geometry, part, policy};
+use crate::boot::{
+    BootConfig, BootError, Part, SharedFlash, check_geometry, part, policy, write_named_slot,
+};
 use crate::envelope::{EnvelopeError, VerifiedImage, verify_in_flash};
-use crate::records::{BootRecords, BootState};
+use crate::layout::{BootMode, Partition, Slot};
+use crate::records::{BootRecords, BootState, Trial};
 
 /// Errors from the application-side update API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +120,27 @@ impl<'a, F: NorFlash> Updater<'a, F> {
         self.state().get()
     }
 
-    /// Size of the DFU bank.
+    /// Size of the DFU bank (the slot not running, in A/B).
     pub fn dfu_capacity(&self) -> u32 {
         self.config.layout.dfu.size
+    }
+
+    /// The slot the running image lives in (A/B; always A in swap mode).
+    pub fn running_slot(&self) -> Result<Slot, UpdateError> {
+        Ok(match self.config.layout.mode {
+            BootMode::Swap => Slot::A,
+            BootMode::Ab => self.boot_state()?.running_slot(),
+        })
+    }
+
+    /// The partition the running image is read from.
+    fn active_part(&self) -> Result<Partition, UpdateError> {
+        Ok(self.config.layout.slot(self.running_slot()?))
+    }
+
+    /// The partition an install is staged in.
+    fn dfu_part(&self) -> Result<Partition, UpdateError> {
+        Ok(self.config.layout.slot(self.running_slot()?.other()))
     }
 
     /// A fresh download begins: forget which sector was erased last.
@@ -134,10 +160,12 @@ impl<'a, F: NorFlash> Updater<'a, F> {
         let w = F::WRITE_SIZE;
         let sector = self.config.layout.sector;
         let end = u64::from(offset) + data.len() as u64;
-        if !(offset as usize).is_multiple_of(w) || end > u64::from(self.config.layout.active.size) {
+        if !(offset as usize).is_multiple_of(w)
+            || end > u64::from(self.config.layout.max_envelope())
+        {
             return Err(UpdateError::OutOfRange);
         }
-        let mut dfu = part(self.flash, self.config.layout.dfu);
+        let mut dfu = part(self.flash, self.dfu_part()?);
         let mut at = offset;
         let mut rest = data;
         while !rest.is_empty() {
@@ -170,26 +198,27 @@ impl<'a, F: NorFlash> Updater<'a, F> {
 
     /// Read back from DFU (for resumable downloads and checks).
     pub fn read_dfu(&self, offset: u32, buf: &mut [u8]) -> Result<(), UpdateError> {
-        part(self.flash, self.config.layout.dfu)
+        part(self.flash, self.dfu_part()?)
             .read(offset, buf)
             .map_err(|e| UpdateError::Flash(e.kind()))
     }
 
     /// Read from the running image (a delta's base).
     pub fn read_active(&self, offset: u32, buf: &mut [u8]) -> Result<(), UpdateError> {
-        part(self.flash, self.config.layout.active)
+        part(self.flash, self.active_part()?)
             .read(offset, buf)
             .map_err(|e| UpdateError::Flash(e.kind()))
     }
 
-    /// Size of the ACTIVE bank (the largest envelope that can be installed).
+    /// The largest envelope that can be installed.
     pub fn active_capacity(&self) -> u32 {
-        self.config.layout.active.size
+        self.config.layout.max_envelope()
     }
 
     /// DFU offset of the scratch sector: DFU's last sector, which only the
     /// swap uses, is free while an image is staged (an envelope never exceeds
-    /// ACTIVE, which is one sector smaller than DFU).
+    /// ACTIVE, which is one sector smaller than DFU). In A/B mode it is the
+    /// last sector of the slot being staged, which no envelope reaches.
     fn scratch_offset(&self) -> u32 {
         self.config.layout.dfu.size - self.config.layout.sector
     }
@@ -205,7 +234,7 @@ impl<'a, F: NorFlash> Updater<'a, F> {
             return Err(UpdateError::NotConfirmed);
         }
         let at = self.scratch_offset();
-        part(self.flash, self.config.layout.dfu)
+        part(self.flash, self.dfu_part()?)
             .erase(at, at + self.config.layout.sector)
             .map_err(|e| UpdateError::Flash(e.kind()))
     }
@@ -218,7 +247,7 @@ impl<'a, F: NorFlash> Updater<'a, F> {
         if self.firmware_state()? == State::Swap {
             return Err(UpdateError::NotConfirmed);
         }
-        part(self.flash, self.config.layout.dfu)
+        part(self.flash, self.dfu_part()?)
             .write(self.scratch_offset() + offset, data)
             .map_err(|e| UpdateError::Flash(e.kind()))
     }
@@ -228,7 +257,7 @@ impl<'a, F: NorFlash> Updater<'a, F> {
         if u64::from(offset) + buf.len() as u64 > u64::from(self.config.layout.sector) {
             return Err(UpdateError::OutOfRange);
         }
-        part(self.flash, self.config.layout.dfu)
+        part(self.flash, self.dfu_part()?)
             .read(self.scratch_offset() + offset, buf)
             .map_err(|e| UpdateError::Flash(e.kind()))
     }
@@ -237,7 +266,10 @@ impl<'a, F: NorFlash> Updater<'a, F> {
     pub fn verify_dfu(&self, buf: &mut [u8]) -> Result<VerifiedImage, UpdateError> {
         let st = self.boot_state()?;
         verify_in_flash(
-            &mut part(self.flash, self.config.layout.dfu),
+            &mut part(
+                self.flash,
+                self.config.layout.slot(dfu_slot(&self.config, &st)),
+            ),
             buf,
             &policy(&self.config, &st),
         )
@@ -248,7 +280,10 @@ impl<'a, F: NorFlash> Updater<'a, F> {
     pub fn verify_active(&self, buf: &mut [u8]) -> Result<VerifiedImage, UpdateError> {
         let st = self.boot_state()?;
         verify_in_flash(
-            &mut part(self.flash, self.config.layout.active),
+            &mut part(
+                self.flash,
+                self.config.layout.slot(active_slot(&self.config, &st)),
+            ),
             buf,
             &policy(&self.config, &st),
         )
@@ -261,7 +296,20 @@ impl<'a, F: NorFlash> Updater<'a, F> {
             return Err(UpdateError::NotConfirmed);
         }
         let img = self.verify_dfu(buf)?;
-        self.state().set(State::Swap)?;
+        if self.config.layout.mode == BootMode::Ab {
+            let mut st = self.boot_state()?;
+            // The marker of the last revert goes before the next request
+            // (the bootloader clears any request it still finds beside it).
+            if st.trial == Some(Trial::Reverting) {
+                st.trial = None;
+                st = self.records().store(&st)?;
+            }
+            let target = dfu_slot(&self.config, &st);
+            self.state().set(State::Swap)?;
+            write_named_slot(&mut part(self.flash, self.config.layout.state), target)?;
+        } else {
+            self.state().set(State::Swap)?;
+        }
         Ok(img)
     }
 
@@ -291,7 +339,10 @@ impl<'a, F: NorFlash> Updater<'a, F> {
             ..st
         };
         verify_in_flash(
-            &mut part(self.flash, self.config.layout.active),
+            &mut part(
+                self.flash,
+                self.config.layout.slot(active_slot(&self.config, &st)),
+            ),
             buf,
             &policy(&self.config, &candidate),
         )
@@ -300,6 +351,19 @@ impl<'a, F: NorFlash> Updater<'a, F> {
         self.records().store(&st)?;
         Ok(next)
     }
+}
+
+/// The running slot for `st` (A in swap mode: ACTIVE).
+fn active_slot(config: &BootConfig, st: &BootState) -> Slot {
+    match config.layout.mode {
+        BootMode::Swap => Slot::A,
+        BootMode::Ab => st.running_slot(),
+    }
+}
+
+/// The slot an install is staged in for `st` (B in swap mode: DFU).
+fn dfu_slot(config: &BootConfig, st: &BootState) -> Slot {
+    active_slot(config, st).other()
 }
 
 /// embassy-boot's state handle needs a write-size buffer; keep one beside it.

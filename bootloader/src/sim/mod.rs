@@ -11,7 +11,9 @@
 //! - offsets and lengths must be aligned to `WRITE` / `ERASE`; optionally
 //!   ([`DoubleWrite::Forbid`], ECC flash) a word may be written only once
 //!   between erases;
-//! - counters: reads, writes, erases and bytes moved ([`Stats`]);
+//! - counters: reads, writes, erases and bytes moved ([`Stats`]), and the
+//!   time they would take on the reference board's flash, typical and
+//!   maximum ([`timing`]);
 //! - power cuts: after the N-th mutating operation, or in the middle of it
 //!   (a prefix of the write lands, the next word is partially programmed; a
 //!   prefix of the erase completes, the next byte is half-erased). After a cut
@@ -25,6 +27,9 @@
 //! `SimFlash` implements the blocking `embedded-storage` traits (bootloader,
 //! embassy-boot) and the async `embedded-storage-async` traits
 //! (sequential-storage).
+
+pub mod timing;
+pub mod xip;
 
 use std::boxed::Box;
 use std::vec;
@@ -131,6 +136,10 @@ pub struct Stats {
     pub bytes_read: u64,
     /// Bytes programmed.
     pub bytes_written: u64,
+    /// Time all this took on a W25Q32JV, typical figures (ns; [`timing`]).
+    pub busy_typ_ns: u64,
+    /// The same with the datasheet's maximum figures.
+    pub busy_max_ns: u64,
 }
 
 impl Stats {
@@ -148,6 +157,8 @@ impl Stats {
             sectors_erased: self.sectors_erased - earlier.sectors_erased,
             bytes_read: self.bytes_read - earlier.bytes_read,
             bytes_written: self.bytes_written - earlier.bytes_written,
+            busy_typ_ns: self.busy_typ_ns - earlier.busy_typ_ns,
+            busy_max_ns: self.busy_max_ns - earlier.busy_max_ns,
         }
     }
 }
@@ -450,6 +461,8 @@ impl<const WRITE: usize, const ERASE: usize> ReadNorFlash for SimFlash<WRITE, ER
         self.mem.read(start, &mut bytes[..end - start]);
         self.stats.reads += 1;
         self.stats.bytes_read += bytes.len() as u64;
+        self.stats.busy_typ_ns += timing::W25Q32JV_TYPICAL.read_ns(bytes.len() as u64);
+        self.stats.busy_max_ns += timing::W25Q32JV_MAX.read_ns(bytes.len() as u64);
         Ok(())
     }
 
@@ -477,6 +490,9 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
             });
         }
         self.stats.erases += 1;
+        let sectors = len.div_ceil(ERASE) as u64;
+        self.stats.busy_typ_ns += timing::W25Q32JV_TYPICAL.erase_ns(sectors);
+        self.stats.busy_max_ns += timing::W25Q32JV_MAX.erase_ns(sectors);
         let done = torn.unwrap_or(len);
         self.mem.erase(start, start + done);
         self.written.clear(start / WRITE, (start + done) / WRITE);
@@ -521,6 +537,8 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
             });
         }
         self.stats.writes += 1;
+        self.stats.busy_typ_ns += timing::W25Q32JV_TYPICAL.program_ns(start, bytes.len());
+        self.stats.busy_max_ns += timing::W25Q32JV_MAX.program_ns(start, bytes.len());
         let done = torn.unwrap_or(bytes.len());
         let programmed: Vec<u8> = current[..done]
             .iter()
@@ -785,6 +803,11 @@ impl SimOtp {
     /// nothing, or (`half`) the lower half of the bits it was to set.
     pub fn cut_after(&mut self, n: u32, half: bool) {
         self.cut = Some((n, half));
+    }
+
+    /// Power was lost during a program (until [`SimOtp::reboot`]).
+    pub fn is_lost(&self) -> bool {
+        self.lost
     }
 
     /// Power back: programmed bits stay, programming works again.
