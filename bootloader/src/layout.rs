@@ -193,17 +193,17 @@ impl Layout {
     /// DFU (ACTIVE + one sector) | CREDENTIALS | AUDIT (the rest).
     /// Panics at compile time when used in a `const` and a rule is broken.
     pub const fn new(s: Sizes) -> Self {
-        Self::unwrap(Self::try_new(s))
+        Self::or_panic(Self::try_new(s))
     }
 
     /// Build an A/B layout: BOOTLOADER | BOOT_RECORDS | STATE | SLOT A |
     /// SLOT B (each `s.active` + one sector) | CREDENTIALS | AUDIT.
     /// Panics at compile time when used in a `const` and a rule is broken.
     pub const fn new_ab(s: Sizes) -> Self {
-        Self::unwrap(Self::try_new_ab(s))
+        Self::or_panic(Self::try_new_ab(s))
     }
 
-    const fn unwrap(r: Result<Self, LayoutError>) -> Self {
+    const fn or_panic(r: Result<Self, LayoutError>) -> Self {
         match r {
             Ok(l) => l,
             #[allow(
@@ -510,6 +510,6 @@ mod tests {
         l.credentials.size += 4096;
         assert_eq!(l.check(), Err(LayoutError::SlotsUnequal));
         // 32 KiB of flash left for AUDIT in SMALL_AB.
-        assert!(SMALL_AB.audit.size >= 4096);
+        const { assert!(SMALL_AB.audit.size >= 4096) };
     }
 }
