@@ -78,6 +78,12 @@
 //!    the request names no slot or the running one).
 //! 4. **Otherwise** the confirmed slot is verified and mapped.
 //!
+//! With no usable record (factory-fresh, or both copies lost) the slot not
+//! named by a pending request, or else the one that verifies with the
+//! higher counter, is taken as confirmed and recorded at once; the OTP
+//! floors still apply, so a lost record cannot bring back an older image or
+//! a removed key.
+//!
 //! An install costs one record write; a revert one record write and one
 //! STATE erase; neither moves an image page. Every step is idempotent, and
 //! `tests/integration/ab.rs` cuts power at every flash and OTP operation.
@@ -229,6 +235,16 @@ pub(crate) enum Progress {
 const NAMED_A: u8 = 0xA1;
 const NAMED_B: u8 = 0xB2;
 
+/// The byte an A/B request repeats over the STATE word after embassy-boot's
+/// progress marker to name `slot` (format documentation, and for tests that
+/// forge requests).
+pub const fn named_slot_byte(slot: Slot) -> u8 {
+    match slot {
+        Slot::A => NAMED_A,
+        Slot::B => NAMED_B,
+    }
+}
+
 /// Offset in STATE of the word naming the requested slot (after
 /// embassy-boot's magic and progress-validity words).
 fn named_offset<F: NorFlash>() -> u32 {
@@ -265,10 +281,7 @@ pub(crate) fn write_named_slot<F: NorFlash>(
     let word = word
         .get_mut(..F::WRITE_SIZE)
         .ok_or(NorFlashErrorKind::Other)?;
-    word.fill(match slot {
-        Slot::A => NAMED_A,
-        Slot::B => NAMED_B,
-    });
+    word.fill(named_slot_byte(slot));
     state.write(named_offset::<F>(), word).map_err(|e| e.kind())
 }
 
@@ -483,11 +496,41 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         Ok(Some(read_named_slot(&mut state, buf)?))
     }
 
+    /// With no record: the slot whose image verifies and has the higher
+    /// security counter (A if neither or both tie).
+    fn best_slot(&self, st: &BootState, buf: &mut [u8]) -> Slot {
+        let layout = self.config.layout;
+        let counter = |slot: Slot, buf: &mut [u8]| {
+            self.verify(layout.slot(slot), st, buf)
+                .ok()
+                .map(|img| img.header().security_counter)
+        };
+        let a = counter(Slot::A, buf);
+        let b = counter(Slot::B, buf);
+        match (a, b) {
+            (Some(a), Some(b)) if b > a => Slot::B,
+            (None, Some(_)) => Slot::B,
+            _ => Slot::A,
+        }
+    }
+
     /// The A/B boot flow (module docs, "A/B mode").
     fn boot_ab(&mut self, buf: &mut [u8]) -> Result<BootReport, BootError> {
         let layout = self.config.layout;
         let (mut st, records_lost) = self.load_state()?;
         let mut requested = self.read_request(buf)?;
+        if st.seq == 0 {
+            // No usable record (factory-fresh, or lost): which slot is
+            // confirmed is not known. A request names the slot it staged,
+            // so the other one is; without one, the slot that verifies
+            // under the anchors in force with the higher counter (A on a
+            // tie). Recorded at once, so a later staging cannot change it.
+            st.slot = match requested {
+                Some(Some(named)) => named.other(),
+                _ => self.best_slot(&st, buf),
+            };
+            st = self.records().store(&st)?;
+        }
         let mut reverted = false;
         let mut unapproved = false;
         let mut rejected_update = None;

@@ -112,13 +112,59 @@ impl Lock {
         self.with_flash(|f| f.arm(cut));
     }
 
+    /// Power was lost (in a flash or an OTP operation).
     pub fn dead(&self) -> bool {
-        self.with_flash(|f| f.is_dead())
+        self.with_flash(|f| f.is_dead()) || self.otp.as_ref().is_some_and(|o| o.is_lost())
     }
 
-    /// Reset: power returns, RAM is lost, flash is kept.
-    pub fn reboot(&self) {
+    /// Reset: power returns, RAM is lost, flash and OTP are kept.
+    pub fn reboot(&mut self) {
         self.with_flash(|f| f.reboot());
+        if let Some(o) = &mut self.otp {
+            o.reboot();
+        }
+    }
+
+    /// A factory lock of an A/B layout whose image was flashed into `slot`
+    /// (and the records say so), to show nothing assumes slot A.
+    pub fn factory_in_slot(
+        layout: Layout,
+        anchors: TrustAnchors,
+        slot: bootloader::layout::Slot,
+        active: &[u8],
+    ) -> Self {
+        let lock = Self::factory(layout, anchors, &[]);
+        let p = layout.slot(slot);
+        lock.with_flash(|f| f.program_raw(p.offset as usize, active));
+        let records = embassy_embedded_hal::flash::partition::BlockingPartition::new(
+            &lock.flash,
+            layout.boot_records.offset,
+            layout.boot_records.size,
+        );
+        let mut st = bootloader::records::BootState::factory(&anchors, 0);
+        st.slot = slot;
+        bootloader::records::BootRecords::new(records)
+            .store(&st)
+            .unwrap();
+        lock
+    }
+
+    /// The bytes of the slot the running image lives in (ACTIVE in swap mode).
+    pub fn running_bytes(&self) -> Vec<u8> {
+        let p = self
+            .config
+            .layout
+            .slot(self.updater().running_slot().unwrap());
+        self.raw(p.offset, p.size as usize)
+    }
+
+    /// Offset of the partition an install is staged in (DFU, or the slot
+    /// not running).
+    pub fn staging_offset(&self) -> u32 {
+        self.config
+            .layout
+            .slot(self.updater().running_slot().unwrap().other())
+            .offset
     }
 
     pub fn boot(&mut self) -> Result<BootReport, BootError> {

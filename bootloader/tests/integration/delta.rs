@@ -338,9 +338,38 @@ fn delta_round_trips_an_image_over_2_mib() {
     assert_eq!(apply_on_sim(&o, &p).unwrap(), n);
 }
 
+/// Where a delta test's lock starts: swap mode, or A/B running from slot B
+/// (so the patch's base is B and its output A: nothing assumes slot A).
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    Swap,
+    AbFromB,
+}
+
+impl Start {
+    fn lock(self, image: &[u8]) -> Lock {
+        let anchors = anchors_of(&[&key(1)], 1);
+        match self {
+            Self::Swap => Lock::factory(mid_layout(), anchors, image),
+            Self::AbFromB => {
+                Lock::factory_in_slot(mid_layout_ab(), anchors, bootloader::layout::Slot::B, image)
+            }
+        }
+    }
+}
+
+/// [`mid_layout`] in A/B mode.
+fn mid_layout_ab() -> bootloader::layout::Layout {
+    bootloader::layout::Layout::new_ab(mid_sizes())
+}
+
 /// A lock with room for 200 KiB-class images (ACTIVE 256 KiB).
 fn mid_layout() -> bootloader::layout::Layout {
-    bootloader::layout::Layout::new(bootloader::layout::Sizes {
+    bootloader::layout::Layout::new(mid_sizes())
+}
+
+fn mid_sizes() -> bootloader::layout::Sizes {
+    bootloader::layout::Sizes {
         flash_size: 1024 * 1024,
         sector: 4096,
         write_size: 4,
@@ -349,7 +378,7 @@ fn mid_layout() -> bootloader::layout::Layout {
         active: 256 * 1024,
         credentials: 16 * 1024,
         agent: 16 * 1024,
-    })
+    }
 }
 
 fn pair_for_device() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
@@ -381,10 +410,16 @@ fn feed(
 #[test]
 fn the_device_applier_streams_any_chunk_size_and_the_lock_installs_the_result() {
     let (o, n, p) = pair_for_device();
-    for sizes in [&[1usize][..], &[7, 1, 300], &[1460], &[65_536], &[p.len()]] {
-        let mut lock = Lock::factory(mid_layout(), anchors_of(&[&key(1)], 1), &o);
+    let whole = [p.len()];
+    let cases = [&[1usize][..], &[7, 1, 300], &[1460], &[65_536], &whole]
+        .map(|sizes| (Start::Swap, sizes))
+        .into_iter()
+        .chain([(Start::AbFromB, &[1460usize][..])]);
+    for (start, sizes) in cases {
+        let mut lock = start.lock(&o);
         lock.boot().unwrap();
-        let active = lock.active_bytes();
+        let active = lock.running_bytes();
+        let staging = lock.staging_offset();
         let mut model = Box::new(Model::new());
         let mut up = lock.updater();
         let mut a = Applier::new(&mut up, &mut model).unwrap();
@@ -396,9 +431,9 @@ fn the_device_applier_streams_any_chunk_size_and_the_lock_installs_the_result() 
         let img = a.verify().unwrap();
         assert_eq!(img.header().security_counter, 2);
         let _ = a;
-        let got = lock.raw(lock.config.layout.dfu.offset, n.len());
-        assert_eq!(got, n, "DFU holds the target bit for bit");
-        assert_eq!(lock.active_bytes(), active, "ACTIVE untouched");
+        let got = lock.raw(staging, n.len());
+        assert_eq!(got, n, "DFU holds the target bit for bit ({start:?})");
+        assert_eq!(lock.running_bytes(), active, "ACTIVE untouched");
         let mut buf = vec![0u8; 4096];
         up.request_install(&mut buf).unwrap();
         let _ = up;
@@ -553,10 +588,17 @@ fn corrupted_truncated_and_oversized_patches_are_refused_cleanly() {
 /// Cut power at flash operation `cut` of an apply, reboot, resume (or start
 /// over without a checkpoint) and check the result. Returns whether the
 /// resume used a checkpoint.
-fn cut_and_resume(o: &[u8], n: &[u8], p: &[u8], cut: bootloader::sim::Cut) -> Result<bool, String> {
-    let mut lock = Lock::factory(mid_layout(), anchors_of(&[&key(1)], 1), o);
+fn cut_and_resume(
+    start: Start,
+    o: &[u8],
+    n: &[u8],
+    p: &[u8],
+    cut: bootloader::sim::Cut,
+) -> Result<bool, String> {
+    let mut lock = start.lock(o);
     lock.boot().unwrap();
-    let active = lock.active_bytes();
+    let active = lock.running_bytes();
+    let staging = lock.staging_offset();
     lock.arm(cut);
     let mut model = Box::new(Model::new());
     {
@@ -590,19 +632,21 @@ fn cut_and_resume(o: &[u8], n: &[u8], p: &[u8], cut: bootloader::sim::Cut) -> Re
         other => return Err(format!("after resume: {other:?}")),
     }
     let _ = up;
-    if lock.raw(lock.config.layout.dfu.offset, n.len()) != n {
+    if lock.raw(staging, n.len()) != n {
         return Err("DFU differs from the target".into());
     }
-    if lock.active_bytes() != active {
+    if lock.running_bytes() != active {
         return Err("ACTIVE changed".into());
     }
     Ok(resumed)
 }
 
-fn apply_sweep(stride: usize) -> (usize, usize, Vec<String>) {
+fn apply_sweep(start: Start, stride: usize) -> (usize, usize, Vec<String>) {
     let (o, n, p) = pair_for_device();
     // Baseline: which operations are there, and which write checkpoints?
-    let lock = Lock::factory(mid_layout(), anchors_of(&[&key(1)], 1), &o);
+    let mut lock = start.lock(&o);
+    lock.boot().unwrap();
+    let staging_end = lock.staging_offset() + lock.config.layout.dfu.size;
     lock.with_flash(|f| f.record_ops());
     let mut model = Box::new(Model::new());
     {
@@ -611,7 +655,7 @@ fn apply_sweep(stride: usize) -> (usize, usize, Vec<String>) {
         assert_eq!(feed(&mut a, &p, 0, &[1460]).unwrap(), Progress::Rebuilt);
     }
     let l = lock.config.layout;
-    let scratch = l.dfu.end() - l.sector;
+    let scratch = staging_end - l.sector;
     let ops = lock.with_flash(|f| f.recorded().to_vec());
     let checkpoint_ops: Vec<usize> = ops
         .iter()
@@ -638,7 +682,7 @@ fn apply_sweep(stride: usize) -> (usize, usize, Vec<String>) {
             bootloader::sim::Cut::Midway(op as u64),
         ] {
             total += 1;
-            match cut_and_resume(&o, &n, &p, cut) {
+            match cut_and_resume(start, &o, &n, &p, cut) {
                 Ok(resumed) if op > first_block_checkpoint && !resumed => {
                     failures.push(format!("{cut:?}: restarted from zero despite a checkpoint"))
                 }
@@ -648,7 +692,7 @@ fn apply_sweep(stride: usize) -> (usize, usize, Vec<String>) {
         }
     }
     println!(
-        "delta apply: {} flash operations, {} checkpoint writes; power-cut points survived: {ok} of {total}",
+        "delta apply ({start:?}): {} flash operations, {} checkpoint writes; power-cut points survived: {ok} of {total}",
         ops.len(),
         checkpoint_ops.len()
     );
@@ -659,9 +703,11 @@ fn apply_sweep(stride: usize) -> (usize, usize, Vec<String>) {
 /// around every checkpoint write, each cut after and half-way through.
 #[test]
 fn power_cut_during_delta_apply_resumes_to_the_exact_image() {
-    let (ok, total, failures) = apply_sweep(9);
-    assert!(failures.is_empty(), "{failures:#?}");
-    assert_eq!(ok, total);
+    for start in [Start::Swap, Start::AbFromB] {
+        let (ok, total, failures) = apply_sweep(start, 9);
+        assert!(failures.is_empty(), "{failures:#?}");
+        assert_eq!(ok, total);
+    }
 }
 
 /// Every flash operation of the apply. Run explicitly:
@@ -669,7 +715,9 @@ fn power_cut_during_delta_apply_resumes_to_the_exact_image() {
 #[test]
 #[ignore = "long: every flash operation of a delta apply"]
 fn power_cut_delta_full_sweep() {
-    let (ok, total, failures) = apply_sweep(1);
-    assert!(failures.is_empty(), "{failures:#?}");
-    assert_eq!(ok, total);
+    for start in [Start::Swap, Start::AbFromB] {
+        let (ok, total, failures) = apply_sweep(start, 1);
+        assert!(failures.is_empty(), "{failures:#?}");
+        assert_eq!(ok, total);
+    }
 }

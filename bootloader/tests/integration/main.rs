@@ -1,6 +1,7 @@
 //! bootloader integration tests: one binary, one module per concern.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod ab;
 mod anchors;
 mod common;
 mod delta;

@@ -13,29 +13,38 @@ use bootloader::updater::UpdateError;
 use crate::common::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Scenario {
+pub enum Scenario {
     /// Stage, request, swap, trial boot, self-test passes, confirm.
     Update,
     /// Stage, request, swap, trial boot, self-test fails: no confirm, revert.
     FailedTrial,
+    /// Rotate the anchors from key 1 to key 2 (the running image is signed
+    /// by both), then install an image signed by key 2 only and confirm.
+    Rotation,
 }
 
-struct Images {
+pub struct Images {
     old: Vec<u8>,
     new: Vec<u8>,
+    rotation: Option<Vec<u8>>,
 }
 
-fn images() -> Images {
-    let k = key(1);
+pub fn images(scenario: Scenario) -> Images {
+    let (k1, k2) = (key(1), key(2));
     // 40 KiB + 1 KiB prefix: 11 of the 16 ACTIVE pages hold image bytes.
-    Images {
-        old: envelope(&[&k], Version::new(1, 0, 0), 1, &payload(0x11, 40 * 1024)),
-        new: envelope(
-            &[&k],
-            Version::new(1, 1, 0),
-            2,
-            &payload(0x22, 40 * 1024 + 123),
-        ),
+    let old_payload = payload(0x11, 40 * 1024);
+    let new_payload = payload(0x22, 40 * 1024 + 123);
+    match scenario {
+        Scenario::Rotation => Images {
+            old: envelope(&[&k1, &k2], Version::new(1, 0, 0), 1, &old_payload),
+            new: envelope(&[&k2], Version::new(1, 1, 0), 2, &new_payload),
+            rotation: Some(record(&set(2, 1, &[&k2]), &[&k1, &k2])),
+        },
+        _ => Images {
+            old: envelope(&[&k1], Version::new(1, 0, 0), 1, &old_payload),
+            new: envelope(&[&k1], Version::new(1, 1, 0), 2, &new_payload),
+            rotation: None,
+        },
     }
 }
 
@@ -66,7 +75,7 @@ fn drive(lock: &mut Lock, img: &Images, scenario: Scenario) -> Result<bool, Stri
     for _ in 0..40 {
         let report = match lock.boot() {
             Ok(r) => r,
-            Err(BootError::Flash(_)) if lock.dead() => {
+            Err(_) if lock.dead() => {
                 lock.reboot();
                 continue;
             }
@@ -82,11 +91,17 @@ fn drive(lock: &mut Lock, img: &Images, scenario: Scenario) -> Result<bool, Stri
         }
         // The application runs.
         let step: Result<bool, UpdateError> = match (scenario, is_new, report.trial) {
-            (Scenario::Update, true, true) => {
+            (Scenario::Update | Scenario::Rotation, true, true) => {
                 saw_trial = true;
                 lock.updater().confirm().map(|_| false)
             }
-            (Scenario::Update, true, false) => {
+            (Scenario::Update | Scenario::Rotation, true, false) => {
+                if img.rotation.is_some() && report.anchors_version != 2 {
+                    return Err(format!(
+                        "new image runs under anchors {}",
+                        report.anchors_version
+                    ));
+                }
                 if report.min_security_counter != 2 {
                     return Err(format!(
                         "confirmed new image but minimum is {}",
@@ -109,10 +124,18 @@ fn drive(lock: &mut Lock, img: &Images, scenario: Scenario) -> Result<bool, Stri
                 }
                 return check_stable(lock, old, 0).map(|()| saw_trial);
             }
-            (_, false, false) => lock.stage_and_request(&img.new).map(|_| {
-                requested = true;
-                false
-            }),
+            (_, false, false) => {
+                let mut buf = vec![0u8; 4096];
+                match &img.rotation {
+                    Some(rec) if report.anchors_version < 2 => {
+                        lock.updater().rotate_anchors(rec, &mut buf).map(|_| false)
+                    }
+                    _ => lock.stage_and_request(&img.new).map(|_| {
+                        requested = true;
+                        false
+                    }),
+                }
+            }
         };
         match step {
             Ok(_) => {}
@@ -138,29 +161,55 @@ fn check_stable(lock: &mut Lock, expect: [u8; 32], min: u32) -> Result<(), Strin
     Ok(())
 }
 
-/// Mutating flash operations of an uninterrupted run.
-fn baseline(layout: Layout, img: &Images, scenario: Scenario, otp: bool) -> u64 {
+/// Mutating flash operations and OTP programs of an uninterrupted run.
+fn baseline(layout: Layout, img: &Images, scenario: Scenario, otp: bool) -> (u64, u64) {
     let mut lock = fresh_with(layout, img, otp);
     let before = lock.with_flash(|f| f.stats());
     let saw_trial = drive(&mut lock, img, scenario).expect("uninterrupted run");
     assert!(saw_trial, "{scenario:?}: the new image never ran on trial");
-    lock.with_flash(|f| f.stats()).since(&before).mutating_ops()
+    let programs = lock.otp.as_ref().map_or(0, |o| o.programs());
+    (
+        lock.with_flash(|f| f.stats()).since(&before).mutating_ops(),
+        programs,
+    )
 }
 
-struct Sweep {
-    survived: u64,
-    total: u64,
-    failures: Vec<String>,
+pub struct Sweep {
+    pub survived: u64,
+    pub total: u64,
+    /// Cut points in OTP programs (included in `total`).
+    pub otp_points: u64,
+    pub failures: Vec<String>,
 }
 
-fn sweep(layout: Layout, scenario: Scenario, stride: u64, otp: bool) -> Sweep {
-    let img = images();
-    let ops = baseline(layout, &img, scenario, otp);
+/// Cut power after, early in and half-way through every `stride`-th flash
+/// operation of the scenario, and (with OTP) before and half-way through
+/// every OTP row program.
+pub fn sweep(layout: Layout, scenario: Scenario, stride: u64, otp: bool) -> Sweep {
+    let img = images(scenario);
+    let (ops, programs) = baseline(layout, &img, scenario, otp);
     let mut s = Sweep {
         survived: 0,
         total: 0,
+        otp_points: 0,
         failures: vec![],
     };
+    for n in 0..programs as u32 {
+        for half in [false, true] {
+            let mut lock = fresh_with(layout, &img, otp);
+            if let Some(o) = &mut lock.otp {
+                o.cut_after(n, half);
+            }
+            s.total += 1;
+            s.otp_points += 1;
+            match drive(&mut lock, &img, scenario) {
+                Ok(_) => s.survived += 1,
+                Err(e) => s
+                    .failures
+                    .push(format!("{scenario:?} OTP program {n} half {half}: {e}")),
+            }
+        }
+    }
     for op in (1..=ops).step_by(stride as usize) {
         for cut in [Cut::After(op), Cut::During { op, done: 1 }, Cut::Midway(op)] {
             let mut lock = fresh_with(layout, &img, otp);
@@ -175,40 +224,61 @@ fn sweep(layout: Layout, scenario: Scenario, stride: u64, otp: bool) -> Sweep {
     s
 }
 
-#[test]
-fn power_cut_at_every_flash_operation() {
+/// Run the sweeps of `cases` on `layout`, print each and the total, and
+/// return (survived, total).
+pub fn run_sweeps(layout: Layout, cases: &[(Scenario, bool)], stride: u64) -> (u64, u64) {
     let mut survived = 0;
     let mut total = 0;
     let mut failures = vec![];
-    for (scenario, otp) in [
-        (Scenario::Update, false),
-        (Scenario::FailedTrial, false),
-        (Scenario::Update, true),
-        (Scenario::FailedTrial, true),
-    ] {
-        let s = sweep(SMALL, scenario, 1, otp);
+    for &(scenario, otp) in cases {
+        let s = sweep(layout, scenario, stride, otp);
         println!(
-            "{scenario:?}{}: {} cut points ({} flash operations x after/torn-early/torn-midway), {} survived",
+            "{:?} {scenario:?}{}: {} cut points ({} flash operations x after/torn-early/torn-midway{}), {} survived",
+            layout.mode,
             if otp { " (OTP floors)" } else { "" },
             s.total,
-            s.total / 3,
+            (s.total - s.otp_points) / 3,
+            if otp {
+                format!(", {} OTP programs x before/half-way", s.otp_points / 2)
+            } else {
+                String::new()
+            },
             s.survived
         );
         survived += s.survived;
         total += s.total;
         failures.extend(s.failures);
     }
-    println!("power-cut points survived: {survived} of {total}");
+    println!(
+        "{:?}: power-cut points survived: {survived} of {total}",
+        layout.mode
+    );
     for f in failures.iter().take(20) {
         println!("  {f}");
     }
+    (survived, total)
+}
+
+#[test]
+fn power_cut_at_every_flash_operation() {
+    let (survived, total) = run_sweeps(
+        SMALL,
+        &[
+            (Scenario::Update, false),
+            (Scenario::FailedTrial, false),
+            (Scenario::Update, true),
+            (Scenario::FailedTrial, true),
+            (Scenario::Rotation, true),
+        ],
+        1,
+    );
     assert!(total > 600, "sweep too small: {total}");
     assert_eq!(survived, total);
 }
 
 #[test]
 fn uninterrupted_runs_take_the_expected_paths() {
-    let img = images();
+    let img = images(Scenario::Update);
     let mut lock = fresh(SMALL, &img);
     let r = lock.boot().unwrap();
     assert_eq!(r.image.header().security_counter, 1);
@@ -254,7 +324,7 @@ fn uninterrupted_runs_take_the_expected_paths() {
 
 #[test]
 fn staging_is_refused_while_a_trial_is_unconfirmed() {
-    let img = images();
+    let img = images(Scenario::Update);
     let mut lock = fresh(SMALL, &img);
     lock.stage_and_request(&img.new).unwrap();
     assert!(lock.boot().unwrap().trial);
@@ -263,7 +333,7 @@ fn staging_is_refused_while_a_trial_is_unconfirmed() {
 
 #[test]
 fn corrupted_active_with_no_way_back_is_not_booted() {
-    let img = images();
+    let img = images(Scenario::Update);
     let mut lock = fresh(SMALL, &img);
     let at = lock.config.layout.active.offset as usize + 5000;
     lock.with_flash(|f| f.program_raw(at, &[0x00]));
