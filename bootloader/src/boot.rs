@@ -534,6 +534,8 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         let mut reverted = false;
         let mut unapproved = false;
         let mut rejected_update = None;
+        // A slot verified during this boot (not hashed twice).
+        let mut verified: Option<(Slot, VerifiedImage)> = None;
 
         // 1. A trial booted at the last reset: confirmed, or reverted.
         if st.trial == Some(Trial::Booted) {
@@ -551,6 +553,7 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
                 st.slot = trial_slot;
                 st.trial = None;
                 self.settle(&mut st, &img)?;
+                verified = Some((trial_slot, img));
             } else {
                 st.trial = Some(Trial::Reverting);
                 st.pending = None;
@@ -600,9 +603,12 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
             }
         }
         // 4. The confirmed slot.
-        let image = self
-            .verify(layout.slot(st.slot), &st, buf)
-            .map_err(BootError::NoBootableImage)?;
+        let image = match verified {
+            Some((slot, img)) if slot == st.slot => img,
+            _ => self
+                .verify(layout.slot(st.slot), &st, buf)
+                .map_err(BootError::NoBootableImage)?,
+        };
         if st.pending.is_some() {
             self.settle(&mut st, &image)?;
         }

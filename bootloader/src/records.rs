@@ -226,8 +226,44 @@ impl<F: NorFlash> BootRecords<F> {
         Ok(self.newest()?.map(|(_, s)| s))
     }
 
+    /// Whether sector `slot` reads fully erased (a store can skip its erase).
+    fn blank(&mut self, slot: u32) -> Result<bool, NorFlashErrorKind> {
+        let mut chunk = [0u8; 256];
+        let base = slot * F::ERASE_SIZE as u32;
+        let mut at = 0;
+        while at < F::ERASE_SIZE as u32 {
+            let n = (F::ERASE_SIZE as u32 - at).min(chunk.len() as u32);
+            let c = &mut chunk[..n as usize];
+            self.flash.read(base + at, c).map_err(|e| e.kind())?;
+            if c.iter().any(|&b| b != crate::boot::STATE_ERASED) {
+                return Ok(false);
+            }
+            at += n;
+        }
+        Ok(true)
+    }
+
+    /// Erase the sector the next [`Self::store`] will write (the one not
+    /// holding the newest record), so that store programs without erasing:
+    /// done by the application before it requests an install, it takes the
+    /// erase out of the install boot. The newest record is not touched.
+    pub fn prepare(&mut self) -> Result<(), NorFlashErrorKind> {
+        let slot = match self.newest()? {
+            Some((cur, _)) => 1 - cur,
+            None => 0,
+        };
+        if !self.blank(slot)? {
+            let start = slot * F::ERASE_SIZE as u32;
+            self.flash
+                .erase(start, start + F::ERASE_SIZE as u32)
+                .map_err(|e| e.kind())?;
+        }
+        Ok(())
+    }
+
     /// Persist `state` (its `seq` is replaced by the next sequence number).
-    /// Power-cut safe: the previous record survives until this one is complete.
+    /// Power-cut safe: the previous record survives until this one is
+    /// complete. The target sector is erased first unless it is blank.
     pub fn store(&mut self, state: &BootState) -> Result<BootState, NorFlashErrorKind> {
         let (slot, seq) = match self.newest()? {
             Some((cur, s)) => (1 - cur, s.seq.wrapping_add(1).max(1)),
@@ -237,9 +273,11 @@ impl<F: NorFlash> BootRecords<F> {
         let mut buf = [0u8; BUF_LEN];
         next.encode(&mut buf);
         let start = slot * F::ERASE_SIZE as u32;
-        self.flash
-            .erase(start, start + F::ERASE_SIZE as u32)
-            .map_err(|e| e.kind())?;
+        if !self.blank(slot)? {
+            self.flash
+                .erase(start, start + F::ERASE_SIZE as u32)
+                .map_err(|e| e.kind())?;
+        }
         self.flash
             .write(start, &buf[..Self::padded_len()])
             .map_err(|e| e.kind())?;

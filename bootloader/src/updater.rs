@@ -296,6 +296,9 @@ impl<'a, F: NorFlash> Updater<'a, F> {
             return Err(UpdateError::NotConfirmed);
         }
         let img = self.verify_dfu(buf)?;
+        // The record the install boot writes goes into a sector erased now,
+        // while the lock is in service, not during the install.
+        self.records().prepare()?;
         if self.config.layout.mode == BootMode::Ab {
             let mut st = self.boot_state()?;
             // The marker of the last revert goes before the next request
@@ -303,6 +306,7 @@ impl<'a, F: NorFlash> Updater<'a, F> {
             if st.trial == Some(Trial::Reverting) {
                 st.trial = None;
                 st = self.records().store(&st)?;
+                self.records().prepare()?;
             }
             let target = dfu_slot(&self.config, &st);
             self.state().set(State::Swap)?;
@@ -311,6 +315,14 @@ impl<'a, F: NorFlash> Updater<'a, F> {
             self.state().set(State::Swap)?;
         }
         Ok(img)
+    }
+
+    /// Erase the boot-record sector the bootloader writes next, while the
+    /// lock is in service (a trial image calls this before its self-test,
+    /// so the confirm or the revert at the next reset programs without
+    /// erasing). Never touches the newest record.
+    pub fn prepare_records(&mut self) -> Result<(), UpdateError> {
+        Ok(self.records().prepare()?)
     }
 
     /// Confirm the running (trial) image; without this before the next

@@ -70,6 +70,11 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             .or_else(|| self.state.staging.as_ref().map(|s| s.image.name.clone()))
             .unwrap_or_default();
         if running.trial {
+            // The record the bootloader writes at the next reset (confirm
+            // or revert) goes into a sector erased now, not then.
+            self.updater()?
+                .prepare_records()
+                .map_err(AgentError::Flash)?;
             return match self.hw.self_test() {
                 Ok(()) => {
                     self.updater()?.confirm().map_err(AgentError::Flash)?;
