@@ -21,7 +21,7 @@ use bootloader::boot::{BootConfig, Bootloader, SharedFlash};
 use bootloader::delta::encode::{Control, EncodeOptions, apply_on_sim, encode};
 use bootloader::delta::{BODY_OFFSET, HEADER_LEN};
 use bootloader::envelope::{HardwareModel, Header, PREFIX_LEN, Prefix, SignatureEntry, Version};
-use bootloader::layout::{Layout, SMALL};
+use bootloader::layout::{Layout, SMALL, SMALL_AB, Slot};
 use bootloader::sim::{Cut, Erased, OpRecord, SimFlash};
 use ed25519_dalek::{Signer, SigningKey};
 use embassy_sync::blocking_mutex::Mutex;
@@ -162,7 +162,7 @@ impl Net for TestNet {
     }
 }
 
-struct Board;
+struct Board(bool);
 
 impl Hardware for Board {
     fn now(&self) -> u64 {
@@ -176,7 +176,11 @@ impl Hardware for Board {
         90
     }
     fn self_test(&mut self) -> Result<(), SelfTestFailure> {
-        Ok(())
+        if self.0 {
+            Err(SelfTestFailure::Motor)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -186,16 +190,21 @@ struct Lock {
     config: BootConfig,
     files: MemoryStore,
     net: TestNet,
+    self_test_fails: bool,
 }
 
 impl Lock {
     fn new(r: &Release, served_patch: &[u8]) -> Self {
-        let mut sim = Flash::new(LAYOUT.flash_size as usize, Erased::Ones);
-        sim.program_raw(LAYOUT.active.offset as usize, &r.v1);
+        Self::with_layout(r, served_patch, LAYOUT)
+    }
+
+    fn with_layout(r: &Release, served_patch: &[u8], layout: Layout) -> Self {
+        let mut sim = Flash::new(layout.flash_size as usize, Erased::Ones);
+        sim.program_raw(layout.active.offset as usize, &r.v1);
         let config = BootConfig {
             model: HardwareModel::new(MODEL).unwrap(),
             genesis: TrustAnchors::new(1, 1, &[r.key.verifying_key().to_bytes()]).unwrap(),
-            layout: LAYOUT,
+            layout,
         };
         let flash = Mutex::new(RefCell::new(sim));
         let mut buf = vec![0u8; 4096];
@@ -229,7 +238,18 @@ impl Lock {
             config,
             files,
             net,
+            self_test_fails: false,
         }
+    }
+
+    /// Reset: the bootloader runs.
+    fn boot(&self) -> bootloader::BootReport {
+        self.with_flash(|f| f.reboot());
+        let mut buf = vec![0u8; 4096];
+        Bootloader::new(&self.flash, self.config)
+            .unwrap()
+            .boot(&mut buf)
+            .unwrap()
     }
 
     fn agent(&mut self) -> Agent<'_, Flash, &mut MemoryStore, &mut TestNet, Board> {
@@ -240,7 +260,7 @@ impl Lock {
             self.config,
             &mut self.files,
             &mut self.net,
-            Board,
+            Board(self.self_test_fails),
             c,
         )
         .unwrap()
@@ -429,4 +449,69 @@ fn genuine_patch_is_staged_and_both_its_download_and_its_application_resume() {
     let offsets: Vec<u64> = lock.net.ranges.iter().map(|(_, o, _)| *o).collect();
     let expected: Vec<u64> = (0..u64::from(chunks)).map(|i| i * 4096).collect();
     assert_eq!(offsets, expected);
+}
+
+/// The agent's whole install in both boot modes: a patch staged into the
+/// idle bank, the request, the trial boot, the self-test and confirm — and
+/// a failed self-test that the bootloader reverts and the agent reports.
+#[test]
+fn the_agent_installs_confirms_and_reverts_in_swap_and_ab_modes() {
+    let r = release();
+    for layout in [SMALL, SMALL_AB] {
+        for fails in [false, true] {
+            let what = format!("{:?}, self-test fails: {fails}", layout.mode);
+            let mut lock = Lock::with_layout(&r, &r.patch, layout);
+            let running_before = lock.raw(layout.active.offset, r.v1.len() as u32);
+            let mut status = lock.agent().stage(100);
+            for _ in 0..10 {
+                if status == Ok(StageStatus::Staged) {
+                    break;
+                }
+                status = lock.agent().stage(100);
+            }
+            assert_eq!(status, Ok(StageStatus::Staged), "{what}");
+            lock.agent().install().unwrap();
+            let boot = lock.boot();
+            assert!(boot.trial, "{what}");
+            assert_eq!(boot.image.header().security_counter, 2);
+            let expect_slot = match layout.mode {
+                bootloader::layout::BootMode::Swap => Slot::A,
+                bootloader::layout::BootMode::Ab => Slot::B,
+            };
+            assert_eq!(boot.slot, expect_slot, "{what}");
+            lock.self_test_fails = fails;
+            let outcome = lock.agent().after_boot().unwrap();
+            let boot = lock.boot();
+            if fails {
+                assert!(
+                    matches!(outcome, agent::BootOutcome::SelfTestFailed(_)),
+                    "{what}: {outcome:?}"
+                );
+                assert!(boot.reverted && !boot.trial, "{what}");
+                assert_eq!(boot.slot, Slot::A);
+                assert_eq!(boot.image.header().security_counter, 1);
+                assert_eq!(
+                    lock.raw(layout.active.offset, r.v1.len() as u32),
+                    running_before,
+                    "{what}: the old image is whole"
+                );
+                let outcome = lock.agent().after_boot().unwrap();
+                assert!(
+                    matches!(outcome, agent::BootOutcome::Reverted { .. }),
+                    "{what}: {outcome:?}"
+                );
+                let last = lock.agent().state().last_update.clone().unwrap();
+                assert_eq!(last.outcome, agent::wire::Outcome::RolledBack, "{what}");
+            } else {
+                assert!(
+                    matches!(outcome, agent::BootOutcome::Confirmed { .. }),
+                    "{what}: {outcome:?}"
+                );
+                assert!(!boot.trial && !boot.reverted, "{what}");
+                assert_eq!(boot.slot, expect_slot);
+                assert_eq!(boot.min_security_counter, 2, "{what}");
+                assert_eq!(lock.agent().running().unwrap().version, "1.1.0");
+            }
+        }
+    }
 }
