@@ -161,7 +161,7 @@ fn run_full<F: NorFlash, S: MetadataStore, N: Net, H: Hardware>(
     let chunk = chunk_size::<F>(a.config.chunk);
     let mut up = a.updater()?;
     let img = &s.image;
-    if img.length > u64::from(up.dfu_capacity()) {
+    if img.length > u64::from(up.active_capacity()) {
         a.fail_staging("image_too_large")?;
         return Ok(StageStatus::Failed("image_too_large"));
     }
