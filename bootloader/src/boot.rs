@@ -222,6 +222,24 @@ pub struct BootReport {
     pub records_lost: bool,
 }
 
+impl BootReport {
+    /// An ordinary boot of `image` from `slot` under `st`: nothing refused,
+    /// reverted or on trial (callers set what happened).
+    fn ordinary(image: VerifiedImage, slot: Slot, st: &BootState, records_lost: bool) -> Self {
+        Self {
+            image,
+            slot,
+            trial: false,
+            reverted: false,
+            rejected_update: None,
+            min_security_counter: st.min_security_counter,
+            anchors_version: st.anchors.version(),
+            unapproved: false,
+            records_lost,
+        }
+    }
+}
+
 /// Where embassy-boot's swap stands, read from its state partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Progress {
@@ -584,15 +602,8 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
                         st.trial = Some(Trial::Booted);
                         st = self.records().store(&st)?;
                         return Ok(BootReport {
-                            image: img,
-                            slot: target,
                             trial: true,
-                            reverted: false,
-                            rejected_update: None,
-                            min_security_counter: st.min_security_counter,
-                            anchors_version: st.anchors.version(),
-                            unapproved: false,
-                            records_lost,
+                            ..BootReport::ordinary(img, target, &st, records_lost)
                         });
                     }
                     Err(e) => {
@@ -613,15 +624,10 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
             self.settle(&mut st, &image)?;
         }
         Ok(BootReport {
-            image,
-            slot: st.slot,
-            trial: false,
             reverted,
             rejected_update,
-            min_security_counter: st.min_security_counter,
-            anchors_version: st.anchors.version(),
             unapproved,
-            records_lost,
+            ..BootReport::ordinary(image, st.slot, &st, records_lost)
         })
     }
 
@@ -707,15 +713,11 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
             self.settle(&mut st, &image)?;
         }
         Ok(BootReport {
-            image,
-            slot: Slot::A,
             trial,
             reverted,
             rejected_update,
-            min_security_counter: st.min_security_counter,
-            anchors_version: st.anchors.version(),
             unapproved,
-            records_lost,
+            ..BootReport::ordinary(image, Slot::A, &st, records_lost)
         })
     }
 }

@@ -11,17 +11,9 @@ use bootloader::updater::UpdateError;
 use crate::common::*;
 use crate::power_cut::{Scenario, run_sweeps};
 
-/// Install `env` through the app API, boot it on trial, confirm, and boot
-/// again so the bootloader promotes it.
+/// Install `env` through the app API; the slot it runs from.
 fn install(lock: &mut Lock, env: &[u8]) -> Slot {
-    lock.stage_and_request(env).unwrap();
-    let r = lock.boot().unwrap();
-    assert!(r.trial);
-    lock.updater().confirm().unwrap();
-    let r = lock.boot().unwrap();
-    assert!(!r.trial);
-    assert_eq!(r.image.header().payload_sha256, digest_of(env));
-    r.slot
+    lock.install(env).slot
 }
 
 /// What an attacker with flash access does: put `env` into `slot`, mark the
@@ -33,15 +25,7 @@ fn forge_request(lock: &Lock, env: &[u8], slot: Slot, named: Option<Slot>) {
         embedded_storage::nor_flash::NorFlash::erase(f, p.offset, p.end()).unwrap();
         f.program_raw(p.offset as usize, env);
     });
-    let part = embassy_embedded_hal::flash::partition::BlockingPartition::new(
-        &lock.flash,
-        l.state.offset,
-        l.state.size,
-    );
-    let mut word = [0u8; 4];
-    embassy_boot::BlockingFirmwareState::new(part, &mut word)
-        .mark_updated()
-        .unwrap();
+    lock.mark_updated_raw();
     if let Some(n) = named {
         let at = l.state.offset as usize + 8;
         lock.with_flash(|f| f.program_raw(at, &[named_slot_byte(n); 4]));
@@ -196,25 +180,10 @@ fn records_lost_the_otp_still_refuses_an_older_image_and_the_newer_slot_boots() 
 #[test]
 fn rolled_back_or_erased_records_never_bring_back_a_rotated_out_key_in_ab_mode() {
     for erase in [false, true] {
-        let (compromised, replacement) = (key(1), key(2));
-        let both = [&compromised, &replacement];
-        let running = envelope(&both, Version::new(1, 0, 0), 1, &payload(1, 9000));
-        let mut lock = Lock::factory(SMALL_AB, set(1, 1, &[&compromised]), &running).with_otp();
-        lock.boot().unwrap();
-        let transition = envelope(&both, Version::new(1, 1, 0), 2, &payload(2, 9000));
-        install(&mut lock, &transition);
-        let before = lock.records_bytes();
-        let mut buf = vec![0u8; 4096];
-        lock.updater()
-            .rotate_anchors(
-                &record(&set(2, 1, &[&replacement]), &[&compromised, &replacement]),
-                &mut buf,
-            )
-            .unwrap();
-        assert_eq!(lock.boot().unwrap().anchors_version, 2);
+        let (mut lock, before) = rotated_lock(SMALL_AB, true);
         // With the records intact, an image signed by the removed key only
         // is refused and the lock keeps its image.
-        let evil = envelope(&[&compromised], Version::new(9, 0, 0), 9, &payload(9, 9000));
+        let evil = signed_by_removed_key();
         let idle = lock.updater().running_slot().unwrap().other();
         forge_request(&lock, &evil, idle, Some(idle));
         let r = lock.boot().unwrap();

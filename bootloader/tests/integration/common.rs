@@ -225,6 +225,11 @@ impl Lock {
     /// buggy application could: the bootloader must catch it.
     pub fn stage_unchecked(&self, envelope: &[u8]) {
         self.stage(envelope).unwrap();
+        self.mark_updated_raw();
+    }
+
+    /// embassy-boot's `mark_updated` straight on STATE, nothing checked.
+    pub fn mark_updated_raw(&self) {
         let l = self.config.layout;
         let part = embassy_embedded_hal::flash::partition::BlockingPartition::new(
             &self.flash,
@@ -235,6 +240,18 @@ impl Lock {
         embassy_boot::BlockingFirmwareState::new(part, &mut word)
             .mark_updated()
             .unwrap();
+    }
+
+    /// Install `env` through the app API: trial boot, confirm, and the
+    /// boot that settles it.
+    pub fn install(&mut self, env: &[u8]) -> BootReport {
+        self.stage_and_request(env).unwrap();
+        assert!(self.boot().unwrap().trial);
+        self.updater().confirm().unwrap();
+        let r = self.boot().unwrap();
+        assert!(!r.trial);
+        assert_eq!(r.image.header().payload_sha256, digest_of(env));
+        r
     }
 
     pub fn raw(&self, offset: u32, len: usize) -> Vec<u8> {
@@ -269,4 +286,36 @@ pub fn record(new: &TrustAnchors, signers: &[&SigningKey]) -> Vec<u8> {
 pub fn set(version: u32, threshold: u8, keys: &[&SigningKey]) -> TrustAnchors {
     let pubs: Vec<[u8; 32]> = keys.iter().map(|k| public(k)).collect();
     TrustAnchors::new(version, threshold, &pubs).unwrap()
+}
+
+/// A lock on `layout` whose genesis key 1 was rotated out for key 2: it
+/// runs a transition release (counter 2) signed by both, installed while
+/// set 1 was in force. Returns the lock and its boot records as they were
+/// before the rotation (the copy an attacker keeps).
+pub fn rotated_lock(layout: Layout, otp: bool) -> (Lock, Vec<u8>) {
+    let (compromised, replacement) = (key(1), key(2));
+    let both = [&compromised, &replacement];
+    let running = envelope(&both, Version::new(1, 0, 0), 1, &payload(1, 9000));
+    let mut lock = Lock::factory(layout, set(1, 1, &[&compromised]), &running);
+    if otp {
+        lock = lock.with_otp();
+    }
+    assert_eq!(lock.boot().unwrap().anchors_version, 1);
+    let transition = envelope(&both, Version::new(1, 1, 0), 2, &payload(2, 9000));
+    lock.install(&transition);
+    let before = lock.records_bytes();
+    let mut buf = vec![0u8; 4096];
+    lock.updater()
+        .rotate_anchors(
+            &record(&set(2, 1, &[&replacement]), &[&compromised, &replacement]),
+            &mut buf,
+        )
+        .unwrap();
+    assert_eq!(lock.boot().unwrap().anchors_version, 2);
+    (lock, before)
+}
+
+/// An image signed only by the key [`rotated_lock`] rotated out.
+pub fn signed_by_removed_key() -> Vec<u8> {
+    envelope(&[&key(1)], Version::new(9, 0, 0), 9, &payload(9, 9000))
 }

@@ -20,12 +20,7 @@ fn otp_value(lock: &Lock, c: ThermometerCounter) -> u32 {
 /// Install `env` through the app API, boot it on trial, confirm, and boot
 /// again so the bootloader settles it.
 fn install(lock: &mut Lock, env: &[u8]) {
-    lock.stage_and_request(env).unwrap();
-    assert!(lock.boot().unwrap().trial);
-    lock.updater().confirm().unwrap();
-    let r = lock.boot().unwrap();
-    assert!(!r.trial);
-    assert_eq!(r.image.header().payload_sha256, digest_of(env));
+    lock.install(env);
 }
 
 /// A lock on release 1.0.0 (counter 1) that installed 2.0.0 (counter 5),
@@ -79,30 +74,9 @@ fn erased_records_cannot_lower_the_minimum_when_it_is_in_otp() {
 /// {replacement} (set 2); then its records are rolled back to the copy
 /// saved before the rotation, or erased.
 fn rotated_then(otp: bool, attack: impl Fn(&Lock, &[u8])) -> (Lock, Result<u32, BootError>) {
-    let (compromised, replacement) = (key(1), key(2));
-    let both = [&compromised, &replacement];
-    let running = envelope(&both, Version::new(1, 0, 0), 1, &payload(1, 9000));
-    let mut lock = Lock::factory(SMALL, set(1, 1, &[&compromised]), &running);
-    if otp {
-        lock = lock.with_otp();
-    }
-    assert_eq!(lock.boot().unwrap().anchors_version, 1);
-    // An install writes a record holding set 1: the copy an attacker keeps.
-    let transition = envelope(&both, Version::new(1, 1, 0), 2, &payload(2, 9000));
-    install(&mut lock, &transition);
-    let before = lock.records_bytes();
-    let mut buf = vec![0u8; 4096];
-    lock.updater()
-        .rotate_anchors(
-            &record(&set(2, 1, &[&replacement]), &[&compromised, &replacement]),
-            &mut buf,
-        )
-        .unwrap();
-    assert_eq!(lock.boot().unwrap().anchors_version, 2);
+    let (mut lock, before) = rotated_lock(SMALL, otp);
     attack(&lock, &before);
-    // The attacker's image, signed by the rotated-out key only.
-    let evil = envelope(&[&compromised], Version::new(9, 0, 0), 9, &payload(9, 9000));
-    lock.stage_unchecked(&evil);
+    lock.stage_unchecked(&signed_by_removed_key());
     let r = lock.boot().map(|r| r.image.header().security_counter);
     (lock, r)
 }
