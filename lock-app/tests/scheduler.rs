@@ -97,18 +97,18 @@ fn table() {
             want: Decision::Blocked(BlockReason::NoSlot),
         },
         Case {
-            name: "spring-forward: first slot of the night is 01:00 CET = 00:00 UTC",
+            name: "spring-forward: the middle of the night is 03:00 CEST = 01:00 UTC (the hour after the gap)",
             site: &night,
             profile: &empty,
             s: s(utc(2026, 3, 28, 22, 0)),
-            want: Decision::WaitUntil(utc(2026, 3, 29, 0, 0)),
+            want: Decision::WaitUntil(utc(2026, 3, 29, 1, 0)),
         },
         Case {
-            name: "spring-forward: 01:00 busy, next is 03:00 CEST = 01:00 UTC (the hour after the gap)",
+            name: "spring-forward: 01:00 busy, the quiet run starts at 02:00: 04:00 CEST = 02:00 UTC, three hours in",
             site: &night,
             profile: &busy_one_am,
             s: s(utc(2026, 3, 28, 22, 0)),
-            want: Decision::WaitUntil(utc(2026, 3, 29, 1, 0)),
+            want: Decision::WaitUntil(utc(2026, 3, 29, 2, 0)),
         },
         Case {
             name: "fall-back: 02:00-03:00 first happens at 00:00 UTC (CEST)",
@@ -139,39 +139,39 @@ fn table() {
             want: Decision::WaitUntil(utc(2026, 10, 26, 1, 0)),
         },
         Case {
-            name: "window end: an install that would run past 05:00 waits",
+            name: "window end: an install that would run past 05:00 waits for the next 03:00",
             site: &night,
             profile: &empty,
             s: s(utc(2026, 6, 10, 2, 56)),
-            want: Decision::WaitUntil(utc(2026, 6, 10, 23, 0)),
+            want: Decision::WaitUntil(utc(2026, 6, 11, 1, 0)),
         },
         Case {
-            name: "door open in the window",
+            name: "door open at 03:00 CEST",
             site: &night,
             profile: &empty,
             s: Situation {
                 door_closed: false,
-                ..s(utc(2026, 6, 10, 0, 0))
+                ..s(utc(2026, 6, 10, 1, 0))
             },
-            want: Decision::WaitUntil(utc(2026, 6, 10, 0, 10)),
+            want: Decision::WaitUntil(utc(2026, 6, 10, 1, 10)),
         },
         Case {
             name: "door used 2 minutes ago",
             site: &night,
             profile: &empty,
             s: Situation {
-                last_activity: Some(utc(2026, 6, 9, 23, 58)),
-                ..s(utc(2026, 6, 10, 0, 0))
+                last_activity: Some(utc(2026, 6, 10, 0, 58)),
+                ..s(utc(2026, 6, 10, 1, 0))
             },
-            want: Decision::WaitUntil(utc(2026, 6, 10, 0, 8)),
+            want: Decision::WaitUntil(utc(2026, 6, 10, 1, 8)),
         },
         Case {
             name: "idle exactly the idle time",
             site: &night,
             profile: &empty,
             s: Situation {
-                last_activity: Some(utc(2026, 6, 9, 23, 50)),
-                ..s(utc(2026, 6, 10, 0, 0))
+                last_activity: Some(utc(2026, 6, 10, 0, 50)),
+                ..s(utc(2026, 6, 10, 1, 0))
             },
             want: Decision::InstallNow,
         },
@@ -199,14 +199,14 @@ fn table() {
             want: Decision::Blocked(BlockReason::NotStaged),
         },
         Case {
-            name: "blackout date: tonight is out, tomorrow night it is",
+            name: "blackout date: tonight is out, tomorrow night it is (03:00 CEST)",
             site: &blackout,
             profile: &empty,
             s: s(utc(2026, 6, 9, 22, 0)),
-            want: Decision::WaitUntil(utc(2026, 6, 10, 23, 0)),
+            want: Decision::WaitUntil(utc(2026, 6, 11, 1, 0)),
         },
         Case {
-            name: "window wrapping midnight, nothing learned: 23:00 CEST waits for 01:00",
+            name: "window wrapping midnight, nothing learned: 23:00 CEST waits for 01:00, the window's hour nearest 03:00",
             site: &wraps,
             profile: &empty,
             s: s(utc(2026, 6, 10, 21, 0)),
@@ -474,4 +474,159 @@ fn a_usual_home_picks_a_night_slot_even_with_an_all_day_window() {
             assert!(hour < 6, "seed {seed}: installed at local hour {hour}");
         }
     }
+}
+
+// ---- the night prior: the middle of the night, the middle of a quiet run ----
+
+/// Noon CEST (10:00 UTC) on Monday 2026-06-01, staged, idle.
+fn noon() -> Situation {
+    idle_at(utc(2026, 6, 1, 10, 0))
+}
+
+fn all_day() -> SiteConfig {
+    SiteConfig {
+        horizon_hours: 36,
+        ..site(Window::ALL_DAY)
+    }
+}
+
+/// Four weeks (CEST) of a door used every day at 06:20, 07:10, 07:40,
+/// 18:00, 19:30, 21:15 and 22:40 local: quiet 23:00–06:00. `late`: local
+/// (day, hour, minute) of rare late returns, day 0 = Monday 2026-05-04.
+fn quiet_night(late: &[(u64, u64, u64)]) -> UsageProfile {
+    let tz = TzRule::parse(CET).unwrap();
+    let mut p = UsageProfile::new();
+    let mut uses: Vec<u64> = vec![];
+    let cest = |day: u64, h: u64, m: u64| utc(2026, 5, 4, h, m) + day * DAY as u64 - 2 * 3600;
+    for day in 0..28 {
+        for (h, m) in [
+            (6, 20),
+            (7, 10),
+            (7, 40),
+            (18, 0),
+            (19, 30),
+            (21, 15),
+            (22, 40),
+        ] {
+            uses.push(cest(day, h, m));
+        }
+    }
+    uses.extend(late.iter().map(|&(d, h, m)| cest(d, h, m)));
+    uses.sort_unstable();
+    for t in uses {
+        p.observe(t as i64, &tz);
+    }
+    p
+}
+
+#[test]
+fn an_unlearned_lock_waits_for_the_middle_of_the_night() {
+    let empty = UsageProfile::new();
+    // All day, or the 01:00-05:00 window: 03:00 CEST = 01:00 UTC (it used
+    // to be 01:00, the first hour of the prior's night).
+    for window in [Window::ALL_DAY, Window::NIGHT] {
+        let site = SiteConfig {
+            window,
+            ..all_day()
+        };
+        assert_eq!(
+            decide(&site, &COST, &BATTERY, &empty, &noon()),
+            Decision::WaitUntil(utc(2026, 6, 2, 1, 0)),
+            "{window:?}"
+        );
+    }
+    // A window that ends before the middle of the night: its last hour,
+    // the one nearest 03:00 (01:00, 00:00 CEST); one that begins after
+    // it: its first (04:00 CEST).
+    for (start_min, end_min, want) in [
+        (23 * 60, 120, utc(2026, 6, 1, 23, 0)),
+        (22 * 60, 60, utc(2026, 6, 1, 22, 0)),
+        (4 * 60, 8 * 60, utc(2026, 6, 2, 2, 0)),
+    ] {
+        let site = SiteConfig {
+            window: Window { start_min, end_min },
+            ..all_day()
+        };
+        assert_eq!(
+            decide(&site, &COST, &BATTERY, &empty, &noon()),
+            Decision::WaitUntil(want),
+            "{start_min}-{end_min}"
+        );
+    }
+}
+
+#[test]
+fn a_learned_quiet_night_is_entered_in_its_middle_not_at_its_edge() {
+    // Quiet 23:00-06:00 with nothing else learned; with one late return
+    // learned at 00:50 (the run is then 01:00-06:00); with one at 01:10
+    // (the run is 02:00-06:00, after a one-hour run 23:00-01:00). Before,
+    // the earliest quiet start won: 01:00, 01:00 and 02:00, the edge of
+    // the run where the next rare late return falls. Now: 03:00 CEST.
+    for late in [vec![], vec![(10, 0, 50)], vec![(17, 1, 10)]] {
+        let p = quiet_night(&late);
+        for window in [Window::ALL_DAY, Window::NIGHT] {
+            let site = SiteConfig {
+                window,
+                ..all_day()
+            };
+            assert_eq!(
+                decide(&site, &COST, &BATTERY, &p, &noon()),
+                Decision::WaitUntil(utc(2026, 6, 2, 1, 0)),
+                "late returns {late:?}, {window:?}"
+            );
+        }
+    }
+    // A late return learned at 02:30 too: the run is 03:00-06:00, and its
+    // middle hour, 04:00 CEST, wins.
+    let p = quiet_night(&[(10, 0, 50), (20, 2, 30)]);
+    assert_eq!(
+        decide(&all_day(), &COST, &BATTERY, &p, &noon()),
+        Decision::WaitUntil(utc(2026, 6, 2, 2, 0))
+    );
+}
+
+#[test]
+fn the_night_prior_is_the_documented_rule() {
+    use lock_app::scheduler::{EDGE_HOURS, EDGE_STEP, NIGHT_STEP, NightPrior};
+    assert_eq!((NIGHT_STEP, EDGE_STEP, EDGE_HOURS), (8, 16, 3));
+    // Nothing learned: every hour quiet, 8 per hour from 03:00.
+    let none = NightPrior::of(&UsageProfile::new());
+    assert_eq!(none, NightPrior::UNLEARNED);
+    assert_eq!(none.quiet_hours(), (1 << 24) - 1);
+    let by_hour: Vec<u64> = (0..24).map(|h| none.hour(h)).collect();
+    assert_eq!(
+        by_hour,
+        [
+            24, 16, 8, 0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 88, 80, 72, 64, 56, 48,
+            40, 32
+        ]
+    );
+    // Hours of the week read as hours of the day; a slot touching two
+    // hours pays for both.
+    assert_eq!(none.hour(24 * 6 + 3), 0);
+    assert_eq!(none.slot(27, 27), 0);
+    assert_eq!(none.slot(27, 28), 8);
+    // Quiet 23:00-06:00: the numbers of the documentation.
+    let night = NightPrior::of(&quiet_night(&[]));
+    let quiet: Vec<usize> = (0..24).filter(|&h| night.is_quiet(h)).collect();
+    assert_eq!(
+        quiet,
+        [
+            0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20, 23
+        ]
+    );
+    let run: Vec<(u32, u64)> = [23, 0, 1, 2, 3, 4, 5]
+        .iter()
+        .map(|&h| (night.depth(h), night.hour(h)))
+        .collect();
+    assert_eq!(
+        run,
+        [(1, 64), (2, 40), (3, 16), (3, 8), (3, 0), (2, 24), (1, 48)]
+    );
+    // Not quiet: the whole edge penalty.
+    assert_eq!((night.depth(22), night.hour(22)), (0, 40 + 48));
+    // A late return learned at 01:10: the run 02:00-06:00 starts at 03:00.
+    let late = NightPrior::of(&quiet_night(&[(17, 1, 10)]));
+    let run: Vec<u64> = [2, 3, 4, 5].iter().map(|&h| late.hour(h)).collect();
+    assert_eq!(run, [40, 16, 24, 48]);
 }

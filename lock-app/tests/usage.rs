@@ -28,8 +28,8 @@ use lock_app::scheduler::summary::{
 };
 use lock_app::scheduler::tz::{DAY, days_from_civil};
 use lock_app::scheduler::{
-    BatteryPolicy, Decision, InstallCost, SiteConfig, Situation, TzRule, UsageProfile, Window,
-    decide,
+    BatteryPolicy, Decision, InstallCost, NightPrior, SiteConfig, Situation, TzRule, UsageProfile,
+    Window, decide,
 };
 use lock_app::tuf::{FetchError, MemoryStore, MetadataStore};
 use sha2::{Digest, Sha256};
@@ -159,6 +159,11 @@ fn the_approximate_profile_reads_back_as_the_summary() {
         assert_eq!(back.heat, s.heat);
         assert_eq!(back.peak_sixteenths, s.peak_sixteenths);
         assert_eq!(back.epoch_week, s.epoch_week);
+        // The same quiet hours, so the same night prior, as the profile
+        // the summary was made from (decayed to the summary's week).
+        let mut decayed = p.clone();
+        decayed.decay_to(now as i64, &TzRule::UTC);
+        assert_eq!(NightPrior::of(&a), NightPrior::of(&decayed));
     }
     // On a clear routine, the scheduler on it picks the lock's own hours.
     let s = summary(&home(), now);
@@ -175,12 +180,13 @@ fn the_empty_profile_reports_the_scheduler_night_and_no_heat() {
     assert_eq!(s.weeks_learned, 0);
     assert!(s.heat.iter().all(|&h| h == 0));
     for q in s.quiet {
-        // 01:00 for four hours: the prior's night.
+        // 03:00 for an hour: the middle of the prior's night (the prior
+        // grows from 04:00 on).
         assert_eq!(
             q,
             Some(QuietSlot {
-                start: 4,
-                quarters: 16
+                start: 12,
+                quarters: 4
             })
         );
     }
@@ -247,10 +253,12 @@ fn a_night_shift_door_gets_its_quiet_hours_in_the_day() {
     let s = summary(&p, monday() + 21 * DAY as u64);
     for (day, q) in s.quiet.iter().enumerate() {
         let q = q.unwrap();
-        // From 08:00 (07:00 still borders the busy 06:00) until the hour
-        // before 22:00.
-        assert_eq!(q.start_minute(), 8 * 60, "{day}: {q:?}");
-        assert_eq!(q.minutes(), 13 * 60, "{day}: {q:?}");
+        // Quiet 07:00-22:00: not its first hours (07:00 still borders the
+        // busy 06:00, 08:00 is the run's second hour) but 09:00, the first
+        // hour three deep in the run, the one nearest the night; for the
+        // rest of that hour (10:00 is further from 03:00).
+        assert_eq!(q.start_minute(), 9 * 60, "{day}: {q:?}");
+        assert_eq!(q.minutes(), 60, "{day}: {q:?}");
     }
 }
 

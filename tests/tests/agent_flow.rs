@@ -179,9 +179,10 @@ fn resumable_staging_install_report_and_withdrawal() {
 
     // The scheduler (night, door closed, nobody around), the install, the
     // trial boot, the self-test, the confirmation, the report.
-    // 02:00 UTC on the virtual start date (a Monday night).
+    // 03:00 UTC on the virtual start date (a Monday night): the middle of
+    // the night, where a lock that has learned nothing installs.
     let mut a = open!();
-    a.hw.clock.set(server.now() / 86_400 * 86_400 + 2 * 3600);
+    a.hw.clock.set(server.now() / 86_400 * 86_400 + 3 * 3600);
     assert_eq!(
         a.decide(&UsageProfile::new(), true, None, 5_000),
         Decision::InstallNow

@@ -9,10 +9,12 @@ pub use nightlatch_proto::wire::*;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::summary::{QuietSlot, UsageSummary};
+    use crate::scheduler::Window;
+    use crate::scheduler::summary::{QuietSlot, UsageSummary, quiet_slots};
 
     /// The usage summary of the golden check-in decodes with the lock's own
-    /// codec, and the lock writes that check-in byte for byte.
+    /// codec, its quiet slots are what the lock's scheduler picks for its
+    /// heat map, and the lock writes that check-in byte for byte.
     #[test]
     fn the_golden_check_in_carries_a_summary_the_lock_reads() {
         let golden = include_str!("../../../nightlatch-proto/src/wire/golden/request_full.json");
@@ -23,11 +25,17 @@ mod tests {
         assert_eq!(usage.epoch_week, 2858);
         assert_eq!(usage.weeks_learned, 3);
         assert_eq!(usage.peak_entries(), 4.0);
+        // 03:00 for an hour every day: the middle of the quiet run
+        // 01:00-07:00 (00:00 is rare, 07:00 busy).
         assert!(usage.quiet.iter().all(|q| *q
             == Some(QuietSlot {
-                start: 4,
-                quarters: 16
+                start: 12,
+                quarters: 4
             })));
+        assert_eq!(
+            quiet_slots(&usage.approximate_profile(), Window::ALL_DAY, 60),
+            usage.quiet
+        );
         assert_eq!(
             (
                 usage.heat_at(2, 0),

@@ -24,12 +24,15 @@
 //! recompute from the heat map.
 //!
 //! **Quiet slot** of a weekday: the quarter-hour start on that local day
-//! that the scheduler's cost ([`slot_cost`], the one its install decisions
-//! use, night prior included) ranks lowest for the lock's install downtime,
-//! ties to the earliest; its length runs on quarter-hour by quarter-hour
-//! (past midnight too, at most 24 h) while starting later would cost at
-//! most [`QUIET_MARGIN`] more use and no more prior. A lock that has
-//! learned nothing reports 01:00 for 4 h every day (the prior's night).
+//! that the scheduler's cost ([`slot_cost`](super::slot_cost), the one its
+//! install decisions use, night prior included: [`NightPrior`]) ranks
+//! lowest for the lock's install downtime, ties to the earliest; its
+//! length runs on quarter-hour by quarter-hour (past midnight too, at most
+//! 24 h) while starting later would cost at most [`QUIET_MARGIN`] more use
+//! and no more prior. The prior changes from hour to hour (it grows away
+//! from the middle of the night and of the quiet run), so a slot is often
+//! just the rest of the hour it starts in. A lock that has learned nothing
+//! reports 03:00 for 1 h every day (the middle of the prior's night).
 //!
 //! The decoder ([`UsageSummary::from_bytes`], [`UsageSummary::from_text`])
 //! refuses anything else: other lengths and formats, slots out of range, a
@@ -43,7 +46,7 @@ use sha2::{Digest, Sha256};
 
 use super::profile::{HOURS_PER_WEEK, ONE, UsageProfile};
 use super::tz::TzRule;
-use super::{SlotCost, Window, slot_cost};
+use super::{NightPrior, SlotCost, Window, slot_cost_with};
 
 /// The format this module writes and reads.
 pub const FORMAT: u8 = 1;
@@ -56,8 +59,9 @@ pub const MAX_TEXT_LEN: usize = 128;
 /// Quarter-hours in a day.
 pub const QUARTERS_PER_DAY: u8 = 96;
 /// A later start still belongs to the quiet slot while its weighted use
-/// (see [`slot_cost`]) is at most this much above the chosen start's: one
-/// expected entry (16.16), e.g. an eighth of an entry more in its own hour.
+/// (see [`slot_cost`](super::slot_cost)) is at most this much above the
+/// chosen start's: one expected entry (16.16), e.g. an eighth of an entry
+/// more in its own hour.
 pub const QUIET_MARGIN: u64 = ONE as u64;
 
 const HEADER: usize = 6;
@@ -173,11 +177,12 @@ pub fn quiet_slots(
 ) -> [Option<QuietSlot>; 7] {
     let last = downtime_secs.clamp(1, 86_400) - 1;
     let minute = |t: u64| ((t % 86_400) / 60) as u16;
+    let night = NightPrior::of(profile);
     // Cost of a start `sow` seconds into the local week, if allowed.
     let cost = |sow: u64| -> Option<SlotCost> {
         let end = (sow + last) % WEEK_SECS;
         (window.contains(minute(sow)) && window.contains(minute(end)))
-            .then(|| slot_cost(profile, (sow / 3600) as usize, (end / 3600) as usize))
+            .then(|| slot_cost_with(profile, night, (sow / 3600) as usize, (end / 3600) as usize))
     };
     let mut out = [None; 7];
     for (day, slot) in out.iter_mut().enumerate() {
@@ -255,7 +260,9 @@ impl UsageSummary {
     /// 1/8 of it; rare: 1/45; never: 0), decayed to the epoch. For code that
     /// runs the lock's scheduler on what the lock reported (a rollout
     /// forecast): what it decides is close to what the lock decides, not
-    /// always equal; the lock's own choice is [`Self::quiet`].
+    /// always equal; the lock's own choice is [`Self::quiet`]. Its quiet
+    /// hours, and so its [`NightPrior`], are exactly those of the profile
+    /// the summary was made from (heat level 0 on every day).
     pub fn approximate_profile(&self) -> UsageProfile {
         let peak = u32::from(self.peak_sixteenths) * (ONE / 16);
         let mut buckets = [0u32; HOURS_PER_WEEK];

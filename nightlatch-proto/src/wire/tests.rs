@@ -15,7 +15,7 @@ const GOLDEN_RESPONSE: &str = include_str!("golden/response.json");
 const GOLDEN_RESPONSE_HELD: &str = include_str!("golden/response_held.json");
 
 const USAGE: &str =
-    "AQsqAwBABBAEEAQQBBAEEAQQBBABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAA";
+    "AQsqAwBADAQMBAwEDAQMBAwEDAQBwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAABwAAACAA";
 
 fn idle_request() -> CheckinRequest {
     CheckinRequest {

@@ -21,13 +21,15 @@
 //!   - a lock that reported no usage summary has learned nothing: the
 //!     lock's own scheduler ([`lock_app::scheduler::decide`], asked again at
 //!     each time it names, as the agent does, [`install_time`]) with an
-//!     empty profile — it waits for the night (01:00–05:00 local);
+//!     empty profile — it waits for the middle of the night (03:00 local,
+//!     or the start the window allows nearest it: the scheduler's night
+//!     prior, [`lock_app::scheduler::NightPrior`]);
 //!   - a lock that reported one (`Store::usage_summaries`, the lock's own
 //!     codec): the same loop with the summary standing in for the profile
 //!     the lock keeps to itself ([`install_time_with_summary`]: the heat
-//!     map's level of each hour, the weekday's quiet slot, the night prior,
-//!     the earliest — for a summary of nothing learned it is exactly the
-//!     scheduler's answer, tested).
+//!     map's level of each hour, the weekday's quiet slot, the lock's own
+//!     night prior, the earliest — for a summary of nothing learned it is
+//!     exactly the scheduler's answer, tested).
 //!
 //!   A night is the local calendar date (site zone) on which the install
 //!   starts. Locks whose install falls more than [`HORIZON_DAYS`] after
@@ -50,7 +52,8 @@ use lock_app::agent::{AgentConfig, site_config};
 use lock_app::scheduler::summary::UsageSummary;
 use lock_app::scheduler::tz::DAY;
 use lock_app::scheduler::{
-    self, Decision, InstallCost, LocalDate, LocalResult, SiteConfig, Situation, UsageProfile, tz,
+    self, Decision, InstallCost, LocalDate, LocalResult, NightPrior, SiteConfig, Situation,
+    UsageProfile, tz,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -292,12 +295,16 @@ impl Calendar {
 /// the site's window and not on a blacked-out date, ranked by: the heat
 /// map's level for that hour, then whether it is in that weekday's quiet
 /// slot (the lock's own choice at full precision), then the scheduler's
-/// night prior (01:00–05:00 local), then the earliest; it installs when
-/// the best start is `now`, else asks again then. No start in the horizon:
-/// it waits for the deadline if that comes first, else asks again 6 hours
-/// later. Past a deadline it installs at once. For a lock that has learned
-/// nothing this is exactly the scheduler's choice (tested). None if not
-/// before `until`; with the local hour of the week the install starts in.
+/// night prior ([`NightPrior::slot`], the lock's own function: the middle
+/// of the night and of the quiet run before its edges; on the summary's
+/// quiet hours, those of the lock's profile, via
+/// [`UsageSummary::approximate_profile`]), then the earliest; it installs
+/// when the best start is `now`, else asks again then. No start in the
+/// horizon: it waits for the deadline if that comes first, else asks again
+/// 6 hours later. Past a deadline it installs at once. For a lock that has
+/// learned nothing this is exactly the scheduler's choice (tested). None if
+/// not before `until`; with the local hour of the week the install starts
+/// in.
 pub fn install_time_with_summary(
     cal: &Calendar,
     summary: &UsageSummary,
@@ -329,9 +336,13 @@ pub fn install_time_with_summary(
             })
         })
     };
+    // The lock's night prior, on the quiet hours the summary reports.
+    let night = NightPrior::of(&summary.approximate_profile());
+    let last = i64::try_from(cal.downtime_secs.max(1) - 1).unwrap_or(0);
     let key = |l: i64| {
         let h = hour_of_week(l);
-        (summary.heat[h], !in_quiet(l), !matches!(h % 24, 1..=4), l)
+        let prior = night.slot(h, hour_of_week(l + last));
+        (summary.heat[h], !in_quiet(l), prior, l)
     };
     let horizon = i64::from(site.horizon_hours) * 3600;
     let until_l = local(until);
@@ -343,7 +354,7 @@ pub fn install_time_with_summary(
     let mut now = local(from);
     // The best start found so far in [now, scanned) — still the best of
     // that stretch after `now` moves up to it.
-    let mut best: Option<(u8, bool, bool, i64)> = None;
+    let mut best: Option<(u8, bool, u64, i64)> = None;
     let mut scanned = now;
     for _ in 0..MAX_DECISIONS {
         if now >= until_l {
@@ -652,6 +663,51 @@ mod tests {
             }
         }
         assert_eq!(compared, 5 * 4 * 2 * 64);
+    }
+
+    /// A lock that learned a quiet night (23:00-06:00 UTC) installs in its
+    /// middle, 03:00, not at its first hour, whether the preview runs the
+    /// lock's scheduler on the lock's profile or reads its summary: the
+    /// same night prior ([`NightPrior`]) on both paths.
+    #[test]
+    fn a_learned_quiet_night_installs_in_its_middle_on_both_paths() {
+        let t0: u64 = 1_893_456_000; // 2030-01-01T00:00:00Z
+        let tz = tz::TzRule::UTC;
+        let mut profile = UsageProfile::new();
+        for day in 0..28u64 {
+            let midnight = t0 - (28 - day) * 86_400;
+            for (h, m) in [(6, 20), (7, 10), (18, 0), (21, 15), (22, 40)] {
+                profile.observe((midnight + h * 3600 + m * 60) as i64, &tz);
+            }
+        }
+        let policy = SitePolicy {
+            quiet_hours: None,
+            blackout_dates: vec![],
+            time_zone: Some("UTC".into()),
+        };
+        let (site, config) = lock_site(&policy, None);
+        let downtime = config.install_cost.downtime_secs;
+        let summary = UsageSummary::from_profile(&profile, &tz, Window::ALL_DAY, downtime, t0);
+        let cal = Calendar::new(site.clone(), downtime, t0, t0 + 20 * 86_400);
+        let from = t0 + 12 * 3600; // noon
+        let until = from + 14 * 86_400;
+        let want = t0 + 86_400 + 3 * 3600; // 03:00 the next night
+        let by_scheduler = install_time(
+            &site,
+            &config.install_cost,
+            &config.battery,
+            &profile,
+            None,
+            from,
+            until,
+        );
+        assert_eq!(by_scheduler, Some(want));
+        let by_summary = install_time_with_summary(&cal, &summary, None, from, until);
+        assert_eq!(by_summary.map(|x| x.0), Some(want));
+        assert_eq!(
+            NightPrior::of(&summary.approximate_profile()),
+            NightPrior::of(&profile)
+        );
     }
 
     #[test]

@@ -957,9 +957,10 @@ async fn rollout_preview_places_installs_by_site_window(backend: Backend) {
     };
     // Where each site's locks install (local dates), per wave:
     // wave 0 from 2030-01-01T12:00Z, wave 1 from 2030-01-03T12:00Z.
-    //   hq: 13:00 Berlin, 2 January blacked out -> 01:00 on the 3rd; wave 1 -> 4th.
+    //   hq: 13:00 Berlin, 2 January blacked out -> 03:00 (the middle of the
+    //       night, inside 01:00-05:00) on the 3rd; wave 1 -> 4th.
     //   ny: 07:00 New York -> 02:00 on the 2nd; wave 1 -> 4th.
-    //   annex: no window, nothing learned: the night prior -> 01:00 Berlin on the 2nd; 4th.
+    //   annex: no window, nothing learned: the night prior -> 03:00 Berlin on the 2nd; 4th.
     //   frozen: every date blacked out past the horizon -> unscheduled.
     for (w, dates) in [
         (
@@ -1187,7 +1188,8 @@ async fn report_usage(
 async fn rollout_preview_uses_reported_usage(backend: Backend) {
     let (app, _) = preview_fleet(backend).await;
     // annex (all day, Berlin): five doors busy all day but 12:00-18:00, whose
-    // scheduler picks 13:00 (staged at 13:00 on the 1st: at once, that day).
+    // scheduler picks 14:00, the middle of that quiet run nearest the night
+    // (staged at 13:00 on the 1st: an hour later, that day).
     let afternoon = learned(
         "Europe/Berlin",
         &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 18, 19, 20, 21, 22, 23],
@@ -1195,7 +1197,7 @@ async fn rollout_preview_uses_reported_usage(backend: Backend) {
     );
     assert_eq!(
         afternoon.quiet[1].map(|q| q.start_minute()),
-        Some(13 * 60),
+        Some(14 * 60),
         "{afternoon:?}"
     );
     // ny (02:00-03:00 New York): five doors busy exactly then.

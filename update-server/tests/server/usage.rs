@@ -387,7 +387,10 @@ async fn the_usage_endpoint_serves_viewers_and_says_404_without_a_summary() {
         let end = (start + mine.minutes()) % 1440;
         assert_eq!(q["end"], format!("{:02}:{:02}", end / 60, end % 60), "{q}");
     }
-    assert_eq!(quiet[0]["start"], "01:00");
+    // Busy at 07:00, 18:00 and 21:00: quiet 22:00-07:00, entered in its
+    // middle (03:00, for that hour), no longer at 01:00.
+    assert_eq!(quiet[0]["start"], "03:00");
+    assert_eq!(quiet[0]["end"], "04:00");
 
     // A lock without a summary, and no such lock: 404 with their codes.
     let (s, v) = usage(&app, "lock-00001", Some(&viewer)).await;
