@@ -43,6 +43,7 @@ fn args(server: &Server, state: &Path, fw: &Path, anchor: &Path) -> LockArgs {
         server: server.base.clone(),
         state_dir: state.to_owned(),
         id: Some("lock-bench".into()),
+        boot: None,
         firmware: Some(fw.to_owned()),
         anchors: vec![anchor.to_owned()],
         image_root: None,

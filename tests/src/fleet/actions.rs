@@ -1,6 +1,7 @@
 //! What a lock does when it is due: check in (and stage what it is
-//! assigned), decide whether to install now, install (the bootloader's swap,
-//! power cuts, the self-test, the report).
+//! assigned), decide whether to install now, install (the bootloader's swap
+//! or A/B slot switch, power cuts, the self-test, the report, and what it
+//! all cost the door: [`super::downtime`]).
 
 use bootloader::sim::Cut;
 use lock_app::agent::{
@@ -9,9 +10,10 @@ use lock_app::agent::{
 use lock_app::scheduler::Decision;
 
 use super::config::Policy;
+use super::downtime::{InstallCost, secs_up, signatures_of_boot};
 use super::engine::{DAY, Fleet, TICK};
 use super::io::{Files, Flaky};
-use super::lock::FleetLock;
+use super::lock::{FleetLock, InstallRecord};
 use super::usage::{self, Rng};
 use crate::sim::device::{Clock, SimHardware};
 use crate::sim::net::{HttpNet, Traffic};
@@ -205,7 +207,6 @@ impl Fleet {
     }
 
     fn install(&self, lock: &mut FleetLock, at: u64, net: &mut HttpNet) {
-        let downtime = self.config.downtime_secs;
         let config = self.config_for(lock);
         {
             let hw = self.hardware(lock, at);
@@ -227,43 +228,60 @@ impl Fleet {
         }
         lock.stats.installs += 1;
         lock.generate(at + 2 * DAY);
-        let hit = lock.attempts_in(at, at + downtime);
-        lock.stats.hits += hit;
-        lock.stats.install_log.push((at, hit));
-        // Reset: the bootloader swaps (power may be cut mid-way).
+        let mode = lock.device.config.layout.mode;
+        let mut cost = InstallCost::default();
+        // Reset: the bootloader swaps, or maps the new slot. Power may be
+        // cut half-way through one of this boot's own flash operations (the
+        // A/B install boot has a single one, its record write: a cut *after*
+        // it would be a reset during the trial, which the bootloader reverts
+        // by design and its own tests cover).
         if lock.cut_next_swap {
             lock.cut_next_swap = false;
-            let n = lock.rng.range(1, 40);
-            lock.device
-                .flash
-                .lock(|f| f.borrow_mut().arm(Cut::After(n)));
+            let ops = lock.device.next_boot_ops();
+            if ops > 0 {
+                let n = lock.rng.range(1, ops + 1);
+                lock.device
+                    .flash
+                    .lock(|f| f.borrow_mut().arm(Cut::Midway(n)));
+            }
         }
         let mut report = None;
-        for attempt in 0..3 {
-            match lock.device.boot() {
+        let mut cut = false;
+        for _ in 0..4 {
+            let before = lock.device.stats();
+            let result = lock.device.boot();
+            let dead = lock.device.is_dead();
+            let trial = result.as_ref().is_ok_and(|r| r.trial);
+            cost.boot(
+                &before,
+                &lock.device.stats(),
+                signatures_of_boot(mode, trial && !dead),
+            );
+            match result {
+                // Power lost after the boot's last flash operation, before
+                // the firmware started: boot again.
+                Ok(_) if dead => cut = true,
                 Ok(r) => {
-                    if attempt > 0 {
-                        lock.stats.power_cuts += 1;
-                    }
                     report = Some(r);
                     break;
                 }
-                Err(_) => {
-                    let dead = lock.device.flash.lock(|f| f.borrow().is_dead());
-                    if !dead {
-                        break;
-                    }
-                }
+                Err(_) if dead => cut = true,
+                Err(_) => break,
             }
+        }
+        // A cut that did not fire must not land in the agent's work later.
+        lock.device.disarm();
+        if cut && report.is_some() {
+            lock.stats.power_cuts += 1;
         }
         let Some(report) = report else {
             lock.stats.bricked = true;
             return;
         };
         lock.running = report.image.header().version.to_string();
-        let after = at + downtime;
+        let mut report_now = true;
         loop {
-            let hw = self.hardware(lock, after);
+            let hw = self.hardware(lock, at + secs_up(cost.total_ns()));
             let FleetLock { device, files, .. } = &mut *lock;
             let Ok(mut agent) = Agent::open(
                 &device.flash,
@@ -273,16 +291,29 @@ impl Fleet {
                 hw,
                 config.clone(),
             ) else {
-                return;
+                report_now = false;
+                break;
             };
-            match agent.after_boot() {
+            let before = device.stats();
+            let outcome = agent.after_boot();
+            let self_tests = u64::from(agent.hw.self_tests);
+            drop(agent);
+            cost.after_boot(&before, &device.stats(), self_tests);
+            match outcome {
                 Ok(BootOutcome::SelfTestFailed(_)) => {
-                    drop(agent);
-                    match lock.device.boot() {
+                    // Watchdog reset: the bootloader reverts.
+                    let before = lock.device.stats();
+                    let result = lock.device.boot();
+                    cost.boot(
+                        &before,
+                        &lock.device.stats(),
+                        signatures_of_boot(mode, false),
+                    );
+                    match result {
                         Ok(r) => lock.running = r.image.header().version.to_string(),
                         Err(_) => {
                             lock.stats.bricked = true;
-                            return;
+                            break;
                         }
                     }
                 }
@@ -293,8 +324,22 @@ impl Fleet {
                 _ => break,
             }
         }
-        // Report the outcome right away.
-        self.check_in(lock, after, net);
+        let downtime_ns = match self.config.fixed_downtime_secs {
+            Some(secs) => secs * 1_000_000_000,
+            None => cost.total_ns(),
+        };
+        let window = secs_up(downtime_ns);
+        let hits = lock.attempts_in(at, at + window);
+        lock.stats.hits += hits;
+        lock.stats.install_log.push(InstallRecord {
+            at,
+            downtime_ns,
+            hits,
+        });
+        if report_now && !lock.stats.bricked {
+            // Report the outcome right away.
+            self.check_in(lock, at + window, net);
+        }
     }
 }
 

@@ -22,7 +22,9 @@ pub enum Policy {
 pub struct Faults {
     /// Probability that a firmware range request drops mid-way.
     pub wifi_drop: f64,
-    /// Share of locks whose power is cut during their first swap.
+    /// Share of locks whose power is cut during their first install boot
+    /// (the swap, or the A/B install's record write), at one of that boot's
+    /// own flash operations.
     pub power_cut_swap: f64,
     /// Share of locks with a nearly dead battery.
     pub dead_battery: f64,
@@ -51,10 +53,25 @@ pub struct FleetConfig {
     pub alt_base: f64,
     /// Weeks of door history each lock has learned before the simulation.
     pub history_weeks: u64,
-    /// Flash layout of every lock.
+    /// Flash layout of every lock; its mode is the fleet's boot mode.
+    /// Default: [`SMALL`] (swap, 64 KiB ACTIVE), which keeps debug-build
+    /// tests fast; downtime figures for the real board need the reference
+    /// layout (`Boot::reference()`, as `nightlatch-sim fleet` uses: a swap
+    /// there moves 448 pages, not 16).
     pub layout: Layout,
-    /// Modelled install downtime (seconds).
+    /// The agent's configured *estimate* of an install's downtime (seconds):
+    /// what its quiet-hours scheduler looks for room for
+    /// (`install_cost.downtime_secs`), and how far from the end of the
+    /// fixed-window baseline's window an install may start. Each install's
+    /// actual downtime, and so its hits, is modelled from what it did
+    /// ([`super::downtime`]).
     pub downtime_secs: u64,
+    /// Take every install's downtime to be this many seconds instead of
+    /// modelling it from what the install did (the model before issue 16).
+    /// For comparing install policies apart from the boot mode: with
+    /// sub-second A/B installs almost no policy hits anyone. Default `None`
+    /// (modelled).
+    pub fixed_downtime_secs: Option<u64>,
     /// Keep each lock's agent files on its flash (AGENT partition), as a
     /// real lock does; `false` keeps them in memory (faster).
     pub files_on_flash: bool,
@@ -73,6 +90,7 @@ impl Default for FleetConfig {
             history_weeks: 3,
             layout: SMALL,
             downtime_secs: 90,
+            fixed_downtime_secs: None,
             files_on_flash: true,
         }
     }

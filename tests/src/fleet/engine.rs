@@ -8,7 +8,9 @@
 //! connection, so the server batches concurrent check-ins as in the field).
 //! Entry attempts come from each lock's usage profile; an attempt that falls
 //! inside an install's downtime is a **hit** (someone stood at a door that
-//! would not open).
+//! would not open). Each install's downtime is what that install did, in
+//! the fleet's layout and boot mode (swap or A/B), priced with the
+//! reference board's flash and MCU timings ([`super::downtime`]).
 
 //!
 //! The parts: [`super::config`] (settings), [`super::lock`] (one lock: its
@@ -34,7 +36,7 @@ use crate::sim::net::HttpNet;
 
 pub use super::config::{Faults, FleetConfig, Policy};
 use super::lock::ZONES;
-pub use super::lock::{FleetLock, LockStats};
+pub use super::lock::{FleetLock, InstallRecord, LockStats};
 pub use super::report::{HitInstall, Report, peak_rss_bytes};
 
 pub(super) const DAY: u64 = 86_400;
@@ -85,6 +87,9 @@ impl Fleet {
                 .ok_or_else(|| format!("no factory image for {model}"))?;
             let device =
                 Device::factory(config.layout, anchors, image).map_err(|e| e.to_string())?;
+            // It left the factory having booted once (a first boot may
+            // write its boot record), so an install pays only for itself.
+            device.boot().map_err(|e| format!("factory boot: {e}"))?;
             let id = format!("lock-{i:06}");
             let mut files = MemoryStore::default();
             let mut seed = [0u8; 32];

@@ -27,7 +27,7 @@ pub struct LockStats {
     pub hits: u64,
     /// Entry attempts.
     pub attempts: u64,
-    /// Power cuts survived during a swap.
+    /// Installs whose boot lost power part-way (and recovered).
     pub power_cuts: u64,
     /// Staging fell back from the patch to the full image.
     pub patch_fallbacks: u64,
@@ -43,8 +43,20 @@ pub struct LockStats {
     pub traffic: Traffic,
     /// Install blocked by the battery.
     pub battery_blocked: bool,
-    /// When installs started, and the entry attempts each hit.
-    pub install_log: Vec<(u64, u64)>,
+    /// Each install: when it started, its modelled downtime and the entry
+    /// attempts it hit.
+    pub install_log: Vec<InstallRecord>,
+}
+
+/// One install of a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstallRecord {
+    /// Virtual time of the reset that started it.
+    pub at: u64,
+    /// Modelled downtime, ns (typical timings; [`super::downtime`]).
+    pub downtime_ns: u64,
+    /// Entry attempts in `[at, at + downtime rounded up to seconds)`.
+    pub hits: u64,
 }
 
 /// One lock.
@@ -73,6 +85,7 @@ pub struct FleetLock {
     pub(super) next_decide: Option<u64>,
     pub(super) skew: i64,
     pub(super) battery: u8,
+    /// Cut power during the next install boot.
     pub(super) cut_next_swap: bool,
     /// Version running (confirmed or on trial).
     pub running: String,

@@ -3,6 +3,7 @@
 
 mod actions;
 pub mod config;
+pub mod downtime;
 pub mod engine;
 mod io;
 pub mod lock;

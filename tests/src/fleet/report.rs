@@ -3,8 +3,10 @@
 use serde::Serialize;
 
 use super::config::Policy;
+use super::downtime::DowntimeSummary;
 use super::engine::{DAY, Fleet};
 use super::usage::Kind;
+use crate::sim::device::Boot;
 
 /// Things the report adds up.
 #[derive(Debug, Clone, Serialize)]
@@ -15,10 +17,22 @@ pub struct Report {
     pub virtual_days: f64,
     /// Policy.
     pub policy: Policy,
+    /// Boot mode of every lock.
+    pub boot: Boot,
     /// Share of locks running the newest assigned release, confirmed.
     pub updated_fraction: f64,
     /// Installs requested.
     pub installs: u64,
+    /// Modelled downtime per install (typical timings; `fleet::downtime`):
+    /// mean (s).
+    pub downtime_mean_s: f64,
+    /// 99th percentile (nearest rank) of the same (s).
+    pub downtime_p99_s: f64,
+    /// Longest (s).
+    pub downtime_max_s: f64,
+    /// The agent's configured downtime estimate (s) its scheduler plans
+    /// with.
+    pub downtime_estimate_secs: u64,
     /// Installs reverted by the bootloader.
     pub reverts: u64,
     /// Locks without a bootable image.
@@ -34,7 +48,7 @@ pub struct Report {
     /// Check-ins that carried a usage summary (the first, then on a
     /// material change or a day after the last).
     pub usage_reports: u64,
-    /// Power cuts during swaps, all recovered.
+    /// Installs whose boot lost power part-way, all recovered.
     pub power_cuts_recovered: u64,
     /// Staged through a patch.
     pub patched: u64,
@@ -72,6 +86,8 @@ pub struct HitInstall {
     pub zone: &'static str,
     /// Local weekday and time the install started (`Sat 03:12`).
     pub local_start: String,
+    /// Its modelled downtime (s).
+    pub downtime_s: f64,
     /// Entry attempts it hit.
     pub attempts_hit: u64,
 }
@@ -107,8 +123,13 @@ impl Fleet {
             locks: self.locks.len(),
             virtual_days: (self.now - self.start) as f64 / DAY as f64,
             policy: self.config.policy,
+            boot: Boot::of(&self.config.layout),
             updated_fraction: 0.0,
             installs: 0,
+            downtime_mean_s: 0.0,
+            downtime_p99_s: 0.0,
+            downtime_max_s: 0.0,
+            downtime_estimate_secs: self.config.downtime_secs,
             reverts: 0,
             bricked: 0,
             entry_attempts_hit: 0,
@@ -129,6 +150,7 @@ impl Fleet {
             hit_installs: Vec::new(),
         };
         let mut updated = 0u64;
+        let mut downtimes = Vec::new();
         for l in &self.locks {
             let l = l.lock().unwrap_or_else(|e| e.into_inner());
             let s = &l.stats;
@@ -137,15 +159,17 @@ impl Fleet {
             r.bricked += u64::from(s.bricked);
             r.entry_attempts_hit += s.hits;
             r.entry_attempts += s.attempts;
-            for &(at, hit) in &s.install_log {
-                if hit > 0 && r.hit_installs.len() < 100 {
+            for i in &s.install_log {
+                downtimes.push(i.downtime_ns);
+                if i.hits > 0 && r.hit_installs.len() < 100 {
                     r.hit_installs.push(HitInstall {
                         lock: l.id.clone(),
                         profile: l.kind,
                         variant: l.variant,
                         zone: l.tz_name,
-                        local_start: weekday_time(&l.tz.local_date_time(at as i64)),
-                        attempts_hit: hit,
+                        local_start: weekday_time(&l.tz.local_date_time(i.at as i64)),
+                        downtime_s: i.downtime_ns as f64 / 1e9,
+                        attempts_hit: i.hits,
                     });
                 }
             }
@@ -168,6 +192,10 @@ impl Fleet {
             }
         }
         r.updated_fraction = updated as f64 / self.locks.len().max(1) as f64;
+        let d = DowntimeSummary::of(&mut downtimes);
+        r.downtime_mean_s = d.mean_s;
+        r.downtime_p99_s = d.p99_s;
+        r.downtime_max_s = d.max_s;
         r.hits_per_10k_installs = if r.installs == 0 {
             0.0
         } else {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::device::Boot;
 use super::error::SimError;
 use crate::fleet::{Faults, Fleet, FleetConfig, Policy, Report, Scenario, TEST_START};
 
@@ -29,6 +30,10 @@ pub struct FleetArgs {
     /// When locks install.
     #[arg(long, value_enum, default_value_t = Policy::QuietHours)]
     pub policy: Policy,
+    /// Boot mode of every lock (reference board layout): `swap` copies the
+    /// update into ACTIVE page by page; `ab` maps the verified slot.
+    #[arg(long, value_enum, default_value_t = Boot::Swap)]
+    pub boot: Boot,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -38,7 +43,8 @@ pub struct FleetArgs {
     /// Probability that a firmware range request drops.
     #[arg(long, default_value_t = 0.02)]
     pub wifi_drop: f64,
-    /// Share of locks whose power is cut during the swap.
+    /// Share of locks whose power is cut during their install boot (the
+    /// swap, or the A/B slot switch).
     #[arg(long, default_value_t = 0.01)]
     pub power_cut: f64,
     /// Share of locks with a dead battery.
@@ -56,7 +62,9 @@ pub struct FleetArgs {
     /// Parallel HTTP connections.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
-    /// Modelled install downtime, seconds (the lock cannot open meanwhile).
+    /// The agents' install downtime estimate, seconds: the quiet slot their
+    /// scheduler looks for (and the fixed-window baseline's margin). Each
+    /// install's actual downtime is modelled from what it did and reported.
     #[arg(long, default_value_t = 90)]
     pub downtime: u64,
     /// Keep the locks' agent files in memory instead of on their simulated
@@ -120,8 +128,8 @@ impl FleetArgs {
             ));
         }
         stage(&format!(
-            "provisioning and registering {} locks…",
-            self.locks
+            "provisioning and registering {} locks ({} boot)…",
+            self.locks, self.boot
         ));
         let config = FleetConfig {
             locks: self.locks,
@@ -135,6 +143,7 @@ impl FleetArgs {
             },
             checkin_interval: (self.checkin_hours * 3600.0) as u64,
             workers: self.workers,
+            layout: self.boot.reference(),
             downtime_secs: self.downtime,
             files_on_flash: !self.files_in_memory,
             ..FleetConfig::default()
@@ -175,10 +184,12 @@ impl FleetArgs {
             if fleet.now >= next_day && !self.quiet && !self.json {
                 let status = scenario.rollout_status(&id).map_err(err)?;
                 let line = format!(
-                    "day {:.0}: {:.1} % of locks on 1.1.0, {} installs, {} reverts, {} entry attempts hit; rollout {}",
+                    "day {:.0}: {:.1} % of locks on 1.1.0, {} installs ({:.2} s mean downtime, {} boot), {} reverts, {} entry attempts hit; rollout {}",
                     (fleet.now - start) as f64 / DAY as f64,
                     r.updated_fraction * 100.0,
                     r.installs,
+                    r.downtime_mean_s,
+                    r.boot,
                     r.reverts,
                     r.entry_attempts_hit,
                     status["state"].as_str().unwrap_or("?"),
@@ -212,8 +223,16 @@ pub fn print_report(r: &Report, json: bool) {
         ("locks", r.locks.to_string()),
         ("virtual days", format!("{:.1}", r.virtual_days)),
         ("policy", format!("{:?}", r.policy)),
+        ("boot mode", r.boot.to_string()),
         ("updated", format!("{:.2} %", r.updated_fraction * 100.0)),
         ("installs", r.installs.to_string()),
+        (
+            "downtime per install (modelled, typical)",
+            format!(
+                "mean {:.2} s, p99 {:.2} s, max {:.2} s (agent's estimate {} s)",
+                r.downtime_mean_s, r.downtime_p99_s, r.downtime_max_s, r.downtime_estimate_secs
+            ),
+        ),
         ("reverts", r.reverts.to_string()),
         ("bricked", r.bricked.to_string()),
         (
@@ -232,7 +251,7 @@ pub fn print_report(r: &Report, json: bool) {
             r.patch_fallbacks.to_string(),
         ),
         (
-            "power cuts in a swap, recovered",
+            "power cuts in an install boot, recovered",
             r.power_cuts_recovered.to_string(),
         ),
         (
@@ -259,13 +278,14 @@ pub fn print_report(r: &Report, json: bool) {
     }
     for h in r.hit_installs.iter().take(10) {
         println!(
-            "{:<w$}  {} ({} {}, {}) at {} local: {} attempt(s)",
+            "{:<w$}  {} ({} {}, {}) at {} local, {:.1} s down: {} attempt(s)",
             "install that hit an entry",
             h.lock,
             h.profile.as_str(),
             h.variant,
             h.zone,
             h.local_start,
+            h.downtime_s,
             h.attempts_hit
         );
     }
@@ -306,6 +326,9 @@ pub struct DemoArgs {
     /// Virtual days.
     #[arg(long, default_value_t = 3.0)]
     pub days: f64,
+    /// Boot mode of every lock (as `nightlatch-sim fleet --boot`).
+    #[arg(long, value_enum, default_value_t = Boot::Swap)]
+    pub boot: Boot,
     /// Virtual start, as `nightlatch-sim fleet --start` (default: Monday
     /// 2030-01-07 00:00 UTC, the same run every day).
     #[arg(long, value_name = "TIME")]
@@ -327,6 +350,7 @@ impl DemoArgs {
             locks: self.locks,
             days: self.days,
             policy: Policy::QuietHours,
+            boot: self.boot,
             seed: 7,
             checkin_hours: 4.0,
             wifi_drop: 0.02,
@@ -358,6 +382,7 @@ mod tests {
     use super::{DAY, FleetArgs};
     use crate::fleet::TEST_START;
     use crate::sim::SimError;
+    use crate::sim::device::Boot;
 
     #[derive(Debug, Parser)]
     struct Cli {
@@ -369,6 +394,23 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("fleet").chain(args.iter().copied()))
             .unwrap_or_else(|e| panic!("{args:?}: {e}"));
         cli.fleet.start_time()
+    }
+
+    #[test]
+    fn boot_is_swap_unless_ab_is_asked_for() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("fleet").chain(args.iter().copied()))
+                .map(|c| c.fleet.boot)
+        };
+        assert_eq!(parse(&[]).unwrap(), Boot::Swap);
+        assert_eq!(parse(&["--boot", "ab"]).unwrap(), Boot::Ab);
+        assert_eq!(parse(&["--boot", "swap"]).unwrap(), Boot::Swap);
+        assert!(parse(&["--boot", "xip"]).is_err());
+        assert_eq!(Boot::Ab.reference().mode, bootloader::layout::BootMode::Ab);
+        assert_eq!(
+            Boot::Ab.reference().max_envelope(),
+            Boot::Swap.reference().max_envelope()
+        );
     }
 
     #[test]

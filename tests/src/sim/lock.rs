@@ -2,15 +2,24 @@
 //! `bootloader` on simulated flash — against a running `nightlatch-server`.
 //!
 //! The lock's state lives in `--state-dir`: `flash.bin` (the whole 4 MiB
-//! flash, reference layout — the agent's files, device key, agent state and
-//! trusted metadata of both repositories, are in its AGENT partition) and
-//! `lock.json` (id, model, anchors). The first run provisions the lock; later runs continue
-//! where it stopped (staging resumes with HTTP Range requests).
+//! flash, reference layout in the lock's boot mode — the agent's files,
+//! device key, agent state and trusted metadata of both repositories, are in
+//! its AGENT partition), `flash.otp.json` (the OTP rows the bootloader has
+//! programmed: its anti-rollback minimum and anchor set version, which no
+//! later state of the flash can lower) and `lock.json` (id, model, anchors,
+//! boot mode). The first run provisions the lock; later runs continue where
+//! it stopped (staging resumes with HTTP Range requests).
+//!
+//! The boot mode (`--boot swap|ab`) is chosen on the first run and saved in
+//! `lock.json`: the two modes lay the flash out differently, so a saved
+//! lock always runs in the mode it was made in. A later run without
+//! `--boot` uses the saved mode; a later run with a different `--boot` is
+//! refused (nothing is read as the other layout). A `lock.json` from before
+//! the modes existed is a swap lock.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootloader::layout::REFERENCE;
 use bootloader::{HardwareModel, TrustAnchors};
 use clap::{Args, ValueEnum};
 use lock_app::agent::{
@@ -21,7 +30,7 @@ use lock_app::scheduler::{Decision, UsageProfile};
 use lock_app::tuf::MetadataStore;
 use serde::{Deserialize, Serialize};
 
-use super::device::{Clock, Device, SimHardware};
+use super::device::{Boot, Clock, Device, SimHardware};
 use super::error::SimError;
 use super::net::{HttpNet, Traffic};
 
@@ -47,6 +56,12 @@ pub struct LockArgs {
     /// Lock id (first run).
     #[arg(long)]
     pub id: Option<String>,
+    /// Boot mode: `swap` (embassy-boot copies the update into ACTIVE) or
+    /// `ab` (two slots, the bootloader maps the verified one). Chosen on
+    /// the first run (default: swap) and saved; later runs use the saved
+    /// mode, and refuse a different one.
+    #[arg(long, value_enum)]
+    pub boot: Option<Boot>,
     /// Factory firmware envelope written to ACTIVE (first run).
     #[arg(long)]
     pub firmware: Option<PathBuf>,
@@ -103,6 +118,15 @@ struct LockFile {
     model: String,
     anchors: Vec<String>,
     threshold: u8,
+    /// Boot mode the flash is laid out for (absent: swap, the only mode
+    /// before A/B).
+    #[serde(default)]
+    boot: Boot,
+    /// The lock's OTP is saved beside its flash (absent: made before the
+    /// simulated locks had OTP; a missing OTP file then means a blank OTP,
+    /// otherwise it is an error).
+    #[serde(default)]
+    otp: bool,
 }
 
 /// Final summary.
@@ -110,6 +134,8 @@ struct LockFile {
 pub struct Summary {
     /// Lock id.
     pub id: String,
+    /// Boot mode (saved with the lock).
+    pub boot: Boot,
     /// Version running at the end.
     pub version: String,
     /// Check-ins made.
@@ -124,6 +150,10 @@ pub struct Summary {
     pub flash_erases: u64,
     /// Flash bytes programmed.
     pub flash_bytes_written: u64,
+    /// The anti-rollback minimum in the lock's OTP at the end.
+    pub otp_min_security_counter: u32,
+    /// The anchor set version in the lock's OTP at the end.
+    pub otp_anchors_version: u32,
     /// Each check-in's bytes on air, and whether it carried the usage
     /// summary.
     pub check_in_log: Vec<CheckinBytes>,
@@ -228,9 +258,10 @@ impl LockArgs {
             );
         } else {
             println!(
-                "{}: running {} after {} check-in(s), {} install(s); {} bytes on air ({} check-in, {} metadata, {} firmware); {} flash erases, {} bytes written",
+                "{}: running {} ({} boot) after {} check-in(s), {} install(s); {} bytes on air ({} check-in, {} metadata, {} firmware); {} flash erases, {} bytes written; OTP minimum {}",
                 summary.id,
                 summary.version,
+                summary.boot,
                 summary.check_ins,
                 summary.installs,
                 summary.traffic.total(),
@@ -239,6 +270,7 @@ impl LockArgs {
                 summary.traffic.target_sent + summary.traffic.target_received,
                 summary.flash_erases,
                 summary.flash_bytes_written,
+                summary.otp_min_security_counter,
             );
         }
         Ok(())
@@ -266,10 +298,26 @@ impl LockArgs {
             let lock: LockFile =
                 serde_json::from_slice(&read(&lock_path, "cannot read lock.json")?)
                     .map_err(|e| lock_err(format!("lock.json: {e}")))?;
+            if let Some(asked) = self.boot
+                && asked != lock.boot
+            {
+                return Err(lock_err(format!(
+                    "{} holds a lock made with --boot {}: its flash is laid out for that mode and cannot run as --boot {asked}; leave out --boot (the saved mode is used) or give a new --state-dir",
+                    self.state_dir.display(),
+                    lock.boot
+                )));
+            }
+            if lock.otp && !Device::otp_path(&flash_path).exists() {
+                return Err(lock_err(format!(
+                    "{} is missing: the lock's OTP (its anti-rollback floor) was saved there; a lock without it is not this lock",
+                    Device::otp_path(&flash_path).display()
+                )));
+            }
             let anchors = anchors_from_hex(&lock.anchors, lock.threshold)?;
             let model =
                 HardwareModel::new(&lock.model).map_err(|e| lock_err(format!("model: {e}")))?;
-            (Device::load(&flash_path, REFERENCE, model, anchors)?, lock)
+            let layout = lock.boot.reference();
+            (Device::load(&flash_path, layout, model, anchors)?, lock)
         } else {
             self.first_run(&mut net, &clock, &lock_path)?
         };
@@ -306,6 +354,7 @@ impl LockArgs {
         hw.running = report.image.header().version.to_string();
         let mut summary = Summary {
             id: lock.id.clone(),
+            boot: lock.boot,
             version: hw.running.clone(),
             check_ins: 0,
             installs: 0,
@@ -313,6 +362,8 @@ impl LockArgs {
             traffic: Traffic::default(),
             flash_erases: 0,
             flash_bytes_written: 0,
+            otp_min_security_counter: 0,
+            otp_anchors_version: 0,
             check_in_log: Vec::new(),
         };
         let before = device.stats();
@@ -373,6 +424,9 @@ impl LockArgs {
         let st = device.stats().since(&before);
         summary.flash_erases = st.erases;
         summary.flash_bytes_written = st.bytes_written;
+        let floor = device.otp_floor()?;
+        summary.otp_min_security_counter = floor.min_security_counter;
+        summary.otp_anchors_version = floor.anchors_version;
         Ok(summary)
     }
 
@@ -403,7 +457,8 @@ impl LockArgs {
         }
         let anchors = anchors_from_hex(&keys, 1)?;
         let firmware = read(firmware_path, "cannot read the factory firmware")?;
-        let device = Device::factory(REFERENCE, anchors, &firmware)?;
+        let boot = self.boot.unwrap_or_default();
+        let device = Device::factory(boot.reference(), anchors, &firmware)?;
         let model = device.config.model.as_str().to_owned();
         let image_root = match &self.image_root {
             Some(p) => read(p, "cannot read the image root")?,
@@ -428,6 +483,8 @@ impl LockArgs {
             model,
             anchors: keys,
             threshold: 1,
+            boot,
+            otp: true,
         };
         std::fs::write(
             lock_path,
@@ -438,7 +495,10 @@ impl LockArgs {
             path: lock_path.to_owned(),
             source,
         })?;
-        println!("{}: provisioned ({})", lock.id, lock.model);
+        println!(
+            "{}: provisioned ({}, {} boot)",
+            lock.id, lock.model, lock.boot
+        );
         Ok((device, lock))
     }
 
