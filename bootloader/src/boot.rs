@@ -79,10 +79,12 @@
 //! 4. **Otherwise** the confirmed slot is verified and mapped.
 //!
 //! With no usable record (factory-fresh, or both copies lost) the slot not
-//! named by a pending request, or else the one that verifies with the
-//! higher counter, is taken as confirmed and recorded at once; the OTP
-//! floors still apply, so a lost record cannot bring back an older image or
-//! a removed key.
+//! named by a pending request is taken as confirmed; without a request, if
+//! both slots verify, the one with the higher counter boots **on trial**
+//! with the other as the way back (an image that once failed its self-test
+//! fails it again and is reverted), else the one that verifies is
+//! confirmed. The choice is recorded at once; the OTP floors still apply,
+//! so a lost record cannot bring back an older image or a removed key.
 //!
 //! An install costs one record write; a revert one record write and one
 //! STATE erase; neither moves an image page. Every step is idempotent, and
@@ -515,8 +517,9 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
     }
 
     /// With no record: the slot whose image verifies and has the higher
-    /// security counter (A if neither or both tie).
-    fn best_slot(&self, st: &BootState, buf: &mut [u8]) -> Slot {
+    /// security counter (A if neither verifies or both tie), and whether
+    /// the other slot verifies with a lower counter (a way back).
+    fn best_slot(&self, st: &BootState, buf: &mut [u8]) -> (Slot, bool) {
         let layout = self.config.layout;
         let counter = |slot: Slot, buf: &mut [u8]| {
             self.verify(layout.slot(slot), st, buf)
@@ -526,10 +529,22 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         let a = counter(Slot::A, buf);
         let b = counter(Slot::B, buf);
         match (a, b) {
-            (Some(a), Some(b)) if b > a => Slot::B,
-            (None, Some(_)) => Slot::B,
-            _ => Slot::A,
+            (Some(a), Some(b)) if b > a => (Slot::B, true),
+            (Some(a), Some(b)) if a > b => (Slot::A, true),
+            (None, Some(_)) => (Slot::B, false),
+            _ => (Slot::A, false),
         }
+    }
+
+    /// Request `slot` as the application would (A/B): STATE SWAP, slot named.
+    fn request_slot(&self, slot: Slot, buf: &mut [u8]) -> Result<(), BootError> {
+        let w = F::WRITE_SIZE;
+        let state = part(self.flash, self.config.layout.state);
+        BlockingFirmwareState::new(state.clone(), &mut buf[..w])
+            .mark_updated()
+            .map_err(|_| BootError::Flash(NorFlashErrorKind::Other))?;
+        write_named_slot(&mut state.clone(), slot)?;
+        Ok(())
     }
 
     /// The A/B boot flow (module docs, "A/B mode").
@@ -540,12 +555,22 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         if st.seq == 0 {
             // No usable record (factory-fresh, or lost): which slot is
             // confirmed is not known. A request names the slot it staged,
-            // so the other one is; without one, the slot that verifies
-            // under the anchors in force with the higher counter (A on a
-            // tie). Recorded at once, so a later staging cannot change it.
+            // so the other one is. Without one: if both slots verify, the
+            // one with the higher counter runs on trial (a request for it
+            // is made here) and the other is the way back, so an image that
+            // failed its self-test before fails it again and is reverted;
+            // if one verifies, it is confirmed. Recorded at once, so a
+            // later staging cannot change the choice.
             st.slot = match requested {
                 Some(Some(named)) => named.other(),
-                _ => self.best_slot(&st, buf),
+                _ => match self.best_slot(&st, buf) {
+                    (best, true) => {
+                        self.request_slot(best, buf)?;
+                        requested = Some(Some(best));
+                        best.other()
+                    }
+                    (best, false) => best,
+                },
             };
             st = self.records().store(&st)?;
         }

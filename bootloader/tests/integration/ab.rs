@@ -275,3 +275,46 @@ fn a_trial_slot_corrupted_after_the_confirm_is_not_promoted() {
     assert_eq!((r.slot, r.min_security_counter), (Slot::A, 0));
     assert_eq!(r.image.header().security_counter, 1);
 }
+
+#[test]
+fn records_lost_with_two_good_slots_the_newer_runs_on_trial_and_can_be_reverted() {
+    let k = key(1);
+    let v = |n: u8| {
+        envelope(
+            &[&k],
+            Version::new(1, n.into(), 0),
+            n.into(),
+            &payload(n, 9000),
+        )
+    };
+    let mut lock = Lock::factory(SMALL_AB, anchors_of(&[&k], 1), &v(1)).with_otp();
+    lock.boot().unwrap();
+    assert_eq!(install(&mut lock, &v(2)), Slot::B);
+    assert_eq!(install(&mut lock, &v(3)), Slot::A);
+    // 4 fails its self-test and is reverted: B holds it, A (3) is confirmed.
+    lock.stage_and_request(&v(4)).unwrap();
+    assert!(lock.boot().unwrap().trial);
+    assert!(lock.boot().unwrap().reverted);
+    // The records are lost: both slots verify (4 >= the OTP minimum 3).
+    lock.erase_records();
+    let r = lock.boot().unwrap();
+    assert!(r.records_lost);
+    assert_eq!((r.slot, r.trial), (Slot::B, true), "{r:?}");
+    assert_eq!(r.image.header().security_counter, 4);
+    assert_eq!(r.min_security_counter, 3);
+    // It fails its self-test again: back to 3, confirmed.
+    let r = lock.boot().unwrap();
+    assert!(r.reverted);
+    assert_eq!((r.slot, r.image.header().security_counter), (Slot::A, 3));
+    let r = lock.boot().unwrap();
+    assert_eq!((r.slot, r.trial), (Slot::A, false));
+    // Had it passed, a confirm would have promoted it: records lost again.
+    lock.erase_records();
+    assert!(lock.boot().unwrap().trial);
+    lock.updater().confirm().unwrap();
+    let r = lock.boot().unwrap();
+    assert_eq!(
+        (r.slot, r.trial, r.min_security_counter),
+        (Slot::B, false, 4)
+    );
+}
