@@ -52,7 +52,9 @@ pub const SIGNATURE_ENTRY_LEN: usize = 32 + 64;
 /// Longest hardware model name.
 pub const MODEL_LEN: usize = 32;
 
-const SIG_BLOCK: usize = HEADER_LEN + 4;
+/// Offset of the first signature entry (after the signed header and the
+/// signature count word).
+pub const SIG_BLOCK: usize = HEADER_LEN + 4;
 const _: () = assert!(SIG_BLOCK + MAX_SIGNATURES * SIGNATURE_ENTRY_LEN <= PREFIX_LEN);
 
 /// Why an envelope was refused. Every variant is a refusal; none is a panic.
@@ -404,6 +406,13 @@ impl Prefix {
             out[at + 32..at + SIGNATURE_ENTRY_LEN].copy_from_slice(&s.signature);
         }
         Ok(out)
+    }
+
+    /// Bytes of a prefix with `count` signatures that are not padding: the
+    /// signed header, the count word and the signature entries. Everything
+    /// after them up to [`PREFIX_LEN`] is zero in every valid prefix.
+    pub const fn used_len(count: usize) -> usize {
+        SIG_BLOCK + count * SIGNATURE_ENTRY_LEN
     }
 
     /// The signed header bytes.

@@ -1,8 +1,8 @@
 //! The streaming delta applier on arbitrary patch bytes, in arbitrary chunks:
 //! it must never panic, never write outside the DFU bank, and never rebuild
 //! anything but the real target. Half the inputs are whole patches; the
-//! other half keep a valid header (so the ACTIVE digest check passes) and
-//! fuzz the arithmetic-coded body.
+//! other half keep a valid header and target prefix (so the ACTIVE digest
+//! check passes) and fuzz the arithmetic-coded body.
 
 #![no_main]
 
@@ -14,7 +14,7 @@ use bootloader::boot::BootConfig;
 use bootloader::delta::apply::{Applier, Progress};
 use bootloader::delta::encode::{Control, EncodeOptions, encode};
 use bootloader::delta::model::Model;
-use bootloader::delta::BODY_OFFSET;
+use bootloader::delta::{HEADER_LEN, PatchHeader};
 use bootloader::envelope::{HardwareModel, Header, PREFIX_LEN, Prefix, SignatureEntry, Version};
 use bootloader::layout::SMALL;
 use bootloader::sim::{Erased, SimFlash};
@@ -72,8 +72,10 @@ fuzz_target!(|data: &[u8]| {
     let patch = if mode & 1 == 0 {
         rest.to_vec()
     } else {
-        let mut p = fx.patch[..BODY_OFFSET].to_vec();
-        p[80..84].copy_from_slice(&(rest.len() as u32).to_le_bytes());
+        let head: [u8; HEADER_LEN] = fx.patch[..HEADER_LEN].try_into().expect("header");
+        let body = PatchHeader::decode(&head).expect("header").body_offset() as usize;
+        let mut p = fx.patch[..body].to_vec();
+        p[52..56].copy_from_slice(&(rest.len() as u32).to_le_bytes());
         p.extend_from_slice(rest);
         p
     };

@@ -19,7 +19,7 @@ use bootloader::TrustAnchors;
 use bootloader::anchors::key_id;
 use bootloader::boot::{BootConfig, Bootloader, SharedFlash};
 use bootloader::delta::encode::{Control, EncodeOptions, apply_on_sim, encode};
-use bootloader::delta::{BODY_OFFSET, HEADER_LEN};
+use bootloader::delta::{HEADER_LEN, MAX_HEAD_LEN};
 use bootloader::envelope::{HardwareModel, Header, PREFIX_LEN, Prefix, SignatureEntry, Version};
 use bootloader::layout::{Layout, SMALL, SMALL_AB, Slot};
 use bootloader::sim::{Cut, Erased, OpRecord, SimFlash};
@@ -110,7 +110,7 @@ fn release() -> Release {
     assert_ne!(Sha256::digest(&tampered), Sha256::digest(&patch));
     // Otherwise a valid patch for the base: it rebuilds v2 bit for bit.
     assert_eq!(apply_on_sim(&v1, &tampered).unwrap(), v2);
-    assert!(patch.len() > BODY_OFFSET + 4 * HEADER_LEN);
+    assert!(patch.len() > MAX_HEAD_LEN + 4 * HEADER_LEN);
     Release {
         key,
         v1,

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::coder::{ByteSource, Decoder, Decoding};
 use super::model::{Kind, Model};
-use super::{BODY_OFFSET, DeltaError, HEADER_LEN, MIN_MATCH, PatchHeader};
+use super::{DeltaError, HEADER_LEN, MIN_MATCH, PatchHeader};
 use crate::envelope::{PREFIX_LEN, Prefix, VerifiedImage};
 use crate::updater::Updater;
 
@@ -92,6 +92,8 @@ pub struct Applier<'a, 'f, F: NorFlash> {
     model: &'a mut Model,
     stage: Stage,
     header: Option<PatchHeader>,
+    /// The signed target payload digest (from the target prefix).
+    target_sha256: [u8; 32],
     hdr: [u8; HEADER_LEN],
     hdr_len: usize,
     input: [u8; IN_BUF],
@@ -142,6 +144,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
             model,
             stage: Stage::Header,
             header: None,
+            target_sha256: [0; 32],
             hdr: [0; HEADER_LEN],
             hdr_len: 0,
             input: [0; IN_BUF],
@@ -175,6 +178,8 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         let mut hdr = [0u8; HEADER_LEN];
         hdr.copy_from_slice(&rec[4..4 + HEADER_LEN]);
         let header = PatchHeader::decode(&hdr)?;
+        let mut target_sha256 = [0u8; 32];
+        target_sha256.copy_from_slice(&rec[4 + HEADER_LEN..4 + HEADER_LEN + 32]);
         let mut last = None;
         let mut i = 0u32;
         loop {
@@ -195,8 +200,9 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         a.hdr = hdr;
         a.hdr_len = HEADER_LEN;
         a.header = Some(header);
+        a.target_sha256 = target_sha256;
         a.stage = Stage::Body;
-        a.fed = BODY_OFFSET as u64 + u64::from(body_used);
+        a.fed = header.body_offset() + u64::from(body_used);
         a.body_used = body_used;
         a.out_base = dfu_out;
         a.block = block;
@@ -251,14 +257,18 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
                     self.start()?;
                 }
                 Stage::Prefix => {
-                    let n = (PREFIX_LEN - self.out_len).min(chunk.len());
+                    let need = self.header.ok_or(DeltaError::BadHeader)?.prefix_len();
+                    let n = (need - self.out_len).min(chunk.len());
                     self.out[self.out_len..self.out_len + n].copy_from_slice(&chunk[..n]);
                     self.out_len += n;
                     self.fed += n as u64;
                     *chunk = &chunk[n..];
-                    if self.out_len < PREFIX_LEN {
+                    if self.out_len < need {
                         return Ok(Progress::NeedMore);
                     }
+                    // The padding the patch leaves out.
+                    self.out[need..PREFIX_LEN].fill(0);
+                    self.out_len = PREFIX_LEN;
                     self.check_prefix()?;
                     self.flush()?;
                     self.stage = Stage::Body;
@@ -271,7 +281,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
                         self.in_end -= self.in_pos;
                         self.in_pos = 0;
                     }
-                    let body_fed = self.fed - BODY_OFFSET as u64;
+                    let body_fed = self.fed - header.body_offset();
                     let remaining = u64::from(header.body_len).saturating_sub(body_fed);
                     let n = (IN_BUF - self.in_end)
                         .min(chunk.len())
@@ -325,13 +335,6 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         if digest != h.base_sha256 {
             return Err(DeltaError::BaseMismatch);
         }
-        // Checkpoint log: header record first.
-        self.up.scratch_erase()?;
-        let mut rec = [0u8; HEADER_RECORD];
-        rec[0..4].copy_from_slice(b"NLCH");
-        rec[4..4 + HEADER_LEN].copy_from_slice(&self.hdr);
-        seal(&mut rec);
-        self.up.scratch_write(0, &rec)?;
         self.header = Some(h);
         self.out_len = 0;
         self.out_base = 0;
@@ -340,12 +343,25 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         Ok(())
     }
 
+    /// Target prefix complete: it must parse, carry the number of signatures
+    /// the header says and the header's payload length. Then open the
+    /// checkpoint log (its header record binds the patch header and the
+    /// signed target digest).
     fn check_prefix(&mut self) -> Result<(), DeltaError> {
         let h = self.header.ok_or(DeltaError::BadHeader)?;
         let p = Prefix::parse(&self.out[..PREFIX_LEN]).map_err(DeltaError::BadTargetPrefix)?;
-        if p.header.payload_len != h.target_len || p.header.payload_sha256 != h.target_sha256 {
+        if p.header.payload_len != h.target_len || p.signatures().len() != usize::from(h.signatures)
+        {
             return Err(DeltaError::BadHeader);
         }
+        self.target_sha256 = p.header.payload_sha256;
+        self.up.scratch_erase()?;
+        let mut rec = [0u8; HEADER_RECORD];
+        rec[0..4].copy_from_slice(b"NLCH");
+        rec[4..4 + HEADER_LEN].copy_from_slice(&self.hdr);
+        rec[4 + HEADER_LEN..4 + HEADER_LEN + 32].copy_from_slice(&self.target_sha256);
+        seal(&mut rec);
+        self.up.scratch_write(0, &rec)?;
         Ok(())
     }
 
@@ -607,7 +623,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
             off += n as u32;
         }
         let digest: [u8; 32] = hasher.finalize().into();
-        if digest != h.target_sha256 {
+        if digest != self.target_sha256 {
             return Err(DeltaError::TargetDigestMismatch);
         }
         Ok(())
@@ -623,7 +639,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
             crate::updater::UpdateError::Image(e) => DeltaError::Image(e),
             e => DeltaError::Update(e),
         })?;
-        if img.header().payload_sha256 != self.header.map(|h| h.target_sha256).unwrap_or_default() {
+        if img.header().payload_sha256 != self.target_sha256 {
             return Err(DeltaError::TargetDigestMismatch);
         }
         Ok(img)

@@ -11,8 +11,8 @@ use std::vec::Vec;
 
 use super::coder::{BitCoder, Encoder};
 use super::model::{Kind, Model};
-use super::{BODY_OFFSET, DEFAULT_BLOCK_LOG2, DeltaError, MIN_MATCH, PatchHeader};
-use crate::envelope::PREFIX_LEN;
+use super::{DEFAULT_BLOCK_LOG2, DeltaError, MIN_MATCH, PatchHeader};
+use crate::envelope::{PREFIX_LEN, Prefix};
 use sha2::{Digest, Sha256};
 
 /// One bsdiff control: `add` bytes of `new = old + diff`, `copy` bytes
@@ -205,7 +205,8 @@ impl BitCoder for Costing<'_> {
 
 /// Encode a patch from `old` to `new` (payloads) using `controls` (as
 /// bidiff's match finder produces them). `target_prefix` is the 1024-byte
-/// prefix of the target envelope.
+/// prefix of the target envelope (canonical: it is rebuilt from its used
+/// part).
 pub fn encode(
     old: &[u8],
     new: &[u8],
@@ -218,8 +219,8 @@ pub fn encode(
 
 /// [`encode`], also reporting where the bytes went.
 pub fn encode_with_stats(
-    old: &[u8],
-    new: &[u8],
+    old_raw: &[u8],
+    new_raw: &[u8],
     controls: &[Control],
     target_prefix: &[u8],
     opts: EncodeOptions,
@@ -227,11 +228,21 @@ pub fn encode_with_stats(
     let mut stats = EncodeStats::default();
     if target_prefix.len() != PREFIX_LEN
         || !(12..=20).contains(&opts.block_log2)
-        || u32::try_from(old.len()).is_err()
-        || u32::try_from(new.len()).is_err()
+        || u32::try_from(old_raw.len()).is_err()
+        || u32::try_from(new_raw.len()).is_err()
     {
         return Err(DeltaError::UnsupportedParameters);
     }
+    // The prefix must be canonical (it is rebuilt from its used part) and
+    // describe `new_raw`.
+    let parsed = Prefix::parse(target_prefix).map_err(DeltaError::BadTargetPrefix)?;
+    let digest: [u8; 32] = Sha256::digest(new_raw).into();
+    if parsed.header.payload_len as usize != new_raw.len() || parsed.header.payload_sha256 != digest
+    {
+        return Err(DeltaError::BadHeader);
+    }
+    let signatures = parsed.signatures().len();
+    let (old, new) = (old_raw, new_raw);
     let controls = normalise(old, new, controls)?;
     let block = 1u64 << opts.block_log2;
     let mut model = Model::new();
@@ -383,15 +394,15 @@ pub fn encode_with_stats(
 
     let header = PatchHeader {
         block_log2: opts.block_log2,
+        signatures: signatures as u8,
         base_len: old.len() as u32,
-        base_sha256: Sha256::digest(old).into(),
+        base_sha256: Sha256::digest(old_raw).into(),
         target_len: new.len() as u32,
-        target_sha256: Sha256::digest(new).into(),
         body_len: u32::try_from(body.len()).map_err(|_| DeltaError::UnsupportedParameters)?,
     };
-    let mut patch = Vec::with_capacity(BODY_OFFSET + body.len());
+    let mut patch = Vec::with_capacity(header.patch_len() as usize);
     patch.extend_from_slice(&header.encode());
-    patch.extend_from_slice(target_prefix);
+    patch.extend_from_slice(&target_prefix[..header.prefix_len()]);
     patch.extend_from_slice(&body);
     Ok((patch, stats))
 }

@@ -1,22 +1,30 @@
 //! Delta updates: rebuild a new image from the running one and a small patch,
 //! streaming, in bounded RAM, resumable after a reset.
 //!
-//! ## Patch format (`NLDP`)
+//! ## Patch format (`NLDP`, version 2)
 //!
 //! ```text
 //!    0    4  magic "NLDP"
-//!    4    2  format version (1)
+//!    4    2  format version (2)
 //!    6    1  block size, log2 (12..=20; 16 = 64 KiB of output per block)
 //!    7    1  model table size, log2 (must equal [`model::HASH_BITS`])
-//!    8    4  base payload length
-//!   12   32  base payload SHA-256 (what ACTIVE must hold)
-//!   44    4  target payload length
-//!   48   32  target payload SHA-256
-//!   80    4  body length
-//!   84   12  reserved, zero
-//!   96 1024  the target envelope's prefix: signed header and signatures
-//! 1120    …  body: one arithmetic-coded stream per block
+//!    8    1  reserved for an instruction-set model, zero
+//!    9    1  signatures n in the target envelope (1..=8)
+//!   10    2  reserved, zero
+//!   12    4  base payload length
+//!   16   32  base payload SHA-256 (what the running slot must hold)
+//!   48    4  target payload length
+//!   52    4  body length
+//!   56    …  the target envelope's prefix without its padding: signed
+//!            header (128), count word (4), n signature entries (96 each)
+//!    …    …  body: one arithmetic-coded stream per block
 //! ```
+//!
+//! A patch carries only the signature entries the target uses (a one-key
+//! release: 284 bytes before the body, against 1,120 in version 1); the
+//! applier writes the zero padding back, so the envelope it rebuilds is the
+//! signed one byte for byte. The target payload's digest is the one in the
+//! signed header; the patch header does not repeat it.
 //!
 //! The body carries bsdiff-style controls (from `bidiff`'s match finder): *add*
 //! `n` bytes (each `new = old + diff`, the diffs mostly zero), *copy* `m` bytes
@@ -40,7 +48,7 @@
 //! [`model::Model`] (the models: 26,160 bytes) plus [`apply::Applier`]
 //! (buffers and state, about 1.8 KiB) is all the applier uses besides its
 //! stack; `nightlatch-sign bench-delta` prints the model size and the measured
-//! stack high-water mark of a whole apply (31,927 bytes in all on the host
+//! stack high-water mark of a whole apply (29,319 bytes in all on the host
 //! build). See `docs/delta.md`.
 
 pub mod apply;
@@ -51,17 +59,18 @@ pub mod model;
 
 use sha2::{Digest, Sha256};
 
-use crate::envelope::{EnvelopeError, PREFIX_LEN};
+use crate::envelope::{EnvelopeError, MAX_SIGNATURES, PREFIX_LEN, Prefix};
 use crate::updater::UpdateError;
 
 /// Patch magic.
 pub const MAGIC: [u8; 4] = *b"NLDP";
 /// Patch format version.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Fixed patch header length (before the target prefix).
-pub const HEADER_LEN: usize = 96;
-/// Offset of the body.
-pub const BODY_OFFSET: usize = HEADER_LEN + PREFIX_LEN;
+pub const HEADER_LEN: usize = 56;
+/// Longest patch head (header and a target prefix with every signature
+/// slot used): the body starts at or before this offset.
+pub const MAX_HEAD_LEN: usize = HEADER_LEN + Prefix::used_len(MAX_SIGNATURES);
 /// Default block size, log2.
 pub const DEFAULT_BLOCK_LOG2: u8 = 16;
 /// Shortest LZ match inside copy runs.
@@ -150,14 +159,14 @@ impl From<UpdateError> for DeltaError {
 pub struct PatchHeader {
     /// Block size, log2.
     pub block_log2: u8,
+    /// Signature entries in the target prefix (1..=8).
+    pub signatures: u8,
     /// Base payload length.
     pub base_len: u32,
     /// Base payload digest.
     pub base_sha256: [u8; 32],
     /// Target payload length.
     pub target_len: u32,
-    /// Target payload digest.
-    pub target_sha256: [u8; 32],
     /// Body length.
     pub body_len: u32,
 }
@@ -168,9 +177,19 @@ impl PatchHeader {
         1 << self.block_log2
     }
 
+    /// Bytes of the target prefix the patch carries (no padding).
+    pub fn prefix_len(&self) -> usize {
+        Prefix::used_len(usize::from(self.signatures))
+    }
+
+    /// Offset of the body in the patch.
+    pub fn body_offset(&self) -> u64 {
+        (HEADER_LEN + self.prefix_len()) as u64
+    }
+
     /// Total patch length.
     pub fn patch_len(&self) -> u64 {
-        BODY_OFFSET as u64 + u64::from(self.body_len)
+        self.body_offset() + u64::from(self.body_len)
     }
 
     /// Encode.
@@ -180,11 +199,11 @@ impl PatchHeader {
         h[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         h[6] = self.block_log2;
         h[7] = model::HASH_BITS as u8;
-        h[8..12].copy_from_slice(&self.base_len.to_le_bytes());
-        h[12..44].copy_from_slice(&self.base_sha256);
-        h[44..48].copy_from_slice(&self.target_len.to_le_bytes());
-        h[48..80].copy_from_slice(&self.target_sha256);
-        h[80..84].copy_from_slice(&self.body_len.to_le_bytes());
+        h[9] = self.signatures;
+        h[12..16].copy_from_slice(&self.base_len.to_le_bytes());
+        h[16..48].copy_from_slice(&self.base_sha256);
+        h[48..52].copy_from_slice(&self.target_len.to_le_bytes());
+        h[52..56].copy_from_slice(&self.body_len.to_le_bytes());
         h
     }
 
@@ -200,21 +219,22 @@ impl PatchHeader {
         if !(12..=20).contains(&h[6]) || u32::from(h[7]) != model::HASH_BITS {
             return Err(DeltaError::UnsupportedParameters);
         }
-        if h[84..].iter().any(|&b| b != 0) {
+        if h[8] != 0 {
+            return Err(DeltaError::UnsupportedParameters);
+        }
+        if h[9] == 0 || usize::from(h[9]) > MAX_SIGNATURES || h[10..12] != [0, 0] {
             return Err(DeltaError::BadHeader);
         }
         let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
         let mut base_sha256 = [0u8; 32];
-        base_sha256.copy_from_slice(&h[12..44]);
-        let mut target_sha256 = [0u8; 32];
-        target_sha256.copy_from_slice(&h[48..80]);
+        base_sha256.copy_from_slice(&h[16..48]);
         Ok(Self {
             block_log2: h[6],
-            base_len: u32_at(8),
+            signatures: h[9],
+            base_len: u32_at(12),
             base_sha256,
-            target_len: u32_at(44),
-            target_sha256,
-            body_len: u32_at(80),
+            target_len: u32_at(48),
+            body_len: u32_at(52),
         })
     }
 
@@ -225,4 +245,27 @@ impl PatchHeader {
         id.copy_from_slice(&d[..8]);
         id
     }
+}
+
+/// The target envelope's full [`PREFIX_LEN`]-byte prefix, rebuilt from a
+/// patch's first bytes (its header and the prefix it carries, padding
+/// restored), and parsed. The payload length must match the header's.
+pub fn target_prefix(patch: &[u8]) -> Result<(PatchHeader, [u8; PREFIX_LEN], Prefix), DeltaError> {
+    let raw: &[u8; HEADER_LEN] = patch
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(DeltaError::Truncated)?;
+    let header = PatchHeader::decode(raw)?;
+    let part = patch
+        .get(HEADER_LEN..HEADER_LEN + header.prefix_len())
+        .ok_or(DeltaError::Truncated)?;
+    let mut full = [0u8; PREFIX_LEN];
+    full[..part.len()].copy_from_slice(part);
+    let prefix = Prefix::parse(&full).map_err(DeltaError::BadTargetPrefix)?;
+    if prefix.signatures().len() != usize::from(header.signatures)
+        || prefix.header.payload_len != header.target_len
+    {
+        return Err(DeltaError::BadHeader);
+    }
+    Ok((header, full, prefix))
 }

@@ -5,7 +5,7 @@
 use bootloader::delta::apply::{Applier, Progress};
 use bootloader::delta::encode::{Control, EncodeOptions, apply_on_sim, encode};
 use bootloader::delta::model::Model;
-use bootloader::delta::{BODY_OFFSET, DeltaError, HEADER_LEN};
+use bootloader::delta::{DeltaError, HEADER_LEN, PatchHeader};
 use bootloader::envelope::{PREFIX_LEN, Version};
 
 use crate::common::*;
@@ -51,6 +51,12 @@ pub fn patch(old_env: &[u8], new_env: &[u8]) -> Vec<u8> {
         EncodeOptions::default(),
     )
     .unwrap()
+}
+
+/// Where the body starts.
+fn body_offset(p: &[u8]) -> usize {
+    let h: [u8; HEADER_LEN] = p[..HEADER_LEN].try_into().unwrap();
+    PatchHeader::decode(&h).unwrap().body_offset() as usize
 }
 
 fn wrap(payload: &[u8], counter: u32) -> Vec<u8> {
@@ -324,18 +330,25 @@ fn delta_round_trips_synthetic_cases() {
     }
 }
 
+/// A patch carries only the signature entries its target uses, and the
+/// applier puts the padding back: the rebuilt envelope is the signed one,
+/// for one signature and for every slot used.
 #[test]
-fn delta_round_trips_an_image_over_2_mib() {
-    let old = payload(7, 2_300_000);
+fn patches_carry_only_the_signatures_their_target_uses() {
+    let old = payload(3, 40_000);
     let mut new = old.clone();
-    for i in (0..new.len()).step_by(4099) {
-        new[i] ^= 0x5A;
+    new[1000] ^= 1;
+    let o = wrap(&old, 1);
+    let keys: Vec<_> = (1..=8).map(key).collect();
+    for n_keys in [1usize, 2, 8] {
+        let signers: Vec<_> = keys.iter().take(n_keys).collect();
+        let n = envelope(&signers, Version::new(1, 2, 0), 2, &new);
+        let p = patch(&o, &n);
+        let body = body_offset(&p);
+        assert_eq!(body, HEADER_LEN + 132 + 96 * n_keys, "{n_keys} signatures");
+        assert_eq!(p[9] as usize, n_keys);
+        assert_eq!(apply_on_sim(&o, &p).unwrap(), n, "{n_keys} signatures");
     }
-    new.splice(1_000_000..1_000_000, payload(8, 10_000));
-    let (o, n) = (wrap(&old, 1), wrap(&new, 2));
-    let p = patch(&o, &n);
-    assert!(p.len() < new.len() / 10, "patch {} bytes", p.len());
-    assert_eq!(apply_on_sim(&o, &p).unwrap(), n);
 }
 
 /// Where a delta test's lock starts: swap mode, or A/B running from slot B
@@ -515,14 +528,9 @@ fn refused(p: &[u8]) -> DeltaError {
 #[test]
 fn corrupted_truncated_and_oversized_patches_are_refused_cleanly() {
     let (_, _, p) = pair_for_device();
+    let body = body_offset(&p);
     // Corrupted body bytes.
-    for at in [
-        BODY_OFFSET,
-        BODY_OFFSET + 5,
-        BODY_OFFSET + 1000,
-        p.len() / 2,
-        p.len() - 1,
-    ] {
+    for at in [body, body + 5, body + 1000, p.len() / 2, p.len() - 1] {
         let mut t = p.clone();
         t[at] ^= 0x10;
         if let Err(e) = outcome(&t) {
@@ -533,7 +541,7 @@ fn corrupted_truncated_and_oversized_patches_are_refused_cleanly() {
         }
     }
     // Mostly the damage is caught (not all of the last four bytes matter).
-    let caught = (BODY_OFFSET..p.len() - 4)
+    let caught = (body..p.len() - 4)
         .step_by(1009)
         .filter(|&at| {
             let mut t = p.clone();
@@ -541,7 +549,7 @@ fn corrupted_truncated_and_oversized_patches_are_refused_cleanly() {
             outcome(&t).is_err()
         })
         .count();
-    assert_eq!(caught, (BODY_OFFSET..p.len() - 4).step_by(1009).count());
+    assert_eq!(caught, (body..p.len() - 4).step_by(1009).count());
     // Corrupted target prefix (its signature no longer verifies or it no
     // longer matches the header).
     for at in [HEADER_LEN, HEADER_LEN + 60, HEADER_LEN + 200] {
@@ -554,8 +562,9 @@ fn corrupted_truncated_and_oversized_patches_are_refused_cleanly() {
         0,
         50,
         HEADER_LEN,
-        BODY_OFFSET,
-        BODY_OFFSET + 100,
+        HEADER_LEN + 100,
+        body,
+        body + 100,
         p.len() - 1,
     ] {
         let e = refused(&p[..len]);
@@ -566,13 +575,33 @@ fn corrupted_truncated_and_oversized_patches_are_refused_cleanly() {
     }
     // A header claiming huge lengths.
     let mut t = p.clone();
-    t[44..48].copy_from_slice(&u32::MAX.to_le_bytes());
+    t[48..52].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(refused(&t), DeltaError::TargetTooLarge { .. }));
     let mut t = p.clone();
-    t[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    t[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(refused(&t), DeltaError::BaseMismatch);
+    // A target length that is not the signed one.
     let mut t = p.clone();
-    t[80..84].copy_from_slice(&u32::MAX.to_le_bytes());
+    t[48] ^= 1;
+    refused(&t);
+    // The reserved instruction-set byte set; no signatures, more than the
+    // envelope holds, or more than the prefix carries; reserved bytes set.
+    let mut t = p.clone();
+    t[8] = 1;
+    assert_eq!(refused(&t), DeltaError::UnsupportedParameters);
+    for n in [0u8, 9] {
+        let mut t = p.clone();
+        t[9] = n;
+        assert_eq!(refused(&t), DeltaError::BadHeader, "{n} signatures");
+    }
+    let mut t = p.clone();
+    t[9] = 2;
+    assert!(matches!(refused(&t), DeltaError::BadTargetPrefix(_)));
+    let mut t = p.clone();
+    t[10] = 1;
+    assert_eq!(refused(&t), DeltaError::BadHeader);
+    let mut t = p.clone();
+    t[52..56].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(
         refused(&t),
         DeltaError::Truncated | DeltaError::Corrupt(_)

@@ -10,8 +10,7 @@
 use crate::metadata::Hashes;
 use std::path::{Path, PathBuf};
 
-use bootloader::delta::{HEADER_LEN, PatchHeader};
-use bootloader::envelope::{PREFIX_LEN, Prefix};
+use bootloader::delta::PatchHeader;
 
 use crate::error::{Error, Result};
 use crate::metadata::TargetFile;
@@ -30,6 +29,8 @@ pub struct PatchFile {
     pub version: String,
     /// Security counter of the target envelope.
     pub security_counter: u32,
+    /// Payload digest of the target envelope (from its signed header).
+    pub target_sha256: [u8; 32],
     /// The whole file.
     pub bytes: Vec<u8>,
 }
@@ -43,11 +44,8 @@ fn damaged(path: &Path, reason: impl Into<String>) -> Error {
 
 /// Parse a patch: header, embedded target prefix, exact length.
 pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<PatchFile> {
-    let head: &[u8; HEADER_LEN] = bytes
-        .get(..HEADER_LEN)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| damaged(path, "shorter than its header"))?;
-    let header = PatchHeader::decode(head).map_err(|e| damaged(path, e.to_string()))?;
+    let (header, _, prefix) = bootloader::delta::target_prefix(&bytes)
+        .map_err(|e| damaged(path, format!("its header or target prefix: {e}")))?;
     if header.patch_len() != bytes.len() as u64 {
         return Err(damaged(
             path,
@@ -58,22 +56,13 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<PatchFile> {
             ),
         ));
     }
-    let prefix_bytes = bytes
-        .get(HEADER_LEN..HEADER_LEN + PREFIX_LEN)
-        .ok_or_else(|| damaged(path, "no target header"))?;
-    let prefix = Prefix::parse(prefix_bytes).map_err(|e| damaged(path, e.to_string()))?;
     let h = prefix.header;
-    if h.payload_sha256 != header.target_sha256 || h.payload_len != header.target_len {
-        return Err(damaged(
-            path,
-            "the embedded target header does not match the patch header",
-        ));
-    }
     Ok(PatchFile {
         path: path.to_owned(),
         model: h.model.to_string(),
         version: h.version.to_string(),
         security_counter: h.security_counter,
+        target_sha256: h.payload_sha256,
         header,
         bytes,
     })
@@ -129,14 +118,9 @@ pub fn resolve(p: PatchFile, known: &[KnownFirmware], repo_dir: &Path) -> Result
         ),
         help: "publish both envelopes first (or in the same publish), then the patch".into(),
     };
-    let target = find(
-        known,
-        &p.model,
-        &p.header.target_sha256,
-        p.header.target_len,
-    )
-    .filter(|k| k.custom.version == p.version)
-    .ok_or_else(|| missing("target"))?;
+    let target = find(known, &p.model, &p.target_sha256, p.header.target_len)
+        .filter(|k| k.custom.version == p.version)
+        .ok_or_else(|| missing("target"))?;
     let base = find(known, &p.model, &p.header.base_sha256, p.header.base_len)
         .ok_or_else(|| missing("base"))?;
     let custom = Custom {

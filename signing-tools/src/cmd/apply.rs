@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use bootloader::delta::BODY_OFFSET;
+use bootloader::delta::MAX_HEAD_LEN;
 use clap::Args;
 
 use nightlatch_repo::envelope::MAX_ENVELOPE_LEN;
@@ -28,7 +28,7 @@ pub struct ApplyArgs {
 /// Run `apply`.
 pub fn run(args: &ApplyArgs) -> Result<()> {
     let old = fsio::read_limited(&args.base, MAX_ENVELOPE_LEN)?;
-    let patch = fsio::read_limited(&args.patch, MAX_ENVELOPE_LEN + BODY_OFFSET as u64)?;
+    let patch = fsio::read_limited(&args.patch, MAX_ENVELOPE_LEN + MAX_HEAD_LEN as u64)?;
     let new = apply_patch(&old, &patch)
         .map_err(|e| delta_error(format!("cannot apply {}", args.patch.display()), e))?;
     fsio::write_atomic(&args.output, &new, fsio::Access::Public, true)?;

@@ -23,10 +23,11 @@ use crate::stackmeter;
 /// Arguments of `bench-delta`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchDeltaArgs {
-    /// Corpus directory: subfolders of raw images; pairs from its README.md
-    /// table (`| dir/old -> new |`), else consecutive files per folder.
-    #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
+    /// Corpus directories: subfolders of raw images; pairs from each one's
+    /// README.md table (`| dir/old -> new |`), else consecutive files per
+    /// folder.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
@@ -64,6 +65,9 @@ pub struct BenchReport {
     pub pairs: Vec<PairFigures>,
     /// Median of the ratios.
     pub median_ratio: f64,
+    /// Per published method: (method, pairs where our whole patch is
+    /// smaller, pairs with a published figure).
+    pub smaller_than: Vec<(String, usize, usize)>,
 }
 
 fn wrap(key: &SigningKey, payload: &[u8], counter: u32) -> Result<Vec<u8>> {
@@ -229,6 +233,27 @@ fn measure_apply(old_env: Vec<u8>, patch: Vec<u8>) -> Result<(f64, u64)> {
     Ok((secs, stack as u64))
 }
 
+/// For each published method, on how many pairs our patch is smaller.
+fn smaller_than(figures: &[PairFigures]) -> Vec<(String, usize, usize)> {
+    let mut out: Vec<(String, usize, usize)> = vec![];
+    for f in figures {
+        for (method, r) in &f.reference {
+            let i = match out.iter().position(|o| &o.0 == method) {
+                Some(i) => i,
+                None => {
+                    out.push((method.clone(), 0, 0));
+                    out.len() - 1
+                }
+            };
+            out[i].2 += 1;
+            if f.ratio < *r {
+                out[i].1 += 1;
+            }
+        }
+    }
+    out
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -240,9 +265,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Run `bench-delta`.
 pub fn run(args: &BenchDeltaArgs) -> Result<()> {
-    let mut pairs = readme_pairs(&args.dir);
-    if pairs.is_empty() {
-        pairs = consecutive_pairs(&args.dir)?;
+    let mut pairs = vec![];
+    for dir in &args.dirs {
+        let mut found = readme_pairs(dir);
+        if found.is_empty() {
+            found = consecutive_pairs(dir)?;
+        }
+        pairs.extend(found);
     }
     let key = SigningKey::from_bytes(&[0x42; 32]);
     let mut figures = vec![];
@@ -269,6 +298,7 @@ pub fn run(args: &BenchDeltaArgs) -> Result<()> {
     }
     let report = BenchReport {
         median_ratio: median(figures.iter().map(|f| f.ratio).collect()),
+        smaller_than: smaller_than(&figures),
         pairs: figures,
     };
     if args.json {
@@ -306,8 +336,15 @@ pub fn run(args: &BenchDeltaArgs) -> Result<()> {
         ));
     }
     out.push_str(&format!(
-        "median ratio: {:.2}%",
-        100.0 * report.median_ratio
+        "median ratio: {:.2}% over {} pairs",
+        100.0 * report.median_ratio,
+        report.pairs.len()
     ));
+    for (method, wins, of) in &report.smaller_than {
+        out.push_str(&format!(
+            "\nsmaller than {}: {wins} of {of} pairs (our whole patch, header and signatures included)",
+            method.split(',').next().unwrap_or(method)
+        ));
+    }
     fsio::print(&out)
 }
