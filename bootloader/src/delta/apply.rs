@@ -350,8 +350,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
     fn check_prefix(&mut self) -> Result<(), DeltaError> {
         let h = self.header.ok_or(DeltaError::BadHeader)?;
         let p = Prefix::parse(&self.out[..PREFIX_LEN]).map_err(DeltaError::BadTargetPrefix)?;
-        if p.header.payload_len != h.target_len || p.signatures().len() != usize::from(h.signatures)
-        {
+        if !h.describes(&p) {
             return Err(DeltaError::BadHeader);
         }
         self.target_sha256 = p.header.payload_sha256;

@@ -238,6 +238,13 @@ impl PatchHeader {
         })
     }
 
+    /// Does a parsed target prefix belong to this header (its signature
+    /// count and payload length)?
+    pub fn describes(&self, prefix: &Prefix) -> bool {
+        prefix.signatures().len() == usize::from(self.signatures)
+            && prefix.header.payload_len == self.target_len
+    }
+
     /// A short identity of the header, for checkpoint records.
     pub(crate) fn id(&self) -> [u8; 8] {
         let d: [u8; 32] = Sha256::digest(self.encode()).into();
@@ -262,9 +269,7 @@ pub fn target_prefix(patch: &[u8]) -> Result<(PatchHeader, [u8; PREFIX_LEN], Pre
     let mut full = [0u8; PREFIX_LEN];
     full[..part.len()].copy_from_slice(part);
     let prefix = Prefix::parse(&full).map_err(DeltaError::BadTargetPrefix)?;
-    if prefix.signatures().len() != usize::from(header.signatures)
-        || prefix.header.payload_len != header.target_len
-    {
+    if !header.describes(&prefix) {
         return Err(DeltaError::BadHeader);
     }
     Ok((header, full, prefix))
