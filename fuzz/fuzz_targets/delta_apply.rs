@@ -59,7 +59,7 @@ fn fixture() -> &'static Fixture {
         }
         let (o, n) = (envelope(&key, &old, 1), envelope(&key, &new, 2));
         let ctl = [Control { add: new.len(), copy: 0, seek: 0 }];
-        let patch = encode(&old, &new, &ctl, &n[..PREFIX_LEN], EncodeOptions { block_log2: 12, max_chain: 8 })
+        let patch = encode(&old, &new, &ctl, &o[..PREFIX_LEN], &n[..PREFIX_LEN], EncodeOptions { block_log2: 12, max_chain: 8 })
             .expect("patch");
         let anchors = TrustAnchors::new(1, 1, &[key.verifying_key().to_bytes()]).expect("anchors");
         Fixture { old: o, new: n, patch, anchors }
@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
         let head: [u8; HEADER_LEN] = fx.patch[..HEADER_LEN].try_into().expect("header");
         let body = PatchHeader::decode(&head).expect("header").body_offset() as usize;
         let mut p = fx.patch[..body].to_vec();
-        p[52..56].copy_from_slice(&(rest.len() as u32).to_le_bytes());
+        p[26..30].copy_from_slice(&(rest.len() as u32).to_le_bytes());
         p.extend_from_slice(rest);
         p
     };

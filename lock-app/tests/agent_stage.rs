@@ -102,7 +102,15 @@ fn release() -> Release {
         block_log2: 12,
         ..EncodeOptions::default()
     };
-    let patch = encode(&p1, &p2, &controls, &v2[..PREFIX_LEN], opts).unwrap();
+    let patch = encode(
+        &p1,
+        &p2,
+        &controls,
+        &v1[..PREFIX_LEN],
+        &v2[..PREFIX_LEN],
+        opts,
+    )
+    .unwrap();
     assert_eq!(apply_on_sim(&v1, &patch).unwrap(), v2);
     let mut tampered = patch.clone();
     let last = tampered.len() - 1;

@@ -102,12 +102,13 @@ pub fn make_patch(
     new_env: &[u8],
     progress: &dyn Progress,
 ) -> Result<Made, DeltaError> {
-    let (_, old) = split_envelope(old_env)?;
+    let (old_prefix, old) = split_envelope(old_env)?;
     let (prefix, new) = split_envelope(new_env)?;
     let t = Instant::now();
     let ctl = controls(old, new, progress);
     progress.start("encoding", 1);
-    let (patch, stats) = encode_with_stats(old, new, &ctl, prefix, EncodeOptions::default())?;
+    let (patch, stats) =
+        encode_with_stats(old, new, &ctl, old_prefix, prefix, EncodeOptions::default())?;
     progress.finish();
     let elapsed = t.elapsed();
     Ok(Made {

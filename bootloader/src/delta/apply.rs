@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::coder::{ByteSource, Decoder, Decoding};
 use super::model::{Kind, Model};
-use super::{DeltaError, HEADER_LEN, MIN_MATCH, PatchHeader};
+use super::{DeltaError, HEADER_LEN, MIN_MATCH, PatchHeader, PrefixDecoder};
 use crate::envelope::{PREFIX_LEN, Prefix, VerifiedImage};
 use crate::updater::Updater;
 
@@ -96,6 +96,10 @@ pub struct Applier<'a, 'f, F: NorFlash> {
     target_sha256: [u8; 32],
     hdr: [u8; HEADER_LEN],
     hdr_len: usize,
+    /// Prefix code state (stage `Prefix`).
+    prefix: PrefixDecoder,
+    /// Prefix code bytes consumed.
+    prefix_fed: u16,
     input: [u8; IN_BUF],
     in_pos: usize,
     in_end: usize,
@@ -147,6 +151,8 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
             target_sha256: [0; 32],
             hdr: [0; HEADER_LEN],
             hdr_len: 0,
+            prefix: PrefixDecoder::new(0),
+            prefix_fed: 0,
             input: [0; IN_BUF],
             in_pos: 0,
             in_end: 0,
@@ -257,21 +263,9 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
                     self.start()?;
                 }
                 Stage::Prefix => {
-                    let need = self.header.ok_or(DeltaError::BadHeader)?.prefix_len();
-                    let n = (need - self.out_len).min(chunk.len());
-                    self.out[self.out_len..self.out_len + n].copy_from_slice(&chunk[..n]);
-                    self.out_len += n;
-                    self.fed += n as u64;
-                    *chunk = &chunk[n..];
-                    if self.out_len < need {
+                    if self.feed_prefix(chunk)? {
                         return Ok(Progress::NeedMore);
                     }
-                    // The padding the patch leaves out.
-                    self.out[need..PREFIX_LEN].fill(0);
-                    self.out_len = PREFIX_LEN;
-                    self.check_prefix()?;
-                    self.flush()?;
-                    self.stage = Stage::Body;
                 }
                 Stage::Body => {
                     let header = self.header.ok_or(DeltaError::BadHeader)?;
@@ -310,7 +304,36 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         }
     }
 
+    /// Feed prefix code bytes from `chunk`; true if more are needed. When the
+    /// code is complete, the target prefix is checked and written.
+    fn feed_prefix(&mut self, chunk: &mut &[u8]) -> Result<bool, DeltaError> {
+        let header = self.header.ok_or(DeltaError::BadHeader)?;
+        let n = usize::from(header.prefix_code_len - self.prefix_fed).min(chunk.len());
+        for &b in &chunk[..n] {
+            self.prefix.feed(b, &mut self.out)?;
+        }
+        self.prefix_fed += n as u16;
+        self.fed += n as u64;
+        *chunk = &chunk[n..];
+        if self.prefix_fed < header.prefix_code_len {
+            return Ok(true);
+        }
+        if !self.prefix.done() {
+            return Err(DeltaError::Corrupt("prefix code shorter than its prefix"));
+        }
+        // The padding the patch leaves out.
+        self.out[header.prefix_used_len()..PREFIX_LEN].fill(0);
+        self.out_len = PREFIX_LEN;
+        self.check_prefix()?;
+        self.flush()?;
+        self.stage = Stage::Body;
+        Ok(false)
+    }
+
     /// Header complete: validate, check the base, open the checkpoint log.
+    /// (Not inlined: its hasher stays out of the frame the body is decoded
+    /// under; the measured stack is 3.4 KiB deeper when it is inlined.)
+    #[inline(never)]
     fn start(&mut self) -> Result<(), DeltaError> {
         let h = PatchHeader::decode(&self.hdr)?;
         let max = u64::from(self.up.active_capacity());
@@ -332,9 +355,14 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
             off += n as u32;
         }
         let digest: [u8; 32] = hasher.finalize().into();
-        if digest != h.base_sha256 {
+        if !h.is_base(h.base_len, &digest) {
             return Err(DeltaError::BaseMismatch);
         }
+        // The target prefix is coded against the running image's prefix:
+        // `out` holds it, and the prefix code overwrites it in place.
+        self.up.read_active(0, &mut self.out[..PREFIX_LEN])?;
+        self.prefix = PrefixDecoder::new(h.prefix_used_len());
+        self.prefix_fed = 0;
         self.header = Some(h);
         self.out_len = 0;
         self.out_base = 0;

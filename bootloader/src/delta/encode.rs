@@ -11,7 +11,11 @@ use std::vec::Vec;
 
 use super::coder::{BitCoder, Encoder};
 use super::model::{Kind, Model};
-use super::{DEFAULT_BLOCK_LOG2, DeltaError, MIN_MATCH, PatchHeader};
+use super::transform::PLAIN;
+use super::{
+    BASE_DIGEST_LEN, DEFAULT_BLOCK_LOG2, DeltaError, HEADER_LEN, MIN_MATCH, PatchHeader,
+    encode_prefix,
+};
 use crate::envelope::{PREFIX_LEN, Prefix};
 use sha2::{Digest, Sha256};
 
@@ -187,6 +191,8 @@ pub struct EncodeStats {
     pub matches: f64,
     /// Number of controls, add bytes, literals, matches, matched bytes.
     pub counts: [u64; 5],
+    /// Bytes before the body: header and prefix code.
+    pub head: usize,
 }
 
 /// Counts the ideal code length of every bit it passes on.
@@ -204,17 +210,18 @@ impl BitCoder for Costing<'_> {
 }
 
 /// Encode a patch from `old` to `new` (payloads) using `controls` (as
-/// bidiff's match finder produces them). `target_prefix` is the 1024-byte
-/// prefix of the target envelope (canonical: it is rebuilt from its used
-/// part).
+/// bidiff's match finder produces them). `base_prefix` and `target_prefix`
+/// are the 1024-byte prefixes of the two envelopes (the target's must be
+/// canonical: it is rebuilt from its used part, coded against the base's).
 pub fn encode(
     old: &[u8],
     new: &[u8],
     controls: &[Control],
+    base_prefix: &[u8],
     target_prefix: &[u8],
     opts: EncodeOptions,
 ) -> Result<Vec<u8>, DeltaError> {
-    encode_with_stats(old, new, controls, target_prefix, opts).map(|(p, _)| p)
+    encode_with_stats(old, new, controls, base_prefix, target_prefix, opts).map(|(p, _)| p)
 }
 
 /// [`encode`], also reporting where the bytes went.
@@ -222,11 +229,18 @@ pub fn encode_with_stats(
     old_raw: &[u8],
     new_raw: &[u8],
     controls: &[Control],
+    base_prefix: &[u8],
     target_prefix: &[u8],
     opts: EncodeOptions,
 ) -> Result<(Vec<u8>, EncodeStats), DeltaError> {
     let mut stats = EncodeStats::default();
-    if target_prefix.len() != PREFIX_LEN
+    let (Ok(base_prefix), Ok(target_prefix)) = (
+        <&[u8; PREFIX_LEN]>::try_from(base_prefix),
+        <&[u8; PREFIX_LEN]>::try_from(target_prefix),
+    ) else {
+        return Err(DeltaError::UnsupportedParameters);
+    };
+    if Prefix::parse(base_prefix).is_err()
         || !(12..=20).contains(&opts.block_log2)
         || u32::try_from(old_raw.len()).is_err()
         || u32::try_from(new_raw.len()).is_err()
@@ -392,18 +406,25 @@ pub fn encode_with_stats(
         body.extend_from_slice(&e.finish());
     }
 
+    let base_sha: [u8; 32] = Sha256::digest(old_raw).into();
+    let mut base_digest = [0u8; BASE_DIGEST_LEN];
+    base_digest.copy_from_slice(&base_sha[..BASE_DIGEST_LEN]);
+    let code = encode_prefix(base_prefix, target_prefix, Prefix::used_len(signatures));
     let header = PatchHeader {
         block_log2: opts.block_log2,
         signatures: signatures as u8,
+        transform: PLAIN,
         base_len: old.len() as u32,
-        base_sha256: Sha256::digest(old_raw).into(),
+        base_digest,
         target_len: new.len() as u32,
+        prefix_code_len: u16::try_from(code.len()).map_err(|_| DeltaError::BadHeader)?,
         body_len: u32::try_from(body.len()).map_err(|_| DeltaError::UnsupportedParameters)?,
     };
     let mut patch = Vec::with_capacity(header.patch_len() as usize);
     patch.extend_from_slice(&header.encode());
-    patch.extend_from_slice(&target_prefix[..header.prefix_len()]);
+    patch.extend_from_slice(&code);
     patch.extend_from_slice(&body);
+    stats.head = HEADER_LEN + code.len();
     Ok((patch, stats))
 }
 

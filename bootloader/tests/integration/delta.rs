@@ -47,6 +47,7 @@ pub fn patch(old_env: &[u8], new_env: &[u8]) -> Vec<u8> {
         old,
         new,
         &controls(old, new),
+        &old_env[..PREFIX_LEN],
         &new_env[..PREFIX_LEN],
         EncodeOptions::default(),
     )
@@ -276,6 +277,7 @@ fn delta_round_trips_firmware_like_releases() {
             oo,
             nn,
             &controls(oo, nn),
+            &o[..PREFIX_LEN],
             &n[..PREFIX_LEN],
             EncodeOptions::default(),
         )
@@ -330,9 +332,10 @@ fn delta_round_trips_synthetic_cases() {
     }
 }
 
-/// A patch carries only the signature entries its target uses, and the
-/// applier puts the padding back: the rebuilt envelope is the signed one,
-/// for one signature and for every slot used.
+/// A patch carries only the signature entries its target uses, coded
+/// against the base's prefix, and the applier puts the padding back: the
+/// rebuilt envelope is the signed one, for one signature, every slot used,
+/// and a target signed by other keys than its base.
 #[test]
 fn patches_carry_only_the_signatures_their_target_uses() {
     let old = payload(3, 40_000);
@@ -344,11 +347,30 @@ fn patches_carry_only_the_signatures_their_target_uses() {
         let signers: Vec<_> = keys.iter().take(n_keys).collect();
         let n = envelope(&signers, Version::new(1, 2, 0), 2, &new);
         let p = patch(&o, &n);
-        let body = body_offset(&p);
-        assert_eq!(body, HEADER_LEN + 132 + 96 * n_keys, "{n_keys} signatures");
-        assert_eq!(p[9] as usize, n_keys);
+        let code = body_offset(&p) - HEADER_LEN;
+        // Same key as the base: only the changed header fields (version,
+        // counter, digest) and the 64-byte signature are literals. Each
+        // further key adds its key id and signature.
+        let most = 2 + 36 + 8 + 96 * n_keys;
+        assert!(code <= most, "{n_keys} signatures: {code} > {most} bytes");
+        assert!(code >= 64 * n_keys, "{n_keys} signatures: {code} bytes");
+        assert_eq!(usize::from(p[7] & 0x0F), n_keys);
         assert_eq!(apply_on_sim(&o, &p).unwrap(), n, "{n_keys} signatures");
     }
+    // Base signed by two keys, target by one: the base's second entry is
+    // not padding, and the rebuilt prefix must still be the target's.
+    let o2 = envelope(&[&keys[0], &keys[1]], Version::new(1, 5, 0), 1, &old);
+    let n1 = envelope(&[&keys[0]], Version::new(1, 2, 0), 2, &new);
+    let p = patch(&o2, &n1);
+    assert_eq!(apply_on_sim(&o2, &p).unwrap(), n1);
+    let (_, rebuilt, _) = bootloader::delta::target_prefix(&p, &o2[..PREFIX_LEN]).unwrap();
+    assert_eq!(rebuilt[..], n1[..PREFIX_LEN]);
+    // The head is relative to that base envelope: against an envelope of
+    // the same payload signed by another key it rebuilds another prefix
+    // (whose signature then fails on the lock).
+    let o3 = envelope(&[&keys[1]], Version::new(1, 5, 0), 1, &old);
+    let (_, other, _) = bootloader::delta::target_prefix(&p, &o3[..PREFIX_LEN]).unwrap();
+    assert_ne!(other[..], n1[..PREFIX_LEN]);
 }
 
 /// Where a delta test's lock starts: swap mode, or A/B running from slot B
@@ -550,19 +572,36 @@ fn corrupted_truncated_and_oversized_patches_are_refused_cleanly() {
         })
         .count();
     assert_eq!(caught, (body..p.len() - 4).step_by(1009).count());
-    // Corrupted target prefix (its signature no longer verifies or it no
-    // longer matches the header).
-    for at in [HEADER_LEN, HEADER_LEN + 60, HEADER_LEN + 200] {
+    // Corrupted prefix code: a literal (the signature or the digest no
+    // longer verifies), a run length, or its length in the header.
+    for at in [
+        HEADER_LEN,
+        HEADER_LEN + 1,
+        HEADER_LEN + 5,
+        HEADER_LEN + 60,
+        body - 1,
+    ] {
         let mut t = p.clone();
         t[at] ^= 0x01;
         refused(&t);
     }
+    for delta in [-1i32, 1] {
+        let mut t = p.clone();
+        let c = u16::from_le_bytes([t[24], t[25]]) as i32 + delta;
+        t[24..26].copy_from_slice(&(c as u16).to_le_bytes());
+        refused(&t);
+    }
+    for c in [0u16, 1025, u16::MAX] {
+        let mut t = p.clone();
+        t[24..26].copy_from_slice(&c.to_le_bytes());
+        assert_eq!(refused(&t), DeltaError::BadHeader, "code length {c}");
+    }
     // Truncated anywhere.
     for len in [
         0,
-        50,
+        20,
         HEADER_LEN,
-        HEADER_LEN + 100,
+        HEADER_LEN + 50,
         body,
         body + 100,
         p.len() - 1,
@@ -575,33 +614,37 @@ fn corrupted_truncated_and_oversized_patches_are_refused_cleanly() {
     }
     // A header claiming huge lengths.
     let mut t = p.clone();
-    t[48..52].copy_from_slice(&u32::MAX.to_le_bytes());
+    t[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(refused(&t), DeltaError::TargetTooLarge { .. }));
     let mut t = p.clone();
-    t[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    t[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(refused(&t), DeltaError::BaseMismatch);
+    // Another base digest.
+    let mut t = p.clone();
+    t[12] ^= 1;
     assert_eq!(refused(&t), DeltaError::BaseMismatch);
     // A target length that is not the signed one.
     let mut t = p.clone();
-    t[48] ^= 1;
+    t[20] ^= 1;
     refused(&t);
-    // The reserved instruction-set byte set; no signatures, more than the
-    // envelope holds, or more than the prefix carries; reserved bytes set.
+    // An unknown transform; no signatures, more than the envelope holds, or
+    // more than the prefix code covers.
     let mut t = p.clone();
-    t[8] = 1;
+    t[7] |= 0xF0;
     assert_eq!(refused(&t), DeltaError::UnsupportedParameters);
     for n in [0u8, 9] {
         let mut t = p.clone();
-        t[9] = n;
+        t[7] = (t[7] & 0xF0) | n;
         assert_eq!(refused(&t), DeltaError::BadHeader, "{n} signatures");
     }
     let mut t = p.clone();
-    t[9] = 2;
-    assert!(matches!(refused(&t), DeltaError::BadTargetPrefix(_)));
+    t[7] = (t[7] & 0xF0) | 2;
+    assert!(matches!(
+        refused(&t),
+        DeltaError::BadTargetPrefix(_) | DeltaError::Corrupt(_)
+    ));
     let mut t = p.clone();
-    t[10] = 1;
-    assert_eq!(refused(&t), DeltaError::BadHeader);
-    let mut t = p.clone();
-    t[52..56].copy_from_slice(&u32::MAX.to_le_bytes());
+    t[26..30].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(
         refused(&t),
         DeltaError::Truncated | DeltaError::Corrupt(_)

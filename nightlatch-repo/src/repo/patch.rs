@@ -4,13 +4,17 @@
 //! `{kind: "patch", hardware_model, version, security_counter, base, target}`
 //! where `base` and `target` name the two envelopes (`version`, `sha256`,
 //! `length`) exactly as their own targets do. Both envelopes must already be
-//! in the repository or in the same `publish`: the patch header only holds
-//! payload digests, so they are found by payload SHA-256 and length.
+//! in the repository or in the same `publish`. The patch header names its
+//! base by payload length and the first 8 bytes of the payload digest, and
+//! codes the target's prefix against the base's, so the base is found first
+//! and the target's model, version and digest are read from the prefix the
+//! patch rebuilds.
 
 use crate::metadata::Hashes;
 use std::path::{Path, PathBuf};
 
-use bootloader::delta::PatchHeader;
+use bootloader::delta::{HEADER_LEN, PatchHeader};
+use bootloader::envelope::PREFIX_LEN;
 
 use crate::error::{Error, Result};
 use crate::metadata::TargetFile;
@@ -23,14 +27,6 @@ pub struct PatchFile {
     pub path: PathBuf,
     /// Its header.
     pub header: PatchHeader,
-    /// Hardware model of the target envelope.
-    pub model: String,
-    /// Version of the target envelope.
-    pub version: String,
-    /// Security counter of the target envelope.
-    pub security_counter: u32,
-    /// Payload digest of the target envelope (from its signed header).
-    pub target_sha256: [u8; 32],
     /// The whole file.
     pub bytes: Vec<u8>,
 }
@@ -42,10 +38,16 @@ fn damaged(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Parse a patch: header, embedded target prefix, exact length.
+/// Parse a patch: header and exact length. The target prefix is decoded
+/// once the base is known ([`resolve`]).
 pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<PatchFile> {
-    let (header, _, prefix) = bootloader::delta::target_prefix(&bytes)
-        .map_err(|e| damaged(path, format!("its header or target prefix: {e}")))?;
+    let header = bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok())
+        .ok_or_else(|| damaged(path, "shorter than a patch header"))
+        .and_then(|raw| {
+            PatchHeader::decode(raw).map_err(|e| damaged(path, format!("its header: {e}")))
+        })?;
     if header.patch_len() != bytes.len() as u64 {
         return Err(damaged(
             path,
@@ -56,13 +58,8 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<PatchFile> {
             ),
         ));
     }
-    let h = prefix.header;
     Ok(PatchFile {
         path: path.to_owned(),
-        model: h.model.to_string(),
-        version: h.version.to_string(),
-        security_counter: h.security_counter,
-        target_sha256: h.payload_sha256,
         header,
         bytes,
     })
@@ -77,21 +74,40 @@ pub struct KnownFirmware {
     pub file: TargetFile,
     /// Its custom description.
     pub custom: Custom,
+    /// The envelope's first bytes when it is being published now (published
+    /// ones are read from the repository when needed).
+    pub prefix: Option<Vec<u8>>,
 }
 
-fn find<'a>(
-    known: &'a [KnownFirmware],
-    model: &str,
-    sha: &[u8; 32],
-    len: u32,
-) -> Option<&'a KnownFirmware> {
-    let sha = hex::encode(sha);
-    known.iter().find(|k| {
-        k.custom.kind == Kind::Firmware
-            && k.custom.hardware_model == model
-            && k.custom.payload_sha256.as_deref() == Some(sha.as_str())
-            && k.custom.payload_length == Some(len)
-    })
+impl KnownFirmware {
+    fn is_firmware(&self, model: Option<&str>, len: u32) -> bool {
+        self.custom.kind == Kind::Firmware
+            && model.is_none_or(|m| self.custom.hardware_model == m)
+            && self.custom.payload_length == Some(len)
+    }
+
+    /// The envelope's prefix: in memory, or from the repository's file.
+    fn envelope_prefix(&self, repo_dir: &Path) -> Result<Vec<u8>> {
+        if let Some(p) = &self.prefix {
+            return Ok(p.clone());
+        }
+        let sha = self.file.sha256_hex().unwrap_or_default();
+        let path = crate::repo::target_file(repo_dir, &self.name, &sha);
+        let mut buf = vec![0u8; PREFIX_LEN];
+        let mut f = std::fs::File::open(&path).map_err(|e| Error::RepoState {
+            path: path.clone(),
+            reason: format!("cannot read the published envelope {}: {e}", self.name),
+            help: "the repository's targets directory is incomplete; restore it from a backup"
+                .into(),
+        })?;
+        std::io::Read::read_exact(&mut f, &mut buf).map_err(|e| Error::RepoState {
+            path: path.clone(),
+            reason: format!("cannot read the published envelope {}: {e}", self.name),
+            help: "the repository's targets directory is incomplete; restore it from a backup"
+                .into(),
+        })?;
+        Ok(buf)
+    }
 }
 
 fn envelope_ref(k: &KnownFirmware) -> EnvelopeRef {
@@ -104,30 +120,84 @@ fn envelope_ref(k: &KnownFirmware) -> EnvelopeRef {
 
 /// Tie a patch to its base and target envelopes among `known`.
 pub fn resolve(p: PatchFile, known: &[KnownFirmware], repo_dir: &Path) -> Result<TargetEntry> {
-    let missing = |which: &str| Error::RepoState {
+    let missing = |what: String| Error::RepoState {
         path: repo_dir.to_owned(),
         reason: format!(
-            "{}: the patch's {which} envelope ({} {}) is not in the repository",
-            p.path.display(),
-            p.model,
-            if which == "base" {
-                "base".to_owned()
-            } else {
-                p.version.clone()
-            }
+            "{}: the patch's {what} is not in the repository",
+            p.path.display()
         ),
         help: "publish both envelopes first (or in the same publish), then the patch".into(),
     };
-    let target = find(known, &p.model, &p.target_sha256, p.header.target_len)
-        .filter(|k| k.custom.version == p.version)
-        .ok_or_else(|| missing("target"))?;
-    let base = find(known, &p.model, &p.header.base_sha256, p.header.base_len)
-        .ok_or_else(|| missing("base"))?;
+    let base_hex = hex::encode(p.header.base_digest);
+    let bases: Vec<&KnownFirmware> = known
+        .iter()
+        .filter(|k| {
+            k.is_firmware(None, p.header.base_len)
+                && k.custom
+                    .payload_sha256
+                    .as_deref()
+                    .is_some_and(|h| h.starts_with(&base_hex))
+        })
+        .collect();
+    if bases.is_empty() {
+        return Err(missing(format!(
+            "base envelope (payload {base_hex}…, {} bytes)",
+            p.header.base_len
+        )));
+    }
+    // The prefix code is relative to one base envelope's prefix: the base is
+    // the envelope (usually the only one with that payload; several if a
+    // payload was signed twice) from which it rebuilds exactly the prefix of
+    // a known target envelope.
+    let mut last_err = None;
+    let mut found = None;
+    for base in bases {
+        let base_prefix = base.envelope_prefix(repo_dir)?;
+        let (_, rebuilt, prefix) = match bootloader::delta::target_prefix(&p.bytes, &base_prefix) {
+            Ok(t) => t,
+            Err(e) => {
+                last_err = Some(format!(
+                    "its target prefix (coded against {}): {e}",
+                    base.name
+                ));
+                continue;
+            }
+        };
+        let h = prefix.header;
+        let (model, version) = (h.model.to_string(), h.version.to_string());
+        if model != base.custom.hardware_model {
+            last_err = Some(format!(
+                "it rebuilds a {model} image from a {} one",
+                base.custom.hardware_model
+            ));
+            continue;
+        }
+        let target_hex = hex::encode(h.payload_sha256);
+        let Some(target) = known.iter().find(|k| {
+            k.is_firmware(Some(&model), h.payload_len)
+                && k.custom.payload_sha256.as_deref() == Some(target_hex.as_str())
+                && k.custom.version == version
+        }) else {
+            return Err(missing(format!("target envelope ({model} {version})")));
+        };
+        if target.envelope_prefix(repo_dir)?.as_slice() != rebuilt.as_slice() {
+            last_err = Some(format!(
+                "from {} it rebuilds a prefix that is not {}'s (signed differently)",
+                base.name, target.name
+            ));
+            continue;
+        }
+        found = Some((base, target, h, model, version));
+        break;
+    }
+    let Some((base, target, h, model, version)) = found else {
+        return Err(damaged(&p.path, last_err.unwrap_or_default()));
+    };
     let custom = Custom {
         kind: Kind::Patch,
-        hardware_model: p.model.clone(),
-        version: p.version.clone(),
-        security_counter: p.security_counter,
+        hardware_model: model.clone(),
+        version: version.clone(),
+        security_counter: h.security_counter,
         payload_length: None,
         payload_sha256: None,
         base: Some(envelope_ref(base)),
@@ -139,11 +209,8 @@ pub fn resolve(p: PatchFile, known: &[KnownFirmware], repo_dir: &Path) -> Result
         Some(serde_json::json!({ "nightlatch": custom })),
     );
     Ok(TargetEntry {
-        name: format!(
-            "{}/{}.from-{}.nldp",
-            p.model, p.version, base.custom.version
-        ),
-        model: p.model,
+        name: format!("{model}/{version}.from-{}.nldp", base.custom.version),
+        model,
         info,
         bytes: p.bytes,
     })

@@ -151,12 +151,24 @@ fn known_firmware(repo: &Repo, entries: &[TargetEntry]) -> Vec<KnownFirmware> {
         .map(|t| &t.signed)
         .chain(repo.delegated.values().map(|t| &t.signed))
         .flat_map(|t| t.targets.iter().map(|(n, f)| (n.clone(), f.clone())));
-    let new = entries.iter().map(|e| (e.name.clone(), e.info.clone()));
+    let new = entries.iter().map(|e| {
+        let prefix = e
+            .bytes
+            .get(..bootloader::envelope::PREFIX_LEN)
+            .map(<[u8]>::to_vec);
+        (e.name.clone(), e.info.clone(), prefix)
+    });
     published
+        .map(|(n, f)| (n, f, None))
         .chain(new)
-        .filter_map(|(name, file)| {
+        .filter_map(|(name, file, prefix)| {
             let custom = Custom::from_target(&file)?;
-            Some(KnownFirmware { name, file, custom })
+            Some(KnownFirmware {
+                name,
+                file,
+                custom,
+                prefix,
+            })
         })
         .collect()
 }
