@@ -59,7 +59,7 @@ fn fixture() -> &'static Fixture {
         }
         let (o, n) = (envelope(&key, &old, 1), envelope(&key, &new, 2));
         let ctl = [Control { add: new.len(), copy: 0, seek: 0 }];
-        let patch = encode(&old, &new, &ctl, &o[..PREFIX_LEN], &n[..PREFIX_LEN], EncodeOptions { block_log2: 12, max_chain: 8 })
+        let patch = encode(&old, &new, &ctl, &o[..PREFIX_LEN], &n[..PREFIX_LEN], EncodeOptions { block_log2: 12, max_chain: 8, ..Default::default() })
             .expect("patch");
         let anchors = TrustAnchors::new(1, 1, &[key.verifying_key().to_bytes()]).expect("anchors");
         Fixture { old: o, new: n, patch, anchors }

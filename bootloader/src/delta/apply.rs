@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::coder::{ByteSource, Decoder, Decoding};
 use super::model::{Kind, Model};
+use super::transform::{self, PLAIN};
 use super::{DeltaError, HEADER_LEN, MIN_MATCH, PatchHeader, PrefixDecoder};
 use crate::envelope::{PREFIX_LEN, Prefix, VerifiedImage};
 use crate::updater::Updater;
@@ -449,6 +450,76 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         Ok(c.buf[(d - c.base) as usize])
     }
 
+    /// In an add run under an instruction-set transform: if the old image
+    /// has an instruction with a field here ([`transform::field_at`]), decode
+    /// its field difference and its bytes, emit it and return true. (Not
+    /// inlined: its buffers stay out of [`Self::step`]'s frame.)
+    #[inline(never)]
+    fn add_field(&mut self, h: &PatchHeader) -> Result<bool, DeltaError> {
+        let (opos, npos) = (self.runs.opos, self.runs.npos);
+        let base_len = i64::from(h.base_len);
+        let mut w = [0u8; 4];
+        for (i, b) in w.iter_mut().enumerate() {
+            let p = opos + i as i64;
+            if (0..base_len).contains(&p) {
+                *b = self.old_byte(p, h.base_len)?;
+            }
+        }
+        let to_boundary = u64::from(self.next_boundary - self.dfu_pos());
+        let Some(insn) = transform::field_at(
+            h.transform,
+            opos,
+            u64::from(h.base_len),
+            u64::from(self.runs.add_left),
+            to_boundary,
+            &w,
+        ) else {
+            return Ok(false);
+        };
+        let n = insn.width();
+        let old_field = insn.field(&w);
+        macro_rules! coder {
+            ($c:ident) => {
+                let mut src = Input {
+                    buf: &self.input[..self.in_end],
+                    pos: &mut self.in_pos,
+                    used: &mut self.body_used,
+                };
+                let mut $c = Decoding {
+                    dec: &mut self.dec,
+                    src: &mut src,
+                };
+            };
+        }
+        let f = {
+            coder!(c);
+            self.model
+                .field_delta(&mut c, insn, w[0], opos, i64::from(npos), old_field, 0)
+        };
+        let mut adj = [0u8; 4];
+        let mut op = if opos > 0 {
+            self.old_byte(opos - 1, h.base_len)?
+        } else {
+            0
+        };
+        for i in 0..n {
+            let d = {
+                coder!(c);
+                self.model.add_byte(&mut c, w[i], op, npos + i as u32, 0)
+            };
+            adj[i] = w[i].wrapping_add(d);
+            op = w[i];
+        }
+        let field = insn.field(&adj).wrapping_add(f);
+        insn.set_field(&mut adj, field);
+        for &b in &adj[..n] {
+            self.emit(b)?;
+        }
+        self.runs.opos += n as i64;
+        self.runs.add_left -= n as u32;
+        Ok(true)
+    }
+
     /// Decode one element. Returns true when the target is complete.
     fn step(&mut self, h: &PatchHeader) -> Result<bool, DeltaError> {
         let target = h.target_len;
@@ -501,6 +572,10 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
             self.runs.copy_left = copy;
             self.runs.copy_total = copy;
             self.runs.seek = i64::from(seek);
+            return Ok(false);
+        }
+        if self.runs.add_left > 0 && h.transform != PLAIN && self.add_field(h)? {
+            self.after_run();
             return Ok(false);
         }
         if self.runs.add_left > 0 {

@@ -11,7 +11,7 @@ use std::vec::Vec;
 
 use super::coder::{BitCoder, Encoder};
 use super::model::{Kind, Model};
-use super::transform::PLAIN;
+use super::transform::{ALL, Insn, field_at};
 use super::{
     BASE_DIGEST_LEN, DEFAULT_BLOCK_LOG2, DeltaError, HEADER_LEN, MIN_MATCH, PatchHeader,
     encode_prefix,
@@ -38,6 +38,9 @@ pub struct EncodeOptions {
     pub block_log2: u8,
     /// Candidates examined per match search.
     pub max_chain: usize,
+    /// Instruction-set transform ([`super::transform`]); `None`: try each
+    /// and keep the smallest patch.
+    pub transform: Option<u8>,
 }
 
 impl Default for EncodeOptions {
@@ -45,6 +48,7 @@ impl Default for EncodeOptions {
         Self {
             block_log2: DEFAULT_BLOCK_LOG2,
             max_chain: 64,
+            transform: None,
         }
     }
 }
@@ -193,6 +197,25 @@ pub struct EncodeStats {
     pub counts: [u64; 5],
     /// Bytes before the body: header and prefix code.
     pub head: usize,
+    /// Instruction field differences (transforms).
+    pub fields: f64,
+    /// Instructions whose field was coded as a difference.
+    pub field_count: u64,
+    /// The transform the patch uses.
+    pub transform: u8,
+    /// Patch length with each transform tried (index: transform; 0 if not
+    /// tried).
+    pub tried: [usize; ALL.len()],
+}
+
+/// [`field_at`] over the old image in memory.
+fn field_in(t: u8, old: &[u8], opos: i64, add_left: usize, to_boundary: u64) -> Option<Insn> {
+    let o = usize::try_from(opos).ok()?;
+    let mut w = [0u8; 4];
+    for (i, b) in w.iter_mut().enumerate() {
+        *b = old.get(o + i).copied().unwrap_or(0);
+    }
+    field_at(t, opos, old.len() as u64, add_left as u64, to_boundary, &w)
 }
 
 /// Counts the ideal code length of every bit it passes on.
@@ -232,6 +255,48 @@ pub fn encode_with_stats(
     base_prefix: &[u8],
     target_prefix: &[u8],
     opts: EncodeOptions,
+) -> Result<(Vec<u8>, EncodeStats), DeltaError> {
+    if let Some(t) = opts.transform {
+        return encode_one(
+            old_raw,
+            new_raw,
+            controls,
+            base_prefix,
+            target_prefix,
+            opts,
+            t,
+        );
+    }
+    let mut best: Option<(Vec<u8>, EncodeStats)> = None;
+    let mut tried = [0usize; ALL.len()];
+    for t in ALL {
+        let made = encode_one(
+            old_raw,
+            new_raw,
+            controls,
+            base_prefix,
+            target_prefix,
+            opts,
+            t,
+        )?;
+        tried[usize::from(t)] = made.0.len();
+        if best.as_ref().is_none_or(|(b, _)| made.0.len() < b.len()) {
+            best = Some(made);
+        }
+    }
+    let (patch, mut stats) = best.ok_or(DeltaError::UnsupportedParameters)?;
+    stats.tried = tried;
+    Ok((patch, stats))
+}
+
+fn encode_one(
+    old_raw: &[u8],
+    new_raw: &[u8],
+    controls: &[Control],
+    base_prefix: &[u8],
+    target_prefix: &[u8],
+    opts: EncodeOptions,
+    transform: u8,
 ) -> Result<(Vec<u8>, EncodeStats), DeltaError> {
     let mut stats = EncodeStats::default();
     let (Ok(base_prefix), Ok(target_prefix)) = (
@@ -309,6 +374,35 @@ pub fn encode_with_stats(
             continue;
         }
         if add_left > 0 {
+            let insn = field_in(transform, old, opos, add_left, next_boundary - dfu_pos);
+            if let Some(insn) = insn {
+                let (o0, w) = (opos as usize, insn.width());
+                let w_old = &old[o0..o0 + w];
+                let mut w_new = [0u8; 4];
+                w_new[..w].copy_from_slice(&new[npos..npos + w]);
+                let f = insn.field(&w_new).wrapping_sub(insn.field(w_old));
+                insn.set_field(&mut w_new, insn.field(w_old));
+                let e = coder!();
+                model.field_delta(e, insn, w_old[0], opos, npos as i64, insn.field(w_old), f);
+                account!(e, fields);
+                stats.field_count += 1;
+                for (i, &nb) in w_new[..w].iter().enumerate() {
+                    let o = old[o0 + i];
+                    let op = if o0 + i > 0 { old[o0 + i - 1] } else { 0 };
+                    let e = coder!();
+                    model.add_byte(e, o, op, (npos + i) as u32, nb.wrapping_sub(o));
+                    account!(e, add_values);
+                }
+                stats.counts[1] += w as u64;
+                opos += w as i64;
+                add_left -= w;
+                npos += w;
+                if add_left == 0 && copy_left == 0 {
+                    opos += seek;
+                    seek = 0;
+                }
+                continue;
+            }
             let o = old[opos as usize];
             let op = if opos > 0 { old[opos as usize - 1] } else { 0 };
             let d = new[npos].wrapping_sub(o);
@@ -413,7 +507,7 @@ pub fn encode_with_stats(
     let header = PatchHeader {
         block_log2: opts.block_log2,
         signatures: signatures as u8,
-        transform: PLAIN,
+        transform,
         base_len: old.len() as u32,
         base_digest,
         target_len: new.len() as u32,
@@ -425,6 +519,8 @@ pub fn encode_with_stats(
     patch.extend_from_slice(&code);
     patch.extend_from_slice(&body);
     stats.head = HEADER_LEN + code.len();
+    stats.transform = transform;
+    stats.tried[usize::from(transform)] = patch.len();
     Ok((patch, stats))
 }
 

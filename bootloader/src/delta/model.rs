@@ -18,6 +18,7 @@
 //!   bit tree, then the top mantissa bits modelled, the rest near-uniform.
 
 use super::coder::BitCoder;
+use super::transform::Insn;
 
 /// log2 of the shared hashed-context table size.
 pub const HASH_BITS: u32 = 13;
@@ -39,8 +40,18 @@ pub enum Kind {
     NewDist = 4,
     /// Offset of an old-image match from the old cursor.
     OldOff = 5,
+    /// An instruction field difference not among the recent ones.
+    Field = 6,
 }
-const KINDS: usize = 6;
+const KINDS: usize = 7;
+/// Instruction classes ([`Insn::class`]).
+const CLASSES: usize = 3;
+/// Recent field differences remembered per class.
+const MRU: usize = 4;
+/// Regions of old targets whose move is remembered.
+const SHIFTS: usize = 256;
+/// log2 of a target region's size.
+const REGION_LOG2: u32 = 10;
 
 const SQUASH_T: [i32; 33] = [
     1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994, 3348,
@@ -186,6 +197,13 @@ pub struct Model {
     sign: [u16; KINDS],
     nbits: [[u16; 32]; KINDS],
     mant: [[u16; 128]; KINDS],
+    fzero: [u16; CLASSES * 16 * 2],
+    fpred: [u16; CLASSES * 4],
+    /// Learned target moves (new - old) per old target region.
+    shifts: [i32; SHIFTS],
+    fhit: [u16; CLASSES * MRU],
+    fmru: [[u32; MRU]; CLASSES],
+    fhist: [u8; CLASSES],
     mf: Mixer<6, 64>,
     mv: Mixer<6, 16>,
     ml: Mixer<8, 16>,
@@ -219,6 +237,12 @@ impl Model {
             sign: [CTR_INIT; KINDS],
             nbits: [[CTR_INIT; 32]; KINDS],
             mant: [[CTR_INIT; 128]; KINDS],
+            fzero: [CTR_INIT; CLASSES * 16 * 2],
+            fpred: [CTR_INIT; CLASSES * 4],
+            shifts: [0; SHIFTS],
+            fhit: [CTR_INIT; CLASSES * MRU],
+            fmru: [[0; MRU]; CLASSES],
+            fhist: [0; CLASSES],
             mf: Mixer::new(6),
             mv: Mixer::new(2),
             ml: Mixer::new(3),
@@ -248,6 +272,12 @@ impl Model {
         for t in &mut self.mant {
             t.fill(CTR_INIT);
         }
+        self.fzero.fill(CTR_INIT);
+        self.fpred.fill(CTR_INIT);
+        self.shifts.fill(0);
+        self.fhit.fill(CTR_INIT);
+        self.fmru = [[0; MRU]; CLASSES];
+        self.fhist = [0; CLASSES];
         self.mf = Mixer::new(6);
         self.mv = Mixer::new(2);
         self.ml = Mixer::new(3);
@@ -435,6 +465,80 @@ impl Model {
             value = (value << 1) | b;
         }
         value
+    }
+
+    /// Code an instruction field difference `f` (mod 2^[`Insn::bits`]) of
+    /// the instruction at old offset `opos` / new offset `npos`, whose old
+    /// first byte is `opcode` and old field `old_field`: first whether it
+    /// moves its target as the last one into the same region of the old image
+    /// did, then zero, one of the last few differences, or a new number.
+    #[allow(clippy::too_many_arguments)]
+    pub fn field_delta<C: BitCoder>(
+        &mut self,
+        c: &mut C,
+        insn: Insn,
+        opcode: u8,
+        opos: i64,
+        npos: i64,
+        old_field: u32,
+        f: u32,
+    ) -> u32 {
+        let k = insn.class();
+        let bits = insn.bits();
+        let mask = (1u32 << bits) - 1;
+        let f = f & mask;
+        let old_target = insn.target(opcode, opos, old_field);
+        let region = ((old_target >> REGION_LOG2) as u64 as usize) % SHIFTS;
+        let pred_target = old_target + i64::from(self.shifts[region]);
+        let pred = insn
+            .field_for(opcode, npos, pred_target)
+            .wrapping_sub(old_field)
+            & mask;
+        let h = usize::from(self.fhist[k] & 3);
+        let v = if pred != 0
+            && Self::bit_direct(c, &mut self.fpred[k * 4 + h], u32::from(f == pred), 14) == 1
+        {
+            pred
+        } else {
+            self.field_value(c, insn, opcode, f, pred)
+        };
+        self.fhist[k] = (self.fhist[k] << 1) | u8::from(v == pred);
+        // What this instruction says about its target's region.
+        let new_target = insn.target(opcode, npos, old_field.wrapping_add(v) & mask);
+        self.shifts[region] = (new_target - old_target) as i32;
+        v
+    }
+
+    fn field_value<C: BitCoder>(
+        &mut self,
+        c: &mut C,
+        insn: Insn,
+        opcode: u8,
+        f: u32,
+        pred: u32,
+    ) -> u32 {
+        let k = insn.class();
+        let bits = insn.bits();
+        let mask = (1u32 << bits) - 1;
+        let zi = (k * 16 + usize::from(opcode >> 4)) * 2 + usize::from(pred != 0);
+        if Self::bit_direct(c, &mut self.fzero[zi], u32::from(f == 0), 14) == 1 {
+            return 0;
+        }
+        for i in 0..MRU {
+            let m = self.fmru[k][i];
+            let hit = Self::bit_direct(c, &mut self.fhit[k * MRU + i], u32::from(f == m), 14);
+            if hit == 1 {
+                self.fmru[k].copy_within(0..i, 1);
+                self.fmru[k][0] = m;
+                return m;
+            }
+        }
+        // Sign-extend from `bits`.
+        let signed = ((f << (32 - bits)) as i32) >> (32 - bits);
+        let v = (self.signed(c, Kind::Field, signed) as u32) & mask;
+        self.fmru[k].copy_within(0..MRU - 1, 1);
+        self.fmru[k][0] = v;
+        v
     }
 
     /// Code a signed number with magnitude below 2^31.

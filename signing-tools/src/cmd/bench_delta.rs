@@ -8,6 +8,7 @@ use std::time::Instant;
 use bootloader::delta::apply::{Applier, Progress};
 use bootloader::delta::encode::sim_lock;
 use bootloader::delta::model::Model;
+use bootloader::delta::transform;
 use bootloader::envelope::{HardwareModel, Header, PREFIX_LEN, Prefix, SignatureEntry, Version};
 use clap::Args;
 use ed25519_dalek::{Signer, SigningKey};
@@ -44,6 +45,12 @@ pub struct PairFigures {
     pub patch_bytes: u64,
     /// Patch ÷ new image.
     pub ratio: f64,
+    /// The instruction-set transform the encoder chose.
+    pub transform: String,
+    /// Patch bytes with no transform (plain).
+    pub plain_bytes: u64,
+    /// Plain patch ÷ new image.
+    pub plain_ratio: f64,
     /// Model state (static RAM on a device).
     pub ram_model_bytes: u64,
     /// Measured stack high-water mark of the applier (applier struct included).
@@ -65,6 +72,8 @@ pub struct BenchReport {
     pub pairs: Vec<PairFigures>,
     /// Median of the ratios.
     pub median_ratio: f64,
+    /// Median of the plain (no transform) ratios.
+    pub median_plain_ratio: f64,
     /// Per published method: (method, pairs where our whole patch is
     /// smaller, pairs with a published figure).
     pub smaller_than: Vec<(String, usize, usize)>,
@@ -288,6 +297,9 @@ pub fn run(args: &BenchDeltaArgs) -> Result<()> {
             new_bytes: new.len() as u64,
             patch_bytes: made.patch.len() as u64,
             ratio: made.patch.len() as f64 / new.len() as f64,
+            transform: transform::name(made.stats.transform).to_owned(),
+            plain_bytes: made.stats.tried[0] as u64,
+            plain_ratio: made.stats.tried[0] as f64 / new.len() as f64,
             ram_model_bytes: model,
             ram_stack_bytes: stack,
             ram_total_bytes: model + stack,
@@ -298,6 +310,7 @@ pub fn run(args: &BenchDeltaArgs) -> Result<()> {
     }
     let report = BenchReport {
         median_ratio: median(figures.iter().map(|f| f.ratio).collect()),
+        median_plain_ratio: median(figures.iter().map(|f| f.plain_ratio).collect()),
         smaller_than: smaller_than(&figures),
         pairs: figures,
     };
@@ -305,11 +318,13 @@ pub fn run(args: &BenchDeltaArgs) -> Result<()> {
         return fsio::print_json(&report);
     }
     let mut out = format!(
-        "{:<42} {:>10} {:>12} {:>7} {:>16} {:>10} {:>8}  {}\n",
+        "{:<42} {:>10} {:>12} {:>7} {:>8} {:>7} {:>16} {:>10} {:>8}  {}\n",
         "pair",
         "new bytes",
         "patch bytes",
         "ratio",
+        "chosen",
+        "plain",
         "RAM (model+stack)",
         "apply MB/s",
         "make s",
@@ -322,11 +337,13 @@ pub fn run(args: &BenchDeltaArgs) -> Result<()> {
             .map(|(m, r)| format!("{}: {:.2}%", m.split(',').next().unwrap_or(m), 100.0 * r))
             .collect();
         out.push_str(&format!(
-            "{:<42} {:>10} {:>12} {:>6.2}% {:>7} B ({}+{}) {:>10.1} {:>8.1}  {}\n",
+            "{:<42} {:>10} {:>12} {:>6.2}% {:>8} {:>6.2}% {:>7} B ({}+{}) {:>10.1} {:>8.1}  {}\n",
             f.pair,
             f.new_bytes,
             f.patch_bytes,
             100.0 * f.ratio,
+            f.transform,
+            100.0 * f.plain_ratio,
             f.ram_total_bytes,
             f.ram_model_bytes,
             f.ram_stack_bytes,
@@ -336,9 +353,10 @@ pub fn run(args: &BenchDeltaArgs) -> Result<()> {
         ));
     }
     out.push_str(&format!(
-        "median ratio: {:.2}% over {} pairs",
+        "median ratio: {:.2}% over {} pairs (transforms off: {:.2}%)",
         100.0 * report.median_ratio,
-        report.pairs.len()
+        report.pairs.len(),
+        100.0 * report.median_plain_ratio
     ));
     for (method, wins, of) in &report.smaller_than {
         out.push_str(&format!(
