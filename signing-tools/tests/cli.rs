@@ -698,6 +698,16 @@ fn delta_apply_and_bench_delta() {
     let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let patch = fs::read(fx.path("p.nldp")).unwrap();
     assert_eq!(summary["patch_bytes"], patch.len());
+    let transform = summary["transform"].as_str().unwrap();
+    assert!(
+        ["plain", "xtensa", "thumb2"].contains(&transform),
+        "{transform}"
+    );
+    assert_eq!(
+        bootloader::delta::transform::name(patch[7] >> 4),
+        transform,
+        "the header names the transform the summary reports"
+    );
     nls()
         .args(["apply", "--base"])
         .arg(fx.path("fw.nlfw"))

@@ -9,7 +9,8 @@
 //!    5    1  block size, log2 (12..=20; 16 = 64 KiB of output per block)
 //!    6    1  model table size, log2 (must equal [`model::HASH_BITS`])
 //!    7    1  low nibble: signatures n in the target envelope (1..=8);
-//!            high nibble: instruction-set transform (0 = plain, see below)
+//!            high nibble: instruction-set transform ([`transform`]: 0 plain,
+//!            1 Xtensa, 2 Thumb-2)
 //!    8    4  base payload length
 //!   12    8  base payload SHA-256, first 8 bytes (what the running slot holds)
 //!   20    4  target payload length
@@ -26,8 +27,8 @@
 //! two bytes, minimal), then *new* literal bytes. *Same* bytes are the base
 //! prefix's. The pairs must cover the used part exactly. A release that keeps
 //! its model and signing key differs from the one before only in its version,
-//! counter, length, payload digest and signatures: about 110 bytes of code
-//! for one key, so a whole patch head is about 140 bytes (1,120 in version 1,
+//! counter, length, payload digest and signatures: about 106 bytes of code
+//! for one key, so a whole patch head is about 136 bytes (1,120 in version 1,
 //! 284 in version 2). The applier rebuilds the signed envelope byte for byte.
 //!
 //! **Base check.** Before writing anything the applier hashes the running
@@ -57,10 +58,10 @@
 //!
 //! ## RAM
 //!
-//! [`model::Model`] (the models: 26,160 bytes) plus [`apply::Applier`]
-//! (buffers and state, about 1.8 KiB) is all the applier uses besides its
+//! [`model::Model`] (the models: 27,800 bytes) plus [`apply::Applier`]
+//! (buffers and state, about 1.85 KiB) is all the applier uses besides its
 //! stack; `nightlatch-sign bench-delta` prints the model size and the measured
-//! stack high-water mark of a whole apply (29,319 bytes in all on the host
+//! stack high-water mark of a whole apply (30,959 bytes in all on the host
 //! build). See `docs/delta.md`.
 
 pub mod apply;

@@ -42,6 +42,8 @@ pub struct DeltaSummary {
     pub ratio: f64,
     /// Seconds spent matching and encoding.
     pub seconds: f64,
+    /// The instruction-set transform chosen (`plain`, `xtensa`, `thumb2`).
+    pub transform: String,
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -146,17 +148,19 @@ pub fn run(args: &DeltaArgs) -> Result<()> {
         target_bytes: new.len() as u64,
         ratio: made.patch.len() as f64 / new.len() as f64,
         seconds: made.elapsed.as_secs_f64(),
+        transform: bootloader::delta::transform::name(made.stats.transform).to_owned(),
     };
     if args.json {
         fsio::print_json(&summary)
     } else {
         fsio::print(&format!(
-            "patch {} -> {}: {} bytes, {:.2}% of the {}-byte target (checked: the device applier rebuilds it bit for bit)",
+            "patch {} -> {}: {} bytes, {:.2}% of the {}-byte target, {} transform (checked: the device applier rebuilds it bit for bit)",
             args.from.display(),
             args.to.display(),
             summary.patch_bytes,
             100.0 * summary.ratio,
-            summary.target_bytes
+            summary.target_bytes,
+            summary.transform
         ))
     }
 }

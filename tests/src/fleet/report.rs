@@ -62,6 +62,11 @@ pub struct Report {
     pub refusals_by_kind: std::collections::BTreeMap<String, u64>,
     /// Bytes on air, all locks.
     pub bytes_on_air: u64,
+    /// Of those, firmware downloads (patches and full images, requests and
+    /// responses).
+    pub firmware_bytes_on_air: u64,
+    /// Firmware bytes on air per lock that installed the new release.
+    pub firmware_bytes_per_update: f64,
     /// Wall-clock seconds.
     pub wall_seconds: f64,
     /// Peak resident memory of the process.
@@ -144,6 +149,8 @@ impl Fleet {
             refusals: 0,
             refusals_by_kind: Default::default(),
             bytes_on_air: 0,
+            firmware_bytes_on_air: 0,
+            firmware_bytes_per_update: 0.0,
             wall_seconds: self.started.elapsed().as_secs_f64(),
             peak_rss_bytes: peak_rss_bytes(),
             versions: Default::default(),
@@ -184,6 +191,7 @@ impl Fleet {
                 *r.refusals_by_kind.entry(k.clone()).or_default() += 1;
             }
             r.bytes_on_air += s.traffic.total();
+            r.firmware_bytes_on_air += s.traffic.target_sent + s.traffic.target_received;
             *r.versions
                 .entry(format!("{} {}", l.model, l.running))
                 .or_default() += 1;
@@ -192,6 +200,11 @@ impl Fleet {
             }
         }
         r.updated_fraction = updated as f64 / self.locks.len().max(1) as f64;
+        r.firmware_bytes_per_update = if updated == 0 {
+            0.0
+        } else {
+            r.firmware_bytes_on_air as f64 / updated as f64
+        };
         let d = DowntimeSummary::of(&mut downtimes);
         r.downtime_mean_s = d.mean_s;
         r.downtime_p99_s = d.p99_s;

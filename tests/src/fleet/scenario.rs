@@ -67,6 +67,13 @@ impl Scenario {
     /// Start a server at virtual time `t0`, make and publish the factory
     /// release `1.0.0`.
     pub fn new(models: &[&str], t0: u64) -> Result<Self, String> {
+        Self::with_factory(models, t0, None)
+    }
+
+    /// [`Scenario::new`], the factory release carrying `factory` (a raw
+    /// image) instead of a generated payload when given; its other build of
+    /// 1.0.0 differs in one byte.
+    pub fn with_factory(models: &[&str], t0: u64, factory: Option<&[u8]>) -> Result<Self, String> {
         let server = Server::start(t0)?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let firmware_key = SigningKey::from_bytes(&[0x5a; 32]);
@@ -87,8 +94,20 @@ impl Scenario {
             },
             models,
         };
-        s.factory = s.build("1.0.0", 1, 0, &[])?;
-        s.factory_alt = s.build("1.0.0", 1, 999, &[])?;
+        match factory {
+            Some(p) => {
+                s.factory = s.build_from("1.0.0", 1, p)?;
+                let mut alt = p.to_vec();
+                if let Some(b) = alt.last_mut() {
+                    *b ^= 0xFF;
+                }
+                s.factory_alt = s.build_from("1.0.0", 1, &alt)?;
+            }
+            None => {
+                s.factory = s.build("1.0.0", 1, 0, &[])?;
+                s.factory_alt = s.build("1.0.0", 1, 999, &[])?;
+            }
+        }
         s.publish(&s.factory.clone(), None)?;
         Ok(s)
     }
@@ -113,6 +132,25 @@ impl Scenario {
         for m in &self.models {
             let env =
                 harness::envelope(&self.firmware_key, m, version, counter, &payload(m, seed))?;
+            images.push((m.clone(), env));
+        }
+        Ok(Release {
+            version: version.to_owned(),
+            counter,
+            images,
+        })
+    }
+
+    /// Build (not publish) a release whose every model carries `payload`.
+    pub fn build_from(
+        &self,
+        version: &str,
+        counter: u32,
+        payload: &[u8],
+    ) -> Result<Release, String> {
+        let mut images = Vec::new();
+        for m in &self.models {
+            let env = harness::envelope(&self.firmware_key, m, version, counter, payload)?;
             images.push((m.clone(), env));
         }
         Ok(Release {

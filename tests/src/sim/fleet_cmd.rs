@@ -77,6 +77,12 @@ pub struct FleetArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Firmware payloads (raw images) for the factory release 1.0.0 and the
+    /// rolled-out 1.1.0, e.g. a real release pair:
+    /// `--images ../shared/firmware-corpus/nuki-hub-esp32/8.11.bin,../shared/firmware-corpus/nuki-hub-esp32/8.12.bin`.
+    /// Default: generated payloads of 200 KiB.
+    #[arg(long, value_delimiter = ',', num_args = 2, value_name = "OLD,NEW")]
+    pub images: Vec<std::path::PathBuf>,
     /// Virtual start (`YYYY-MM-DDTHH:MM:SSZ`, Unix seconds, or `today` for
     /// today's 00:00 UTC). Default: Monday 2030-01-07 00:00 UTC, so a run
     /// gives the same figures whatever day it is run on.
@@ -106,13 +112,32 @@ impl FleetArgs {
             }
         };
         stage("starting nightlatch-server (SQLite, local blobs, manual clock) on loopback…");
-        let scenario = Scenario::new(&["nl-lock-v2"], t0).map_err(err)?;
+        let images = match self.images.as_slice() {
+            [] => None,
+            [old, new] => {
+                let read = |p: &std::path::PathBuf| {
+                    std::fs::read(p).map_err(|e| err(format!("--images {}: {e}", p.display())))
+                };
+                Some((read(old)?, read(new)?))
+            }
+            _ => return Err(err("--images takes two files: OLD,NEW")),
+        };
+        let scenario = Scenario::with_factory(
+            &["nl-lock-v2"],
+            t0,
+            images.as_ref().map(|(old, _)| old.as_slice()),
+        )
+        .map_err(err)?;
         stage(&format!(
             "  key ceremony (UNSAFE dev keys, as `nightlatch-keys init --dev`): image and director roots in {}",
             scenario.server.data_dir.join("keys").display()
         ));
         stage("signing release 1.1.0, making patches from 1.0.0, publishing with the release key…");
-        let release = scenario.build("1.1.0", 2, 1, &[]).map_err(err)?;
+        let release = match &images {
+            Some((_, new)) => scenario.build_from("1.1.0", 2, new),
+            None => scenario.build("1.1.0", 2, 1, &[]),
+        }
+        .map_err(err)?;
         scenario
             .publish(&release, Some(&scenario.factory))
             .map_err(err)?;
@@ -259,6 +284,13 @@ pub fn print_report(r: &Report, json: bool) {
             r.battery_blocked.to_string(),
         ),
         ("bytes on air", r.bytes_on_air.to_string()),
+        (
+            "firmware bytes on air",
+            format!(
+                "{} ({:.0} per lock updated)",
+                r.firmware_bytes_on_air, r.firmware_bytes_per_update
+            ),
+        ),
         ("wall seconds", format!("{:.1}", r.wall_seconds)),
         (
             "peak RSS",
@@ -362,6 +394,7 @@ impl DemoArgs {
             workers: 8,
             downtime: 90,
             files_in_memory: false,
+            images: Vec::new(),
             json: self.json,
             quiet: false,
             start: self.start,
