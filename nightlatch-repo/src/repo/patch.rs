@@ -150,6 +150,7 @@ pub fn resolve(p: PatchFile, known: &[KnownFirmware], repo_dir: &Path) -> Result
     // payload was signed twice) from which it rebuilds exactly the prefix of
     // a known target envelope.
     let mut last_err = None;
+    let mut last_missing = None;
     let mut found = None;
     for base in bases {
         let base_prefix = base.envelope_prefix(repo_dir)?;
@@ -178,7 +179,10 @@ pub fn resolve(p: PatchFile, known: &[KnownFirmware], repo_dir: &Path) -> Result
                 && k.custom.payload_sha256.as_deref() == Some(target_hex.as_str())
                 && k.custom.version == version
         }) else {
-            return Err(missing(format!("target envelope ({model} {version})")));
+            // Decoded against another model's envelope of the same payload,
+            // or the target is not published: try the next candidate.
+            last_missing = Some(missing(format!("target envelope ({model} {version})")));
+            continue;
         };
         if target.envelope_prefix(repo_dir)?.as_slice() != rebuilt.as_slice() {
             last_err = Some(format!(
@@ -191,7 +195,10 @@ pub fn resolve(p: PatchFile, known: &[KnownFirmware], repo_dir: &Path) -> Result
         break;
     }
     let Some((base, target, h, model, version)) = found else {
-        return Err(damaged(&p.path, last_err.unwrap_or_default()));
+        return Err(match (last_err, last_missing) {
+            (_, Some(missing)) => missing,
+            (err, None) => damaged(&p.path, err.unwrap_or_default()),
+        });
     };
     let custom = Custom {
         kind: Kind::Patch,

@@ -154,6 +154,80 @@ fn fetch(t: &dyn Transport, server: &str, name: &str, dir: &Path) -> Result<Opti
     Ok(bytes)
 }
 
+/// A patch's target prefix is coded against its base envelope's prefix, so
+/// publishing a patch needs the base. When the base is already published
+/// (not in this publish), fetch it into the mirror from
+/// `/repo/targets/…`: every published firmware whose payload length and
+/// digest prefix match a patch's header, each checked against the length
+/// and SHA-256 the (verified) targets metadata lists for it.
+fn fetch_patch_bases(t: &dyn Transport, server: &str, dir: &Path, files: &[PathBuf]) -> Result<()> {
+    use crate::repo::target::{Custom, Kind, PublishFile, read_file};
+    let headers: Vec<_> = files
+        .iter()
+        .filter_map(|f| match read_file(f) {
+            Ok(PublishFile::Patch(p)) => Some(p.header),
+            _ => None,
+        })
+        .collect();
+    if headers.is_empty() {
+        return Ok(());
+    }
+    let repo = crate::repo::Repo::load_verified(dir)?;
+    let published = repo
+        .targets
+        .iter()
+        .map(|t| &t.signed)
+        .chain(repo.delegated.values().map(|t| &t.signed))
+        .flat_map(|t| t.targets.iter());
+    for (name, file) in published {
+        let Some(custom) = Custom::from_target(file) else {
+            continue;
+        };
+        let is_base = |h: &bootloader::delta::PatchHeader| {
+            custom.kind == Kind::Firmware
+                && custom.payload_length == Some(h.base_len)
+                && custom
+                    .payload_sha256
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(&hex::encode(h.base_digest)))
+        };
+        if !headers.iter().any(is_base) {
+            continue;
+        }
+        let sha = file.sha256_hex().unwrap_or_default();
+        let local = target_file(dir, name, &sha);
+        let rel = target_file(Path::new(""), name, &sha);
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let rel = rel.trim_start_matches("targets/");
+        let bytes = t
+            .get(&format!("/repo/targets/{rel}"))
+            .map_err(|e| remote_err(server, e))?
+            .ok_or_else(|| {
+                remote_err(
+                    server,
+                    format!("the patch's base {name} is listed but not served"),
+                )
+            })?;
+        if bytes.len() as u64 != file.length || crate::transcript::sha256_hex(&bytes) != sha {
+            return Err(remote_err(
+                server,
+                format!("the server's {name} does not match its signed length and SHA-256"),
+            ));
+        }
+        if let Some(parent) = local.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Write {
+                path: parent.to_owned(),
+                source: e,
+            })?;
+        }
+        std::fs::write(&local, &bytes).map_err(|e| Error::Write {
+            path: local.clone(),
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
 /// Copy the server's current metadata into `dir` (a fresh directory).
 pub fn mirror(t: &dyn Transport, server: &str, dir: &Path) -> Result<()> {
     let meta = metadata_dir(dir);
@@ -318,6 +392,7 @@ pub fn publish_remote(
     if let Some(trusted) = trusted_root {
         check_trusted_root(server, dir, trusted)?;
     }
+    fetch_patch_bases(t, server, dir, files)?;
     let report = publish(dir, keys, files, expiries, clock)?;
     let mut out = RemoteReport {
         added: report.added.clone(),

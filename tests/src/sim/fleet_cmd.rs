@@ -81,7 +81,7 @@ pub struct FleetArgs {
     /// rolled-out 1.1.0, e.g. a real release pair:
     /// `--images ../shared/firmware-corpus/nuki-hub-esp32/8.11.bin,../shared/firmware-corpus/nuki-hub-esp32/8.12.bin`.
     /// Default: generated payloads of 200 KiB.
-    #[arg(long, value_delimiter = ',', num_args = 2, value_name = "OLD,NEW")]
+    #[arg(long, value_delimiter = ',', value_name = "OLD,NEW")]
     pub images: Vec<std::path::PathBuf>,
     /// Virtual start (`YYYY-MM-DDTHH:MM:SSZ`, Unix seconds, or `today` for
     /// today's 00:00 UTC). Default: Monday 2030-01-07 00:00 UTC, so a run
