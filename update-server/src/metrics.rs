@@ -32,6 +32,9 @@ pub struct Metrics {
     pub downloads: IntCounterVec,
     /// Bytes sent by kind.
     pub download_bytes: IntCounterVec,
+    /// [`Self::downloads`] and [`Self::download_bytes`] of each of
+    /// [`DOWNLOAD_KINDS`], resolved once (no label lookup per request).
+    download_handles: Vec<(IntCounter, IntCounter)>,
     /// New assignments by rollout, wave and delivery (`patch`, `full`).
     pub assignments: IntCounterVec,
     /// Reported outcomes by rollout and status.
@@ -122,7 +125,7 @@ impl Metrics {
             ]),
         )?;
         r.register(Box::new(webhook_delay.clone()))?;
-        Ok(Self {
+        let mut m = Self {
             webhook_attempts: counter(
                 &r,
                 "nightlatch_webhook_attempts_total",
@@ -191,12 +194,23 @@ impl Metrics {
                 "Connections and requests refused by the server's limits",
                 &["reason"],
             )?,
+            download_handles: Vec::new(),
             registry: r,
             http_duration,
             checkin_batch,
             checkin_stage,
             rollout_devices,
-        })
+        };
+        m.download_handles = DOWNLOAD_KINDS
+            .iter()
+            .map(|k| {
+                (
+                    m.downloads.with_label_values(&[k]),
+                    m.download_bytes.with_label_values(&[k]),
+                )
+            })
+            .collect();
+        Ok(m)
     }
 
     /// The text exposition format.
@@ -208,6 +222,22 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
+    /// Count a repository download of `bytes` bytes of `kind` (`metadata`,
+    /// `target`, `director`).
+    pub fn record_download(&self, kind: &'static str, bytes: u64) {
+        let i = DOWNLOAD_KINDS.iter().position(|k| *k == kind);
+        match i.and_then(|i| self.download_handles.get(i)) {
+            Some((n, b)) => {
+                n.inc();
+                b.inc_by(bytes);
+            }
+            None => {
+                self.downloads.with_label_values(&[kind]).inc();
+                self.download_bytes.with_label_values(&[kind]).inc_by(bytes);
+            }
+        }
+    }
+
     /// Time a stage of the check-in pipeline.
     pub fn stage(&self, stage: &str, since: Instant) {
         self.checkin_stage
@@ -215,6 +245,9 @@ impl Metrics {
             .observe(since.elapsed().as_secs_f64());
     }
 }
+
+/// The kinds of [`Metrics::record_download`].
+pub const DOWNLOAD_KINDS: [&str; 3] = ["metadata", "target", "director"];
 
 /// The `method` label: one of the methods the server routes, else `other`.
 /// (HTTP lets a client send any token as its method; taking it verbatim
@@ -235,10 +268,9 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 
 /// Middleware: count and time every request by its route template.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // The template is shared (`Arc<str>`): cloning it allocates nothing.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = method_label(req.method());
     let start = Instant::now();
     let response = next.run(req).await;
@@ -251,11 +283,11 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
     };
     metrics
         .http_requests
-        .with_label_values(&[&route, method, class])
+        .with_label_values(&[route, method, class])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[&route, method])
+        .with_label_values(&[route, method])
         .observe(start.elapsed().as_secs_f64());
     response
 }

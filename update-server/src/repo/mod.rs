@@ -102,13 +102,34 @@ struct ServedState {
     timestamp: Option<Arc<CachedFile>>,
 }
 
-/// A metadata file held in memory for serving.
+/// A metadata file held in memory for serving, with the response headers
+/// that depend on it prepared once (not per request).
 #[derive(Debug)]
 pub struct CachedFile {
     /// The bytes.
     pub bytes: Bytes,
     /// Its entity tag (quoted).
     pub etag: String,
+    /// `ETag` header value.
+    pub etag_header: axum::http::HeaderValue,
+    /// `Content-Length` header value of the whole file.
+    pub len_header: axum::http::HeaderValue,
+}
+
+impl CachedFile {
+    /// Hold `bytes`, tagged by their SHA-256.
+    pub fn new(bytes: Bytes) -> Self {
+        let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
+        let etag_header = axum::http::HeaderValue::from_str(&etag)
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("\"\""));
+        let len_header = axum::http::HeaderValue::from(bytes.len() as u64);
+        Self {
+            bytes,
+            etag,
+            etag_header,
+            len_header,
+        }
+    }
 }
 
 /// Largest metadata kept in the serving cache, in total.
@@ -198,8 +219,7 @@ impl RepoHost {
         let Some(bytes) = self.blobs.get(key, MAX_METADATA_LEN).await? else {
             return Ok(None);
         };
-        let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
-        let file = Arc::new(CachedFile { bytes, etag });
+        let file = Arc::new(CachedFile::new(bytes));
         if let Ok(mut cache) = self.served.write() {
             let total: usize = cache.values().map(|f| f.bytes.len()).sum();
             if total + file.bytes.len() > SERVED_CACHE_MAX {
@@ -248,10 +268,7 @@ impl RepoHost {
     }
 
     fn set_committed(&self, root_version: Option<u64>, timestamp: Option<Bytes>) {
-        let timestamp = timestamp.map(|bytes| {
-            let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
-            Arc::new(CachedFile { bytes, etag })
-        });
+        let timestamp = timestamp.map(|bytes| Arc::new(CachedFile::new(bytes)));
         if let Ok(mut slot) = self.committed.write() {
             *slot = Arc::new(ServedState {
                 root_version,

@@ -4,6 +4,10 @@
 //! versioned and hash-named files, `no-cache` for `timestamp.json` and
 //! `root.json`, entity tags, and single-range requests (resumable downloads).
 //!
+//! Metadata is served from memory: each file is read from the blob store
+//! once, with its `ETag` and length headers prepared then, and the copies are
+//! dropped whenever the repository changes (here or on another replica).
+//!
 //! The entry points of the image repository follow its commit point in the
 //! database ([`crate::repo::commit`]), not the files: `timestamp.json` is
 //! the committed one (from memory), `root.json` the committed newest root,
@@ -22,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::blob::check_key;
 use crate::error::{ApiError, AppResult};
+use crate::repo::CachedFile;
 use crate::state::AppState;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -39,9 +44,7 @@ pub async fn metadata(
             let Some(ts) = state.repo.served_timestamp() else {
                 return Err(ApiError::not_found("no such file"));
             };
-            return Ok(serve_memory(
-                &state, &ts.bytes, &ts.etag, "metadata", REVALIDATE, &headers,
-            ));
+            return Ok(serve_memory(&state, &ts, "metadata", REVALIDATE, &headers));
         }
         ("root.json", Some(v)) => format!("repo/metadata/{v}.root.json"),
         (name, Some(v))
@@ -57,33 +60,42 @@ pub async fn metadata(
     } else {
         IMMUTABLE
     };
-    serve(
-        &state,
-        &key,
-        "metadata",
-        cache,
-        "application/json",
-        &headers,
-    )
-    .await
+    serve_metadata(&state, &key, "metadata", cache, &headers).await
 }
 
-/// Serve `bytes` held in memory, as [`serve`] serves blobs.
+/// Metadata from the repository host's in-memory copy (read from the blob
+/// store once, dropped when the repository changes).
+async fn serve_metadata(
+    state: &AppState,
+    key: &str,
+    kind: &'static str,
+    cache: &'static str,
+    headers: &HeaderMap,
+) -> AppResult<Response> {
+    if check_key(key).is_err() {
+        return Err(ApiError::not_found("no such file"));
+    }
+    let Some(file) = state.repo.served_metadata(key).await? else {
+        return Err(ApiError::not_found("no such file"));
+    };
+    Ok(serve_memory(state, &file, kind, cache, headers))
+}
+
+/// Serve a file held in memory, as [`serve`] serves blobs: its `ETag` and
+/// length headers were prepared when it was loaded.
 fn serve_memory(
     state: &AppState,
-    bytes: &bytes::Bytes,
-    etag: &str,
+    file: &CachedFile,
     kind: &'static str,
     cache: &'static str,
     headers: &HeaderMap,
 ) -> Response {
+    let (bytes, etag) = (&file.bytes, file.etag.as_str());
     let len = bytes.len() as u64;
-    let etag_value =
-        HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
     let common = |mut r: Response| {
         let h = r.headers_mut();
         h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
-        h.insert(ETAG, etag_value.clone());
+        h.insert(ETAG, file.etag_header.clone());
         h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         r
     };
@@ -92,13 +104,19 @@ fn serve_memory(
     {
         return common(StatusCode::NOT_MODIFIED.into_response());
     }
-    let if_range_ok = headers
-        .get(IF_RANGE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.trim() == etag);
     let range = match headers.get(RANGE).and_then(|v| v.to_str().ok()) {
-        Some(v) if if_range_ok => parse_range(v, len),
-        _ => RangeRequest::Full,
+        None => RangeRequest::Full,
+        Some(v) => {
+            let if_range_ok = headers
+                .get(IF_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.trim() == etag);
+            if if_range_ok {
+                parse_range(v, len)
+            } else {
+                RangeRequest::Full
+            }
+        }
     };
     let (status, start, end) = match range {
         RangeRequest::Full => (StatusCode::OK, 0, len),
@@ -118,24 +136,26 @@ fn serve_memory(
             return r;
         }
     };
-    let (s, e) = (
-        usize::try_from(start).unwrap_or(0),
-        usize::try_from(end).unwrap_or(0),
-    );
-    state.metrics.downloads.with_label_values(&[kind]).inc();
-    state
-        .metrics
-        .download_bytes
-        .with_label_values(&[kind])
-        .inc_by(end - start);
-    let mut r = common((status, Body::from(bytes.slice(s..e))).into_response());
+    state.metrics.record_download(kind, end - start);
+    let body = if status == StatusCode::OK {
+        Body::from(bytes.clone())
+    } else {
+        let (s, e) = (
+            usize::try_from(start).unwrap_or(0),
+            usize::try_from(end).unwrap_or(0),
+        );
+        Body::from(bytes.slice(s..e))
+    };
+    let mut r = common((status, body).into_response());
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
-    if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, len))
-    {
-        h.insert(CONTENT_RANGE, v);
+    if status == StatusCode::OK {
+        h.insert(CONTENT_LENGTH, file.len_header.clone());
+    } else {
+        h.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, len)) {
+            h.insert(CONTENT_RANGE, v);
+        }
     }
     r
 }
@@ -163,20 +183,21 @@ pub async fn director_metadata(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let cache = if file == "root.json" {
-        REVALIDATE
-    } else {
-        IMMUTABLE
-    };
-    serve(
-        &state,
-        &format!("director/metadata/{file}"),
-        "director",
-        cache,
-        "application/json",
-        &headers,
-    )
-    .await
+    let key = format!("director/metadata/{file}");
+    if file == "root.json" {
+        // The one mutable director file (another replica may publish a new
+        // root at startup): always from the blob store.
+        return serve(
+            &state,
+            &key,
+            "director",
+            REVALIDATE,
+            "application/json",
+            &headers,
+        )
+        .await;
+    }
+    serve_metadata(&state, &key, "director", IMMUTABLE, &headers).await
 }
 
 /// What a `Range` header asks for, against a blob of `len` bytes.
@@ -293,12 +314,7 @@ async fn serve(
         )
         .await?
         .unwrap_or_else(Body::empty);
-    state.metrics.downloads.with_label_values(&[kind]).inc();
-    state
-        .metrics
-        .download_bytes
-        .with_label_values(&[kind])
-        .inc_by(end - start);
+    state.metrics.record_download(kind, end - start);
     let mut r = common((status, body).into_response());
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
