@@ -122,6 +122,23 @@ pub struct Applier<'a, 'f, F: NorFlash> {
     records: u32,
 }
 
+/// `$c`: the arithmetic decoder over the applier's input. It borrows the
+/// input fields only, so the model and the flash helpers stay usable around
+/// it.
+macro_rules! coder {
+    ($a:ident, $c:ident) => {
+        let mut src = Input {
+            buf: &$a.input[..$a.in_end],
+            pos: &mut $a.in_pos,
+            used: &mut $a.body_used,
+        };
+        let mut $c = Decoding {
+            dec: &mut $a.dec,
+            src: &mut src,
+        };
+    };
+}
+
 struct Input<'b> {
     buf: &'b [u8],
     pos: &'b mut usize,
@@ -478,21 +495,8 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         };
         let n = insn.width();
         let old_field = insn.field(&w);
-        macro_rules! coder {
-            ($c:ident) => {
-                let mut src = Input {
-                    buf: &self.input[..self.in_end],
-                    pos: &mut self.in_pos,
-                    used: &mut self.body_used,
-                };
-                let mut $c = Decoding {
-                    dec: &mut self.dec,
-                    src: &mut src,
-                };
-            };
-        }
         let f = {
-            coder!(c);
+            coder!(self, c);
             self.model
                 .field_delta(&mut c, insn, w[0], opos, i64::from(npos), old_field, 0)
         };
@@ -504,7 +508,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         };
         for i in 0..n {
             let d = {
-                coder!(c);
+                coder!(self, c);
                 self.model.add_byte(&mut c, w[i], op, npos + i as u32, 0)
             };
             adj[i] = w[i].wrapping_add(d);
@@ -532,21 +536,6 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         if self.dfu_pos() == self.next_boundary {
             self.boundary(h)?;
         }
-        // The decoder borrows the input fields only, so the model and the
-        // flash helpers stay usable around it.
-        macro_rules! coder {
-            ($c:ident) => {
-                let mut src = Input {
-                    buf: &self.input[..self.in_end],
-                    pos: &mut self.in_pos,
-                    used: &mut self.body_used,
-                };
-                let mut $c = Decoding {
-                    dec: &mut self.dec,
-                    src: &mut src,
-                };
-            };
-        }
         if !self.primed {
             let mut src = Input {
                 buf: &self.input[..self.in_end],
@@ -558,7 +547,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
         }
         let left = target - self.runs.npos;
         if self.runs.add_left == 0 && self.runs.copy_left == 0 {
-            coder!(c);
+            coder!(self, c);
             let add = self.model.number(&mut c, Kind::AddLen, 0);
             let copy = self.model.number(&mut c, Kind::CopyLen, 0);
             let seek = self.model.signed(&mut c, Kind::Seek, 0);
@@ -587,7 +576,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
                 0
             };
             let d = {
-                coder!(c);
+                coder!(self, c);
                 self.model.add_byte(&mut c, o, op, npos, 0)
             };
             self.runs.opos += 1;
@@ -614,7 +603,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
             (hint, pred)
         };
         let element = {
-            coder!(c);
+            coder!(self, c);
             if self.model.token(&mut c, false) {
                 let new_src = self.model.source(&mut c, false);
                 let len = self.model.number(&mut c, Kind::MatchLen, 0) + MIN_MATCH;

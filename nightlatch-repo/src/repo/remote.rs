@@ -154,6 +154,14 @@ fn fetch(t: &dyn Transport, server: &str, name: &str, dir: &Path) -> Result<Opti
     Ok(bytes)
 }
 
+/// Where target `name` with `sha` (hex) lives under `/repo/targets/` (and
+/// `/admin/v1/repo/targets/`): `<dir>/<sha>.<basename>`.
+fn served_target_path(name: &str, sha: &str) -> String {
+    let rel = target_file(Path::new(""), name, sha);
+    let rel = rel.to_string_lossy().replace('\\', "/");
+    rel.trim_start_matches("targets/").to_owned()
+}
+
 /// A patch's target prefix is coded against its base envelope's prefix, so
 /// publishing a patch needs the base. When the base is already published
 /// (not in this publish), fetch it into the mirror from
@@ -196,9 +204,7 @@ fn fetch_patch_bases(t: &dyn Transport, server: &str, dir: &Path, files: &[PathB
         }
         let sha = file.sha256_hex().unwrap_or_default();
         let local = target_file(dir, name, &sha);
-        let rel = target_file(Path::new(""), name, &sha);
-        let rel = rel.to_string_lossy().replace('\\', "/");
-        let rel = rel.trim_start_matches("targets/");
+        let rel = served_target_path(name, &sha);
         let bytes = t
             .get(&format!("/repo/targets/{rel}"))
             .map_err(|e| remote_err(server, e))?
@@ -413,16 +419,14 @@ pub fn publish_remote(
             }
             let sha = file.sha256_hex().unwrap_or_default();
             let local = target_file(dir, name, &sha);
-            let rel = target_file(Path::new(""), name, &sha);
-            let rel = rel.to_string_lossy().replace('\\', "/");
-            let rel = rel.trim_start_matches("targets/");
+            let rel = served_target_path(name, &sha);
             let bytes = std::fs::read(&local).map_err(|e| Error::Read {
                 path: local.clone(),
                 source: e,
             })?;
             t.put(&format!("/admin/v1/repo/targets/{rel}"), &bytes)
                 .map_err(|e| remote_err(server, e))?;
-            out.uploaded_targets.push(rel.to_owned());
+            out.uploaded_targets.push(rel);
         }
     }
     for path in &report.metadata {
