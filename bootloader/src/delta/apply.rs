@@ -373,7 +373,7 @@ impl<'a, 'f, F: NorFlash> Applier<'a, 'f, F> {
             off += n as u32;
         }
         let digest: [u8; 32] = hasher.finalize().into();
-        if !h.is_base(h.base_len, &digest) {
+        if !h.is_base(&digest) {
             return Err(DeltaError::BaseMismatch);
         }
         // The target prefix is coded against the running image's prefix:

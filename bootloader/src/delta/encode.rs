@@ -256,20 +256,17 @@ pub fn encode_with_stats(
     target_prefix: &[u8],
     opts: EncodeOptions,
 ) -> Result<(Vec<u8>, EncodeStats), DeltaError> {
-    if let Some(t) = opts.transform {
-        return encode_one(
-            old_raw,
-            new_raw,
-            controls,
-            base_prefix,
-            target_prefix,
-            opts,
-            t,
-        );
-    }
+    let forced;
+    let transforms: &[u8] = match opts.transform {
+        Some(t) => {
+            forced = [t];
+            &forced
+        }
+        None => &ALL,
+    };
     let mut best: Option<(Vec<u8>, EncodeStats)> = None;
     let mut tried = [0usize; ALL.len()];
-    for t in ALL {
+    for &t in transforms {
         let made = encode_one(
             old_raw,
             new_raw,
@@ -279,7 +276,9 @@ pub fn encode_with_stats(
             opts,
             t,
         )?;
-        tried[usize::from(t)] = made.0.len();
+        if let Some(slot) = tried.get_mut(usize::from(t)) {
+            *slot = made.0.len();
+        }
         if best.as_ref().is_none_or(|(b, _)| made.0.len() < b.len()) {
             best = Some(made);
         }

@@ -217,9 +217,22 @@ impl PatchHeader {
         self.body_offset() + u64::from(self.body_len)
     }
 
-    /// Is `sha256` (of a payload `len` bytes long) this patch's base?
-    pub fn is_base(&self, len: u32, sha256: &[u8; 32]) -> bool {
-        len == self.base_len && sha256[..BASE_DIGEST_LEN] == self.base_digest
+    /// Is `sha256` (of a payload [`Self::base_len`] bytes long) this
+    /// patch's base?
+    pub fn is_base(&self, sha256: &[u8; 32]) -> bool {
+        sha256[..BASE_DIGEST_LEN] == self.base_digest
+    }
+
+    /// [`Self::is_base`] for a payload described by its length and hex
+    /// SHA-256 (as repository metadata lists it).
+    pub fn is_base_hex(&self, len: u32, sha256_hex: &str) -> bool {
+        let mut want = [0u8; 2 * BASE_DIGEST_LEN];
+        for (i, b) in self.base_digest.iter().enumerate() {
+            let hex = b"0123456789abcdef";
+            want[2 * i] = hex[usize::from(b >> 4)];
+            want[2 * i + 1] = hex[usize::from(b & 0xF)];
+        }
+        len == self.base_len && sha256_hex.as_bytes().get(..want.len()) == Some(&want[..])
     }
 
     /// Encode.

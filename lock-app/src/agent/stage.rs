@@ -385,7 +385,7 @@ fn base_matches<F: NorFlash>(
         hasher.update(&*piece);
         at = at.saturating_add(n as u32);
     }
-    Ok(h.is_base(h.base_len, &hasher.finalize().into()))
+    Ok(h.is_base(&hasher.finalize().into()))
 }
 
 /// Patch phase: download the whole patch into the patch area (resumable),

@@ -80,9 +80,9 @@ pub struct KnownFirmware {
 }
 
 impl KnownFirmware {
-    fn is_firmware(&self, model: Option<&str>, len: u32) -> bool {
+    fn is_firmware(&self, model: &str, len: u32) -> bool {
         self.custom.kind == Kind::Firmware
-            && model.is_none_or(|m| self.custom.hardware_model == m)
+            && self.custom.hardware_model == model
             && self.custom.payload_length == Some(len)
     }
 
@@ -110,6 +110,15 @@ impl KnownFirmware {
     }
 }
 
+/// Does `custom` (a firmware target's description) describe the payload
+/// `header` names as its base (length and digest prefix)?
+pub fn names_base(header: &PatchHeader, custom: &Custom) -> bool {
+    match (custom.payload_length, custom.payload_sha256.as_deref()) {
+        (Some(len), Some(sha)) => header.is_base_hex(len, sha),
+        _ => false,
+    }
+}
+
 fn envelope_ref(k: &KnownFirmware) -> EnvelopeRef {
     EnvelopeRef {
         version: k.custom.version.clone(),
@@ -131,13 +140,7 @@ pub fn resolve(p: PatchFile, known: &[KnownFirmware], repo_dir: &Path) -> Result
     let base_hex = hex::encode(p.header.base_digest);
     let bases: Vec<&KnownFirmware> = known
         .iter()
-        .filter(|k| {
-            k.is_firmware(None, p.header.base_len)
-                && k.custom
-                    .payload_sha256
-                    .as_deref()
-                    .is_some_and(|h| h.starts_with(&base_hex))
-        })
+        .filter(|k| k.custom.kind == Kind::Firmware && names_base(&p.header, &k.custom))
         .collect();
     if bases.is_empty() {
         return Err(missing(format!(
@@ -175,7 +178,7 @@ pub fn resolve(p: PatchFile, known: &[KnownFirmware], repo_dir: &Path) -> Result
         }
         let target_hex = hex::encode(h.payload_sha256);
         let Some(target) = known.iter().find(|k| {
-            k.is_firmware(Some(&model), h.payload_len)
+            k.is_firmware(&model, h.payload_len)
                 && k.custom.payload_sha256.as_deref() == Some(target_hex.as_str())
                 && k.custom.version == version
         }) else {

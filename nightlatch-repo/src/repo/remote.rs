@@ -192,12 +192,7 @@ fn fetch_patch_bases(t: &dyn Transport, server: &str, dir: &Path, files: &[PathB
             continue;
         };
         let is_base = |h: &bootloader::delta::PatchHeader| {
-            custom.kind == Kind::Firmware
-                && custom.payload_length == Some(h.base_len)
-                && custom
-                    .payload_sha256
-                    .as_deref()
-                    .is_some_and(|d| d.starts_with(&hex::encode(h.base_digest)))
+            custom.kind == Kind::Firmware && crate::repo::patch::names_base(h, &custom)
         };
         if !headers.iter().any(is_base) {
             continue;
