@@ -271,6 +271,20 @@ fn t0() -> u64 {
 /// meets `attack`: refused as `expected`, nothing staged, DFU untouched,
 /// forged metadata not kept. Honest again, the real 1.1.0 is staged.
 fn attack_is_refused(attack: Attack, expected: Expect) {
+    attack_meets(attack, expected, false);
+}
+
+/// The same attack on a lock that has been running since its honest
+/// check-ins: its agent resumed from RAM ([`agent::Warm`]), holding the
+/// director root and targets it verified then, its plan still made. The
+/// attack is refused as `expected`, the plan is what it was, and forged
+/// metadata is neither kept on flash nor trusted in RAM (the honest answer
+/// afterwards stages the real release).
+fn attack_on_a_running_lock_is_refused(attack: Attack, expected: Expect) {
+    attack_meets(attack, expected, true);
+}
+
+fn attack_meets(attack: Attack, expected: Expect, running: bool) {
     let server = Server::start(t0()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let fw = SigningKey::from_bytes(&[5; 32]);
@@ -362,7 +376,7 @@ fn attack_is_refused(attack: Attack, expected: Expect) {
             ),
         )
         .unwrap();
-    {
+    let warm = {
         let mut a = Agent::open(
             &device.flash,
             device.config,
@@ -373,9 +387,10 @@ fn attack_is_refused(attack: Attack, expected: Expect) {
         )
         .unwrap();
         assert!(matches!(a.check_in().unwrap(), CheckIn::Assigned { .. }));
-        // Forget the plan so each attack starts from "nothing staged".
-        drop(a);
-    }
+        // Forget the plan so each attack starts from "nothing staged"
+        // (unless the lock keeps running).
+        a.into_parts().0
+    };
     evil.held_version = agent::director::held_targets_version(&store);
     let honest_targets = store.load(agent::director::TARGETS_FILE);
     assert!(evil.held_version >= 2);
@@ -388,25 +403,49 @@ fn attack_is_refused(attack: Attack, expected: Expect) {
             .store(agent::STATE_FILE, &serde_json::to_vec(&st).unwrap())
             .unwrap();
     };
-    clean(&mut store);
+    let plan = if running {
+        let s = serde_json::from_slice::<agent::State>(&store.load(agent::STATE_FILE).unwrap())
+            .unwrap()
+            .staging;
+        assert!(s.is_some());
+        s
+    } else {
+        clean(&mut store);
+        None
+    };
 
     let before = dfu(&device);
     evil.attack = attack;
-    let mut a = Agent::open(
-        &device.flash,
-        device.config,
-        &mut store,
-        &mut evil,
-        hw(),
-        AgentConfig::new("lock-a"),
-    )
-    .unwrap();
+    let mut a = if running {
+        Agent::resume(
+            &device.flash,
+            device.config,
+            &mut store,
+            &mut evil,
+            hw(),
+            AgentConfig::new("lock-a"),
+            warm,
+        )
+    } else {
+        Agent::open(
+            &device.flash,
+            device.config,
+            &mut store,
+            &mut evil,
+            hw(),
+            AgentConfig::new("lock-a"),
+        )
+        .unwrap()
+    };
     let err = a
         .check_in()
         .expect_err(&format!("{attack:?} must be refused"));
     assert!(expected(&err), "{attack:?}: refused with {err:?}");
-    assert!(a.state().staging.is_none(), "{attack:?}: nothing staged");
-    drop(a);
+    assert!(
+        a.state().staging == plan,
+        "{attack:?}: the plan is unchanged"
+    );
+    let warm = a.into_parts().0;
     assert!(before == dfu(&device), "{attack:?}: DFU untouched");
     // Forged metadata is never kept: the lock still holds the honest one —
     // or, when the time names other metadata than it holds, nothing (it
@@ -421,15 +460,27 @@ fn attack_is_refused(attack: Attack, expected: Expect) {
 
     // Honest again: the real assignment is staged and verified.
     evil.attack = Attack::Honest;
-    let mut a = Agent::open(
-        &device.flash,
-        device.config,
-        &mut store,
-        &mut evil,
-        hw(),
-        AgentConfig::new("lock-a"),
-    )
-    .unwrap();
+    let mut a = if running {
+        Agent::resume(
+            &device.flash,
+            device.config,
+            &mut store,
+            &mut evil,
+            hw(),
+            AgentConfig::new("lock-a"),
+            warm,
+        )
+    } else {
+        Agent::open(
+            &device.flash,
+            device.config,
+            &mut store,
+            &mut evil,
+            hw(),
+            AgentConfig::new("lock-a"),
+        )
+        .unwrap()
+    };
     assert!(matches!(a.check_in().unwrap(), CheckIn::Assigned { .. }));
     loop {
         match a.stage(8).unwrap() {
@@ -530,4 +581,58 @@ fn a_director_root_rotation_not_signed_by_the_old_root_is_refused() {
             })
         )
     });
+}
+
+/// A running lock (agent resumed from RAM, director metadata held there)
+/// refuses every attack its director checks catch, as a freshly started one
+/// does. (The attacks caught against the image repository are checked when
+/// a plan is made; a running lock that already has one keeps it.)
+#[test]
+fn a_running_lock_refuses_what_a_fresh_one_refuses() {
+    let director_attacks: [(Attack, Expect); 8] = [
+        (Attack::OtherLock, |e| *e == AgentError::NotForThisLock),
+        (Attack::Replay, |e| *e == AgentError::ReplayedResponse),
+        (Attack::Rollback, |e| {
+            matches!(
+                e,
+                AgentError::Director(TufError::Rollback {
+                    role: Role::Targets,
+                    ..
+                })
+            )
+        }),
+        (Attack::Expired, |e| {
+            matches!(
+                e,
+                AgentError::Director(TufError::Expired {
+                    role: Role::Targets
+                })
+            )
+        }),
+        (Attack::WrongKey, |e| {
+            matches!(
+                e,
+                AgentError::Director(TufError::Signature {
+                    role: Role::Targets,
+                    ..
+                })
+            )
+        }),
+        (Attack::ShaMismatch, |e| {
+            *e == AgentError::DirectorTargetsMismatch
+        }),
+        (Attack::ForeignTimeKey, |e| *e == AgentError::TimeSignature),
+        (Attack::BadRootRotation, |e| {
+            matches!(
+                e,
+                AgentError::Director(TufError::Signature {
+                    role: Role::Root,
+                    ..
+                })
+            )
+        }),
+    ];
+    for (attack, expected) in director_attacks {
+        attack_on_a_running_lock_is_refused(attack, expected);
+    }
 }

@@ -4,6 +4,7 @@
 use alloc::string::{String, ToString};
 use alloc::vec;
 
+use bootloader::updater::Updater;
 use embassy_boot::State as FwState;
 use embedded_storage::nor_flash::NorFlash;
 
@@ -44,18 +45,26 @@ pub struct Running {
 }
 
 impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, H> {
-    /// The running image (verified in ACTIVE).
+    /// The running image (verified in ACTIVE), and whether it is on
+    /// trial. It is verified the first time it is asked for after start-up
+    /// and after each step that works the bootloader's records or slots;
+    /// in between, the verified answer is kept, as nothing else changes it.
     pub fn running(&self) -> Result<Running, AgentError> {
-        let up = self.updater()?;
+        if let Some(r) = self.running.borrow().as_ref() {
+            return Ok(r.clone());
+        }
+        let up = Updater::new(self.flash, self.boot).map_err(AgentError::Flash)?;
         let mut buf = vec![0u8; 1024];
         let img = up.verify_active(&mut buf).map_err(AgentError::Flash)?;
         let h = img.header();
-        Ok(Running {
+        let running = Running {
             version: h.version.to_string(),
             security_counter: h.security_counter,
             hardware_model: h.model.as_str().to_string(),
             trial: up.firmware_state().map_err(AgentError::Flash)? == FwState::Swap,
-        })
+        };
+        *self.running.borrow_mut() = Some(running.clone());
+        Ok(running)
     }
 
     /// Run after every boot: a trial image self-tests and confirms; a

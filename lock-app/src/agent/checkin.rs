@@ -87,7 +87,7 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             device_id: self.config.device_id.clone(),
             counter: self.counter,
             nonce: wire::b64::encode(nonce),
-            director_targets_version: director::held_targets_version(&self.files),
+            director_targets_version: self.director.targets_version(&self.files),
             report,
         };
         let body = serde_json::to_vec(&req).map_err(|_| AgentError::Storage)?;
@@ -133,25 +133,28 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             counter: self.counter,
             floor: self.state.time_floor,
         };
-        let mut verified = match director::verify(&resp, &sent, &self.files, &mut self.net) {
-            Ok(v) => v,
-            Err(AgentError::DirectorTargetsMismatch) if resp.director_targets.is_none() => {
-                // What we hold is not what the director signed for this
-                // version (e.g. metadata kept from a director that has since
-                // been restored): forget it, so the next check-in asks for
-                // the metadata again.
-                self.files
-                    .remove(director::TARGETS_FILE)
-                    .map_err(|_| AgentError::Storage)?;
-                return Err(AgentError::DirectorTargetsMismatch);
-            }
-            Err(e) => return Err(e),
-        };
+        let mut verified =
+            match director::verify(&resp, &sent, &self.files, &mut self.net, &self.director) {
+                Ok(v) => v,
+                Err(AgentError::DirectorTargetsMismatch) if resp.director_targets.is_none() => {
+                    // What we hold is not what the director signed for this
+                    // version (e.g. metadata kept from a director that has since
+                    // been restored): forget it, so the next check-in asks for
+                    // the metadata again.
+                    self.director.forget_targets();
+                    self.files
+                        .remove(director::TARGETS_FILE)
+                        .map_err(|_| AgentError::Storage)?;
+                    return Err(AgentError::DirectorTargetsMismatch);
+                }
+                Err(e) => return Err(e),
+            };
 
         // The roots and the time are verified on their own: keep them.
         for root in verified.new_roots() {
             put(&mut self.files, director::ROOT_FILE, root)?;
         }
+        self.director.keep_root(&verified);
         self.state.time_floor = self.state.time_floor.max(verified.time());
         if self.hw.now().abs_diff(verified.time()) > 60 {
             self.hw.set_time(verified.time());
@@ -184,6 +187,8 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         if let Some(t) = verified.new_targets() {
             put(&mut self.files, director::TARGETS_FILE, t)?;
         }
+        // Both files now hold what was verified.
+        self.director.keep(&verified);
         self.save()?;
         Ok(outcome)
     }

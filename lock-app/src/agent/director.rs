@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::{AgentError, Net, Repo};
 use crate::tuf::{
-    Envelope, FetchError, MetadataStore, PublicKey, Role, TargetFile, Targets, TrustedSet, TufError,
+    Envelope, FetchError, MetadataStore, PublicKey, Role, Root, TargetFile, Targets, TrustedSet,
+    TufError,
 };
 
 /// Most director root versions taken in one check-in.
@@ -56,6 +57,9 @@ pub struct Verified {
     new_targets: Option<Vec<u8>>,
     targets_version: u64,
     assignment: Option<Assignment>,
+    root: Root,
+    targets: Targets,
+    targets_sha256: [u8; 32],
 }
 
 impl Verified {
@@ -118,18 +122,81 @@ pub fn held_targets_version<S: MetadataStore>(store: &S) -> u64 {
         .map_or(0, |t| t.header.version)
 }
 
+/// Director metadata a running lock keeps in RAM once it has verified and
+/// stored it, so that an idle check-in checks one signature (the time bound
+/// to its nonce) instead of re-reading, re-parsing and re-verifying the
+/// root and targets files it wrote itself. It mirrors [`ROOT_FILE`] and
+/// [`TARGETS_FILE`]: the agent updates it only after the files are written,
+/// and a reset (a new [`super::Agent::open`]) starts without it.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    root: Option<Root>,
+    targets: Option<HeldTargets>,
+}
+
+#[derive(Debug, Clone)]
+struct HeldTargets {
+    sha256: [u8; 32],
+    /// Verified under this root version.
+    root_version: u64,
+    targets: Targets,
+}
+
+impl Held {
+    /// The version of the held director targets (0: none), from RAM when
+    /// known, else from `store`.
+    pub fn targets_version<S: MetadataStore>(&self, store: &S) -> u64 {
+        match &self.targets {
+            Some(t) => t.targets.header.version,
+            None => held_targets_version(store),
+        }
+    }
+
+    /// Remember what [`verify`] accepted (call once it is stored).
+    pub fn keep(&mut self, verified: &Verified) {
+        self.root = Some(verified.root.clone());
+        self.targets = Some(HeldTargets {
+            sha256: verified.targets_sha256,
+            root_version: verified.root.header.version,
+            targets: verified.targets.clone(),
+        });
+    }
+
+    /// Remember the root [`verify`] ended on (call once new roots are
+    /// stored).
+    pub fn keep_root(&mut self, verified: &Verified) {
+        if self.root.as_ref().map(|r| r.header.version) != Some(verified.root.header.version) {
+            self.root = Some(verified.root.clone());
+            self.targets = None;
+        }
+    }
+
+    /// Forget the targets (their file was removed).
+    pub fn forget_targets(&mut self) {
+        self.targets = None;
+    }
+}
+
 /// Verify `resp` for the check-in `sent`. Newer director roots are fetched
 /// through `net`; nothing is persisted here (the caller stores what
-/// [`Verified`] lists, after every check passed).
+/// [`Verified`] lists, after every check passed). `held` is what the lock
+/// already verified and stored ([`Held`]); what it lacks is read from
+/// `store` and verified.
 pub fn verify<S: MetadataStore, N: Net>(
     resp: &CheckinResponse,
     sent: &Sent<'_>,
     store: &S,
     net: &mut N,
+    held: &Held,
 ) -> Result<Verified, AgentError> {
     // 1. Director root chain.
-    let root_bytes = store.load(ROOT_FILE).ok_or(AgentError::NotProvisioned)?;
-    let mut trusted = TrustedSet::new(&root_bytes, sent.floor).map_err(director_err)?;
+    let mut trusted = match &held.root {
+        Some(root) => TrustedSet::from_verified_root(root.clone(), sent.floor),
+        None => {
+            let root_bytes = store.load(ROOT_FILE).ok_or(AgentError::NotProvisioned)?;
+            TrustedSet::new(&root_bytes, sent.floor).map_err(director_err)?
+        }
+    };
     let mut new_roots = Vec::new();
     let start = trusted.root().header.version;
     if resp.director_root_version > start.saturating_add(MAX_ROOT_STEPS) {
@@ -186,33 +253,50 @@ pub fn verify<S: MetadataStore, N: Net>(
     trusted.check_root_fresh().map_err(director_err)?;
 
     // 3. Director targets: the one the signed time names.
-    let held = store.load(TARGETS_FILE);
-    let held_version = held
-        .as_deref()
-        .and_then(|b| Envelope::parse(b, Role::Targets).ok())
-        .and_then(|env| Targets::parse(&env, Role::Targets).ok())
-        .map_or(0, |t| t.header.version);
-    let (bytes, fresh) = match &resp.director_targets {
-        // The text as it arrived (parsed once, as TUF metadata, below).
-        Some(raw) => (raw.get().as_bytes().to_vec(), true),
-        None => (held.ok_or(AgentError::DirectorTargetsMismatch)?, false),
+    let kept = held.targets.as_ref().filter(|t| {
+        // What this lock verified under the root still in force, and the
+        // very bytes the signed time names: nothing to check again.
+        resp.director_targets.is_none() && t.sha256 == sha && t.root_version == root.header.version
+    });
+    let (targets, new_targets) = match kept {
+        Some(t) => (t.targets.clone(), None),
+        None => {
+            let held_bytes = store.load(TARGETS_FILE);
+            let held_version = held_bytes
+                .as_deref()
+                .and_then(|b| Envelope::parse(b, Role::Targets).ok())
+                .and_then(|env| Targets::parse(&env, Role::Targets).ok())
+                .map_or(0, |t| t.header.version);
+            let (bytes, fresh) = match &resp.director_targets {
+                // The text as it arrived (parsed once, as TUF metadata, below).
+                Some(raw) => (raw.get().as_bytes().to_vec(), true),
+                None => (
+                    held_bytes.ok_or(AgentError::DirectorTargetsMismatch)?,
+                    false,
+                ),
+            };
+            let env = Envelope::parse(&bytes, Role::Targets).map_err(director_err)?;
+            if <[u8; 32]>::from(Sha256::digest(env.canonical())) != sha {
+                return Err(AgentError::DirectorTargetsMismatch);
+            }
+            let targets = Targets::parse(&env, Role::Targets).map_err(director_err)?;
+            env.verify(&root.keys, &root.targets, Role::Targets)
+                .map_err(director_err)?;
+            if targets.header.version != resp.director_targets_version {
+                return Err(AgentError::DirectorTargetsMismatch);
+            }
+            if fresh && targets.header.version < held_version {
+                return Err(AgentError::Director(TufError::Rollback {
+                    role: Role::Targets,
+                    trusted: held_version,
+                    offered: targets.header.version,
+                }));
+            }
+            (targets, fresh.then_some(bytes))
+        }
     };
-    let env = Envelope::parse(&bytes, Role::Targets).map_err(director_err)?;
-    if <[u8; 32]>::from(Sha256::digest(env.canonical())) != sha {
-        return Err(AgentError::DirectorTargetsMismatch);
-    }
-    let targets = Targets::parse(&env, Role::Targets).map_err(director_err)?;
-    env.verify(&root.keys, &root.targets, Role::Targets)
-        .map_err(director_err)?;
     if targets.header.version != resp.director_targets_version {
         return Err(AgentError::DirectorTargetsMismatch);
-    }
-    if fresh && targets.header.version < held_version {
-        return Err(AgentError::Director(TufError::Rollback {
-            role: Role::Targets,
-            trusted: held_version,
-            offered: targets.header.version,
-        }));
     }
     if targets.header.is_expired(now) {
         return Err(AgentError::Director(TufError::Expired {
@@ -225,9 +309,12 @@ pub fn verify<S: MetadataStore, N: Net>(
     Ok(Verified {
         time,
         new_roots,
-        new_targets: fresh.then_some(bytes),
+        new_targets,
         targets_version: targets.header.version,
         assignment,
+        root,
+        targets,
+        targets_sha256: sha,
     })
 }
 

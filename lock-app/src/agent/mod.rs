@@ -116,6 +116,35 @@ pub struct Agent<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> {
     counter: u64,
     hash: Option<stage::FullHash>,
     usage_sent: bool,
+    /// The running image, verified once per boot (see [`Self::running`]).
+    running: core::cell::RefCell<Option<Running>>,
+    director: director::Held,
+}
+
+/// What a running lock keeps in RAM between check-ins, so it need not
+/// rebuild it from flash each time: its expanded device key, its state and
+/// counter, the running image it verified at start-up, and the director
+/// metadata it verified and stored ([`director::Held`]). Only
+/// [`Agent::into_parts`] makes one, and [`Agent::resume`] takes it back; a
+/// reset loses it, so after a reset the agent is opened with
+/// [`Agent::open`], which reads and verifies everything again.
+pub struct Warm {
+    key: SigningKey,
+    state: State,
+    counter: u64,
+    hash: Option<stage::FullHash>,
+    running: Option<Running>,
+    director: director::Held,
+}
+
+impl core::fmt::Debug for Warm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never the device key.
+        f.debug_struct("Warm")
+            .field("state", &self.state)
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<F: NorFlash, S: MetadataStore, N: Net, H: Hardware> core::fmt::Debug
@@ -163,7 +192,52 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             counter,
             hash: None,
             usage_sent: false,
+            running: core::cell::RefCell::new(None),
+            director: director::Held::default(),
         })
+    }
+
+    /// Continue with what this agent kept in RAM ([`Self::into_parts`]),
+    /// on the same lock and since no reset: the files, flash and boot
+    /// configuration must be the ones it was opened on.
+    pub fn resume(
+        flash: &'a SharedFlash<F>,
+        boot: BootConfig,
+        files: S,
+        net: N,
+        hw: H,
+        config: AgentConfig,
+        warm: Warm,
+    ) -> Self {
+        Self {
+            flash,
+            boot,
+            files,
+            net,
+            hw,
+            config,
+            key: warm.key,
+            state: warm.state,
+            counter: warm.counter,
+            hash: warm.hash,
+            usage_sent: false,
+            running: core::cell::RefCell::new(warm.running),
+            director: warm.director,
+        }
+    }
+
+    /// Take the agent apart: what it keeps in RAM until the next reset,
+    /// and the ports it was given.
+    pub fn into_parts(self) -> (Warm, S, N, H) {
+        let warm = Warm {
+            key: self.key,
+            state: self.state,
+            counter: self.counter,
+            hash: self.hash,
+            running: self.running.into_inner(),
+            director: self.director,
+        };
+        (warm, self.files, self.net, self.hw)
     }
 
     /// The persistent state.
@@ -186,7 +260,11 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
         put(&mut self.files, STATE_FILE, &bytes)
     }
 
+    /// The bootloader's updater, for a step that may change what runs
+    /// after the next reset (or whether it is on trial): the running image
+    /// is verified again the next time it is asked for.
     fn updater(&self) -> Result<Updater<'a, F>, AgentError> {
+        self.running.borrow_mut().take();
         Updater::new(self.flash, self.boot).map_err(AgentError::Flash)
     }
 }

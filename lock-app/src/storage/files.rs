@@ -59,8 +59,9 @@ const CACHED_KEYS: usize = 96;
 /// RAM cache of page states, page pointers and key locations (a few hundred
 /// bytes): without it every read scans and CRC-checks the whole partition.
 /// sequential-storage marks it dirty around each write, so an interrupted
-/// write invalidates it rather than leaving it wrong.
-type FileCache = Cache<HeapPageStates, HeapPagePointers, HeapKeyPointers<u32>, u32>;
+/// write invalidates it rather than leaving it wrong. A lock keeps it for
+/// as long as it runs ([`FileStore::into_parts`], [`FileStore::open_cached`]).
+pub type FileCache = Cache<HeapPageStates, HeapPagePointers, HeapKeyPointers<u32>, u32>;
 type Map<F> = MapStorage<u32, F, FileCache>;
 
 /// Why a file operation failed.
@@ -136,16 +137,24 @@ impl<F: MultiwriteNorFlash> core::fmt::Debug for FileStore<F> {
 impl<F: MultiwriteNorFlash> FileStore<F> {
     /// Use the whole of `flash` (a partition) for files.
     pub fn open(flash: F) -> Result<Self, FileError> {
-        let cfg = MapConfig::<F>::try_new(
-            0..u32::try_from(flash.capacity()).map_err(|_| FileError::BadPartition)?,
-        )
-        .map_err(|_| FileError::BadPartition)?;
         let pages = flash.capacity() / F::ERASE_SIZE;
         let cache = Cache::new(
             HeapPageStates::new(pages),
             HeapPagePointers::new(pages),
             HeapKeyPointers::new(CACHED_KEYS),
         );
+        Self::open_cached(flash, cache)
+    }
+
+    /// Open with the RAM cache an earlier [`FileStore`] on the *same*
+    /// partition left ([`Self::into_parts`]), since which nothing else
+    /// wrote the partition: reads go straight to the items it located
+    /// instead of scanning (and CRC-checking) the partition first.
+    pub fn open_cached(flash: F, cache: FileCache) -> Result<Self, FileError> {
+        let cfg = MapConfig::<F>::try_new(
+            0..u32::try_from(flash.capacity()).map_err(|_| FileError::BadPartition)?,
+        )
+        .map_err(|_| FileError::BadPartition)?;
         Ok(Self {
             map: RefCell::new(MapStorage::new(flash, cfg, cache)),
         })
@@ -153,7 +162,12 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
 
     /// Give back the flash.
     pub fn into_flash(self) -> F {
-        self.map.into_inner().destroy().0
+        self.into_parts().0
+    }
+
+    /// Give back the flash and the RAM cache.
+    pub fn into_parts(self) -> (F, FileCache) {
+        self.map.into_inner().destroy()
     }
 
     fn header(&self, name: &str) -> Result<Option<Header>, FileError> {

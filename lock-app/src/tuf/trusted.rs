@@ -55,6 +55,19 @@ impl TrustedSet {
         })
     }
 
+    /// Start from a root this lock verified earlier (with [`Self::new`] or
+    /// [`Self::update_root`]) and still holds in RAM: nothing is checked
+    /// again. The caller answers for `root` having been verified.
+    pub fn from_verified_root(root: Root, now: u64) -> Self {
+        Self {
+            now,
+            root,
+            timestamp: None,
+            snapshot: None,
+            targets: BTreeMap::new(),
+        }
+    }
+
     /// The trusted time floor.
     pub fn now(&self) -> u64 {
         self.now

@@ -5,18 +5,67 @@
 
 use bootloader::sim::Cut;
 use lock_app::agent::{
-    Agent, AgentConfig, AgentError, BootOutcome, CheckIn, SelfTestFailure, StageStatus,
+    Agent, AgentConfig, AgentError, BootOutcome, CheckIn, Net, SelfTestFailure, StageStatus,
 };
 use lock_app::scheduler::Decision;
+use lock_app::tuf::MemoryStore;
 
 use super::config::Policy;
 use super::downtime::{InstallCost, secs_up, signatures_of_boot};
 use super::engine::{DAY, Fleet, TICK};
 use super::io::{Files, Flaky};
-use super::lock::{FleetLock, InstallRecord};
+use super::lock::{FleetLock, InstallRecord, Ram};
 use super::usage::{self, Rng};
-use crate::sim::device::{Clock, SimHardware};
+use crate::sim::device::{Clock, Device, Flash, SimHardware};
 use crate::sim::net::{HttpNet, Traffic};
+
+/// A lock's agent: resumed from what it kept in RAM since its last reset,
+/// or (after one) opened from its flash, reading and verifying everything.
+fn open_agent<'d, N: Net>(
+    device: &'d Device,
+    files: &'d mut MemoryStore,
+    ram: &mut Option<Ram>,
+    on_flash: bool,
+    net: N,
+    hw: SimHardware,
+    config: AgentConfig,
+) -> Result<Agent<'d, Flash, Files<'d>, N, SimHardware>, AgentError> {
+    match ram.take() {
+        Some(Ram { warm, cache }) => {
+            let store = Files::of(device, files, on_flash, cache);
+            Ok(Agent::resume(
+                &device.flash,
+                device.config,
+                store,
+                net,
+                hw,
+                config,
+                warm,
+            ))
+        }
+        None => Agent::open(
+            &device.flash,
+            device.config,
+            Files::of(device, files, on_flash, None),
+            net,
+            hw,
+            config,
+        ),
+    }
+}
+
+/// Put the agent away until the lock's next check-in: its RAM is kept.
+fn keep<N: Net>(
+    ram: &mut Option<Ram>,
+    agent: Agent<'_, Flash, Files<'_>, N, SimHardware>,
+) -> SimHardware {
+    let (warm, files, _net, hw) = agent.into_parts();
+    *ram = Some(Ram {
+        warm,
+        cache: files.into_cache(),
+    });
+    hw
+}
 
 impl Fleet {
     fn config_for(&self, lock: &FleetLock) -> AgentConfig {
@@ -58,10 +107,11 @@ impl Fleet {
             device,
             files,
             profile,
+            ram,
             ..
         } = lock;
-        let store = Files::of(device, files, self.config.files_on_flash);
-        let mut agent = match Agent::open(&device.flash, device.config, store, flaky, hw, config) {
+        let on_flash = self.config.files_on_flash;
+        let mut agent = match open_agent(device, files, ram, on_flash, flaky, hw, config) {
             Ok(a) => a,
             Err(_) => {
                 lock.stats.refusals += 1;
@@ -125,7 +175,7 @@ impl Fleet {
                 lock.stats.last_refusal = Some(format!("check-in: {e}"));
             }
         }
-        drop(agent);
+        keep(ram, agent);
         lock.stats.traffic = add(&lock.stats.traffic, &net_delta(net, &before));
         if staged && lock.next_decide.is_none() {
             lock.next_decide = Some(at);
@@ -144,25 +194,24 @@ impl Fleet {
                 device,
                 files,
                 profile,
+                ram,
                 ..
             } = &mut *lock;
-            let agent = match Agent::open(
-                &device.flash,
-                device.config,
-                Files::of(device, files, self.config.files_on_flash),
-                &mut *net,
-                hw,
-                config,
-            ) {
+            let on_flash = self.config.files_on_flash;
+            let agent = match open_agent(device, files, ram, on_flash, &mut *net, hw, config) {
                 Ok(a) => a,
                 Err(_) => return,
             };
-            if !agent.staged() {
+            let staged = agent.staged();
+            let decision = (staged && self.config.policy == Policy::QuietHours)
+                .then(|| agent.decide(profile, door_closed, last, battery_mwh));
+            keep(ram, agent);
+            if !staged {
                 lock.next_decide = None;
                 return;
             }
             match self.config.policy {
-                Policy::QuietHours => match agent.decide(profile, door_closed, last, battery_mwh) {
+                Policy::QuietHours => match decision.unwrap_or(Decision::InstallNow) {
                     Decision::InstallNow => true,
                     Decision::WaitUntil(x) => {
                         lock.next_decide = Some(x.saturating_add_signed(-lock.skew).max(at + TICK));
@@ -210,22 +259,24 @@ impl Fleet {
         let config = self.config_for(lock);
         {
             let hw = self.hardware(lock, at);
-            let FleetLock { device, files, .. } = &mut *lock;
-            let Ok(mut agent) = Agent::open(
-                &device.flash,
-                device.config,
-                Files::of(device, files, self.config.files_on_flash),
-                &mut *net,
-                hw,
-                config.clone(),
-            ) else {
+            let FleetLock {
+                device, files, ram, ..
+            } = &mut *lock;
+            let on_flash = self.config.files_on_flash;
+            let Ok(mut agent) =
+                open_agent(device, files, ram, on_flash, &mut *net, hw, config.clone())
+            else {
                 return;
             };
-            if agent.install().is_err() {
+            let installed = agent.install();
+            keep(ram, agent);
+            if installed.is_err() {
                 lock.stats.refusals += 1;
                 return;
             }
         }
+        // The reset: the lock's RAM is gone.
+        lock.ram = None;
         lock.stats.installs += 1;
         lock.generate(at + 2 * DAY);
         let mode = lock.device.config.layout.mode;
@@ -282,26 +333,24 @@ impl Fleet {
         let mut report_now = true;
         loop {
             let hw = self.hardware(lock, at + secs_up(cost.total_ns()));
-            let FleetLock { device, files, .. } = &mut *lock;
-            let Ok(mut agent) = Agent::open(
-                &device.flash,
-                device.config,
-                Files::of(device, files, self.config.files_on_flash),
-                &mut *net,
-                hw,
-                config.clone(),
-            ) else {
+            let FleetLock {
+                device, files, ram, ..
+            } = &mut *lock;
+            let on_flash = self.config.files_on_flash;
+            let Ok(mut agent) =
+                open_agent(device, files, ram, on_flash, &mut *net, hw, config.clone())
+            else {
                 report_now = false;
                 break;
             };
             let before = device.stats();
             let outcome = agent.after_boot();
-            let self_tests = u64::from(agent.hw.self_tests);
-            drop(agent);
+            let self_tests = u64::from(keep(ram, agent).self_tests);
             cost.after_boot(&before, &device.stats(), self_tests);
             match outcome {
                 Ok(BootOutcome::SelfTestFailed(_)) => {
                     // Watchdog reset: the bootloader reverts.
+                    lock.ram = None;
                     let before = lock.device.stats();
                     let result = lock.device.boot();
                     cost.boot(

@@ -6,6 +6,9 @@
 //! is set to the tick, and every lock with something due (a check-in, an
 //! install decision) runs it on a pool of workers (each with its own HTTP
 //! connection, so the server batches concurrent check-ins as in the field).
+//! Locks wait in a queue ordered by when they are next due, so a tick costs
+//! only what its due locks do, however large the fleet; the workers live
+//! for the whole run and meet at two barriers per tick that has work.
 //! Entry attempts come from each lock's usage profile; an attempt that falls
 //! inside an install's downtime is a **hit** (someone stood at a door that
 //! would not open). Each install's downtime is what that install did, in
@@ -19,9 +22,10 @@
 //! files, and [`super::report`] (what a run adds up to). This module builds
 //! and registers the fleet and runs the ticks.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex, RwLock};
 
 use lock_app::agent::{self, Net, Repo};
 use lock_app::scheduler::{TzRule, UsageProfile};
@@ -48,7 +52,8 @@ pub struct Fleet {
     /// Settings.
     pub config: FleetConfig,
     pub(super) locks: Vec<Mutex<FleetLock>>,
-    pub(super) next: Vec<AtomicU64>,
+    /// Every lock that has something left to do, by when it is next due.
+    queue: Mutex<BinaryHeap<Reverse<(u64, usize)>>>,
     pub(super) nets: Vec<Mutex<HttpNet>>,
     /// Virtual now.
     pub now: u64,
@@ -97,7 +102,7 @@ impl Fleet {
                 *b = (rng.next_u64() >> (k % 8)) as u8;
             }
             {
-                let mut f = Files::of(&device, &mut files, config.files_on_flash);
+                let mut f = Files::of(&device, &mut files, config.files_on_flash, None);
                 agent::provision(&mut f, &seed, &image_root, &director_root, now)
                     .map_err(|e| format!("provision: {e}"))?;
             }
@@ -128,6 +133,7 @@ impl Fleet {
                 cut_next_swap: rng.chance(config.faults.power_cut_swap),
                 running: factory.version.clone(),
                 stats: LockStats::default(),
+                ram: None,
             };
             if rng.chance(config.faults.dead_battery) {
                 lock.battery = 2;
@@ -149,16 +155,17 @@ impl Fleet {
                 Some(json!({ "devices": chunk })),
             )?;
         }
-        let next = locks
+        let queue = locks
             .iter()
-            .map(|l| AtomicU64::new(l.next_action()))
+            .enumerate()
+            .map(|(i, l)| Reverse((l.next_action(), i)))
             .collect();
         let nets = (0..config.workers.max(1))
             .map(|_| Mutex::new(HttpNet::new(&server.base)))
             .collect();
         Ok(Self {
             locks: locks.into_iter().map(Mutex::new).collect(),
-            next,
+            queue: Mutex::new(queue),
             nets,
             now,
             start: now,
@@ -174,50 +181,88 @@ impl Fleet {
     }
 
     /// Run every lock's due work until virtual time `until`, with the
-    /// server's clock following. `on_tick` sees each tick's time.
+    /// server's clock following.
     pub fn run_until(
         &mut self,
         scenario: &Scenario,
         until: u64,
         progress: Option<&indicatif::ProgressBar>,
     ) {
-        while self.now < until {
-            let t = self.now;
-            scenario.server.set_now(t);
-            let due: Vec<usize> = self
-                .next
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.load(Ordering::Relaxed) < t + TICK)
-                .map(|(i, _)| i)
-                .collect();
-            if !due.is_empty() {
-                let cursor = AtomicUsize::new(0);
-                let workers = self.nets.len().min(due.len());
-                std::thread::scope(|s| {
-                    for w in 0..workers {
-                        let due = &due;
-                        let cursor = &cursor;
-                        let this = &*self;
-                        s.spawn(move || {
-                            let mut net = this.nets[w].lock().unwrap_or_else(|e| e.into_inner());
-                            loop {
-                                let k = cursor.fetch_add(1, Ordering::Relaxed);
-                                let Some(&i) = due.get(k) else { break };
-                                let mut lock =
-                                    this.locks[i].lock().unwrap_or_else(|e| e.into_inner());
-                                this.step(&mut lock, t, &mut net);
-                                this.next[i].store(lock.next_action(), Ordering::Relaxed);
+        let workers = self.nets.len();
+        // The tick's due locks, handed out through `cursor`; the workers
+        // wait at `start` for a tick and meet the main thread at `end`.
+        let due: RwLock<(u64, Vec<usize>)> = RwLock::new((0, Vec::new()));
+        let cursor = AtomicUsize::new(0);
+        let start = Barrier::new(workers + 1);
+        let end = Barrier::new(workers + 1);
+        let done = AtomicBool::new(false);
+        let this = &*self;
+        let now = std::thread::scope(|s| {
+            for w in 0..workers {
+                let (due, cursor, start, end, done) = (&due, &cursor, &start, &end, &done);
+                s.spawn(move || {
+                    let mut net = this.nets[w].lock().unwrap_or_else(|e| e.into_inner());
+                    loop {
+                        start.wait();
+                        if done.load(Ordering::Acquire) {
+                            break;
+                        }
+                        let tick = due.read().unwrap_or_else(|e| e.into_inner());
+                        let (t, list) = (tick.0, &tick.1);
+                        loop {
+                            let k = cursor.fetch_add(1, Ordering::Relaxed);
+                            let Some(&i) = list.get(k) else { break };
+                            let mut lock = this.locks[i].lock().unwrap_or_else(|e| e.into_inner());
+                            this.step(&mut lock, t, &mut net);
+                            let next = lock.next_action();
+                            drop(lock);
+                            if next != u64::MAX {
+                                this.queue
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(Reverse((next, i)));
                             }
-                        });
+                        }
+                        drop(tick);
+                        end.wait();
                     }
                 });
             }
-            self.now += TICK;
-            if let Some(pb) = progress {
-                pb.set_position(self.now.saturating_sub(self.start) / TICK);
+            let mut now = this.now;
+            while now < until {
+                let t = now;
+                scenario.server.set_now(t);
+                let list = this.take_due(t + TICK);
+                if !list.is_empty() {
+                    *due.write().unwrap_or_else(|e| e.into_inner()) = (t, list);
+                    cursor.store(0, Ordering::Relaxed);
+                    start.wait();
+                    end.wait();
+                }
+                now += TICK;
+                if let Some(pb) = progress {
+                    pb.set_position(now.saturating_sub(this.start) / TICK);
+                }
             }
+            done.store(true, Ordering::Release);
+            start.wait();
+            now
+        });
+        self.now = now;
+    }
+
+    /// Take every lock due before `end` out of the queue, in due order.
+    fn take_due(&self, end: u64) -> Vec<usize> {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = Vec::new();
+        while let Some(&Reverse((at, i))) = q.peek() {
+            if at >= end {
+                break;
+            }
+            q.pop();
+            list.push(i);
         }
+        list
     }
 
     /// One lock's due work in the tick starting at `t`.

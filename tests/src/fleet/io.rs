@@ -2,6 +2,7 @@
 //! downloads, and its files on flash or in memory.
 
 use lock_app::agent::{self, Net, Repo};
+use lock_app::storage::files::FileCache;
 use lock_app::tuf::{FetchError, MemoryStore};
 
 use super::usage::Rng;
@@ -51,15 +52,26 @@ pub(super) enum Files<'a> {
 }
 
 impl Files<'_> {
+    /// The files of `device` (with the RAM cache its store kept since the
+    /// lock's last reset, if any), or `memory`.
     pub(super) fn of<'a>(
         device: &'a Device,
         memory: &'a mut MemoryStore,
         on_flash: bool,
+        cache: Option<FileCache>,
     ) -> Files<'a> {
-        if on_flash && let Ok(f) = device.files() {
+        if on_flash && let Ok(f) = device.files_cached(cache) {
             return Files::Flash(f);
         }
         Files::Memory(memory)
+    }
+
+    /// What the store keeps in RAM until the lock's next reset.
+    pub(super) fn into_cache(self) -> Option<FileCache> {
+        match self {
+            Files::Flash(f) => Some(f.into_parts().1),
+            Files::Memory(_) => None,
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 
+use lock_app::agent::Warm;
 use lock_app::scheduler::{TzRule, UsageProfile};
+use lock_app::storage::files::FileCache;
 use lock_app::tuf::MemoryStore;
 
 use super::engine::DAY;
@@ -91,6 +93,17 @@ pub struct FleetLock {
     pub running: String,
     /// Counters.
     pub stats: LockStats,
+    /// What the lock's agent keeps in RAM between check-ins; a reset
+    /// (every boot of an install) clears it.
+    pub(super) ram: Option<Ram>,
+}
+
+/// A lock's RAM between check-ins: the agent's (key, state, the running
+/// image and director metadata it verified) and its file store's cache.
+#[derive(Debug)]
+pub(super) struct Ram {
+    pub(super) warm: Warm,
+    pub(super) cache: Option<FileCache>,
 }
 
 /// The locks' time zones, in turn.

@@ -19,7 +19,7 @@ use embassy_embedded_hal::adapter::BlockingAsync;
 use embassy_embedded_hal::flash::partition::BlockingPartition;
 use embassy_sync::blocking_mutex::Mutex;
 use lock_app::agent::{Hardware, SelfTestFailure};
-use lock_app::storage::files::FileStore;
+use lock_app::storage::files::{FileCache, FileStore};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -277,12 +277,21 @@ impl Device {
 
     /// The agent's files on the AGENT partition of this flash.
     pub fn files(&self) -> Result<FileStore<AgentFlash<'_>>, SimError> {
+        self.files_cached(None)
+    }
+
+    /// The agent's files, with the RAM cache a store on this partition
+    /// left since the lock's last reset ([`FileStore::into_parts`]).
+    pub fn files_cached(
+        &self,
+        cache: Option<FileCache>,
+    ) -> Result<FileStore<AgentFlash<'_>>, SimError> {
         let p = self.config.layout.agent;
-        FileStore::open(BlockingAsync::new(BlockingPartition::new(
-            &self.flash,
-            p.offset,
-            p.size,
-        )))
+        let part = BlockingAsync::new(BlockingPartition::new(&self.flash, p.offset, p.size));
+        match cache {
+            Some(c) => FileStore::open_cached(part, c),
+            None => FileStore::open(part),
+        }
         .map_err(|e| SimError::Lock {
             message: format!("the AGENT partition cannot hold files: {e:?}"),
         })
