@@ -22,18 +22,28 @@
 //!
 //! Memory is kept per sector and an erased sector holds none, so a fleet of
 //! simulated locks costs what their flash actually holds (the fleet
-//! simulator runs tens of thousands of them in one process).
+//! simulator runs tens of thousands of them in one process). A sector that
+//! is not erased keeps its bytes and its written-word bits together behind an
+//! `Arc`, copied on write: cloning a flash copies no sector, and
+//! [`SimFlash::share`] swaps the sectors changed since its last call for
+//! identical ones in a [`SectorPool`], so locks holding the same images hold
+//! each of their sectors once.
 //!
 //! `SimFlash` implements the blocking `embedded-storage` traits (bootloader,
 //! embassy-boot) and the async `embedded-storage-async` traits
 //! (sequential-storage).
 
+mod pool;
 pub mod timing;
 pub mod xip;
 
-use std::boxed::Box;
+use core::ops::Range;
+use std::sync::Arc;
 use std::vec;
 use std::vec::Vec;
+
+use pool::Sector;
+pub use pool::SectorPool;
 
 use embedded_storage::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
@@ -174,20 +184,47 @@ pub struct OpRecord {
     pub len: u32,
 }
 
-/// Flash contents, sector by sector; an erased sector holds no memory.
-#[derive(Debug, Clone)]
-struct Sectors<const ERASE: usize> {
-    size: usize,
-    fill: u8,
-    sectors: Vec<Option<Box<[u8]>>>,
+/// The sectors a run of `len` bytes from `at` touches: (sector, offset in
+/// it, the run's bytes that fall in it, relative to the run).
+fn spans<const ERASE: usize>(
+    at: usize,
+    len: usize,
+) -> impl Iterator<Item = (usize, usize, Range<usize>)> {
+    let mut done = 0;
+    core::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let (s, o) = ((at + done) / ERASE, (at + done) % ERASE);
+        let n = (ERASE - o).min(len - done);
+        let r = done..done + n;
+        done += n;
+        Some((s, o, r))
+    })
 }
 
-impl<const ERASE: usize> Sectors<ERASE> {
+/// Flash contents, sector by sector; an erased sector holds no memory, and
+/// the others are shared copy-on-write ([`pool`]).
+#[derive(Debug, Clone)]
+struct Sectors<const WRITE: usize, const ERASE: usize> {
+    size: usize,
+    fill: u8,
+    sectors: Vec<Option<Arc<Sector<ERASE>>>>,
+    /// One bit per sector changed since the last [`SimFlash::share`].
+    dirty: Vec<u64>,
+}
+
+impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
+    /// Program words per sector.
+    const WORDS: usize = ERASE / WRITE;
+
     fn new(size: usize, fill: u8) -> Self {
+        let n = size / ERASE;
         Self {
             size,
             fill,
-            sectors: vec![None; size / ERASE],
+            sectors: vec![None; n],
+            dirty: vec![0; n.div_ceil(64)],
         }
     }
 
@@ -195,43 +232,55 @@ impl<const ERASE: usize> Sectors<ERASE> {
         self.size
     }
 
-    fn read(&self, mut at: usize, out: &mut [u8]) {
-        let mut out = out;
-        while !out.is_empty() {
-            let (s, o) = (at / ERASE, at % ERASE);
-            let n = (ERASE - o).min(out.len());
-            let (head, rest) = out.split_at_mut(n);
-            match &self.sectors[s] {
-                Some(sector) => head.copy_from_slice(&sector[o..o + n]),
-                None => head.fill(self.fill),
+    fn sector(&self, s: usize) -> Option<&Sector<ERASE>> {
+        self.sectors[s].as_deref()
+    }
+
+    /// Sector `s`, materialised (erased) if it was not, unshared, and marked
+    /// dirty.
+    fn sector_mut(&mut self, s: usize) -> &mut Sector<ERASE> {
+        self.dirty[s / 64] |= 1 << (s % 64);
+        let fill = self.fill;
+        Arc::make_mut(
+            self.sectors[s].get_or_insert_with(|| Arc::new(Sector::blank(fill, Self::WORDS))),
+        )
+    }
+
+    fn read(&self, at: usize, out: &mut [u8]) {
+        for (s, o, r) in spans::<ERASE>(at, out.len()) {
+            let n = r.len();
+            match self.sector(s) {
+                Some(sector) => out[r].copy_from_slice(&sector.data()[o..o + n]),
+                None => out[r].fill(self.fill),
             }
-            out = rest;
-            at += n;
         }
     }
 
     fn byte(&self, at: usize) -> u8 {
-        match &self.sectors[at / ERASE] {
-            Some(sector) => sector[at % ERASE],
+        match self.sector(at / ERASE) {
+            Some(sector) => sector.data()[at % ERASE],
             None => self.fill,
         }
     }
 
-    fn sector_mut(&mut self, s: usize) -> &mut [u8] {
-        let fill = self.fill;
-        self.sectors[s].get_or_insert_with(|| vec![fill; ERASE].into_boxed_slice())
-    }
-
-    fn write(&mut self, mut at: usize, mut data: &[u8]) {
-        while !data.is_empty() {
-            let (s, o) = (at / ERASE, at % ERASE);
-            let n = (ERASE - o).min(data.len());
-            let (head, rest) = data.split_at(n);
-            if self.sectors[s].is_some() || head.iter().any(|&b| b != self.fill) {
-                self.sector_mut(s)[o..o + n].copy_from_slice(head);
+    /// Store `data` at `at`. A sector is materialised only for a byte other
+    /// than the erased value; one that already is takes any bytes.
+    fn write(&mut self, at: usize, data: &[u8]) {
+        for (s, o, r) in spans::<ERASE>(at, data.len()) {
+            let head = &data[r];
+            let n = head.len();
+            match self.sector(s) {
+                // Unchanged: keep sharing it.
+                Some(sector) if sector.resident() && sector.data()[o..o + n] == *head => {}
+                Some(sector) if sector.resident() => {
+                    self.sector_mut(s).data_mut()[o..o + n].copy_from_slice(head);
+                }
+                // Not materialised: its data is all erased.
+                _ if head.iter().any(|&b| b != self.fill) => {
+                    self.sector_mut(s).data_mut()[o..o + n].copy_from_slice(head);
+                }
+                _ => {}
             }
-            data = rest;
-            at += n;
         }
     }
 
@@ -239,18 +288,57 @@ impl<const ERASE: usize> Sectors<ERASE> {
         self.write(at, &[value]);
     }
 
-    /// Set `start..end` to the erased value; whole sectors release their memory.
+    /// Whether program word `w` has been written since its last erase.
+    fn written(&self, w: usize) -> bool {
+        self.sector(w / Self::WORDS)
+            .is_some_and(|sector| sector.written(w % Self::WORDS))
+    }
+
+    /// Mark written the words of `bytes` (whole words, from the
+    /// word-aligned `at`) that hold a byte other than the erased value.
+    fn mark_written(&mut self, at: usize, bytes: &[u8]) {
+        let fill = self.fill;
+        let programs = |word: &[u8]| word.iter().any(|&b| b != fill);
+        for (s, o, r) in spans::<ERASE>(at, bytes.len()) {
+            let (first, words) = (o / WRITE, bytes[r].chunks(WRITE));
+            let marked = |sector: &Sector<ERASE>, k| sector.written(first + k);
+            // Leave a (shared) sector alone if this changes nothing.
+            if let Some(sector) = self.sector(s)
+                && words
+                    .clone()
+                    .enumerate()
+                    .all(|(k, word)| marked(sector, k) || !programs(word))
+            {
+                continue;
+            }
+            if words.clone().all(|word| !programs(word)) {
+                continue;
+            }
+            let sector = self.sector_mut(s);
+            for (k, word) in words.enumerate() {
+                if programs(word) {
+                    sector.set_written(first + k);
+                }
+            }
+        }
+    }
+
+    /// Set `start..end` to the erased value and clear the written bits of
+    /// the words wholly inside it (`start` is word-aligned); whole sectors
+    /// release their memory.
     fn erase(&mut self, start: usize, end: usize) {
-        let mut at = start;
-        while at < end {
-            let (s, o) = (at / ERASE, at % ERASE);
-            let n = (ERASE - o).min(end - at);
+        for (s, o, r) in spans::<ERASE>(start, end - start) {
+            let n = r.len();
             if n == ERASE {
                 self.sectors[s] = None;
-            } else if let Some(sector) = &mut self.sectors[s] {
-                sector[o..o + n].fill(self.fill);
+            } else if self.sectors[s].is_some() {
+                let fill = self.fill;
+                let sector = self.sector_mut(s);
+                sector.erase_part(o..o + n, fill, WRITE);
+                if sector.is_blank() {
+                    self.sectors[s] = None;
+                }
             }
-            at += n;
         }
     }
 
@@ -259,28 +347,33 @@ impl<const ERASE: usize> Sectors<ERASE> {
         self.read(0, &mut v);
         v
     }
-}
 
-/// One bit per program word: set once any byte of the word was programmed.
-#[derive(Debug, Clone)]
-struct WordBits(Vec<u64>);
-
-impl WordBits {
-    fn new(words: usize) -> Self {
-        Self(vec![0; words.div_ceil(64)])
+    /// Non-erased sectors (materialised data), and how many of them only
+    /// this flash holds.
+    fn resident(&self) -> (usize, usize) {
+        let mut all = 0;
+        let mut unique = 0;
+        for sector in self.sectors.iter().flatten() {
+            if sector.resident() {
+                all += 1;
+                if Arc::strong_count(sector) == 1 {
+                    unique += 1;
+                }
+            }
+        }
+        (all, unique)
     }
 
-    fn get(&self, w: usize) -> bool {
-        self.0[w / 64] & (1 << (w % 64)) != 0
-    }
-
-    fn set(&mut self, w: usize) {
-        self.0[w / 64] |= 1 << (w % 64);
-    }
-
-    fn clear(&mut self, from: usize, to: usize) {
-        for w in from..to {
-            self.0[w / 64] &= !(1 << (w % 64));
+    /// Swap the dirty sectors for pooled copies; the rest are untouched.
+    fn share(&mut self, pool: &SectorPool<ERASE>) {
+        for (i, bits) in self.dirty.iter_mut().enumerate() {
+            while *bits != 0 {
+                let s = i * 64 + bits.trailing_zeros() as usize;
+                *bits &= *bits - 1;
+                if let Some(sector) = &mut self.sectors[s] {
+                    pool.intern(sector);
+                }
+            }
         }
     }
 }
@@ -289,8 +382,8 @@ impl WordBits {
 #[derive(Debug, Clone)]
 pub struct SimFlash<const WRITE: usize = 4, const ERASE: usize = 4096> {
     log: Option<Vec<OpRecord>>,
-    mem: Sectors<ERASE>,
-    written: WordBits,
+    /// Contents and written-word bits, per sector.
+    mem: Sectors<WRITE, ERASE>,
     erased: Erased,
     double_write: DoubleWrite,
     stats: Stats,
@@ -309,7 +402,6 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
         Self {
             log: None,
             mem: Sectors::new(size, erased.byte()),
-            written: WordBits::new(size / WRITE),
             erased,
             double_write: DoubleWrite::Allow,
             stats: Stats::default(),
@@ -323,11 +415,13 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
     pub fn from_contents(contents: Vec<u8>, erased: Erased) -> Self {
         let mut f = Self::new(contents.len(), erased);
         f.mem.write(0, &contents);
-        let e = erased.byte();
-        for (i, word) in contents.chunks(WRITE).enumerate() {
-            if word.iter().any(|&b| b != e) {
-                f.written.set(i);
-            }
+        let whole = contents.len() / WRITE * WRITE;
+        f.mem.mark_written(0, &contents[..whole]);
+        if whole < contents.len() {
+            // The rest of the last word reads erased.
+            let mut last = [erased.byte(); WRITE];
+            last[..contents.len() - whole].copy_from_slice(&contents[whole..]);
+            f.mem.mark_written(whole, &last);
         }
         f
     }
@@ -357,7 +451,23 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
     /// Bytes of memory holding sectors that are not erased (the simulator's
     /// own footprint, not a flash property).
     pub fn resident_bytes(&self) -> usize {
-        self.mem.sectors.iter().flatten().count() * ERASE
+        self.mem.resident().0 * ERASE
+    }
+
+    /// The part of [`Self::resident_bytes`] in sectors that only this flash
+    /// holds: not shared with a clone or through a [`SectorPool`].
+    pub fn unique_resident_bytes(&self) -> usize {
+        self.mem.resident().1 * ERASE
+    }
+
+    /// Dedupe through `pool`: every sector written or erased in part since
+    /// the last call (or since creation) is replaced by the pooled sector
+    /// with the same contents and written bits, or pooled if there is none.
+    /// Sectors not changed since are not looked at, so this costs what
+    /// changed. Later writes copy a shared sector first (copy-on-write), so
+    /// neither the pool nor other flashes see them.
+    pub fn share(&mut self, pool: &SectorPool<ERASE>) {
+        self.mem.share(pool);
     }
 
     /// Erased value.
@@ -495,7 +605,6 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
         self.stats.busy_max_ns += timing::W25Q32JV_MAX.erase_ns(sectors);
         let done = torn.unwrap_or(len);
         self.mem.erase(start, start + done);
-        self.written.clear(start / WRITE, (start + done) / WRITE);
         if torn.is_some() {
             if start + done < end {
                 // Half-erased byte: the low nibble reached the erased state.
@@ -511,19 +620,26 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), SimError> {
-        let (start, end) = self.check(offset, bytes.len(), WRITE)?;
-        let mut current = vec![0; bytes.len()];
-        self.mem.read(start, &mut current);
-        for (i, (&old, &new)) in current.iter().zip(bytes).enumerate() {
-            if self.program_byte(old, new) != new {
-                return Err(SimError::WouldSetBits((start + i) as u32));
+        let (start, _) = self.check(offset, bytes.len(), WRITE)?;
+        for (s, o, r) in spans::<ERASE>(start, bytes.len()) {
+            // An erased sector takes any value (its bytes are the erased one).
+            let Some(sector) = self.mem.sector(s) else {
+                continue;
+            };
+            let mut pairs = sector.data()[o..o + r.len()].iter().zip(&bytes[r.clone()]);
+            let refused = match self.erased {
+                Erased::Ones => pairs.position(|(&old, &new)| old & new != new),
+                Erased::Zero => pairs.position(|(&old, &new)| old | new != new),
+            };
+            if let Some(i) = refused {
+                return Err(SimError::WouldSetBits((start + r.start + i) as u32));
             }
         }
+        let e = self.erased.byte();
         if self.double_write == DoubleWrite::Forbid {
-            let e = self.erased.byte();
             for (k, chunk) in bytes.chunks(WRITE).enumerate() {
                 // Writing an all-erased word programs nothing.
-                if self.written.get(start / WRITE + k) && chunk.iter().any(|&b| b != e) {
+                if self.mem.written(start / WRITE + k) && chunk.iter().any(|&b| b != e) {
                     return Err(SimError::DoubleWrite((start + k * WRITE) as u32));
                 }
             }
@@ -540,28 +656,19 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
         self.stats.busy_typ_ns += timing::W25Q32JV_TYPICAL.program_ns(start, bytes.len());
         self.stats.busy_max_ns += timing::W25Q32JV_MAX.program_ns(start, bytes.len());
         let done = torn.unwrap_or(bytes.len());
-        let programmed: Vec<u8> = current[..done]
-            .iter()
-            .zip(&bytes[..done])
-            .map(|(&old, &new)| self.program_byte(old, new))
-            .collect();
-        self.mem.write(start, &programmed);
+        // The check above means programming gives exactly the new bytes.
+        self.mem.write(start, &bytes[..done]);
         // A word counts as written once any byte of it has been (partly) programmed.
         let touched = if torn.is_some() {
             (done + 1).min(bytes.len())
         } else {
             bytes.len()
         };
-        let e = self.erased.byte();
-        for k in 0..(end - start) / WRITE {
-            let word = &bytes[k * WRITE..(k + 1) * WRITE];
-            if k * WRITE < touched && word.iter().any(|&b| b != e) {
-                self.written.set(start / WRITE + k);
-            }
-        }
+        self.mem
+            .mark_written(start, &bytes[..touched.div_ceil(WRITE) * WRITE]);
         if torn.is_some() {
             if done < bytes.len() {
-                let old = current[done];
+                let old = self.mem.byte(start + done);
                 self.mem
                     .set(start + done, self.half_program(old, bytes[done]));
             }
@@ -745,6 +852,435 @@ mod tests {
         assert!(c[..100].iter().all(|&b| b == 0xFF));
         assert_eq!(c[100], 0x0F);
         assert!(c[101..256].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_clone_shares_sectors_and_neither_side_sees_the_other() {
+        let mut f = F::new(1024, Erased::Ones);
+        f.write(0, &[0x11; 8]).unwrap();
+        f.write(256, &[0x22; 256]).unwrap();
+        f.write(600, &[0x33; 4]).unwrap();
+        assert_eq!(f.unique_resident_bytes(), 3 * 256);
+        let mut g = f.clone();
+        assert_eq!(g.resident_bytes(), 3 * 256);
+        assert_eq!(g.unique_resident_bytes(), 0);
+        assert_eq!(f.unique_resident_bytes(), 0);
+        let before = f.contents();
+
+        // A write on the clone copies that one sector.
+        g.write(8, &[0x44; 4]).unwrap();
+        assert_eq!(g.unique_resident_bytes(), 256);
+        assert_eq!(f.unique_resident_bytes(), 256);
+        assert_eq!(f.contents(), before);
+        assert_eq!(&g.contents()[8..12], &[0x44; 4]);
+
+        // An erase on the original leaves the clone's copy.
+        f.erase(256, 512).unwrap();
+        assert_eq!(f.resident_bytes(), 2 * 256);
+        assert_eq!(&g.contents()[256..512], &[0x22; 256]);
+        assert_eq!(
+            g.unique_resident_bytes(),
+            2 * 256,
+            "sector 1 is g's alone now"
+        );
+        f.write(600, &[0x03; 4]).unwrap();
+        assert_eq!(&g.contents()[600..604], &[0x33; 4]);
+        assert_eq!(&f.contents()[600..604], &[0x03; 4]);
+        assert_eq!(f.unique_resident_bytes(), 2 * 256);
+        assert_eq!(g.unique_resident_bytes(), 3 * 256);
+    }
+
+    #[test]
+    fn flashes_and_pools_go_across_threads() {
+        fn check<T: Send + Clone + core::fmt::Debug>() {}
+        fn check_pool<T: Send + Sync + core::fmt::Debug + Default>() {}
+        check::<SimFlash>();
+        check::<SimFlash<1, 256>>();
+        check_pool::<SectorPool>();
+        let pool = SectorPool::<256>::new();
+        let image = [0x42; 256];
+        let flashes: Vec<F> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut f = F::new(1024, Erased::Ones);
+                        f.write(512, &image).unwrap();
+                        f.share(&pool);
+                        f
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert_eq!(pool.stats().0, 1);
+        assert!(flashes.iter().all(|f| f.unique_resident_bytes() == 0));
+    }
+
+    #[test]
+    fn share_dedupes_identical_sectors_and_prune_frees_them() {
+        let pool = SectorPool::<256>::new();
+        let image: Vec<u8> = (0..256).map(|i| (i * 7) as u8).collect();
+        let mut a = F::new(2048, Erased::Ones);
+        let mut b = F::new(2048, Erased::Ones);
+        // The same sector contents, reached by different writes at
+        // different places.
+        a.write(256, &image).unwrap();
+        b.write(1024, &image[..128]).unwrap();
+        b.write(1024 + 128, &image[128..]).unwrap();
+        a.write(1800, &[0x5A; 8]).unwrap();
+        a.share(&pool);
+        assert_eq!(pool.stats(), (2, 2 * (256 + 64 / 8)));
+        assert_eq!(a.unique_resident_bytes(), 0, "the pool holds them too");
+        b.share(&pool);
+        assert_eq!(pool.stats().0, 2, "b's sector was already pooled");
+        assert_eq!(b.unique_resident_bytes(), 0);
+        assert!(Arc::ptr_eq(
+            a.mem.sectors[1].as_ref().unwrap(),
+            b.mem.sectors[4].as_ref().unwrap()
+        ));
+        assert_eq!(&b.contents()[1024..1280], &image[..]);
+
+        // A later write to one leaves the other, and the pool, intact.
+        b.write(1024 + 4, &[0x00; 4]).unwrap();
+        assert_eq!(b.unique_resident_bytes(), 256);
+        assert_eq!(&a.contents()[256..512], &image[..]);
+        assert_eq!(pool.prune(), 0, "a still holds both");
+        b.share(&pool);
+        assert_eq!(pool.stats().0, 3);
+
+        // Once no flash holds a sector, prune drops it.
+        a.erase(256, 512).unwrap();
+        assert_eq!(pool.prune(), 1);
+        assert_eq!(pool.stats().0, 2);
+        drop(a);
+        drop(b);
+        assert_eq!(pool.prune(), 2);
+        assert_eq!(pool.stats(), (0, 0));
+    }
+
+    #[test]
+    fn share_looks_only_at_sectors_changed_since_the_last_call() {
+        let mut f = F::new(4096, Erased::Ones);
+        for s in 0..16 {
+            f.write(s * 256, &[s as u8; 16]).unwrap();
+        }
+        let first = SectorPool::<256>::new();
+        f.share(&first);
+        assert_eq!(first.stats().0, 16);
+        // Nothing changed: a second pool sees nothing.
+        let second = SectorPool::<256>::new();
+        f.share(&second);
+        assert_eq!(second.stats().0, 0);
+        // Three sectors changed (one by a torn erase): those three.
+        f.write(300, &[0; 4]).unwrap();
+        f.write(2000, &[0; 4]).unwrap();
+        f.arm(Cut::During { op: 1, done: 4 });
+        assert_eq!(f.erase(3840, 4096), Err(SimError::PowerLost));
+        f.reboot();
+        f.erase(512, 768).unwrap();
+        f.share(&second);
+        assert_eq!(second.stats().0, 3);
+        // A clone carries nothing dirty over once shared.
+        let mut g = f.clone();
+        let third = SectorPool::<256>::new();
+        g.share(&third);
+        assert_eq!(third.stats().0, 0);
+    }
+
+    #[test]
+    fn double_writes_are_caught_in_shared_sectors() {
+        let pool = SectorPool::<256>::new();
+        let new = || F::new(1024, Erased::Ones).with_double_write(DoubleWrite::Forbid);
+        let (mut a, mut b) = (new(), new());
+        a.write(0, &[0xF0; 8]).unwrap();
+        b.write(0, &[0xF0; 8]).unwrap();
+        a.share(&pool);
+        b.share(&pool);
+        assert_eq!(b.unique_resident_bytes(), 0);
+        assert_eq!(a.write(4, &[0x00; 4]), Err(SimError::DoubleWrite(4)));
+        assert_eq!(b.write(0, &[0x00; 4]), Err(SimError::DoubleWrite(0)));
+        // Unwritten words are free; an all-erased word programs nothing.
+        b.write(8, &[0xFF; 4]).unwrap();
+        b.write(8, &[0x00; 4]).unwrap();
+        assert_eq!(b.write(8, &[0x00; 4]), Err(SimError::DoubleWrite(8)));
+        assert_eq!(
+            &a.contents()[..12],
+            &[
+                0xF0, 0xF0, 0xF0, 0xF0, 0xF0, 0xF0, 0xF0, 0xF0, 0xFF, 0xFF, 0xFF, 0xFF
+            ]
+        );
+        // The same data with different written bits is a different sector.
+        let mut c = F::new(1024, Erased::Ones).with_double_write(DoubleWrite::Forbid);
+        c.program_raw(0, &[0xF0; 8]);
+        c.share(&pool);
+        assert_eq!(c.unique_resident_bytes(), 0);
+        c.write(0, &[0x00; 4]).unwrap();
+        // Erase clears the bits.
+        a.erase(0, 256).unwrap();
+        a.write(0, &[0x00; 8]).unwrap();
+    }
+
+    #[test]
+    fn a_torn_write_can_mark_a_word_without_changing_a_byte() {
+        let mut f = F::new(1024, Erased::Ones).with_double_write(DoubleWrite::Forbid);
+        f.arm(Cut::During { op: 1, done: 0 });
+        // The first byte is the erased value: nothing lands, but the word
+        // has started programming.
+        assert_eq!(f.write(8, &[0xFF, 0, 0, 0]), Err(SimError::PowerLost));
+        f.reboot();
+        assert!(f.contents().iter().all(|&b| b == 0xFF));
+        assert_eq!(f.resident_bytes(), 0);
+        assert_eq!(f.write(8, &[0xFF, 0, 0, 0]), Err(SimError::DoubleWrite(8)));
+        f.write(12, &[0; 4]).unwrap();
+        assert_eq!(f.resident_bytes(), 256);
+        // A torn erase that clears the mark leaves nothing behind.
+        let mut g = F::new(1024, Erased::Ones).with_double_write(DoubleWrite::Forbid);
+        g.arm(Cut::During { op: 1, done: 0 });
+        assert_eq!(g.write(8, &[0xFF, 0, 0, 0]), Err(SimError::PowerLost));
+        g.reboot();
+        g.arm(Cut::During { op: 1, done: 16 });
+        assert_eq!(g.erase(0, 256), Err(SimError::PowerLost));
+        g.reboot();
+        assert!(g.mem.sectors.iter().all(Option::is_none));
+        g.write(8, &[0xFF, 0, 0, 0]).unwrap();
+    }
+
+    /// The simulator's contract as a flat array of bytes and written bits,
+    /// for [`matches_a_flat_model`].
+    struct Model {
+        mem: Vec<u8>,
+        written: Vec<bool>,
+        resident: Vec<bool>,
+        e: u8,
+        forbid: bool,
+        word: usize,
+        sector: usize,
+    }
+
+    impl Model {
+        fn prog(&self, old: u8, new: u8) -> u8 {
+            if self.e == 0xFF { old & new } else { old | new }
+        }
+
+        fn store(&mut self, at: usize, b: u8) {
+            self.mem[at] = b;
+            if b != self.e {
+                self.resident[at / self.sector] = true;
+            }
+        }
+
+        fn torn(cut: Option<Cut>, len: usize) -> Option<usize> {
+            match cut {
+                Some(Cut::During { done, .. }) => Some(done.min(len)),
+                Some(Cut::Midway(_)) => Some((len / 2 + 1).min(len)),
+                _ => None,
+            }
+        }
+
+        fn write(&mut self, start: usize, bytes: &[u8], cut: Option<Cut>) -> Result<(), SimError> {
+            for (i, &b) in bytes.iter().enumerate() {
+                if self.prog(self.mem[start + i], b) != b {
+                    return Err(SimError::WouldSetBits((start + i) as u32));
+                }
+            }
+            let (w, e) = (self.word, self.e);
+            for (k, word) in bytes.chunks(w).enumerate() {
+                if self.forbid && self.written[start / w + k] && word.iter().any(|&b| b != e) {
+                    return Err(SimError::DoubleWrite((start + k * w) as u32));
+                }
+            }
+            let torn = Self::torn(cut, bytes.len());
+            let done = torn.unwrap_or(bytes.len());
+            for (i, &b) in bytes[..done].iter().enumerate() {
+                self.store(start + i, b);
+            }
+            let touched = if torn.is_some() {
+                (done + 1).min(bytes.len())
+            } else {
+                bytes.len()
+            };
+            for (k, word) in bytes.chunks(w).enumerate() {
+                if k * w < touched && word.iter().any(|&b| b != e) {
+                    self.written[start / w + k] = true;
+                }
+            }
+            if torn.is_none() {
+                return Ok(());
+            }
+            if done < bytes.len() {
+                let old = self.mem[start + done];
+                let full = self.prog(old, bytes[done]);
+                self.store(start + done, (full & 0xF0) | (old & 0x0F));
+            }
+            Err(SimError::PowerLost)
+        }
+
+        fn erase(&mut self, start: usize, end: usize, cut: Option<Cut>) -> Result<(), SimError> {
+            let torn = Self::torn(cut, end - start);
+            let done = torn.unwrap_or(end - start);
+            self.mem[start..start + done].fill(self.e);
+            for s in (start..start + done).step_by(self.sector) {
+                if s + self.sector <= start + done {
+                    self.resident[s / self.sector] = false;
+                }
+            }
+            for w in start / self.word..(start + done) / self.word {
+                self.written[w] = false;
+            }
+            if torn.is_none() {
+                return Ok(());
+            }
+            if start + done < end {
+                let b = self.mem[start + done];
+                self.store(start + done, (b & 0xF0) | (self.e & 0x0F));
+            }
+            Err(SimError::PowerLost)
+        }
+    }
+
+    /// The flash's written bits are the model's, through its own check.
+    fn assert_written<const WRITE: usize, const ERASE: usize>(
+        f: &SimFlash<WRITE, ERASE>,
+        m: &Model,
+    ) {
+        let mut g = f.clone().with_double_write(DoubleWrite::Forbid);
+        for w in 0..m.written.len() {
+            let mut word = [0; WRITE];
+            word.copy_from_slice(&m.mem[w * WRITE..(w + 1) * WRITE]);
+            word[0] = m.prog(word[0], !m.e);
+            let got = g.write((w * WRITE) as u32, &word);
+            let want = if m.written[w] {
+                Err(SimError::DoubleWrite((w * WRITE) as u32))
+            } else {
+                Ok(())
+            };
+            assert_eq!(got, want, "word {w}");
+        }
+    }
+
+    fn check_against_model<const WRITE: usize, const ERASE: usize>(seed: u64, steps: usize) {
+        let mut rng = seed | 1;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let size = 8 * ERASE;
+        let pool = SectorPool::<ERASE>::new();
+        for (erased, policy) in [
+            (Erased::Ones, DoubleWrite::Allow),
+            (Erased::Ones, DoubleWrite::Forbid),
+            (Erased::Zero, DoubleWrite::Forbid),
+        ] {
+            let e = erased.byte();
+            let mut f = SimFlash::<WRITE, ERASE>::new(size, erased).with_double_write(policy);
+            let mut m = Model {
+                mem: vec![e; size],
+                written: vec![false; size / WRITE],
+                resident: vec![false; size / ERASE],
+                e,
+                forbid: policy == DoubleWrite::Forbid,
+                word: WRITE,
+                sector: ERASE,
+            };
+            let mut snapshots: Vec<(SimFlash<WRITE, ERASE>, Vec<u8>)> = Vec::new();
+            for step in 0..steps {
+                let cut = match next(8) {
+                    0 => Some(Cut::During {
+                        op: 1,
+                        done: next(3 * ERASE),
+                    }),
+                    2 => Some(Cut::During {
+                        op: 1,
+                        done: next(4 * WRITE + 1),
+                    }),
+                    1 => Some(Cut::Midway(1)),
+                    _ => None,
+                };
+                if let Some(cut) = cut {
+                    f.arm(cut);
+                }
+                match next(10) {
+                    0..=5 => {
+                        let long = next(4) == 0;
+                        let words = 1 + next(if long { 3 * ERASE / WRITE } else { 4 });
+                        let start = next(size / WRITE - words + 1) * WRITE;
+                        let mode = next(4);
+                        let bytes: Vec<u8> = (0..words * WRITE)
+                            .map(|i| {
+                                let old = m.mem[start + i];
+                                let r = next(256) as u8;
+                                match mode {
+                                    // Valid programming.
+                                    0 => m.prog(old, r),
+                                    // Erased bytes (refused over programmed ones).
+                                    1 if next(2) == 0 => e,
+                                    // The odd bit back towards erased.
+                                    2 if next(64) == 0 => r,
+                                    // Mostly a re-write of what is there.
+                                    3 if next(8) != 0 => old,
+                                    _ => m.prog(old, r),
+                                }
+                            })
+                            .collect();
+                        let got = f.write(start as u32, &bytes);
+                        let want = m.write(start, &bytes, cut);
+                        assert_eq!(got, want, "step {step}: write {start} {bytes:?}");
+                    }
+                    6 | 7 => {
+                        let n = 1 + next(3);
+                        let s = next(size / ERASE - n + 1);
+                        let (from, to) = (s * ERASE, (s + n) * ERASE);
+                        let got = f.erase(from as u32, to as u32);
+                        let want = m.erase(from, to, cut);
+                        assert_eq!(got, want, "step {step}: erase {from}..{to}");
+                    }
+                    8 => {
+                        f.share(&pool);
+                        if next(4) == 0 {
+                            pool.prune();
+                        }
+                    }
+                    _ => {
+                        if next(2) == 0 {
+                            snapshots.push((f.clone(), f.contents()));
+                        } else {
+                            let at = next(size - 8);
+                            let v = [next(256) as u8; 3];
+                            f.program_raw(at, &v);
+                            for (i, &b) in v.iter().enumerate() {
+                                m.store(at + i, b);
+                            }
+                        }
+                    }
+                }
+                f.disarm();
+                f.reboot();
+                assert_eq!(f.contents(), m.mem, "step {step}");
+                let resident = m.resident.iter().filter(|&&r| r).count() * ERASE;
+                assert_eq!(f.resident_bytes(), resident, "step {step}");
+                assert!(f.unique_resident_bytes() <= resident);
+                if cut.is_some() || step % 100 == 0 {
+                    assert_written(&f, &m);
+                }
+            }
+            for (snapshot, contents) in &snapshots {
+                assert_eq!(&snapshot.contents(), contents);
+            }
+            assert_written(&f, &m);
+        }
+        // Every flash is gone: so is every pooled sector.
+        pool.prune();
+        assert_eq!(pool.stats(), (0, 0));
+    }
+
+    #[test]
+    fn matches_a_flat_model() {
+        check_against_model::<4, 64>(0x9E37_79B9, 3000);
+        check_against_model::<1, 32>(0x1234_5678, 3000);
+        check_against_model::<8, 64>(0xDEAD_BEEF, 3000);
+        check_against_model::<4, 4096>(42, 300);
     }
 }
 

@@ -32,6 +32,8 @@ use lock_app::scheduler::{TzRule, UsageProfile};
 use lock_app::tuf::MemoryStore;
 use serde_json::json;
 
+use bootloader::sim::SectorPool;
+
 use super::io::Files;
 use super::scenario::Scenario;
 use super::usage::{self, Kind, Rng};
@@ -54,6 +56,10 @@ pub struct Fleet {
     pub(super) locks: Vec<Mutex<FleetLock>>,
     /// Every lock that has something left to do, by when it is next due.
     queue: Mutex<BinaryHeap<Reverse<(u64, usize)>>>,
+    /// Flash sectors with the same contents, held once for the whole fleet
+    /// (the factory image, the staged and swapped releases): each lock's
+    /// flash shares them copy-on-write.
+    pool: SectorPool,
     pub(super) nets: Vec<Mutex<HttpNet>>,
     /// Virtual now.
     pub now: u64,
@@ -77,6 +83,7 @@ impl Fleet {
             .map_err(|e| format!("director root: {e:?}"))?;
         let anchors = scenario.anchors();
         let mut rng = Rng::new(config.seed);
+        let pool = SectorPool::new();
         let mut locks = Vec::with_capacity(config.locks);
         let mut registrations = Vec::with_capacity(config.locks);
         for i in 0..config.locks {
@@ -146,6 +153,7 @@ impl Fleet {
             lock.generated_until_day = lock.tz.to_local(from as i64).div_euclid(DAY as i64);
             lock.ingest(now);
             lock.stats.attempts = 0;
+            lock.device.share(&pool);
             locks.push(lock);
         }
         for chunk in registrations.chunks(5000) {
@@ -166,6 +174,7 @@ impl Fleet {
         Ok(Self {
             locks: locks.into_iter().map(Mutex::new).collect(),
             queue: Mutex::new(queue),
+            pool,
             nets,
             now,
             start: now,
@@ -214,6 +223,7 @@ impl Fleet {
                             let Some(&i) = list.get(k) else { break };
                             let mut lock = this.locks[i].lock().unwrap_or_else(|e| e.into_inner());
                             this.step(&mut lock, t, &mut net);
+                            lock.device.share(&this.pool);
                             let next = lock.next_action();
                             drop(lock);
                             if next != u64::MAX {
@@ -240,6 +250,10 @@ impl Fleet {
                     end.wait();
                 }
                 now += TICK;
+                if (now / TICK).is_multiple_of(60) {
+                    // Sectors no lock holds any more.
+                    this.pool.prune();
+                }
                 if let Some(pb) = progress {
                     pb.set_position(now.saturating_sub(this.start) / TICK);
                 }

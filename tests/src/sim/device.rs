@@ -12,7 +12,7 @@ use bootloader::boot::{BootConfig, BootReport, Bootloader, SharedFlash};
 use bootloader::envelope::Prefix;
 use bootloader::layout::{BootMode, Layout, REFERENCE, REFERENCE_AB, SMALL, SMALL_AB};
 use bootloader::otp::{Otp, OtpFloor, ROW_MASK};
-use bootloader::sim::{Erased, SimFlash, SimOtp};
+use bootloader::sim::{Erased, SectorPool, SimFlash, SimOtp};
 use bootloader::{HardwareModel, OtpCounters, TrustAnchors};
 use clap::ValueEnum;
 use embassy_embedded_hal::adapter::BlockingAsync;
@@ -295,6 +295,12 @@ impl Device {
         .map_err(|e| SimError::Lock {
             message: format!("the AGENT partition cannot hold files: {e:?}"),
         })
+    }
+
+    /// Hold every sector written since the last call once in `pool`,
+    /// shared with every other flash that holds the same bytes.
+    pub fn share(&self, pool: &SectorPool) {
+        self.flash.lock(|f| f.borrow_mut().share(pool));
     }
 
     /// Flash operation counters.
