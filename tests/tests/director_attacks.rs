@@ -16,7 +16,7 @@ use lock_app::agent::{self, Agent, AgentConfig, AgentError, CheckIn, Net, NetErr
 use lock_app::tuf::{FetchError, MetadataStore, Role, TufError, cjson, hex_encode};
 use nightlatch_system_tests::fleet::TEST_START;
 use nightlatch_system_tests::harness::{self, Server};
-use nightlatch_system_tests::sim::device::{Clock, Device, SimHardware};
+use nightlatch_system_tests::sim::device::{Clock, Device, Flash, SimHardware};
 use nightlatch_system_tests::sim::net::HttpNet;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -284,6 +284,22 @@ fn attack_on_a_running_lock_is_refused(attack: Attack, expected: Expect) {
     attack_meets(attack, expected, true);
 }
 
+/// The lock's agent: resumed from `warm` (a running lock) or opened from
+/// its files (a lock that has just started).
+fn agent_of<'d, S: MetadataStore, N: Net>(
+    device: &'d Device,
+    store: S,
+    net: N,
+    hw: SimHardware,
+    warm: Option<agent::Warm>,
+) -> Agent<'d, Flash, S, N, SimHardware> {
+    let config = AgentConfig::new("lock-a");
+    match warm {
+        Some(w) => Agent::resume(&device.flash, device.config, store, net, hw, config, w),
+        None => Agent::open(&device.flash, device.config, store, net, hw, config).unwrap(),
+    }
+}
+
 fn attack_meets(attack: Attack, expected: Expect, running: bool) {
     let server = Server::start(t0()).unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -416,27 +432,13 @@ fn attack_meets(attack: Attack, expected: Expect, running: bool) {
 
     let before = dfu(&device);
     evil.attack = attack;
-    let mut a = if running {
-        Agent::resume(
-            &device.flash,
-            device.config,
-            &mut store,
-            &mut evil,
-            hw(),
-            AgentConfig::new("lock-a"),
-            warm,
-        )
-    } else {
-        Agent::open(
-            &device.flash,
-            device.config,
-            &mut store,
-            &mut evil,
-            hw(),
-            AgentConfig::new("lock-a"),
-        )
-        .unwrap()
-    };
+    let mut a = agent_of(
+        &device,
+        &mut store,
+        &mut evil,
+        hw(),
+        running.then_some(warm),
+    );
     let err = a
         .check_in()
         .expect_err(&format!("{attack:?} must be refused"));
@@ -460,27 +462,13 @@ fn attack_meets(attack: Attack, expected: Expect, running: bool) {
 
     // Honest again: the real assignment is staged and verified.
     evil.attack = Attack::Honest;
-    let mut a = if running {
-        Agent::resume(
-            &device.flash,
-            device.config,
-            &mut store,
-            &mut evil,
-            hw(),
-            AgentConfig::new("lock-a"),
-            warm,
-        )
-    } else {
-        Agent::open(
-            &device.flash,
-            device.config,
-            &mut store,
-            &mut evil,
-            hw(),
-            AgentConfig::new("lock-a"),
-        )
-        .unwrap()
-    };
+    let mut a = agent_of(
+        &device,
+        &mut store,
+        &mut evil,
+        hw(),
+        running.then_some(warm),
+    );
     assert!(matches!(a.check_in().unwrap(), CheckIn::Assigned { .. }));
     loop {
         match a.stage(8).unwrap() {

@@ -8,6 +8,11 @@
 #   bash update-server/bench/checkins.sh [sqlite|postgres] [LOADGEN ARGS…]
 #   e.g. bash update-server/bench/checkins.sh postgres --locks 20000 --concurrency 128
 #
+# PIN=1 pins the server to core 0 and the load generator to core 1
+# (taskset), so the figures say which side is the bottleneck; by default
+# both share every core. The server's CPU per check-in is printed from its
+# own /proc counters.
+#
 # Needs `bash .ci/setup` for postgres. Uses port 18181 and a temp directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,7 +41,11 @@ public_burst = 10000000
 refusal_rate = 10000000
 refusal_burst = 10000000
 TOML
-NIGHTLATCH_LOG=warn target/release/nightlatch-server --data-dir "$dir/data" --listen "127.0.0.1:$port" "${db_args[@]}" --config "$dir/server.toml" \
+server_cpu=() loadgen_cpu=()
+if [ "${PIN:-0}" = 1 ]; then
+  server_cpu=(taskset -c 0) loadgen_cpu=(taskset -c 1)
+fi
+NIGHTLATCH_LOG=warn "${server_cpu[@]}" target/release/nightlatch-server --data-dir "$dir/data" --listen "127.0.0.1:$port" "${db_args[@]}" --config "$dir/server.toml" \
   >"$dir/server.log" 2>&1 &
 server=$!
 cleanup() {
@@ -56,8 +65,19 @@ target/release/nightlatch-sign sign --key "$dir/release.key" --model nl-lock-v2 
 NIGHTLATCH_TOKEN=$(cat "$dir/data/admin-token") target/release/nightlatch-sign publish \
   --server "http://127.0.0.1:$port" --key "$dir/data/keys/image/keys/targets.key" "$dir/fw.nlfw" >/dev/null
 sha=$(sha256sum "$dir/fw.nlfw" | cut -c1-64)
-echo "== nightlatch-server on $backend, $(nproc) cores (load generator on the same machine)"
-target/release/nightlatch-loadgen --server "http://127.0.0.1:$port" --token-file "$dir/data/admin-token" \
+if [ "${PIN:-0}" = 1 ]; then
+  echo "== nightlatch-server on $backend, pinned to core 0; load generator pinned to core 1"
+else
+  echo "== nightlatch-server on $backend, $(nproc) cores shared with the load generator"
+fi
+ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+cpu0=$(ticks)
+"${loadgen_cpu[@]}" target/release/nightlatch-loadgen --server "http://127.0.0.1:$port" --token-file "$dir/data/admin-token" \
   --download "/repo/targets/nl-lock-v2/$sha.1.0.0.nlfw" "$@"
+cpu1=$(ticks)
+checkins=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^nightlatch_checkin_batch_size_sum/ {print $2}')
+hz=$(getconf CLK_TCK)
+awk -v t="$((cpu1 - cpu0))" -v hz="$hz" -v n="$checkins" \
+  'BEGIN { if (n > 0) printf "server CPU: %.1f s for %d check-ins and downloads, %.0f us per check-in (upper bound: downloads included)\n", t / hz, n, t / hz / n * 1e6 }'
 echo "== server-side time per batch stage (seconds, all batches) and batch sizes"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^nightlatch_checkin_(stage_seconds_sum|batch_size_(sum|count))'

@@ -17,6 +17,16 @@
 //! | [`Agent::decide`] | quiet-hours scheduler on the signed install policy | — |
 //! | [`Agent::install`] | request the swap; the caller resets | `installing` |
 //!
+//! **A running lock** does not start from flash at every check-in:
+//! [`Agent::into_parts`] gives back what it keeps in RAM ([`Warm`]: the
+//! expanded device key, the state and counter, the running image it
+//! verified once after the reset, and the director root and targets it
+//! verified and stored), and [`Agent::resume`] continues with it, so an idle
+//! check-in signs once and checks one signature (the time bound to its
+//! nonce). A reset loses it; [`Agent::open`] then reads and verifies
+//! everything again. Any step that works the bootloader's records or slots
+//! drops the verified running image, so it is verified again when next asked.
+//!
 //! Trust: the director decides *what and when* (and can say "nothing"), but
 //! the lock installs only an image that the image repository — verified with
 //! the lock's own TUF client from its own trusted root — lists with the same
@@ -179,22 +189,15 @@ impl<'a, F: NorFlash, S: MetadataStore, N: Net, H: Hardware> Agent<'a, F, S, N, 
             Some(b) => serde_json::from_slice(&b).map_err(|_| AgentError::BadState)?,
             None => return Err(AgentError::NotProvisioned),
         };
-        let counter = state.counter_reserved;
-        Ok(Self {
-            flash,
-            boot,
-            files,
-            net,
-            hw,
-            config,
+        let warm = Warm {
             key: SigningKey::from_bytes(&seed),
+            counter: state.counter_reserved,
             state,
-            counter,
             hash: None,
-            usage_sent: false,
-            running: core::cell::RefCell::new(None),
+            running: None,
             director: director::Held::default(),
-        })
+        };
+        Ok(Self::resume(flash, boot, files, net, hw, config, warm))
     }
 
     /// Continue with what this agent kept in RAM ([`Self::into_parts`]),

