@@ -268,15 +268,14 @@ impl Fleet {
             else {
                 return;
             };
-            let installed = agent.install();
-            keep(ram, agent);
-            if installed.is_err() {
+            if agent.install().is_err() {
+                // No reset: the lock keeps running, and its RAM.
+                keep(ram, agent);
                 lock.stats.refusals += 1;
                 return;
             }
+            // The reset: the lock's RAM is gone (`open_agent` took it).
         }
-        // The reset: the lock's RAM is gone.
-        lock.ram = None;
         lock.stats.installs += 1;
         lock.generate(at + 2 * DAY);
         let mode = lock.device.config.layout.mode;
