@@ -13,6 +13,9 @@
 # both share every core. The server's CPU per check-in is printed from its
 # own /proc counters.
 #
+# PERF=1 profiles the server (`perf record -g`) during the load generator's
+# run and prints the top of the report; PERF_KEEP=FILE keeps perf.data.
+#
 # Needs `bash .ci/setup` for postgres. Uses port 18181 and a temp directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,7 +48,7 @@ server_cpu=() loadgen_cpu=()
 if [ "${PIN:-0}" = 1 ]; then
   server_cpu=(taskset -c 0) loadgen_cpu=(taskset -c 1)
 fi
-NIGHTLATCH_LOG=warn "${server_cpu[@]}" target/release/nightlatch-server --data-dir "$dir/data" --listen "127.0.0.1:$port" "${db_args[@]}" --config "$dir/server.toml" \
+NIGHTLATCH_LOG=${SERVER_LOG:-warn} "${server_cpu[@]}" target/release/nightlatch-server --data-dir "$dir/data" --listen "127.0.0.1:$port" "${db_args[@]}" --config "$dir/server.toml" \
   >"$dir/server.log" 2>&1 &
 server=$!
 cleanup() {
@@ -54,6 +57,7 @@ cleanup() {
   if [ "$backend" = postgres ]; then
     run "$psql_bin" -q -h 127.0.0.1 -p 55432 -U nightlatch -d postgres -c "DROP DATABASE IF EXISTS $db" || true
   fi
+  if [ -n "${SERVER_LOG:-}" ]; then cp "$dir/server.log" /work/scratch/server.log; fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -72,12 +76,24 @@ else
 fi
 ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 cpu0=$(ticks)
+if [ -n "${PERF:-}" ]; then
+  perf record -q ${PERF_CG:--g} -F 499 -p "$server" -o "$dir/perf.data" >/dev/null 2>&1 &
+  perfpid=$!
+fi
 "${loadgen_cpu[@]}" target/release/nightlatch-loadgen --server "http://127.0.0.1:$port" --token-file "$dir/data/admin-token" \
   --download "/repo/targets/nl-lock-v2/$sha.1.0.0.nlfw" "$@"
 cpu1=$(ticks)
+if [ -n "${PERF:-}" ]; then
+  kill -INT "$perfpid" 2>/dev/null || true
+  wait "$perfpid" 2>/dev/null || true
+  if [ -n "${PERF_KEEP:-}" ]; then cp "$dir/perf.data" "$PERF_KEEP"; fi
+  echo "== server profile (self time, top 40)"
+  { perf report -i "$dir/perf.data" --no-children --sort dso,sym -g none --stdio 2>/dev/null |
+    grep -v '^#' | grep '%' | head -40; } || true
+fi
 checkins=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^nightlatch_checkin_batch_size_sum/ {print $2}')
 hz=$(getconf CLK_TCK)
 awk -v t="$((cpu1 - cpu0))" -v hz="$hz" -v n="$checkins" \
   'BEGIN { if (n > 0) printf "server CPU: %.1f s for %d check-ins and downloads, %.0f us per check-in (upper bound: downloads included)\n", t / hz, n, t / hz / n * 1e6 }'
 echo "== server-side time per batch stage (seconds, all batches) and batch sizes"
-curl -s "http://127.0.0.1:$port/metrics" | grep -E '^nightlatch_checkin_(stage_seconds_sum|batch_size_(sum|count))'
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^nightlatch_(checkin_(stage_seconds_sum|batch_size_(sum|count))|http_refused)'

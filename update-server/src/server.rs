@@ -373,6 +373,10 @@ async fn connection(
     let mut first_request = std::pin::pin!(first_request);
     let mut max_age = std::pin::pin!(max_age);
     let mut closing = false;
+    // Whether the first-request deadline has passed. (A `select!` branch
+    // condition is read once per `select!`, not while it waits: the deadline
+    // itself must look at `started`, or it would close a connection in use.)
+    let mut first_deadline_passed = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -381,9 +385,12 @@ async fn connection(
                 }
                 return;
             }
-            () = &mut first_request, if !started.load(Ordering::Relaxed) => {
-                tracing::debug!(%peer, "no request header in time: closing");
-                return;
+            () = &mut first_request, if !first_deadline_passed => {
+                first_deadline_passed = true;
+                if !started.load(Ordering::Relaxed) {
+                    tracing::debug!(%peer, "no request header in time: closing");
+                    return;
+                }
             }
             () = &mut max_age, if !closing => {
                 closing = true;

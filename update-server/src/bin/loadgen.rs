@@ -182,7 +182,7 @@ async fn run_checkins(
                                 Err(e) => Err(format!("body: {e}")),
                             }
                         }
-                        Err(e) => Err(format!("send: {}", e.without_url())),
+                        Err(e) => Err(format!("send: {}", chain(&e.without_url()))),
                     };
                     phase.latencies.push(t0.elapsed());
                     match outcome {
@@ -207,6 +207,18 @@ async fn run_checkins(
     all.wall = start.elapsed();
     all.latencies.sort();
     all
+}
+
+/// An error and its causes, one line (reqwest's own text leaves them out).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 async fn run_gets(
@@ -283,6 +295,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
+        // Below the server's idle keep-alive limit (`http.header_read_timeout`,
+        // 10 s by default): reqwest keeps idle connections 90 s, and one the
+        // server has closed meanwhile fails when reused.
+        .pool_idle_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(60))
         .build()?;

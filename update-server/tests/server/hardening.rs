@@ -556,6 +556,74 @@ async fn slow_clients_cannot_starve_the_server() {
     served.stop().await;
 }
 
+/// One keep-alive request on `s` and its answer: status line and body.
+fn keep_alive_get(s: &mut std::net::TcpStream, path: &str) -> std::io::Result<(String, String)> {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: nightlatch\r\n\r\n").as_bytes())?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body)?;
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The first-request deadline closes a connection that has not sent a
+/// request in time, never one in use: a keep-alive connection that keeps
+/// sending requests is served for several times the header-read timeout,
+/// and once it falls idle it is closed after about that timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_keep_alive_connection_outlives_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_data_dir(dir.path());
+    config.http.header_read_timeout = Duration::from_secs(1);
+    let app = TestApp::start(dir, config).await;
+    let served = Served::start(&app).await;
+    let addr = served.addr;
+    let (answered, idle_closed_after) = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let start = Instant::now();
+        let mut answered = 0;
+        while start.elapsed() < Duration::from_millis(3500) {
+            let (status, _) = keep_alive_get(&mut s, "/readyz").unwrap_or_else(|e| {
+                panic!("request {} at {:?}: {e}", answered + 1, start.elapsed())
+            });
+            assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+            answered += 1;
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        // Now idle: the server lets go after about the header-read timeout.
+        let idle = Instant::now();
+        let mut buf = [0u8; 16];
+        let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+        assert!(closed, "an idle connection got bytes");
+        (answered, idle.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(answered >= 10, "{answered} requests answered");
+    assert!(
+        idle_closed_after < Duration::from_secs(4),
+        "idle connection closed after {idle_closed_after:?}"
+    );
+    served.stop().await;
+}
+
 /// A client sending check-ins for locks that do not exist is cut off after
 /// its refusal budget (429 before any work); another client is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
