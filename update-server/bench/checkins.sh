@@ -81,7 +81,7 @@ if [ -n "${PERF:-}" ]; then
   perfpid=$!
 fi
 "${loadgen_cpu[@]}" target/release/nightlatch-loadgen --server "http://127.0.0.1:$port" --token-file "$dir/data/admin-token" \
-  --download "/repo/targets/nl-lock-v2/$sha.1.0.0.nlfw" "$@"
+  --download "/repo/targets/nl-lock-v2/$sha.1.0.0.nlfw" --server-pid "$server" "$@"
 cpu1=$(ticks)
 if [ -n "${PERF:-}" ]; then
   kill -INT "$perfpid" 2>/dev/null || true

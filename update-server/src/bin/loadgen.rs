@@ -72,6 +72,25 @@ struct Args {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// The server's process id (same machine): its CPU time during the
+    /// timed check-ins is read from `/proc` and printed per check-in, with
+    /// the generator's own (a database in another process is in neither).
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+/// User + system CPU time of process `pid` ("self" for this one), from
+/// `/proc/PID/stat`; `None` where it cannot be read.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: utime and stime are the 12th and 13th after it.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux the generator runs on.
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// The system allocator spends a sixth of a busy server's time in malloc.
@@ -334,6 +353,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         warm.errors,
         warm.ok as f64 / warm.wall.as_secs_f64()
     );
+    let server_pid = args.server_pid.map(|p| p.to_string());
+    let cpu_before = (server_pid.as_deref().and_then(cpu_time), cpu_time("self"));
     let measured = run_checkins(
         &client,
         &args.server,
@@ -342,6 +363,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.concurrency,
     )
     .await;
+    let per_checkin = |before: Option<Duration>, after: Option<Duration>| {
+        let spent = after?.checked_sub(before?)?;
+        (measured.ok > 0).then(|| spent.as_secs_f64() * 1e6 / measured.ok as f64)
+    };
+    let server_us = per_checkin(cpu_before.0, server_pid.as_deref().and_then(cpu_time));
+    let loadgen_us = per_checkin(cpu_before.1, cpu_time("self"));
     let rate = measured.ok as f64 / measured.wall.as_secs_f64();
     let (p50, p99, max) = (
         percentile(&measured.latencies, 0.50),
@@ -374,6 +401,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "p99": p99.as_secs_f64() * 1000.0,
             "max": max.as_secs_f64() * 1000.0,
         },
+        "server_cpu_us_per_checkin": server_us,
+        "loadgen_cpu_us_per_checkin": loadgen_us,
         "first_checkins_per_second": (warm.ok as f64 / warm.wall.as_secs_f64()).round(),
         "metadata_requests_per_second": (meta_n as f64 / meta_wall.as_secs_f64()).round(),
         "download": download.map(|(n, bytes, wall)| json!({
@@ -397,6 +426,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         if !measured.errors.is_empty() {
             println!("errors         {:?}", measured.errors);
+        }
+        match (server_us, loadgen_us) {
+            (Some(s), Some(l)) => {
+                println!("CPU            server {s:.0} us, generator {l:.0} us per timed check-in")
+            }
+            (None, Some(l)) => println!("CPU            generator {l:.0} us per timed check-in"),
+            _ => {}
         }
         println!(
             "first check-in {:.0}/s (director metadata signed per lock)",
