@@ -13,6 +13,10 @@
 # both share every core. The server's CPU per check-in is printed from its
 # own /proc counters.
 #
+# SERVER_LOG_FILTER sets the server's log filter (default warn, e.g.
+# "warn,update_server::server=debug" for why connections end);
+# SERVER_LOG_KEEP=FILE keeps its log.
+#
 # PERF=1 profiles the server (`perf record -g`) during the load generator's
 # run and prints the top of the report; PERF_KEEP=FILE keeps perf.data.
 #
@@ -48,7 +52,7 @@ server_cpu=() loadgen_cpu=()
 if [ "${PIN:-0}" = 1 ]; then
   server_cpu=(taskset -c 0) loadgen_cpu=(taskset -c 1)
 fi
-NIGHTLATCH_LOG=${SERVER_LOG:-warn} "${server_cpu[@]}" target/release/nightlatch-server --data-dir "$dir/data" --listen "127.0.0.1:$port" "${db_args[@]}" --config "$dir/server.toml" \
+NIGHTLATCH_LOG=${SERVER_LOG_FILTER:-warn} "${server_cpu[@]}" target/release/nightlatch-server --data-dir "$dir/data" --listen "127.0.0.1:$port" "${db_args[@]}" --config "$dir/server.toml" \
   >"$dir/server.log" 2>&1 &
 server=$!
 cleanup() {
@@ -57,7 +61,7 @@ cleanup() {
   if [ "$backend" = postgres ]; then
     run "$psql_bin" -q -h 127.0.0.1 -p 55432 -U nightlatch -d postgres -c "DROP DATABASE IF EXISTS $db" || true
   fi
-  if [ -n "${SERVER_LOG:-}" ]; then cp "$dir/server.log" /work/scratch/server.log; fi
+  if [ -n "${SERVER_LOG_KEEP:-}" ]; then cp "$dir/server.log" "$SERVER_LOG_KEEP"; fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
