@@ -43,7 +43,7 @@ use std::vec;
 use std::vec::Vec;
 
 use pool::Sector;
-pub use pool::SectorPool;
+pub use pool::{Held, SectorPool};
 
 use embedded_storage::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
@@ -203,6 +203,32 @@ fn spans<const ERASE: usize>(
     })
 }
 
+/// Whether every byte of `bytes` is `fill`, eight at a time.
+fn all_are(bytes: &[u8], fill: u8) -> bool {
+    let wide = u64::from_ne_bytes([fill; 8]);
+    let (blocks, tail) = bytes.as_chunks::<8>();
+    blocks.iter().all(|b| u64::from_ne_bytes(*b) == wide) && tail.iter().all(|&b| b == fill)
+}
+
+/// The first byte where programming `new` over `old` would have to move a
+/// bit towards the erased value (`ones`: erased is `0xFF`, so a bit set in
+/// `new` must be set in `old`), eight bytes at a time.
+fn first_refused(old: &[u8], new: &[u8], ones: bool) -> Option<usize> {
+    let bad = |o: u64, n: u64| if ones { o & n != n } else { o | n != n };
+    let (o8, _) = old.as_chunks::<8>();
+    let (n8, _) = new.as_chunks::<8>();
+    let clean = o8
+        .iter()
+        .zip(n8)
+        .position(|(o, n)| bad(u64::from_ne_bytes(*o), u64::from_ne_bytes(*n)));
+    let from = clean.map_or(n8.len() * 8, |k| k * 8);
+    old[from..]
+        .iter()
+        .zip(&new[from..])
+        .position(|(&o, &n)| bad(u64::from(o), u64::from(n)))
+        .map(|i| from + i)
+}
+
 /// Flash contents, sector by sector; an erased sector holds no memory, and
 /// the others are shared copy-on-write ([`pool`]).
 #[derive(Debug, Clone)]
@@ -247,6 +273,15 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
     }
 
     fn read(&self, at: usize, out: &mut [u8]) {
+        let (s, o) = (at / ERASE, at % ERASE);
+        if o + out.len() <= ERASE {
+            // Within one sector (every small read).
+            match self.sector(s) {
+                Some(sector) => out.copy_from_slice(&sector.data()[o..o + out.len()]),
+                None => out.fill(self.fill),
+            }
+            return;
+        }
         for (s, o, r) in spans::<ERASE>(at, out.len()) {
             let n = r.len();
             match self.sector(s) {
@@ -276,7 +311,7 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
                     self.sector_mut(s).data_mut()[o..o + n].copy_from_slice(head);
                 }
                 // Not materialised: its data is all erased.
-                _ if head.iter().any(|&b| b != self.fill) => {
+                _ if !all_are(head, self.fill) => {
                     self.sector_mut(s).data_mut()[o..o + n].copy_from_slice(head);
                 }
                 _ => {}
@@ -288,35 +323,26 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
         self.write(at, &[value]);
     }
 
-    /// Whether program word `w` has been written since its last erase.
-    fn written(&self, w: usize) -> bool {
-        self.sector(w / Self::WORDS)
-            .is_some_and(|sector| sector.written(w % Self::WORDS))
-    }
-
     /// Mark written the words of `bytes` (whole words, from the
     /// word-aligned `at`) that hold a byte other than the erased value.
     fn mark_written(&mut self, at: usize, bytes: &[u8]) {
-        let fill = self.fill;
-        let programs = |word: &[u8]| word.iter().any(|&b| b != fill);
+        let fill = [self.fill; WRITE];
         for (s, o, r) in spans::<ERASE>(at, bytes.len()) {
-            let (first, words) = (o / WRITE, bytes[r].chunks(WRITE));
-            let marked = |sector: &Sector<ERASE>, k| sector.written(first + k);
-            // Leave a (shared) sector alone if this changes nothing.
-            if let Some(sector) = self.sector(s)
-                && words
-                    .clone()
-                    .enumerate()
-                    .all(|(k, word)| marked(sector, k) || !programs(word))
-            {
-                continue;
-            }
-            if words.clone().all(|word| !programs(word)) {
+            let first = o / WRITE;
+            let (words, _) = bytes[r].as_chunks::<WRITE>();
+            // Words that program something and are not marked yet; a
+            // (shared) sector is left alone if there are none.
+            let pending = |sector: Option<&Sector<ERASE>>| {
+                words.iter().enumerate().any(|(k, word)| {
+                    *word != fill && !sector.is_some_and(|sector| sector.written(first + k))
+                })
+            };
+            if !pending(self.sector(s)) {
                 continue;
             }
             let sector = self.sector_mut(s);
-            for (k, word) in words.enumerate() {
-                if programs(word) {
+            for (k, word) in words.iter().enumerate() {
+                if *word != fill {
                     sector.set_written(first + k);
                 }
             }
@@ -626,21 +652,28 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
             let Some(sector) = self.mem.sector(s) else {
                 continue;
             };
-            let mut pairs = sector.data()[o..o + r.len()].iter().zip(&bytes[r.clone()]);
-            let refused = match self.erased {
-                Erased::Ones => pairs.position(|(&old, &new)| old & new != new),
-                Erased::Zero => pairs.position(|(&old, &new)| old | new != new),
-            };
-            if let Some(i) = refused {
+            let old = &sector.data()[o..o + r.len()];
+            let ones = self.erased == Erased::Ones;
+            if let Some(i) = first_refused(old, &bytes[r.clone()], ones) {
                 return Err(SimError::WouldSetBits((start + r.start + i) as u32));
             }
         }
         let e = self.erased.byte();
         if self.double_write == DoubleWrite::Forbid {
-            for (k, chunk) in bytes.chunks(WRITE).enumerate() {
+            let fill = [e; WRITE];
+            for (s, o, r) in spans::<ERASE>(start, bytes.len()) {
+                // An erased sector has no word written.
+                let Some(sector) = self.mem.sector(s) else {
+                    continue;
+                };
+                let (words, _) = bytes[r.clone()].as_chunks::<WRITE>();
                 // Writing an all-erased word programs nothing.
-                if self.mem.written(start / WRITE + k) && chunk.iter().any(|&b| b != e) {
-                    return Err(SimError::DoubleWrite((start + k * WRITE) as u32));
+                if let Some(k) = words
+                    .iter()
+                    .enumerate()
+                    .position(|(k, word)| *word != fill && sector.written(o / WRITE + k))
+                {
+                    return Err(SimError::DoubleWrite((start + r.start + k * WRITE) as u32));
                 }
             }
         }

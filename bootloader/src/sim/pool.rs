@@ -220,6 +220,34 @@ impl<const ERASE: usize> SectorPool<ERASE> {
     }
 }
 
+/// What a [`SectorPool`] holds ([`SectorPool::held`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Distinct sectors pooled.
+    pub sectors: usize,
+    /// The bytes their contents take (data and written bits).
+    pub bytes: usize,
+    /// Of those sectors, the ones a single flash holds (nothing shared).
+    pub single: usize,
+}
+
+impl<const ERASE: usize> SectorPool<ERASE> {
+    /// What the pool holds, and how much of it only one flash uses.
+    pub fn held(&self) -> Held {
+        let mut held = Held::default();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            for s in shard.values().flatten() {
+                held.sectors += 1;
+                held.bytes += s.bytes();
+                // The pool's own reference and one flash's.
+                held.single += usize::from(Arc::strong_count(s) == 2);
+            }
+        }
+        held
+    }
+}
+
 impl<const ERASE: usize> Default for SectorPool<ERASE> {
     fn default() -> Self {
         Self::new()

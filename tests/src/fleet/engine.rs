@@ -59,7 +59,7 @@ pub struct Fleet {
     /// Flash sectors with the same contents, held once for the whole fleet
     /// (the factory image, the staged and swapped releases): each lock's
     /// flash shares them copy-on-write.
-    pool: SectorPool,
+    pub(super) pool: SectorPool,
     pub(super) nets: Vec<Mutex<HttpNet>>,
     /// Virtual now.
     pub now: u64,

@@ -71,6 +71,12 @@ pub struct Report {
     pub wall_seconds: f64,
     /// Peak resident memory of the process.
     pub peak_rss_bytes: u64,
+    /// Flash contents held at the end (sectors other than erased ones,
+    /// each held once however many locks share it): bytes.
+    pub flash_held_bytes: u64,
+    /// Of those, the bytes of sectors only one lock holds (its agent files,
+    /// its boot state).
+    pub flash_single_bytes: u64,
     /// Locks per version.
     pub versions: std::collections::BTreeMap<String, u64>,
     /// Installs that hit an entry attempt (the first 100): who, and when
@@ -153,6 +159,8 @@ impl Fleet {
             firmware_bytes_per_update: 0.0,
             wall_seconds: self.started.elapsed().as_secs_f64(),
             peak_rss_bytes: peak_rss_bytes(),
+            flash_held_bytes: 0,
+            flash_single_bytes: 0,
             versions: Default::default(),
             hit_installs: Vec::new(),
         };
@@ -199,6 +207,10 @@ impl Fleet {
                 updated += 1;
             }
         }
+        self.pool.prune();
+        let held = self.pool.held();
+        r.flash_held_bytes = held.bytes as u64;
+        r.flash_single_bytes = (held.single * held.bytes / held.sectors.max(1)) as u64;
         r.updated_fraction = updated as f64 / self.locks.len().max(1) as f64;
         r.firmware_bytes_per_update = if updated == 0 {
             0.0

@@ -299,6 +299,15 @@ pub fn print_report(r: &Report, json: bool) {
             "peak RSS",
             format!("{:.0} MiB", r.peak_rss_bytes as f64 / 1048576.0),
         ),
+        (
+            "flash held at the end",
+            format!(
+                "{:.0} MiB, of which {:.0} MiB in sectors only one lock holds ({:.1} KiB per lock)",
+                r.flash_held_bytes as f64 / 1048576.0,
+                r.flash_single_bytes as f64 / 1048576.0,
+                r.flash_single_bytes as f64 / 1024.0 / r.locks.max(1) as f64
+            ),
+        ),
     ];
     let w = rows
         .iter()
