@@ -10,7 +10,7 @@
 
 use core::ops::Range;
 use std::boxed::Box;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::vec::Vec;
 
@@ -89,6 +89,53 @@ impl<const ERASE: usize> Sector<ERASE> {
     }
 }
 
+/// A [`Sector`] packed (LZ4) while no one uses it: what the fleet keeps of
+/// the sectors only one simulated lock holds (its agent files compress to a
+/// third). Cloning shares the bytes.
+#[derive(Debug, Clone)]
+pub(super) struct Packed {
+    bytes: Arc<[u8]>,
+    /// The sector's [`Sector::resident`].
+    resident: bool,
+}
+
+impl<const ERASE: usize> Sector<ERASE> {
+    /// The packed form, if it saves at least a quarter.
+    pub(super) fn pack(&self) -> Option<Packed> {
+        let bytes = lz4_flex::block::compress(&self.buf);
+        (bytes.len() * 4 <= self.buf.len() * 3).then(|| Packed {
+            bytes: bytes.into(),
+            resident: self.resident,
+        })
+    }
+
+    /// The sector `packed` holds, for a flash of `words` program words per
+    /// sector.
+    pub(super) fn unpack(packed: &Packed, words: usize) -> Self {
+        let len = ERASE + words.div_ceil(8);
+        // Only `pack` makes these bytes, from a buffer of this length.
+        let buf = lz4_flex::block::decompress(&packed.bytes, len)
+            .ok()
+            .filter(|b| b.len() == len)
+            .unwrap_or_else(|| unreachable!("a packed sector does not unpack"));
+        Self {
+            buf: buf.into_boxed_slice(),
+            resident: packed.resident,
+        }
+    }
+}
+
+impl Packed {
+    pub(super) fn resident(&self) -> bool {
+        self.resident
+    }
+
+    /// Heap bytes.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
 /// A fast non-cryptographic 64-bit hash (four independent multiply-rotate
 /// lanes, then a murmur3 finaliser). Each step is a bijection of the lane
 /// state for a fixed input word, so two inputs that differ in one word never
@@ -138,7 +185,34 @@ fn hash64(bytes: &[u8]) -> u64 {
 /// can share at once.
 const SHARDS: usize = 16;
 
-type Shard<const ERASE: usize> = HashMap<u64, Vec<Arc<Sector<ERASE>>>>;
+/// Pooled sectors by hash; and the hashes of sectors packed away by the one
+/// flash that held them ([`SectorPool::intern`]).
+struct Shard<const ERASE: usize> {
+    pooled: HashMap<u64, Vec<Arc<Sector<ERASE>>>>,
+    packed: HashSet<u64>,
+}
+
+impl<const ERASE: usize> Default for Shard<ERASE> {
+    fn default() -> Self {
+        Self {
+            pooled: HashMap::new(),
+            packed: HashSet::new(),
+        }
+    }
+}
+
+/// What [`SectorPool::intern`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Interned {
+    /// The sector now points at a pooled copy (or already did).
+    Shared,
+    /// Its contents are new to the pool: it was pooled, and the caller may
+    /// take it back out to pack it ([`SectorPool::pack_out`]).
+    New,
+    /// New, but a sector with the same contents was packed away before: it
+    /// was pooled and stays so, so that every later copy shares it.
+    Again,
+}
 
 /// Sectors shared by many [`SimFlash`](super::SimFlash)es with the same
 /// `ERASE` (any `WRITE`): see [`SimFlash::share`](super::SimFlash::share).
@@ -147,14 +221,30 @@ type Shard<const ERASE: usize> = HashMap<u64, Vec<Arc<Sector<ERASE>>>>;
 /// drops those no flash holds any more.
 pub struct SectorPool<const ERASE: usize = 4096> {
     shards: [Mutex<Shard<ERASE>>; SHARDS],
+    /// Flashes pack the new sectors only they hold ([`Self::packing`]).
+    pack: bool,
 }
 
 impl<const ERASE: usize> SectorPool<ERASE> {
     /// An empty pool.
     pub fn new() -> Self {
         Self {
-            shards: core::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shards: core::array::from_fn(|_| Mutex::new(Shard::default())),
+            pack: false,
         }
+    }
+
+    /// An empty pool through which flashes also pack the sectors only they
+    /// hold, between uses ([`SimFlash::share`](super::SimFlash::share)).
+    pub fn packing() -> Self {
+        Self {
+            pack: true,
+            ..Self::new()
+        }
+    }
+
+    pub(super) fn packs(&self) -> bool {
+        self.pack
     }
 
     fn shard(&self, hash: u64) -> MutexGuard<'_, Shard<ERASE>> {
@@ -167,20 +257,36 @@ impl<const ERASE: usize> SectorPool<ERASE> {
 
     /// Point `sector` at the pooled copy of its contents, pooling it if
     /// there is none.
-    pub(super) fn intern(&self, sector: &mut Arc<Sector<ERASE>>) {
+    pub(super) fn intern(&self, sector: &mut Arc<Sector<ERASE>>) -> Interned {
         let hash = sector.hash();
         let mut shard = self.shard(hash);
-        let bucket = shard.entry(hash).or_default();
+        let seen = shard.packed.contains(&hash);
+        let bucket = shard.pooled.entry(hash).or_default();
         for pooled in bucket.iter() {
             if Arc::ptr_eq(pooled, sector) {
-                return;
+                return Interned::Shared;
             }
             if **pooled == **sector {
                 *sector = Arc::clone(pooled);
-                return;
+                return Interned::Shared;
             }
         }
         bucket.push(Arc::clone(sector));
+        if seen { Interned::Again } else { Interned::New }
+    }
+
+    /// Take `sector` (just pooled: [`Interned::New`]) back out of the pool,
+    /// remembering its contents were packed away.
+    pub(super) fn pack_out(&self, sector: &Arc<Sector<ERASE>>) {
+        let hash = sector.hash();
+        let mut shard = self.shard(hash);
+        if let Some(bucket) = shard.pooled.get_mut(&hash) {
+            bucket.retain(|pooled| !Arc::ptr_eq(pooled, sector));
+            if bucket.is_empty() {
+                shard.pooled.remove(&hash);
+            }
+        }
+        shard.packed.insert(hash);
     }
 
     /// Drop the pooled sectors that only the pool still holds; returns how
@@ -189,7 +295,7 @@ impl<const ERASE: usize> SectorPool<ERASE> {
         let mut dropped = 0;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            shard.retain(|_, bucket| {
+            shard.pooled.retain(|_, bucket| {
                 let before = bucket.len();
                 // Only the pool can hand out new references to a pooled
                 // sector, and it is locked: a count of 1 stays 1.
@@ -197,8 +303,8 @@ impl<const ERASE: usize> SectorPool<ERASE> {
                 dropped += before - bucket.len();
                 !bucket.is_empty()
             });
-            if shard.capacity() > 2 * shard.len() + 16 {
-                shard.shrink_to_fit();
+            if shard.pooled.capacity() > 2 * shard.pooled.len() + 16 {
+                shard.pooled.shrink_to_fit();
             }
         }
         dropped
@@ -211,7 +317,7 @@ impl<const ERASE: usize> SectorPool<ERASE> {
         let mut bytes = 0;
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            for s in shard.values().flatten() {
+            for s in shard.pooled.values().flatten() {
                 sectors += 1;
                 bytes += s.bytes();
             }
@@ -237,7 +343,7 @@ impl<const ERASE: usize> SectorPool<ERASE> {
         let mut held = Held::default();
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            for s in shard.values().flatten() {
+            for s in shard.pooled.values().flatten() {
                 held.sectors += 1;
                 held.bytes += s.bytes();
                 // The pool's own reference and one flash's.

@@ -83,7 +83,7 @@ impl Fleet {
             .map_err(|e| format!("director root: {e:?}"))?;
         let anchors = scenario.anchors();
         let mut rng = Rng::new(config.seed);
-        let pool = SectorPool::new();
+        let pool = SectorPool::packing();
         let mut locks = Vec::with_capacity(config.locks);
         let mut registrations = Vec::with_capacity(config.locks);
         for i in 0..config.locks {

@@ -77,6 +77,9 @@ pub struct Report {
     /// Of those, the bytes of sectors only one lock holds (its agent files,
     /// its boot state).
     pub flash_single_bytes: u64,
+    /// Flash sectors only one lock held, packed between uses: bytes
+    /// (included in neither figure above).
+    pub flash_packed_bytes: u64,
     /// Locks per version.
     pub versions: std::collections::BTreeMap<String, u64>,
     /// Installs that hit an entry attempt (the first 100): who, and when
@@ -161,6 +164,7 @@ impl Fleet {
             peak_rss_bytes: peak_rss_bytes(),
             flash_held_bytes: 0,
             flash_single_bytes: 0,
+            flash_packed_bytes: 0,
             versions: Default::default(),
             hit_installs: Vec::new(),
         };
@@ -188,6 +192,7 @@ impl Fleet {
                     });
                 }
             }
+            r.flash_packed_bytes += l.device.flash.lock(|f| f.borrow().packed_bytes()) as u64;
             r.check_ins += s.check_ins;
             r.usage_reports += s.usage_reports;
             r.power_cuts_recovered += s.power_cuts;

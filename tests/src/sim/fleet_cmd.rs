@@ -302,10 +302,13 @@ pub fn print_report(r: &Report, json: bool) {
         (
             "flash held at the end",
             format!(
-                "{:.0} MiB, of which {:.0} MiB in sectors only one lock holds ({:.1} KiB per lock)",
+                "{:.0} MiB in sectors ({:.0} MiB only one lock holds), {:.0} MiB packed; {:.1} KiB per lock",
                 r.flash_held_bytes as f64 / 1048576.0,
                 r.flash_single_bytes as f64 / 1048576.0,
-                r.flash_single_bytes as f64 / 1024.0 / r.locks.max(1) as f64
+                r.flash_packed_bytes as f64 / 1048576.0,
+                (r.flash_single_bytes + r.flash_packed_bytes) as f64
+                    / 1024.0
+                    / r.locks.max(1) as f64
             ),
         ),
     ];
