@@ -229,13 +229,21 @@ fn first_refused(old: &[u8], new: &[u8], ones: bool) -> Option<usize> {
         .map(|i| from + i)
 }
 
+/// Sectors per group of the sector table.
+const GROUP: usize = 64;
+
+type Group<const ERASE: usize> = [Option<Arc<Sector<ERASE>>>; GROUP];
+
 /// Flash contents, sector by sector; an erased sector holds no memory, and
 /// the others are shared copy-on-write ([`pool`]).
 #[derive(Debug, Clone)]
 struct Sectors<const WRITE: usize, const ERASE: usize> {
     size: usize,
     fill: u8,
-    sectors: Vec<Option<Arc<Sector<ERASE>>>>,
+    /// By groups of [`GROUP`] sectors; a group with nothing in it holds no
+    /// table (a lock's flash is mostly erased: a flat table of a 4 MiB
+    /// part would cost 8 KiB per simulated lock).
+    groups: Vec<Option<Box<Group<ERASE>>>>,
     /// One bit per sector changed (or unpacked) since the last
     /// [`SimFlash::share`].
     dirty: Vec<u64>,
@@ -257,11 +265,32 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
         Self {
             size,
             fill,
-            sectors: vec![None; n],
+            groups: (0..n.div_ceil(GROUP)).map(|_| None).collect(),
             dirty: vec![0; n.div_ceil(64)],
             packed_bits: vec![0; n.div_ceil(64)],
             packed: Vec::new(),
             opened: Vec::new(),
+        }
+    }
+
+    /// Sector `s`'s slot, if its group has a table.
+    fn slot(&self, s: usize) -> Option<&Arc<Sector<ERASE>>> {
+        self.groups[s / GROUP].as_ref()?[s % GROUP].as_ref()
+    }
+
+    /// Sector `s`'s slot, giving its group a table if it had none.
+    fn slot_mut(&mut self, s: usize) -> &mut Option<Arc<Sector<ERASE>>> {
+        &mut self.groups[s / GROUP].get_or_insert_with(|| Box::new([const { None }; GROUP]))
+            [s % GROUP]
+    }
+
+    /// Empty sector `s`'s slot; a group left with none drops its table.
+    fn clear(&mut self, s: usize) {
+        if let Some(group) = &mut self.groups[s / GROUP] {
+            group[s % GROUP] = None;
+            if group.iter().all(Option::is_none) {
+                self.groups[s / GROUP] = None;
+            }
         }
     }
 
@@ -283,7 +312,7 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
             };
             let (_, packed) = self.packed.remove(k);
             self.packed_bits[s / 64] &= !(1 << (s % 64));
-            self.sectors[s] = Some(Arc::new(Sector::unpack(&packed, Self::WORDS)));
+            *self.slot_mut(s) = Some(Arc::new(Sector::unpack(&packed, Self::WORDS)));
             self.dirty[s / 64] |= 1 << (s % 64);
             self.opened.push((s, packed));
         }
@@ -302,7 +331,7 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
     }
 
     fn sector(&self, s: usize) -> Option<&Sector<ERASE>> {
-        self.sectors[s].as_deref()
+        self.slot(s).map(|sector| &**sector)
     }
 
     /// Sector `s`, materialised (erased) if it was not, unshared, and marked
@@ -313,7 +342,8 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
         self.dirty[s / 64] |= 1 << (s % 64);
         let fill = self.fill;
         Arc::make_mut(
-            self.sectors[s].get_or_insert_with(|| Arc::new(Sector::blank(fill, Self::WORDS))),
+            self.slot_mut(s)
+                .get_or_insert_with(|| Arc::new(Sector::blank(fill, Self::WORDS))),
         )
     }
 
@@ -408,13 +438,13 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
                     self.packed.retain(|&(t, _)| t != s);
                 }
                 self.changed(s);
-                self.sectors[s] = None;
-            } else if self.is_packed(s) || self.sectors[s].is_some() {
+                self.clear(s);
+            } else if self.is_packed(s) || self.slot(s).is_some() {
                 let fill = self.fill;
                 let sector = self.sector_mut(s);
                 sector.erase_part(o..o + n, fill, WRITE);
                 if sector.is_blank() {
-                    self.sectors[s] = None;
+                    self.clear(s);
                 }
             }
         }
@@ -435,7 +465,13 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
     fn resident(&self) -> (usize, usize) {
         let mut all = 0;
         let mut unique = 0;
-        for sector in self.sectors.iter().flatten() {
+        for sector in self
+            .groups
+            .iter()
+            .flatten()
+            .flat_map(|g| g.iter())
+            .flatten()
+        {
             if sector.resident() {
                 all += 1;
                 if Arc::strong_count(sector) == 1 {
@@ -460,14 +496,17 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
         // Unpacked but unchanged: back to the packed form.
         for (s, packed) in core::mem::take(&mut self.opened) {
             self.dirty[s / 64] &= !(1 << (s % 64));
-            self.sectors[s] = None;
+            self.clear(s);
             self.stow(s, packed);
         }
         for i in 0..self.dirty.len() {
             while self.dirty[i] != 0 {
                 let s = i * 64 + self.dirty[i].trailing_zeros() as usize;
                 self.dirty[i] &= self.dirty[i] - 1;
-                let Some(sector) = &mut self.sectors[s] else {
+                let Some(sector) = self.groups[s / GROUP]
+                    .as_mut()
+                    .and_then(|g| g[s % GROUP].as_mut())
+                else {
                     continue;
                 };
                 // New contents that only this flash holds (the pool's
@@ -478,7 +517,7 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
                     && let Some(packed) = sector.pack()
                 {
                     pool.pack_out(sector);
-                    self.sectors[s] = None;
+                    self.clear(s);
                     self.stow(s, packed);
                 }
             }
@@ -1072,10 +1111,7 @@ mod tests {
         b.share(&pool);
         assert_eq!(pool.stats().0, 2, "b's sector was already pooled");
         assert_eq!(b.unique_resident_bytes(), 0);
-        assert!(Arc::ptr_eq(
-            a.mem.sectors[1].as_ref().unwrap(),
-            b.mem.sectors[4].as_ref().unwrap()
-        ));
+        assert!(Arc::ptr_eq(a.mem.slot(1).unwrap(), b.mem.slot(4).unwrap()));
         assert_eq!(&b.contents()[1024..1280], &image[..]);
 
         // A later write to one leaves the other, and the pool, intact.
@@ -1179,7 +1215,7 @@ mod tests {
         g.arm(Cut::During { op: 1, done: 16 });
         assert_eq!(g.erase(0, 256), Err(SimError::PowerLost));
         g.reboot();
-        assert!(g.mem.sectors.iter().all(Option::is_none));
+        assert!(g.mem.groups.iter().all(Option::is_none));
         g.write(8, &[0xFF, 0, 0, 0]).unwrap();
     }
 
