@@ -297,7 +297,9 @@ impl Fleet {
         }
         let mut report = None;
         let mut cut = false;
+        let mut boots = 0;
         for _ in 0..4 {
+            boots += 1;
             let before = lock.device.stats();
             let result = lock.device.boot();
             let dead = lock.device.is_dead();
@@ -365,8 +367,12 @@ impl Fleet {
                         }
                     }
                 }
-                Ok(BootOutcome::Reverted { .. }) => {
+                Ok(BootOutcome::Reverted { ref target }) => {
                     lock.stats.reverts += 1;
+                    lock.stats.last_revert = Some(format!(
+                        "{target} at {at}, after {boots} install boot(s){}",
+                        if cut { ", power cut in one" } else { "" }
+                    ));
                     break;
                 }
                 _ => break,

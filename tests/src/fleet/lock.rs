@@ -25,6 +25,8 @@ pub struct LockStats {
     pub installs: u64,
     /// Installs the bootloader reverted.
     pub reverts: u64,
+    /// Why the most recent revert happened, as the agent saw it.
+    pub last_revert: Option<String>,
     /// Entry attempts during an install's downtime.
     pub hits: u64,
     /// Entry attempts.

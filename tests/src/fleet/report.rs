@@ -82,6 +82,8 @@ pub struct Report {
     pub flash_packed_bytes: u64,
     /// Locks per version.
     pub versions: std::collections::BTreeMap<String, u64>,
+    /// Locks whose install was reverted (the first 100), and why.
+    pub reverted: Vec<(String, String)>,
     /// Installs that hit an entry attempt (the first 100): who, and when
     /// in the lock's local time.
     pub hit_installs: Vec<HitInstall>,
@@ -167,6 +169,7 @@ impl Fleet {
             flash_packed_bytes: 0,
             versions: Default::default(),
             hit_installs: Vec::new(),
+            reverted: Vec::new(),
         };
         let mut updated = 0u64;
         let mut downtimes = Vec::new();
@@ -193,6 +196,11 @@ impl Fleet {
                 }
             }
             r.flash_packed_bytes += l.device.flash.lock(|f| f.borrow().packed_bytes()) as u64;
+            if let Some(why) = &s.last_revert
+                && r.reverted.len() < 100
+            {
+                r.reverted.push((l.id.clone(), why.clone()));
+            }
             r.check_ins += s.check_ins;
             r.usage_reports += s.usage_reports;
             r.power_cuts_recovered += s.power_cuts;

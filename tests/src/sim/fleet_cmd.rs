@@ -323,6 +323,9 @@ pub fn print_report(r: &Report, json: bool) {
     for (v, n) in &r.versions {
         println!("{:<w$}  {n}", format!("running {v}"));
     }
+    for (lock, why) in r.reverted.iter().take(10) {
+        println!("{:<w$}  {lock}: {why}", "install reverted");
+    }
     for h in r.hit_installs.iter().take(10) {
         println!(
             "{:<w$}  {} ({} {}, {}) at {} local, {:.1} s down: {} attempt(s)",
