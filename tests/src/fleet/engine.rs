@@ -58,7 +58,8 @@ pub struct Fleet {
     queue: Mutex<BinaryHeap<Reverse<(u64, usize)>>>,
     /// Flash sectors with the same contents, held once for the whole fleet
     /// (the factory image, the staged and swapped releases): each lock's
-    /// flash shares them copy-on-write.
+    /// flash shares them copy-on-write. Sectors only one lock holds (its
+    /// agent files) are packed between uses ([`SectorPool::packing`]).
     pub(super) pool: SectorPool,
     pub(super) nets: Vec<Mutex<HttpNet>>,
     /// Virtual now.
