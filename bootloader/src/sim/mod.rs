@@ -247,9 +247,7 @@ struct Sectors<const WRITE: usize, const ERASE: usize> {
     /// One bit per sector changed (or unpacked) since the last
     /// [`SimFlash::share`].
     dirty: Vec<u64>,
-    /// Sectors held packed (`sectors` has `None` for them): one bit each.
-    packed_bits: Vec<u64>,
-    /// Their packed contents, by sector.
+    /// Sectors held packed (their slot is empty), by sector.
     packed: Vec<(usize, Packed)>,
     /// Sectors unpacked since the last share and not changed since, with
     /// their packed form (put back as it was at the next share).
@@ -267,7 +265,6 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
             fill,
             groups: (0..n.div_ceil(GROUP)).map(|_| None).collect(),
             dirty: vec![0; n.div_ceil(64)],
-            packed_bits: vec![0; n.div_ceil(64)],
             packed: Vec::new(),
             opened: Vec::new(),
         }
@@ -295,7 +292,13 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
     }
 
     fn is_packed(&self, s: usize) -> bool {
-        self.packed_bits[s / 64] & (1 << (s % 64)) != 0
+        self.packed.binary_search_by_key(&s, |&(t, _)| t).is_ok()
+    }
+
+    /// Take sector `s`'s packed form, if it is packed.
+    fn unstow(&mut self, s: usize) -> Option<Packed> {
+        let k = self.packed.binary_search_by_key(&s, |&(t, _)| t).ok()?;
+        Some(self.packed.remove(k).1)
     }
 
     /// Unpack the packed sectors among those `len` bytes from `at` touch.
@@ -304,14 +307,9 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
             return;
         }
         for s in at / ERASE..=(at + len - 1) / ERASE {
-            if !self.is_packed(s) {
-                continue;
-            }
-            let Ok(k) = self.packed.binary_search_by_key(&s, |&(t, _)| t) else {
+            let Some(packed) = self.unstow(s) else {
                 continue;
             };
-            let (_, packed) = self.packed.remove(k);
-            self.packed_bits[s / 64] &= !(1 << (s % 64));
             *self.slot_mut(s) = Some(Arc::new(Sector::unpack(&packed, Self::WORDS)));
             self.dirty[s / 64] |= 1 << (s % 64);
             self.opened.push((s, packed));
@@ -433,10 +431,7 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
         for (s, o, r) in spans::<ERASE>(start, end - start) {
             let n = r.len();
             if n == ERASE {
-                if self.is_packed(s) {
-                    self.packed_bits[s / 64] &= !(1 << (s % 64));
-                    self.packed.retain(|&(t, _)| t != s);
-                }
+                self.unstow(s);
                 self.changed(s);
                 self.clear(s);
             } else if self.is_packed(s) || self.slot(s).is_some() {
@@ -525,7 +520,6 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
     }
 
     fn stow(&mut self, s: usize, packed: Packed) {
-        self.packed_bits[s / 64] |= 1 << (s % 64);
         let k = self.packed.partition_point(|&(t, _)| t < s);
         self.packed.insert(k, (s, packed));
     }

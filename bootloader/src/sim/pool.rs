@@ -313,16 +313,8 @@ impl<const ERASE: usize> SectorPool<ERASE> {
     /// Pooled sectors, and the bytes their contents take (data and written
     /// bits).
     pub fn stats(&self) -> (usize, usize) {
-        let mut sectors = 0;
-        let mut bytes = 0;
-        for shard in &self.shards {
-            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            for s in shard.pooled.values().flatten() {
-                sectors += 1;
-                bytes += s.bytes();
-            }
-        }
-        (sectors, bytes)
+        let held = self.held();
+        (held.sectors, held.bytes)
     }
 }
 
