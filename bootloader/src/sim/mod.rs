@@ -302,10 +302,14 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
     }
 
     /// Unpack the packed sectors among those `len` bytes from `at` touch.
+    #[inline]
     fn open(&mut self, at: usize, len: usize) {
-        if self.packed.is_empty() || len == 0 {
-            return;
+        if !self.packed.is_empty() && len != 0 {
+            self.unpack(at, len);
         }
+    }
+
+    fn unpack(&mut self, at: usize, len: usize) {
         for s in at / ERASE..=(at + len - 1) / ERASE {
             let Some(packed) = self.unstow(s) else {
                 continue;
@@ -345,16 +349,28 @@ impl<const WRITE: usize, const ERASE: usize> Sectors<WRITE, ERASE> {
         )
     }
 
+    #[inline]
     fn read(&self, at: usize, out: &mut [u8]) {
         let (s, o) = (at / ERASE, at % ERASE);
         if o + out.len() <= ERASE {
-            // Within one sector (every small read).
-            match self.sector(s) {
-                Some(sector) => out.copy_from_slice(&sector.data()[o..o + out.len()]),
-                None => out.fill(self.fill),
+            // Within one sector (every small read; a word, such as
+            // embassy-boot's progress scan reads, byte by byte rather than
+            // through a call to memcpy).
+            match (self.sector(s), out.len()) {
+                (Some(sector), 0..=8) => {
+                    for (d, b) in out.iter_mut().zip(&sector.data()[o..]) {
+                        *d = *b;
+                    }
+                }
+                (Some(sector), n) => out.copy_from_slice(&sector.data()[o..o + n]),
+                (None, _) => out.fill(self.fill),
             }
             return;
         }
+        self.read_spans(at, out);
+    }
+
+    fn read_spans(&self, at: usize, out: &mut [u8]) {
         for (s, o, r) in spans::<ERASE>(at, out.len()) {
             let n = r.len();
             match self.sector(s) {

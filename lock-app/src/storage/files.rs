@@ -251,11 +251,18 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
             .as_ref()
             .map_or(MAX_CHUNKS, |o| u32::from(o.stale).min(MAX_CHUNKS));
         // Each removal scans the partition: remove only keys that are there
-        // (one scan finds them), not every key that might be.
-        let present = present_keys(&mut map, &mut buf, h)?;
+        // (one scan finds them), not every key that might be. Most writes
+        // have no such candidates (a file that did not shrink overwrites its
+        // chunks), and skip that scan.
+        let present = if stale > count {
+            Some(present_keys(&mut map, &mut buf, h)?)
+        } else {
+            None
+        };
+        let is_present = |key: &u32| present.as_ref().is_none_or(|p| p.contains(key));
         for i in count..stale {
             let key = chunk_key(h, generation, i);
-            if present.contains(&key) {
+            if is_present(&key) {
                 embassy_futures::block_on(map.remove_item(&mut buf, &key))?;
             }
         }
@@ -276,12 +283,14 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         header[HEADER_LEN..].copy_from_slice(name.as_bytes());
         // The commit point.
         embassy_futures::block_on(map.store_item(&mut buf, &header_key(h), &header.as_slice()))?;
-        // The old generation's chunks are garbage now.
+        // The old generation's chunks are garbage now. Without a scan, each
+        // is taken to be there: the old header was committed after all of
+        // them were written (one that is not costs its scan, not an error).
         if let Some(o) = old {
             let old_count = (o.len as usize).div_ceil(CHUNK).min(MAX_CHUNKS as usize) as u32;
             for i in 0..old_count {
                 let key = chunk_key(h, o.generation, i);
-                if present.contains(&key) {
+                if is_present(&key) {
                     embassy_futures::block_on(map.remove_item(&mut buf, &key))?;
                 }
             }
