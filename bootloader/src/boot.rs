@@ -105,6 +105,7 @@ use crate::envelope::{
 use crate::layout::{BootMode, Layout, Partition, Slot};
 use crate::otp::{Otp, OtpCounters, OtpError, OtpFloor};
 use crate::records::{BootRecords, BootState, Pending, Trial};
+use crate::state_mirror::{MIRROR_MAX, MirroredState};
 
 /// The whole flash, shared by partitions.
 pub type SharedFlash<F> = Mutex<NoopRawMutex, RefCell<F>>;
@@ -656,6 +657,22 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         })
     }
 
+    /// embassy-boot's `prepare_boot` (swap, resume or revert) on a loader
+    /// whose STATE reads come from RAM ([`crate::state_mirror`]: one read
+    /// of STATE instead of one per progress word, about 400,000 for a
+    /// 448-page swap). The loader is made for this one call, during which
+    /// only embassy-boot touches STATE.
+    fn prepare_boot(&self, buf: &mut [u8]) -> Result<State, BootError> {
+        let layout = self.config.layout;
+        let mut ram = [0u8; MIRROR_MAX];
+        let mut loader = BootLoader::new(BootLoaderConfig {
+            active: part(self.flash, layout.active),
+            dfu: part(self.flash, layout.dfu),
+            state: MirroredState::new(part(self.flash, layout.state), &mut ram),
+        });
+        Ok(loader.prepare_boot(buf)?)
+    }
+
     /// The swap boot flow (module docs, steps 1–4).
     fn boot_swap(&mut self, buf: &mut [u8]) -> Result<BootReport, BootError> {
         let layout = self.config.layout;
@@ -709,11 +726,11 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
         }
         // An approved swap (new, or resumed after a reset), or a revert.
         let was_trial = before == State::Swap && !fresh;
-        loader.prepare_boot(buf)?;
+        self.prepare_boot(buf)?;
         let mut after = loader.read_state(buf)?;
         if unapproved && after == State::Swap {
             // The unapproved move left a trial: take the other image back.
-            loader.prepare_boot(buf)?;
+            self.prepare_boot(buf)?;
             after = loader.read_state(buf)?;
         }
 
@@ -722,7 +739,7 @@ impl<'a, F: NorFlash> Bootloader<'a, F> {
             Err(_) if after == State::Swap => {
                 // The swapped-in image does not verify (flash corrupted under
                 // us): revert now rather than start it.
-                loader.prepare_boot(buf)?;
+                self.prepare_boot(buf)?;
                 after = loader.read_state(buf)?;
                 self.verify(layout.active, &st, buf)
                     .map_err(BootError::NoBootableImage)?

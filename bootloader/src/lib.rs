@@ -10,6 +10,7 @@ pub mod otp;
 pub mod records;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod state_mirror;
 pub mod updater;
 
 pub use anchors::{KeyId, TrustAnchors};
