@@ -347,8 +347,8 @@ fn corrupted_active_with_no_way_back_is_not_booted() {
 
 /// The full sweep on the 4 MiB reference layout: the same 40 KiB images, but
 /// embassy-boot swaps all 448 pages of ACTIVE, so every update has ~2,700
-/// flash operations; one complete update per cut point, 24,576 in all
-/// (about 6 minutes in release mode on 2 cores).
+/// flash operations; one complete update per cut point, 24,570 in all
+/// (about 3 minutes in release mode on 2 cores).
 /// Run explicitly (set `NIGHTLATCH_STRIDE=k` to cut at every k-th operation):
 /// `cargo test -p bootloader --release power_cut_reference -- --ignored --nocapture`.
 #[test]
