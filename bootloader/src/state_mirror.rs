@@ -80,17 +80,18 @@ impl<P: NorFlash> ReadNorFlash for MirroredState<'_, P> {
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
         let from = offset as usize;
+        let aligned = from.is_multiple_of(P::READ_SIZE) && bytes.len().is_multiple_of(P::READ_SIZE);
         let copy = from
             .checked_add(bytes.len())
-            .filter(|&end| self.valid && end <= self.part.capacity())
+            .filter(|&end| self.valid && aligned && end <= self.part.capacity())
             .and_then(|end| self.ram.get(from..end));
         match copy {
             Some(copy) => {
                 bytes.copy_from_slice(copy);
                 Ok(())
             }
-            // No copy, or out of bounds: the partition answers (and
-            // refuses what it must).
+            // No copy, or a read the partition must refuse (out of
+            // bounds, not aligned): the partition answers.
             None => self.part.read(offset, bytes),
         }
     }
