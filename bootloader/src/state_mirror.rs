@@ -128,7 +128,7 @@ mod tests {
     use super::*;
     use crate::boot::{SharedFlash, part};
     use crate::layout::Partition;
-    use crate::sim::{Cut, Erased, SimFlash};
+    use crate::sim::{Cut, Erased, SimFlash, XorShift};
 
     type F = SimFlash<4, 4096>;
 
@@ -141,20 +141,6 @@ mod tests {
         Mutex::new(RefCell::new(F::new(16 * 1024, Erased::Ones)))
     }
 
-    /// A small deterministic generator (xorshift64).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     #[test]
     fn every_operation_answers_as_the_partition_does() {
         for seed in 1..=20u64 {
@@ -163,7 +149,7 @@ mod tests {
             let mut plain = part(&plain_flash, STATE);
             let mut mirrored = MirroredState::new(part(&mirrored_flash, STATE), &mut ram);
             assert!(mirrored.is_mirrored());
-            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rng = XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             for _ in 0..2_000 {
                 // Reads run a little past the partition (refused); writes
                 // and erases stay inside it and never need a bit set, so
@@ -172,7 +158,7 @@ mod tests {
                 let inside = at.min(8192 - 4);
                 match rng.below(10) {
                     0..=5 => {
-                        let len = 4 * (1 + rng.below(16) as usize);
+                        let len = 4 * (1 + rng.below(16));
                         let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
                         let ra = plain.read(at, &mut a[..len]);
                         let rb = mirrored.read(at, &mut b[..len]);
@@ -187,7 +173,7 @@ mod tests {
                         let word = if rng.below(2) == 0 {
                             [0u8; 4]
                         } else {
-                            (u32::from_le_bytes(old) & rng.next() as u32).to_le_bytes()
+                            (u32::from_le_bytes(old) & rng.next_u64() as u32).to_le_bytes()
                         };
                         let ra = plain.write(inside, &word);
                         let rb = mirrored.write(inside, &word);

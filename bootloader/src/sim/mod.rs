@@ -132,6 +132,26 @@ impl core::fmt::Display for SimError {
 impl std::error::Error for SimError {}
 
 /// Operation counters.
+/// Deterministic pseudo-random numbers for tests and sweeps on the
+/// simulator (xorshift64; the seed must not be 0).
+#[derive(Debug, Clone)]
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Read calls.

@@ -7,6 +7,7 @@ use bootloader::delta::encode::{Control, EncodeOptions, apply_on_sim, encode};
 use bootloader::delta::model::Model;
 use bootloader::delta::{DeltaError, HEADER_LEN, PatchHeader};
 use bootloader::envelope::{PREFIX_LEN, Version};
+use bootloader::sim::XorShift as Rng;
 
 use crate::common::*;
 
@@ -67,21 +68,6 @@ fn wrap(payload: &[u8], counter: u32) -> Vec<u8> {
         counter,
         payload,
     )
-}
-
-/// Deterministic pseudo-random numbers (xorshift64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// One piece of a generated function.
