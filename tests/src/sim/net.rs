@@ -88,6 +88,25 @@ fn response_head_bytes(resp: &ureq::http::Response<ureq::Body>) -> u64 {
     (n + 2) as u64
 }
 
+/// `limit` on each phase of a request (connect, send, the response's head,
+/// its body) and none on resolving the host name.
+///
+/// Not one overall timeout: with one, ureq 3 resolves the host name of every
+/// request (pooled connection or not) on a thread it spawns so it can give
+/// up, which cost each simulated check-in a thread. The simulator talks to
+/// an IP address, which resolves without a lookup.
+pub fn phase_timeouts(
+    config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    limit: Duration,
+) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    config
+        .timeout_connect(Some(limit))
+        .timeout_send_request(Some(limit))
+        .timeout_send_body(Some(limit))
+        .timeout_recv_response(Some(limit))
+        .timeout_recv_body(Some(limit))
+}
+
 impl HttpNet {
     /// A client for the server at `base` (`http://host:port`).
     pub fn new(base: &str) -> Self {
@@ -99,8 +118,7 @@ impl HttpNet {
             .next()
             .unwrap_or_default()
             .to_owned();
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(60)))
+        let agent = phase_timeouts(ureq::Agent::config_builder(), Duration::from_secs(60))
             .http_status_as_error(false)
             // A lock's HTTP client sends no user-agent or accept header.
             .user_agent(ureq::config::AutoHeaderValue::None)

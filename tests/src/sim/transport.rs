@@ -32,10 +32,12 @@ impl UrlTransport {
             if !base.ends_with('/') {
                 base.push('/');
             }
-            let agent = ureq::Agent::config_builder()
-                .timeout_global(Some(std::time::Duration::from_secs(60)))
-                .build()
-                .new_agent();
+            let agent = super::net::phase_timeouts(
+                ureq::Agent::config_builder(),
+                std::time::Duration::from_secs(60),
+            )
+            .build()
+            .new_agent();
             return Ok(Self::Http { base, agent });
         }
         Err(SimError::Url { url: url.into() })
