@@ -69,8 +69,16 @@ pub struct Report {
     pub firmware_bytes_per_update: f64,
     /// Wall-clock seconds.
     pub wall_seconds: f64,
+    /// CPU seconds the process used (user and system, every thread: the
+    /// locks, the load of the loopback network and the server).
+    pub cpu_seconds: f64,
     /// Peak resident memory of the process.
     pub peak_rss_bytes: u64,
+    /// Check-in batches the server committed (each one transaction and one
+    /// signed time), when known.
+    pub server_batches: u64,
+    /// Check-ins per server batch, on average.
+    pub server_batch_mean: f64,
     /// Flash contents held at the end (sectors other than erased ones,
     /// each held once however many locks share it): bytes.
     pub flash_held_bytes: u64,
@@ -119,6 +127,23 @@ fn weekday_time(t: &lock_app::scheduler::tz::LocalDateTime) -> String {
     )
 }
 
+/// User and system CPU seconds of this process so far, all threads
+/// (`/proc/self/stat`, in Linux's fixed user tick of 1/100 s); 0 where that
+/// cannot be read.
+pub fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which may hold spaces; utime
+            // and stime are the 14th and 15th fields of the whole line.
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Peak resident set size (VmHWM) of this process.
 pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -163,7 +188,10 @@ impl Fleet {
             firmware_bytes_on_air: 0,
             firmware_bytes_per_update: 0.0,
             wall_seconds: self.started.elapsed().as_secs_f64(),
+            cpu_seconds: cpu_seconds(),
             peak_rss_bytes: peak_rss_bytes(),
+            server_batches: 0,
+            server_batch_mean: 0.0,
             flash_held_bytes: 0,
             flash_single_bytes: 0,
             flash_packed_bytes: 0,

@@ -237,7 +237,11 @@ impl FleetArgs {
             ));
         }
         pb.finish_and_clear();
-        Ok(fleet.report(&newest))
+        let mut report = fleet.report(&newest);
+        let batches = &scenario.server.state().metrics.checkin_batch;
+        report.server_batches = batches.get_sample_count();
+        report.server_batch_mean = batches.get_sample_sum() / report.server_batches.max(1) as f64;
+        Ok(report)
     }
 }
 
@@ -295,6 +299,14 @@ pub fn print_report(r: &Report, json: bool) {
             ),
         ),
         ("wall seconds", format!("{:.1}", r.wall_seconds)),
+        ("CPU seconds", format!("{:.1}", r.cpu_seconds)),
+        (
+            "server check-in batches",
+            format!(
+                "{} ({:.1} check-ins each)",
+                r.server_batches, r.server_batch_mean
+            ),
+        ),
         (
             "peak RSS",
             format!("{:.0} MiB", r.peak_rss_bytes as f64 / 1048576.0),
