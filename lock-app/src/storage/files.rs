@@ -7,19 +7,28 @@
 //! * a file's **header** item, key `h << 12 | 0xFFF` (`h` = the first 20
 //!   bits of SHA-256 of the name): format byte `1`, generation (0 or 1),
 //!   length (`u32` LE), SHA-256 of the content, the number of chunks the
-//!   other generation may still hold (left by a cut during clean-up), name
-//!   length and name;
+//!   other generation may still hold (its previous version), name length
+//!   and name;
 //! * its **chunks**, key `h << 12 | gen << 11 | i`, [`CHUNK`] bytes each
 //!   (the last shorter).
 //!
 //! Writing puts every chunk under the generation the header does *not*
 //! name, then writes the header (the commit point: one sequential-storage
-//! item, itself power-safe), then removes the old generation's chunks. A
-//! power cut at any point leaves exactly the old or exactly the new file:
-//! readers take the generation the header names and check length and
-//! SHA-256, so a torn or stale chunk reads as "absent", never as wrong
-//! bytes. Two names whose hashes collide read as absent (the header holds
-//! the full name), which the TUF client treats as "fetch again".
+//! item, itself power-safe). A power cut at any point leaves exactly the
+//! old or exactly the new file: readers take the generation the header
+//! names and check length and SHA-256, so a torn or stale chunk reads as
+//! "absent", never as wrong bytes. Two names whose hashes collide read as
+//! absent (the header holds the full name), which the TUF client treats as
+//! "fetch again".
+//!
+//! The previous version's chunks are left where they are: the next write
+//! of the file stores its chunks under those keys, which supersedes them,
+//! and removes only those beyond its new length (a file that shrank).
+//! Removing them at once would cost a scan of the partition per chunk
+//! (sequential-storage removes every item of a key), at every save of the
+//! agent's state. The price is room: each file may be held twice. When the
+//! partition is full, a write first removes every file's previous version
+//! ([`FileStore::compact`]) and tries again.
 //!
 //! The API is blocking (it drives the async map with
 //! `embassy_futures::block_on`), as the agent's `MetadataStore` is.
@@ -237,16 +246,29 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         if data.len() > MAX_FILE {
             return Err(FileError::TooLarge);
         }
+        match self.write_once(name, data) {
+            Err(FileError::Full) => {
+                // Room held by previous versions, then once more. What the
+                // failed attempt stored sits under the generation the
+                // header does not name, and is rewritten or removed.
+                self.compact()?;
+                self.write_once(name, data)
+            }
+            other => other,
+        }
+    }
+
+    fn write_once(&self, name: &str, data: &[u8]) -> Result<(), FileError> {
         let old = self.header(name)?;
         let generation = old.as_ref().map_or(0, |o| 1 - o.generation);
         let h = name_hash(name);
         let count = u32::try_from(data.len().div_ceil(CHUNK)).map_err(|_| FileError::TooLarge)?;
         let mut buf = [0u8; BUF];
         let mut map = self.map.borrow_mut();
-        // Chunks this generation may still hold beyond the new count: what
-        // the last clean-up of it may have left (it runs after the commit,
-        // so a cut can interrupt it). A file never seen before may have
-        // leftovers of a write cut before its first commit.
+        // Chunks this generation may still hold beyond the new count: its
+        // previous version's (kept after the last commit, see the module
+        // documentation). A file never seen before may have leftovers of a
+        // write cut before its first commit.
         let stale = old
             .as_ref()
             .map_or(MAX_CHUNKS, |o| u32::from(o.stale).min(MAX_CHUNKS));
@@ -275,7 +297,7 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         header[1] = generation;
         header[2..6].copy_from_slice(&(data.len() as u32).to_le_bytes());
         header[6..38].copy_from_slice(&Sha256::digest(data));
-        // The old generation's chunks, about to be cleaned up.
+        // The old generation's chunks, kept (the module documentation).
         header[38] = old.as_ref().map_or(0, |o| {
             (o.len as usize).div_ceil(CHUNK).min(MAX_CHUNKS as usize) as u8
         });
@@ -283,16 +305,47 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         header[HEADER_LEN..].copy_from_slice(name.as_bytes());
         // The commit point.
         embassy_futures::block_on(map.store_item(&mut buf, &header_key(h), &header.as_slice()))?;
-        // The old generation's chunks are garbage now. Without a scan, each
-        // is taken to be there: the old header was committed after all of
-        // them were written (one that is not costs its scan, not an error).
-        if let Some(o) = old {
-            let old_count = (o.len as usize).div_ceil(CHUNK).min(MAX_CHUNKS as usize) as u32;
-            for i in 0..old_count {
-                let key = chunk_key(h, o.generation, i);
-                if is_present(&key) {
-                    embassy_futures::block_on(map.remove_item(&mut buf, &key))?;
+        Ok(())
+    }
+
+    /// Remove every file's previous version (the chunks of the generation
+    /// its header does not name): one scan of the partition, then one per
+    /// chunk removed. Writes do this when the partition is full; a cut
+    /// part-way loses nothing, as only superseded chunks are removed.
+    pub fn compact(&self) -> Result<(), FileError> {
+        let mut buf = [0u8; BUF];
+        let mut map = self.map.borrow_mut();
+        // Which generation each header names; the chunk keys present.
+        let (generations, chunks) = embassy_futures::block_on(async {
+            let mut generations: Vec<(u32, u8)> = Vec::new();
+            let mut chunks: Vec<u32> = Vec::new();
+            let mut items = map.fetch_all_items(&mut buf).await?;
+            let mut item = [0u8; BUF];
+            while let Some((key, value)) = items.next::<&[u8]>(&mut item).await? {
+                if key & HEADER_SLOT == HEADER_SLOT {
+                    // The newest header of a key comes last.
+                    let generation = value.get(1).map_or(0, |g| g & 1);
+                    match generations.iter_mut().find(|(h, _)| *h == key >> 12) {
+                        Some(entry) => entry.1 = generation,
+                        None => generations.push((key >> 12, generation)),
+                    }
+                } else if !chunks.contains(&key) {
+                    chunks.push(key);
                 }
+            }
+            Ok::<_, FileError>((generations, chunks))
+        })?;
+        for key in chunks {
+            let h = key >> 12;
+            let generation = ((key >> 11) & 1) as u8;
+            // A chunk of a name with no header is a leftover of a first
+            // write that was cut: garbage too.
+            let current = generations
+                .iter()
+                .find(|(g, _)| *g == h)
+                .is_some_and(|(_, g)| *g == generation);
+            if !current {
+                embassy_futures::block_on(map.remove_item(&mut buf, &key))?;
             }
         }
         Ok(())
@@ -309,9 +362,13 @@ impl<F: MultiwriteNorFlash> FileStore<F> {
         let mut map = self.map.borrow_mut();
         let present = present_keys(&mut map, &mut buf, h)?;
         embassy_futures::block_on(map.remove_item(&mut buf, &header_key(h)))?;
+        // Both generations' chunks: the file's and its previous version's.
         let count = (hd.len as usize).div_ceil(CHUNK).min(MAX_CHUNKS as usize) as u32;
-        for i in 0..count {
-            let key = chunk_key(h, hd.generation, i);
+        let previous = u32::from(hd.stale).min(MAX_CHUNKS);
+        let keys = (0..count)
+            .map(|i| chunk_key(h, hd.generation, i))
+            .chain((0..previous).map(|i| chunk_key(h, 1 - hd.generation, i)));
+        for key in keys {
             if present.contains(&key) {
                 embassy_futures::block_on(map.remove_item(&mut buf, &key))?;
             }
