@@ -29,6 +29,14 @@ fn bytes(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// How many more 992-byte files (one chunk each) `fs` takes before it is
+/// full.
+fn room(fs: &FileStore<Flash>) -> usize {
+    (0..64)
+        .take_while(|i| fs.write(&format!("fill/{i}"), &bytes(992, 7)).is_ok())
+        .count()
+}
+
 #[test]
 fn round_trips_of_every_size() {
     let fs = FileStore::open(fresh()).unwrap();
@@ -147,12 +155,7 @@ fn cut_clean_ups_of_a_shrinking_file_leave_nothing_behind() {
     let clean = FileStore::open(fresh()).unwrap();
     clean.write("agent/state", &bytes(100, 59)).unwrap();
     clean.write("agent/state", &bytes(100, 159)).unwrap();
-    let room = |fs: FileStore<Flash>| {
-        (0..64)
-            .take_while(|i| fs.write(&format!("fill/{i}"), &bytes(992, 7)).is_ok())
-            .count()
-    };
-    assert_eq!(room(FileStore::open(flash).unwrap()), room(clean));
+    assert_eq!(room(&FileStore::open(flash).unwrap()), room(&clean));
 }
 
 /// Saving a small file that did not shrink (the agent's state, at every
@@ -214,11 +217,6 @@ fn a_full_partition_drops_previous_versions_and_takes_the_write() {
     fs.remove("a").unwrap();
     fs.remove("b").unwrap();
     fs.compact().unwrap();
-    let room = |fs: &FileStore<Flash>| {
-        (0..64)
-            .take_while(|i| fs.write(&format!("fill/{i}"), &bytes(992, 7)).is_ok())
-            .count()
-    };
     let clean = FileStore::open(fresh()).unwrap();
     assert_eq!(room(&fs), room(&clean));
 }
