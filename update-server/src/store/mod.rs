@@ -98,7 +98,7 @@ impl Store {
             .context("applying database migrations")?;
         // An in-memory database is private to its connection: it keeps
         // the one pool.
-        if backend == Backend::Sqlite && sqlite::database_file(url).is_some() {
+        if backend == Backend::Sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
             store.commit_pool = Some(
                 sqlite::connect(
                     AnyPoolOptions::new().test_before_acquire(false),

@@ -18,16 +18,6 @@ pub const POOL_CONNECTIONS: u32 = 8;
 /// default is 2,000 KiB per connection).
 pub const COMMIT_CACHE_KIB: u32 = 32 * 1024;
 
-/// The file a `sqlite://PATH[?…]` URL names; `None` for an in-memory
-/// database (`:memory:`, `mode=memory`), which is private to each
-/// connection.
-pub fn database_file(url: &str) -> Option<&std::path::Path> {
-    let rest = url.strip_prefix("sqlite://")?;
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    (!path.is_empty() && !path.starts_with(':') && !query.contains("mode=memory"))
-        .then(|| std::path::Path::new(path))
-}
-
 /// Open (creating if needed) the database file named by `url`, as a pool of
 /// `connections` connections, each with `cache_kib` KiB of page cache
 /// (SQLite's default when `None`).
@@ -38,7 +28,11 @@ pub async fn connect(
     connections: u32,
     cache_kib: Option<u32>,
 ) -> anyhow::Result<AnyPool> {
-    let file = database_file(url);
+    let file = url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .filter(|p| !p.is_empty() && !p.starts_with(':'))
+        .map(std::path::Path::new);
     if let Some(path) = file {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -109,28 +103,4 @@ fn private_files(path: &std::path::Path) -> anyhow::Result<()> {
 #[cfg(not(unix))]
 fn private_files(_path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::database_file;
-    use std::path::Path;
-
-    #[test]
-    fn file_urls_name_their_file_and_memory_urls_none() {
-        assert_eq!(
-            database_file("sqlite://data/fleet.sqlite?mode=rwc"),
-            Some(Path::new("data/fleet.sqlite"))
-        );
-        assert_eq!(
-            database_file("sqlite:///var/nl/fleet.sqlite"),
-            Some(Path::new("/var/nl/fleet.sqlite"))
-        );
-        assert_eq!(database_file("sqlite://:memory:"), None);
-        assert_eq!(
-            database_file("sqlite://shared?mode=memory&cache=shared"),
-            None
-        );
-        assert_eq!(database_file("sqlite://"), None);
-    }
 }
