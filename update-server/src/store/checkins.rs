@@ -169,7 +169,7 @@ impl Store {
             crate::store::Backend::Sqlite => Some(self.writer.lock().await),
             crate::store::Backend::Postgres => None,
         };
-        let mut tx = self.commit_pool().begin().await?;
+        let mut tx = self.pool().begin().await?;
         // One row per lock. Writes of one lock in this group form a chain when
         // each was planned from the state the one before leaves (its base is
         // the previous counter): the row gets the last write's state, on the

@@ -11,7 +11,7 @@
 
 use anyhow::Context;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Connection, Row};
+use sqlx::{AnyPool, Row};
 
 pub mod audit;
 pub mod checkins;
@@ -41,9 +41,6 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// SQLite: the check-in committer's own connection (see
-    /// [`Self::commit_pool`]).
-    commit_pool: Option<AnyPool>,
     backend: Backend,
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
@@ -64,66 +61,20 @@ impl Store {
         } else {
             anyhow::bail!("unsupported database URL (use sqlite:// or postgres://)");
         };
-        let options = AnyPoolOptions::new()
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
-                Box::pin(async move {
-                    if needs_ping(backend, meta.idle_for) {
-                        conn.ping().await?;
-                    }
-                    Ok(true)
-                })
-            });
+        let options = AnyPoolOptions::new();
         let pool = match backend {
-            Backend::Sqlite => {
-                sqlite::connect(
-                    options,
-                    url,
-                    sqlite_full_sync,
-                    sqlite::POOL_CONNECTIONS,
-                    None,
-                )
-                .await?
-            }
+            Backend::Sqlite => sqlite::connect(options, url, sqlite_full_sync).await?,
             Backend::Postgres => postgres::connect(options, url).await?,
         };
-        let mut store = Self {
+        let store = Self {
             pool,
-            commit_pool: None,
             backend,
             writer: std::sync::Arc::default(),
         };
         migrations::run(&store)
             .await
             .context("applying database migrations")?;
-        // An in-memory database is private to its connection: it keeps
-        // the one pool.
-        if backend == Backend::Sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
-            store.commit_pool = Some(
-                sqlite::connect(
-                    AnyPoolOptions::new().test_before_acquire(false),
-                    url,
-                    sqlite_full_sync,
-                    1,
-                    Some(sqlite::COMMIT_CACHE_KIB),
-                )
-                .await
-                .context("opening the check-in committer's connection")?,
-            );
-        }
         Ok(store)
-    }
-
-    /// Where check-in batches are committed. On SQLite, one connection kept
-    /// for that alone: SQLite has one writer at a time anyway, and a
-    /// connection's page cache survives from one of its transactions to the
-    /// next only while no other connection has written in between. Batches
-    /// committed on whichever pooled connection was free found their cache
-    /// emptied by the previous batch's commit on another one and read the
-    /// B-tree's inner pages again; the committer's own connection keeps them.
-    /// On PostgreSQL, the shared pool.
-    pub fn commit_pool(&self) -> &AnyPool {
-        self.commit_pool.as_ref().unwrap_or(&self.pool)
     }
 
     /// The connection pool.
@@ -149,27 +100,8 @@ impl Store {
 
     /// Close the pool (waits for connections to be returned).
     pub async fn close(&self) {
-        if let Some(p) = &self.commit_pool {
-            p.close().await;
-        }
         self.pool.close().await;
     }
-}
-
-/// A PostgreSQL connection idle at least this long is pinged before it is
-/// handed out (as pgbouncer's `server_check_delay`, 30 s by default).
-pub const PING_IF_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Whether a pooled connection idle for `idle_for` is checked with a round
-/// trip before use. sqlx's default pings at every acquire: on SQLite that is
-/// a hop to the connection's worker thread and back, on PostgreSQL a round
-/// trip to the server, before every query of every request. A SQLite
-/// connection is a file this process holds open and cannot be dropped by a
-/// peer, so it is never pinged; a PostgreSQL connection that was in use in
-/// the last [`PING_IF_IDLE`] was alive then, and one idle longer (through a
-/// server restart or a proxy's idle timeout) is pinged, and replaced if dead.
-pub fn needs_ping(backend: Backend, idle_for: std::time::Duration) -> bool {
-    backend == Backend::Postgres && idle_for >= PING_IF_IDLE
 }
 
 /// JSON text of a value (for TEXT columns).
@@ -211,23 +143,5 @@ impl Placeholders {
             .collect();
         self.next += n;
         out.join(", ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn only_postgres_connections_idle_for_a_while_are_pinged() {
-        assert!(!needs_ping(Backend::Sqlite, Duration::ZERO));
-        assert!(!needs_ping(Backend::Sqlite, Duration::from_secs(3600)));
-        assert!(!needs_ping(Backend::Postgres, Duration::ZERO));
-        assert!(!needs_ping(
-            Backend::Postgres,
-            PING_IF_IDLE - Duration::from_millis(1)
-        ));
-        assert!(needs_ping(Backend::Postgres, PING_IF_IDLE));
     }
 }

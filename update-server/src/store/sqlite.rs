@@ -11,22 +11,11 @@ use sqlx::AnyPool;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
-/// Connections of the pool that serves reads and admin writes.
-pub const POOL_CONNECTIONS: u32 = 8;
-
-/// Page cache of the check-in committer's own connection, in KiB (SQLite's
-/// default is 2,000 KiB per connection).
-pub const COMMIT_CACHE_KIB: u32 = 32 * 1024;
-
-/// Open (creating if needed) the database file named by `url`, as a pool of
-/// `connections` connections, each with `cache_kib` KiB of page cache
-/// (SQLite's default when `None`).
+/// Open (creating if needed) the database file named by `url`.
 pub async fn connect(
     options: AnyPoolOptions,
     url: &str,
     full_sync: bool,
-    connections: u32,
-    cache_kib: Option<u32>,
 ) -> anyhow::Result<AnyPool> {
     let file = url
         .strip_prefix("sqlite://")
@@ -42,15 +31,10 @@ pub async fn connect(
         private_files(path)?;
     }
     let pool = options
-        .max_connections(connections)
+        .max_connections(8)
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |conn, _| {
             Box::pin(async move {
-                if let Some(kib) = cache_kib {
-                    // A negative cache_size is in KiB.
-                    conn.execute(format!("PRAGMA cache_size = -{kib}").as_str())
-                        .await?;
-                }
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute(if full_sync {
                     "PRAGMA synchronous = FULL"
